@@ -1,0 +1,10 @@
+//! Pure domain rules: numbers, titles, delivery states, jurisdiction, signatures. No I/O in here.
+pub mod error;
+pub mod jurisdiction;
+pub mod model;
+pub mod number;
+pub mod seal;
+pub mod state;
+pub mod title;
+
+pub use error::DomainError;

@@ -1,0 +1,13 @@
+//! gongwen: official-document forwarding and directive tracking (公文转发与督办追踪).
+
+/// Generated protobuf and gRPC code: the public contract in `proto/gongwen/v1`.
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("gongwen.v1");
+
+    /// Descriptor set of every gongwen proto file (for server reflection).
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gongwen_descriptor");
+}
+
+pub mod domain;
+pub mod store;

@@ -1,0 +1,108 @@
+//! Storage behind a narrow, backend-neutral interface: ordered bytes keys and values, prefix scans, and closure
+//! transactions that are atomic and durable before they return. sled is the default backend; nothing outside this
+//! module names a sled type.
+use thiserror::Error;
+
+pub mod blobs;
+pub mod sled_kv;
+
+pub use blobs::BlobStore;
+pub use sled_kv::SledStore;
+
+/// The storage layer's one error type.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, corruption): the request cannot be served.
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    /// A stored value did not decode.
+    #[error("stored record {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+    /// The data directory is in use or unusable.
+    #[error("data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    /// An attachment file is larger than allowed.
+    #[error("attachment is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// An attachment file's content no longer matches its hash.
+    #[error("attachment {sha256} is damaged on disk (hash mismatch)")]
+    BlobDamaged { sha256: String },
+    /// No attachment with that hash.
+    #[error("no attachment with SHA-256 {0}")]
+    BlobMissing(String),
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// A key/value pair from a scan.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// Reads and stages writes inside one transaction. Reads see the transaction's own staged writes.
+pub trait Tx {
+    /// The value at `key`, including this transaction's staged writes.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stages a write.
+    fn put(&mut self, key: &[u8], value: &[u8]);
+    /// Stages a delete.
+    fn delete(&mut self, key: &[u8]);
+}
+
+/// Whether a transaction's staged writes are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Apply them atomically and make them durable.
+    Commit,
+    /// Drop them: nothing changes.
+    Abort,
+}
+
+/// The storage interface every backend implements.
+pub trait Store: Send + Sync + 'static {
+    /// The committed value at `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Committed pairs whose key starts with `prefix`, in key order (descending when `reverse`), starting strictly
+    /// after `after` (strictly before it when `reverse`) when given.
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        reverse: bool,
+    ) -> Box<dyn Iterator<Item = Result<Pair, StoreError>> + Send + '_>;
+
+    /// Runs `f` with exclusive write access. On [`Outcome::Commit`] its staged writes are applied as one atomic
+    /// unit and are durable (flushed and fsynced) before this returns; concurrent callers share flushes
+    /// (group commit). Blocking: call from a blocking thread.
+    fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>) -> Result<(), StoreError>;
+
+    /// Approximate bytes on disk.
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
+}
+
+impl dyn Store {
+    /// Typed wrapper over [`Store::transact_dyn`]: `Ok` commits, `Err` aborts and changes nothing.
+    pub fn transact<T, E>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut f = Some(f);
+        let mut out: Option<Result<T, E>> = None;
+        self.transact_dyn(&mut |tx| {
+            let Some(f) = f.take() else {
+                return Ok(Outcome::Abort);
+            };
+            let r = f(tx);
+            let outcome = if r.is_ok() { Outcome::Commit } else { Outcome::Abort };
+            out = Some(r);
+            Ok(outcome)
+        })?;
+        match out {
+            Some(r) => r,
+            None => Err(StoreError::Backend("transaction closure did not run".into()).into()),
+        }
+    }
+}
