@@ -12,3 +12,10 @@ pub fn normalize_title(raw: &str) -> String {
     let _ = raw;
     unimplemented!("filled in by the domain work")
 }
+
+/// How a forward quotes the document it forwards: issuer (only when the title does not start with it) +
+/// `《title》` with inner book-title marks swapped, as in 淄博市财政局《关于转发〈…〉的通知》.
+pub fn quoted_title(source_title: &str, source_issuer: &str) -> String {
+    let _ = (source_title, source_issuer);
+    unimplemented!("filled in by the domain work")
+}

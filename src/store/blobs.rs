@@ -66,6 +66,10 @@ impl BlobWriter {
         let _ = bytes;
         unimplemented!()
     }
+    /// Hex SHA-256 of what was written so far (lets a caller check an expected hash before `finish`).
+    pub fn sha256_so_far(&self) -> String {
+        unimplemented!()
+    }
     /// Makes the file durable under its hash (fsync, rename, fsync the directory).
     pub fn finish(self) -> Result<BlobInfo, StoreError> {
         unimplemented!()

@@ -1,7 +1,7 @@
 //! The sled backend of [`Store`](super::Store).
 use std::path::Path;
 
-use super::{Pair, Store, StoreError, Tx, Outcome};
+use super::{Outcome, Pair, Store, StoreError, Tx};
 
 /// sled-backed store: one `Db`, one tree, prefixed key spaces, group-committed durable writes.
 pub struct SledStore {
@@ -30,7 +30,10 @@ impl Store for SledStore {
         let _ = (prefix, after, reverse);
         unimplemented!()
     }
-    fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>) -> Result<(), StoreError> {
+    fn transact_dyn(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>,
+    ) -> Result<(), StoreError> {
         let _ = f;
         unimplemented!()
     }

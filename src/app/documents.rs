@@ -1,0 +1,505 @@
+//! Issuing and forwarding documents, reading them, and their attachment files.
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sha2::{Digest, Sha256};
+
+use super::statements::Draft;
+use super::{App, AppError, FirstResult, Notice, Signed, Snapshot, remember, replayed, schema};
+use crate::domain::model::{
+    Attachment, Classification, Delivery, Disclosure, Document, EventKind, RecipientSpec, Role,
+    Step, StepKind, Unit,
+};
+use crate::domain::number::DocNumber;
+use crate::domain::state::{Action, DeliveryState, transition};
+use crate::domain::title;
+use crate::pb;
+use crate::store::Tx;
+
+/// Everything about a new document that can be decided before the transaction.
+struct NewDocument {
+    doc: Document,
+    recipients: Vec<(String, Role, Option<NaiveDate>)>,
+    /// For a forward: the source document and the forwarder's delivery of it.
+    forwarding: Option<(String, String)>,
+}
+
+fn document_id(envelope: &[u8]) -> String {
+    let h = Sha256::digest(envelope);
+    format!("d-{}", &hex::encode(h)[..20])
+}
+
+impl App {
+    /// 发文: issues a document from a signed `IssueDocument`.
+    pub async fn issue(&self, envelope: pb::SignedEnvelope) -> Result<Document, AppError> {
+        let signed = self.open_envelope::<pb::IssueDocument>(&envelope)?;
+        let snap = self.snapshot();
+        self.verify_unit(&snap, &signed.statement.unit_id, &envelope)?;
+        let draft = Draft::try_from(signed.statement.draft.clone().unwrap_or_default())?;
+        if draft.title.is_empty() {
+            return Err(AppError::field("draft.title", "标题 is required"));
+        }
+        let disclosure = draft
+            .disclosure
+            .ok_or_else(|| AppError::field("draft.disclosure", "信息公开选项 is required"))?;
+        let issuer = snap.unit(&signed.statement.unit_id)?.clone();
+        let new = self.prepare(&snap, &issuer, draft, disclosure, &signed, vec![], None)?;
+        self.commit_document(signed, new).await
+    }
+
+    /// 转发: forwards a received document from a signed `ForwardDocument`.
+    pub async fn forward(&self, envelope: pb::SignedEnvelope) -> Result<Document, AppError> {
+        let signed = self.open_envelope::<pb::ForwardDocument>(&envelope)?;
+        let snap = self.snapshot();
+        let st = &signed.statement;
+        self.verify_unit(&snap, &st.unit_id, &envelope)?;
+        let source_id = st.source_document_id.clone();
+        if source_id.is_empty() {
+            return Err(AppError::field(
+                "source_document_id",
+                "the document to forward is required",
+            ));
+        }
+        let source = self.document(&source_id).await?;
+        let mut wire_draft = st.draft.clone().unwrap_or_default();
+        if wire_draft.genre == 0 {
+            wire_draft.genre = pb::Genre::Notice as i32;
+        }
+        let mut draft = Draft::try_from(wire_draft)?;
+        if draft.title.is_empty() {
+            draft.title = title::forwarding_title(&source.title, &source.issuer_name);
+        }
+        let disclosure = draft.disclosure.unwrap_or(source.disclosure);
+        let forwarder = snap.unit(&st.unit_id)?.clone();
+        let (unit_id, source_for_read, source_seq) =
+            (forwarder.id.clone(), source_id.clone(), source.event_seq);
+        let (held, event) = self
+            .read(move |s| {
+                let held =
+                    schema::load::<Delivery>(s, &schema::delivery(&source_for_read, &unit_id))?;
+                let event =
+                    schema::load::<crate::domain::model::Event>(s, &schema::event(source_seq))?;
+                Ok((held, event))
+            })
+            .await?;
+        let held = held.ok_or_else(|| {
+            AppError::Precondition(format!(
+                "{} has not received {}, so it cannot forward it",
+                forwarder.full_name, source_id
+            ))
+        })?;
+        transition(held.state, Action::Forward).map_err(AppError::from)?;
+        let event = event.ok_or_else(|| {
+            AppError::NotFound(format!("the issue record of {source_id} is missing"))
+        })?;
+        // The forwarded document travels as 附件 1: its signed issue record, verifiable by anyone.
+        let blobs = self.blobs.clone();
+        let record = event.envelope;
+        let info = tokio::task::spawn_blocking(move || blobs.put(&record)).await??;
+        let first = Attachment {
+            ordinal: 1,
+            title: format!(
+                "{}（{}）",
+                title::quoted_title(&source.title, &source.issuer_name),
+                source.number
+            ),
+            media_type: "application/vnd.gongwen.signed-envelope+protobuf".into(),
+            size: info.size,
+            sha256: info.sha256,
+            document_id: Some(source_id.clone()),
+        };
+        let new = self.prepare(
+            &snap,
+            &forwarder,
+            draft,
+            disclosure,
+            &signed,
+            vec![first],
+            Some(source_id),
+        )?;
+        self.commit_document(signed, new).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn prepare<M>(
+        &self,
+        snap: &Snapshot,
+        issuer: &Unit,
+        draft: Draft,
+        disclosure: Disclosure,
+        signed: &Signed<M>,
+        mut attachments: Vec<Attachment>,
+        forwards: Option<String>,
+    ) -> Result<NewDocument, AppError> {
+        if !issuer.prefixes.iter().any(|p| *p == draft.prefix) {
+            return Err(AppError::Denied(format!(
+                "{} may not issue under the prefix {} (its prefixes: {})",
+                issuer.full_name,
+                draft.prefix,
+                issuer.prefixes.join("、")
+            )));
+        }
+        if matches!(
+            draft.classification,
+            Classification::Confidential | Classification::TopSecret
+        ) && !self.config.allow_confidential
+        {
+            return Err(AppError::Denied(
+                "机密 and 绝密 documents may not travel over an ordinary network; this server refuses them".into(),
+            ));
+        }
+        let expansion = snap
+            .registry
+            .resolve_recipients(issuer, &draft.main, &draft.cc)?;
+        for a in &draft.attachments {
+            let size = self.blobs.size_of(&a.sha256)?.ok_or_else(|| {
+                AppError::NotFound(format!(
+                    "attachment {} ({}) was never uploaded",
+                    a.sha256, a.title
+                ))
+            })?;
+            let ordinal = u32::try_from(attachments.len() + 1).unwrap_or(u32::MAX);
+            attachments.push(Attachment {
+                ordinal,
+                title: a.title.clone(),
+                media_type: a.media_type.clone(),
+                size,
+                sha256: a.sha256.clone(),
+                document_id: None,
+            });
+        }
+        let mut due: BTreeMap<&str, NaiveDate> = BTreeMap::new();
+        if let Some(d) = draft.deadline {
+            for u in &expansion.main {
+                due.insert(u, d);
+            }
+        }
+        for rd in &draft.recipient_deadlines {
+            let units: Vec<&str> = match &rd.recipient {
+                RecipientSpec::Unit(u) => vec![u.as_str()],
+                RecipientSpec::Group(g) => {
+                    let group = snap.registry.groups.get(g).ok_or_else(|| {
+                        AppError::NotFound(format!("unknown recipient group {g:?}"))
+                    })?;
+                    snap.registry
+                        .expand_group(group, issuer)
+                        .into_iter()
+                        .map(|u| u.id.as_str())
+                        .collect()
+                }
+            };
+            for u in units {
+                if !expansion.main.iter().chain(&expansion.cc).any(|r| r == u) {
+                    return Err(AppError::Invalid(format!(
+                        "a deadline names {u}, which is not a recipient"
+                    )));
+                }
+                due.insert(u, rd.due);
+            }
+        }
+        let recipients = expansion
+            .main
+            .iter()
+            .map(|u| (u.clone(), Role::Main, due.get(u.as_str()).copied()))
+            .chain(
+                expansion
+                    .cc
+                    .iter()
+                    .map(|u| (u.clone(), Role::Cc, due.get(u.as_str()).copied())),
+            )
+            .collect();
+        let forwarding = forwards.clone().map(|s| (s, issuer.id.clone()));
+        let doc = Document {
+            id: document_id(&signed.envelope),
+            number: DocNumber {
+                prefix: draft.prefix,
+                year: draft.year,
+                serial: 0,
+            },
+            title: draft.title,
+            genre: draft.genre,
+            issuer: issuer.id.clone(),
+            issuer_name: issuer.full_name.clone(),
+            signer: draft.signer,
+            main_written: draft.main,
+            cc_written: draft.cc,
+            expansion,
+            body: draft.body,
+            attachments,
+            forwards,
+            dated: draft.dated,
+            printed_by: draft.printed_by,
+            printed_on: draft.printed_on,
+            deadline: draft.deadline,
+            recipient_deadlines: draft.recipient_deadlines,
+            urgency: draft.urgency,
+            classification: draft.classification,
+            classification_term: draft.classification_term,
+            copy_number: draft.copy_number,
+            disclosure,
+            contact: draft.contact,
+            note: draft.note,
+            issued_at: self.now(),
+            event_seq: 0,
+        };
+        Ok(NewDocument {
+            doc,
+            recipients,
+            forwarding,
+        })
+    }
+
+    async fn commit_document<M: RequestMeta>(
+        &self,
+        signed: Signed<M>,
+        new: NewDocument,
+    ) -> Result<Document, AppError> {
+        let (actor, request_id) = (
+            signed.statement.actor().to_owned(),
+            signed.statement.request_id().to_owned(),
+        );
+        let (digest, envelope) = (signed.digest, signed.envelope);
+        let NewDocument {
+            mut doc,
+            recipients,
+            forwarding,
+        } = new;
+        let at = doc.issued_at;
+        let result = self
+            .write(move |tx| {
+                if let Some(first) = replayed(tx, &actor, &request_id, &digest)? {
+                    let FirstResult::Document(id) = first else {
+                        return Err(AppError::AlreadyExists(format!(
+                            "request id {request_id:?} was used for another request"
+                        )));
+                    };
+                    let doc = schema::load_tx::<Document>(tx, &schema::document(&id))?
+                        .ok_or_else(|| AppError::NotFound(format!("document {id} is missing")))?;
+                    return Ok((doc, false));
+                }
+                if schema::load_tx::<Document>(tx, &schema::document(&doc.id))?.is_some() {
+                    return Err(AppError::AlreadyExists(format!(
+                        "document {} exists already",
+                        doc.id
+                    )));
+                }
+                let kind = if forwarding.is_some() {
+                    EventKind::Forwarded
+                } else {
+                    EventKind::Issued
+                };
+                let seq = super::append_event(tx, kind, &actor, Some(&doc.id), &envelope, at)?;
+                doc.number.serial = allocate_serial(tx, &doc.number.prefix, doc.number.year)?;
+                doc.event_seq = seq;
+                if let Some((source, forwarder)) = &forwarding {
+                    record_forward(tx, source, forwarder, &doc, seq, at)?;
+                }
+                schema::save(tx, &schema::document(&doc.id), &doc)?;
+                tx.put(
+                    &schema::numbered(&doc.number.prefix, doc.number.year, doc.number.serial),
+                    doc.id.as_bytes(),
+                );
+                tx.put(&schema::issued(&doc.issuer, seq), doc.id.as_bytes());
+                for (unit, role, deadline) in &recipients {
+                    let delivery = Delivery {
+                        document_id: doc.id.clone(),
+                        recipient: unit.clone(),
+                        role: *role,
+                        state: DeliveryState::Pending,
+                        deadline: *deadline,
+                        steps: vec![Step {
+                            event_seq: seq,
+                            kind: StepKind::Delivered,
+                            at,
+                            actor: doc.issuer.clone(),
+                            text: String::new(),
+                            attachments: vec![],
+                            forward: None,
+                        }],
+                    };
+                    schema::save(tx, &schema::delivery(&doc.id, unit), &delivery)?;
+                    tx.put(&schema::inbox(unit, seq), doc.id.as_bytes());
+                }
+                remember(
+                    tx,
+                    &actor,
+                    &request_id,
+                    digest,
+                    FirstResult::Document(doc.id.clone()),
+                )?;
+                Ok((doc, true))
+            })
+            .await;
+        let (doc, new) = result?;
+        if new {
+            let units: BTreeSet<String> = doc
+                .expansion
+                .main
+                .iter()
+                .chain(&doc.expansion.cc)
+                .cloned()
+                .collect();
+            self.publish(Notice {
+                kind: StepKind::Delivered,
+                document_id: doc.id.clone(),
+                units: Arc::new(units),
+            });
+        }
+        Ok(doc)
+    }
+
+    /// Reads a document by id.
+    pub async fn document(&self, id: &str) -> Result<Document, AppError> {
+        let id = id.to_owned();
+        self.read(move |s| {
+            schema::load::<Document>(s, &schema::document(&id))?
+                .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))
+        })
+        .await
+    }
+
+    /// Reads a document by its number (any accepted bracket form).
+    pub async fn document_by_number(&self, number: &str) -> Result<Document, AppError> {
+        let n = DocNumber::parse(number)?;
+        let shown = n.to_string();
+        let id = self
+            .read(move |s| Ok(s.get(&schema::numbered(&n.prefix, n.year, n.serial))?))
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no document numbered {shown}")))?;
+        self.document(&String::from_utf8_lossy(&id)).await
+    }
+
+    /// Documents a unit issued, newest first; `after` is a page token from the previous page.
+    pub async fn issued_by(
+        &self,
+        unit: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<(Vec<Document>, Option<String>), AppError> {
+        self.snapshot().unit(unit)?;
+        let start = page_start(unit, after, schema::issued)?;
+        let unit = unit.to_owned();
+        self.read(move |s| {
+            let prefix = schema::issued_by(&unit);
+            let mut docs = vec![];
+            let mut last_seq = None;
+            for pair in s.scan(&prefix, start.as_deref(), true) {
+                let (k, v) = pair?;
+                if docs.len() == limit {
+                    return Ok((docs, last_seq.map(|q: u64| q.to_string())));
+                }
+                let id = String::from_utf8_lossy(&v).into_owned();
+                if let Some(d) = schema::load::<Document>(s, &schema::document(&id))? {
+                    last_seq = Some(seq_of(&k));
+                    docs.push(d);
+                }
+            }
+            Ok((docs, None))
+        })
+        .await
+    }
+
+    /// Largest attachment accepted, in bytes.
+    pub fn max_attachment_bytes(&self) -> u64 {
+        self.config.max_attachment_bytes
+    }
+}
+
+/// The next serial for (prefix, year): one more than the last, skipping numbers already taken (imports).
+fn allocate_serial(tx: &mut dyn Tx, prefix: &str, year: u32) -> Result<u32, AppError> {
+    let key = schema::serial(prefix, year);
+    let mut serial = schema::load_u32(tx, &key)?;
+    loop {
+        serial = serial.checked_add(1).ok_or_else(|| {
+            AppError::Exhausted(format!("no serials left for {prefix} in {year}"))
+        })?;
+        if tx.get(&schema::numbered(prefix, year, serial))?.is_none() {
+            break;
+        }
+    }
+    tx.put(&key, &serial.to_be_bytes());
+    Ok(serial)
+}
+
+/// Marks the forwarder's delivery of `source` as forwarded, inside the forward's transaction.
+fn record_forward(
+    tx: &mut dyn Tx,
+    source: &str,
+    forwarder: &str,
+    doc: &Document,
+    seq: u64,
+    at: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let key = schema::delivery(source, forwarder);
+    let mut held = schema::load_tx::<Delivery>(tx, &key)?.ok_or_else(|| {
+        AppError::Precondition(format!(
+            "{forwarder} has not received {source}, so it cannot forward it"
+        ))
+    })?;
+    held.state = transition(held.state, Action::Forward)?;
+    held.steps.push(Step {
+        event_seq: seq,
+        kind: StepKind::Forwarded,
+        at,
+        actor: forwarder.to_owned(),
+        text: String::new(),
+        attachments: vec![],
+        forward: Some((doc.id.clone(), doc.number.to_string())),
+    });
+    schema::save(tx, &key, &held)?;
+    tx.put(&schema::forward(source, &doc.id), forwarder.as_bytes());
+    Ok(())
+}
+
+/// The sequence number at the end of an index key.
+pub(crate) fn seq_of(key: &[u8]) -> u64 {
+    key.len()
+        .checked_sub(8)
+        .and_then(|i| key.get(i..))
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// The scan start for a page token (a decimal sequence number) in a per-unit index.
+pub(crate) fn page_start(
+    unit: &str,
+    token: &str,
+    key: fn(&str, u64) -> Vec<u8>,
+) -> Result<Option<Vec<u8>>, AppError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let seq: u64 = token
+        .parse()
+        .map_err(|_| AppError::field("page_token", "not a token from a previous page"))?;
+    Ok(Some(key(unit, seq)))
+}
+
+/// Request id and acting unit of a statement.
+pub trait RequestMeta {
+    /// The acting unit.
+    fn actor(&self) -> &str;
+    /// The request id.
+    fn request_id(&self) -> &str;
+}
+
+macro_rules! request_meta {
+    ($($t:ty),*) => {$(
+        impl RequestMeta for $t {
+            fn actor(&self) -> &str { &self.unit_id }
+            fn request_id(&self) -> &str { &self.request_id }
+        }
+    )*};
+}
+request_meta!(
+    pb::IssueDocument,
+    pb::ForwardDocument,
+    pb::Acknowledge,
+    pb::ReturnDelivery,
+    pb::StartHandling,
+    pb::SubmitReport,
+    pb::Complete,
+    pb::Remind
+);

@@ -1,0 +1,418 @@
+//! The transport-neutral application layer: every RPC's behaviour, independent of gRPC.
+//!
+//! Each operation authenticates the signed statement, checks it against the domain rules on a snapshot of the
+//! registry, and applies it in one atomic, durable store transaction together with its event and index entries.
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+use crate::domain::model::{Event, EventKind, Registry, SealKey, StepKind, Unit};
+use crate::domain::seal;
+use crate::pb;
+use crate::signing::Statement;
+use crate::store::{BlobStore, Store, Tx};
+
+pub mod deliveries;
+pub mod documents;
+pub mod error;
+pub mod registry;
+pub mod schema;
+pub mod statements;
+pub mod trace;
+
+pub use error::AppError;
+
+/// The one place the service reads the time, so tests and tools can set it.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The machine's clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Settings the application layer enforces.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Largest attachment accepted, in bytes.
+    pub max_attachment_bytes: u64,
+    /// Accept 机密 and 绝密 documents (off by default: they may not travel over an ordinary network).
+    pub allow_confidential: bool,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            max_attachment_bytes: 64 * 1024 * 1024,
+            allow_confidential: false,
+        }
+    }
+}
+
+/// Something new for some units' inboxes, published after the write is durable.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// Delivered or Reminded.
+    pub kind: StepKind,
+    /// The document.
+    pub document_id: String,
+    /// The recipients concerned.
+    pub units: Arc<BTreeSet<String>>,
+}
+
+/// The registry as of the last committed change, with a key index for signature checks.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Regions, units, groups.
+    pub registry: Registry,
+    /// Seal key id → owning unit id.
+    pub key_owner: HashMap<String, String>,
+}
+
+impl Snapshot {
+    fn new(registry: Registry) -> Snapshot {
+        let key_owner = registry
+            .units
+            .values()
+            .flat_map(|u| u.keys.iter().map(move |k| (k.key_id.clone(), u.id.clone())))
+            .collect();
+        Snapshot {
+            registry,
+            key_owner,
+        }
+    }
+
+    /// A unit or NOT_FOUND.
+    pub fn unit(&self, id: &str) -> Result<&Unit, AppError> {
+        self.registry
+            .units
+            .get(id)
+            .ok_or_else(|| AppError::NotFound(format!("unknown unit {id:?}")))
+    }
+}
+
+/// The running service's state.
+pub struct App {
+    store: Arc<dyn Store>,
+    blobs: Arc<BlobStore>,
+    clock: Arc<dyn Clock>,
+    config: AppConfig,
+    operator: SealKey,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// Serialises registry changes so each is checked against the snapshot it replaces.
+    registry_lock: tokio::sync::Mutex<()>,
+    notices: broadcast::Sender<Notice>,
+}
+
+/// A statement whose signature checked out.
+pub struct Signed<M> {
+    /// The decoded statement.
+    pub statement: M,
+    /// The envelope's protobuf bytes, stored unchanged in the event.
+    pub envelope: Vec<u8>,
+    /// SHA-256 of payload type and payload: a retried request must match it.
+    pub digest: [u8; 32],
+}
+
+impl App {
+    /// Opens the application over a store. `initial_operator` is recorded at the first start; later starts use
+    /// the recorded key and refuse a different one.
+    pub fn open(
+        store: Arc<dyn Store>,
+        blobs: Arc<BlobStore>,
+        clock: Arc<dyn Clock>,
+        config: AppConfig,
+        initial_operator: Option<SealKey>,
+    ) -> Result<App, AppError> {
+        let operator = match schema::load::<SealKey>(store.as_ref(), schema::OPERATOR)? {
+            Some(stored) => {
+                if let Some(given) = &initial_operator
+                    && given.public_key != stored.public_key
+                {
+                    return Err(AppError::Precondition(format!(
+                        "this data directory belongs to operator key {}; a different operator key was given",
+                        stored.key_id
+                    )));
+                }
+                stored
+            }
+            None => {
+                let Some(given) = initial_operator else {
+                    return Err(AppError::Precondition(
+                        "a new data directory needs an operator key (gongwen keygen operator)"
+                            .into(),
+                    ));
+                };
+                seal::check_public_key(given.algorithm, &given.public_key)?;
+                let dyn_store: &dyn Store = store.as_ref();
+                dyn_store.transact(|tx| -> Result<(), AppError> {
+                    schema::save(tx, schema::OPERATOR, &given)?;
+                    Ok(())
+                })?;
+                given
+            }
+        };
+        let registry = registry::load(store.as_ref())?;
+        let (notices, _) = broadcast::channel(1024);
+        Ok(App {
+            store,
+            blobs,
+            clock,
+            config,
+            operator,
+            snapshot: RwLock::new(Arc::new(Snapshot::new(registry))),
+            registry_lock: tokio::sync::Mutex::new(()),
+            notices,
+        })
+    }
+
+    /// The operator's public key.
+    pub fn operator(&self) -> &SealKey {
+        &self.operator
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// The attachment store.
+    pub fn blobs(&self) -> &Arc<BlobStore> {
+        &self.blobs
+    }
+
+    /// Now, from the service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The current registry snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_snapshot(&self, registry: Registry) {
+        let new = Arc::new(Snapshot::new(registry));
+        match self.snapshot.write() {
+            Ok(mut s) => *s = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// Subscribes to inbox notices.
+    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
+        self.notices.subscribe()
+    }
+
+    fn publish(&self, notice: Notice) {
+        // No subscriber is not an error: nobody is watching.
+        let _ = self.notices.send(notice);
+    }
+
+    /// Runs a transaction on a blocking thread; `Ok` means committed and durable.
+    async fn write<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, AppError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let store: &dyn Store = store.as_ref();
+            store.transact(f)
+        })
+        .await?
+    }
+
+    /// Runs a read on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, AppError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref())).await?
+    }
+
+    /// Decodes an envelope's statement after checking its type. The signature is checked by [`App::verify_unit`]
+    /// or [`App::verify_operator`] once the acting unit is known from the statement.
+    fn open_envelope<M: Statement>(
+        &self,
+        envelope: &pb::SignedEnvelope,
+    ) -> Result<Signed<M>, AppError> {
+        let expected_type = M::TYPE;
+        if envelope.payload_type != expected_type {
+            return Err(AppError::Invalid(format!(
+                "this RPC takes a {expected_type} statement, not {:?}",
+                envelope.payload_type
+            )));
+        }
+        let statement = M::decode(envelope.payload.as_slice()).map_err(|e| {
+            AppError::Invalid(format!("the {expected_type} payload does not decode: {e}"))
+        })?;
+        let mut h = Sha256::new();
+        h.update(seal::pae(&envelope.payload_type, &envelope.payload));
+        Ok(Signed {
+            statement,
+            envelope: envelope.encode_to_vec(),
+            digest: h.finalize().into(),
+        })
+    }
+
+    /// Checks that `envelope` is signed by a valid key of `unit_id`.
+    fn verify_unit(
+        &self,
+        snapshot: &Snapshot,
+        unit_id: &str,
+        envelope: &pb::SignedEnvelope,
+    ) -> Result<(), AppError> {
+        if unit_id.is_empty() {
+            return Err(AppError::field("unit_id", "the acting unit is required"));
+        }
+        let owner = snapshot.key_owner.get(&envelope.key_id).ok_or_else(|| {
+            AppError::Unauthenticated(format!("unknown signing key {:?}", envelope.key_id))
+        })?;
+        if owner != unit_id {
+            return Err(AppError::Denied(format!(
+                "key {:?} belongs to {owner}, which may not act for {unit_id}",
+                envelope.key_id
+            )));
+        }
+        let unit = snapshot.unit(unit_id)?;
+        let key = unit
+            .keys
+            .iter()
+            .find(|k| k.key_id == envelope.key_id)
+            .ok_or_else(|| {
+                AppError::Unauthenticated(format!("unknown signing key {:?}", envelope.key_id))
+            })?;
+        seal::verify(
+            key,
+            &envelope.payload_type,
+            &envelope.payload,
+            &envelope.signature,
+            self.now(),
+        )
+        .map_err(|e| AppError::Unauthenticated(e.to_string()))
+    }
+
+    /// Checks that `envelope` is signed by the operator key.
+    fn verify_operator(&self, envelope: &pb::SignedEnvelope) -> Result<(), AppError> {
+        if envelope.key_id != self.operator.key_id {
+            return Err(AppError::Unauthenticated(format!(
+                "registry changes must be signed by the operator key {:?}, not {:?}",
+                self.operator.key_id, envelope.key_id
+            )));
+        }
+        seal::verify(
+            &self.operator,
+            &envelope.payload_type,
+            &envelope.payload,
+            &envelope.signature,
+            self.now(),
+        )
+        .map_err(|e| AppError::Unauthenticated(e.to_string()))
+    }
+}
+
+/// Appends one event inside a transaction and returns its sequence number.
+fn append_event(
+    tx: &mut dyn Tx,
+    kind: EventKind,
+    actor: &str,
+    document_id: Option<&str>,
+    envelope: &[u8],
+    at: DateTime<Utc>,
+) -> Result<u64, AppError> {
+    let seq = schema::load_u64(tx, schema::EVENT_SEQ)? + 1;
+    let event = Event {
+        seq,
+        kind,
+        at,
+        actor: actor.to_owned(),
+        document_id: document_id.map(str::to_owned),
+        envelope: envelope.to_vec(),
+    };
+    schema::save(tx, &schema::event(seq), &event)?;
+    tx.put(schema::EVENT_SEQ, &seq.to_be_bytes());
+    Ok(seq)
+}
+
+/// What a request id produced the first time.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum FirstResult {
+    Registry {
+        regions: u32,
+        units: u32,
+        groups: u32,
+        event_seq: u64,
+    },
+    Document(String),
+    Delivery {
+        document_id: String,
+        recipient: String,
+    },
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct RequestRecord {
+    digest: [u8; 32],
+    result: FirstResult,
+}
+
+/// Looks up a request id: the first result for an identical retry, ALREADY_EXISTS for a different statement.
+fn replayed(
+    tx: &dyn Tx,
+    actor: &str,
+    request_id: &str,
+    digest: &[u8; 32],
+) -> Result<Option<FirstResult>, AppError> {
+    check_request_id(request_id)?;
+    match schema::load_tx::<RequestRecord>(tx, &schema::request(actor, request_id))? {
+        None => Ok(None),
+        Some(r) if &r.digest == digest => Ok(Some(r.result)),
+        Some(_) => Err(AppError::AlreadyExists(format!(
+            "request id {request_id:?} was already used by {actor} for a different request"
+        ))),
+    }
+}
+
+fn remember(
+    tx: &mut dyn Tx,
+    actor: &str,
+    request_id: &str,
+    digest: [u8; 32],
+    result: FirstResult,
+) -> Result<(), AppError> {
+    schema::save(
+        tx,
+        &schema::request(actor, request_id),
+        &RequestRecord { digest, result },
+    )?;
+    Ok(())
+}
+
+fn check_request_id(request_id: &str) -> Result<(), AppError> {
+    if request_id.is_empty()
+        || request_id.len() > 128
+        || !request_id.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(AppError::field(
+            "request_id",
+            "1 to 128 printable ASCII characters are required",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,371 @@
+//! Registry operations: signed registry changes by the operator, and registry reads.
+use super::{App, AppError, FirstResult, remember, replayed, schema};
+use crate::domain::model::{EventKind, Group, Region, Registry, Unit};
+use crate::pb;
+use crate::store::{Store, StoreError};
+
+/// Loads the whole registry from the store.
+pub fn load(store: &dyn Store) -> Result<Registry, StoreError> {
+    let mut registry = Registry::default();
+    for pair in store.scan(schema::REGIONS, None, false) {
+        let (k, v) = pair?;
+        let r: Region = schema::decode(&k, &v)?;
+        registry.regions.insert(r.code.clone(), r);
+    }
+    for pair in store.scan(schema::UNITS, None, false) {
+        let (k, v) = pair?;
+        let u: Unit = schema::decode(&k, &v)?;
+        registry.units.insert(u.id.clone(), u);
+    }
+    for pair in store.scan(schema::GROUPS, None, false) {
+        let (k, v) = pair?;
+        let g: Group = schema::decode(&k, &v)?;
+        registry.groups.insert(g.name.clone(), g);
+    }
+    Ok(registry)
+}
+
+/// What a registry change created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeSummary {
+    pub regions: u32,
+    pub units: u32,
+    pub groups: u32,
+    pub event_seq: u64,
+}
+
+/// The new items of a change, checked against the registry they extend.
+struct Additions {
+    regions: Vec<Region>,
+    units: Vec<Unit>,
+    groups: Vec<Group>,
+    next: Registry,
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Checks every item of a change against `current` (and the items before it) and keeps what is new.
+fn check_change(current: &Registry, change: pb::RegistryChange) -> Result<Additions, AppError> {
+    let mut next = current.clone();
+    let mut add = Additions {
+        regions: vec![],
+        units: vec![],
+        groups: vec![],
+        next: Registry::default(),
+    };
+    let mut key_ids: std::collections::HashSet<String> = current
+        .units
+        .values()
+        .flat_map(|u| u.keys.iter().map(|k| k.key_id.clone()))
+        .collect();
+    for r in change.regions {
+        let region = Region::try_from(r)?;
+        if let Some(parent) = &region.parent {
+            let p = next.regions.get(parent).ok_or_else(|| {
+                AppError::NotFound(format!(
+                    "region {}: parent region {parent} does not exist",
+                    region.code
+                ))
+            })?;
+            if p.level >= region.level {
+                return Err(AppError::Invalid(format!(
+                    "region {}: a {} region cannot lie below the {} region {parent}",
+                    region.code,
+                    region.level.name(),
+                    p.level.name()
+                )));
+            }
+        }
+        match next.regions.get(&region.code) {
+            Some(existing) if *existing == region => continue,
+            Some(_) => {
+                return Err(AppError::AlreadyExists(format!(
+                    "region {} exists already with different content",
+                    region.code
+                )));
+            }
+            None => {}
+        }
+        next.regions.insert(region.code.clone(), region.clone());
+        add.regions.push(region);
+    }
+    for u in change.units {
+        let unit = Unit::try_from(u)?;
+        if !next.regions.contains_key(&unit.region) {
+            return Err(AppError::NotFound(format!(
+                "unit {}: region {} does not exist",
+                unit.id, unit.region
+            )));
+        }
+        match next.units.get(&unit.id) {
+            Some(existing) if *existing == unit => continue,
+            Some(_) => {
+                return Err(AppError::AlreadyExists(format!(
+                    "unit {} exists already with different content",
+                    unit.id
+                )));
+            }
+            None => {}
+        }
+        for k in &unit.keys {
+            if !key_ids.insert(k.key_id.clone()) {
+                return Err(AppError::AlreadyExists(format!(
+                    "seal key id {} is already registered",
+                    k.key_id
+                )));
+            }
+        }
+        next.units.insert(unit.id.clone(), unit.clone());
+        add.units.push(unit);
+    }
+    for g in change.groups {
+        let group = Group::try_from(g)?;
+        match next.groups.get(&group.name) {
+            Some(existing) if *existing == group => continue,
+            Some(_) => {
+                return Err(AppError::AlreadyExists(format!(
+                    "recipient group {} exists already with different content",
+                    group.name
+                )));
+            }
+            None => {}
+        }
+        next.groups.insert(group.name.clone(), group.clone());
+        add.groups.push(group);
+    }
+    add.next = next;
+    Ok(add)
+}
+
+const OPERATOR_ACTOR: &str = "operator";
+
+impl App {
+    /// Applies a signed registry change atomically.
+    pub async fn apply_registry_change(
+        &self,
+        envelope: pb::SignedEnvelope,
+    ) -> Result<ChangeSummary, AppError> {
+        let signed = self.open_envelope::<pb::RegistryChange>(&envelope)?;
+        self.verify_operator(&envelope)?;
+        let _guard = self.registry_lock.lock().await;
+        let current = self.snapshot();
+        let request_id = signed.statement.request_id.clone();
+        let add = check_change(&current.registry, signed.statement)?;
+        let at = self.now();
+        let new_items = !(add.regions.is_empty() && add.units.is_empty() && add.groups.is_empty());
+        let Additions {
+            regions,
+            units,
+            groups,
+            next,
+        } = add;
+        let digest = signed.digest;
+        let envelope_bytes = signed.envelope;
+        let summary = self
+            .write(move |tx| {
+                if let Some(first) = replayed(tx, OPERATOR_ACTOR, &request_id, &digest)? {
+                    return match first {
+                        FirstResult::Registry {
+                            regions,
+                            units,
+                            groups,
+                            event_seq,
+                        } => Ok((
+                            ChangeSummary {
+                                regions,
+                                units,
+                                groups,
+                                event_seq,
+                            },
+                            false,
+                        )),
+                        _ => Err(AppError::AlreadyExists(format!(
+                            "request id {request_id:?} was used for another request"
+                        ))),
+                    };
+                }
+                let mut summary = ChangeSummary {
+                    regions: count(regions.len()),
+                    units: count(units.len()),
+                    groups: count(groups.len()),
+                    event_seq: 0,
+                };
+                if new_items {
+                    for r in &regions {
+                        schema::save(tx, &schema::region(&r.code), r)?;
+                    }
+                    for u in &units {
+                        schema::save(tx, &schema::unit(&u.id), u)?;
+                    }
+                    for g in &groups {
+                        schema::save(tx, &schema::group(&g.name), g)?;
+                    }
+                    summary.event_seq = super::append_event(
+                        tx,
+                        EventKind::RegistryChanged,
+                        OPERATOR_ACTOR,
+                        None,
+                        &envelope_bytes,
+                        at,
+                    )?;
+                }
+                let first = FirstResult::Registry {
+                    regions: summary.regions,
+                    units: summary.units,
+                    groups: summary.groups,
+                    event_seq: summary.event_seq,
+                };
+                remember(tx, OPERATOR_ACTOR, &request_id, digest, first)?;
+                Ok((summary, new_items))
+            })
+            .await;
+        let (summary, changed) = summary?;
+        if changed {
+            self.set_snapshot(next);
+        }
+        Ok(summary)
+    }
+
+    /// One region.
+    pub fn region(&self, code: &str) -> Result<Region, AppError> {
+        self.snapshot()
+            .registry
+            .regions
+            .get(code)
+            .cloned()
+            .ok_or_else(|| AppError::NotFound(format!("unknown region {code:?}")))
+    }
+
+    /// Regions in code order, optionally one subtree.
+    pub fn regions(&self, subtree_of: &str) -> Result<Vec<Region>, AppError> {
+        let snap = self.snapshot();
+        if !subtree_of.is_empty() && !snap.registry.regions.contains_key(subtree_of) {
+            return Err(AppError::NotFound(format!("unknown region {subtree_of:?}")));
+        }
+        Ok(snap
+            .registry
+            .regions
+            .values()
+            .filter(|r| subtree_of.is_empty() || snap.registry.region_within(&r.code, subtree_of))
+            .cloned()
+            .collect())
+    }
+
+    /// One unit.
+    pub fn unit(&self, id: &str) -> Result<Unit, AppError> {
+        self.snapshot().unit(id).cloned()
+    }
+
+    /// Units matching every given filter, in id order, after `after` (a unit id), at most `limit`.
+    pub fn units(
+        &self,
+        filter: &UnitFilter,
+        after: &str,
+        limit: usize,
+    ) -> Result<(Vec<Unit>, Option<String>), AppError> {
+        let snap = self.snapshot();
+        let reg = &snap.registry;
+        if !filter.region_subtree.is_empty() && !reg.regions.contains_key(&filter.region_subtree) {
+            return Err(AppError::NotFound(format!(
+                "unknown region {:?}",
+                filter.region_subtree
+            )));
+        }
+        let mut out: Vec<Unit> = reg
+            .units
+            .values()
+            .filter(|u| after.is_empty() || u.id.as_str() > after)
+            .filter(|u| {
+                filter.region_subtree.is_empty()
+                    || reg.region_within(&u.region, &filter.region_subtree)
+            })
+            .filter(|u| filter.level.is_none_or(|l| u.level == l))
+            .filter(|u| filter.kind.is_none_or(|k| u.kind == k))
+            .filter(|u| filter.tag.is_empty() || u.tags.iter().any(|t| *t == filter.tag))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let next = if out.len() > limit {
+            out.truncate(limit);
+            out.last().map(|u| u.id.clone())
+        } else {
+            None
+        };
+        Ok((out, next))
+    }
+
+    /// All groups in name order.
+    pub fn groups(&self) -> Vec<Group> {
+        self.snapshot().registry.groups.values().cloned().collect()
+    }
+
+    /// What a group means for a would-be issuer.
+    pub fn expand_group(&self, group: &str, issuer: &str) -> Result<Vec<Unit>, AppError> {
+        let snap = self.snapshot();
+        let issuer = snap.unit(issuer)?;
+        let g = snap
+            .registry
+            .groups
+            .get(group)
+            .ok_or_else(|| AppError::NotFound(format!("unknown recipient group {group:?}")))?;
+        Ok(snap
+            .registry
+            .expand_group(g, issuer)
+            .into_iter()
+            .cloned()
+            .collect())
+    }
+}
+
+/// Unit list filters (all combine with AND; empty or `None` means no filter).
+#[derive(Debug, Clone, Default)]
+pub struct UnitFilter {
+    pub region_subtree: String,
+    pub level: Option<crate::domain::model::Level>,
+    pub kind: Option<crate::domain::model::UnitKind>,
+    pub tag: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(code: &str, parent: &str, level: i32) -> pb::Region {
+        pb::Region {
+            code: code.into(),
+            name: format!("r{code}"),
+            parent_code: parent.into(),
+            level,
+        }
+    }
+
+    #[test]
+    fn a_change_must_respect_parents_and_levels() {
+        let reg = Registry::default();
+        let ok = pb::RegistryChange {
+            request_id: "r".into(),
+            regions: vec![region("370000", "", 1), region("370300", "370000", 2)],
+            ..Default::default()
+        };
+        let add = check_change(&reg, ok).map(|a| a.regions.len()).ok();
+        assert_eq!(add, Some(2));
+        let orphan = pb::RegistryChange {
+            regions: vec![region("370300", "370000", 2)],
+            ..Default::default()
+        };
+        assert!(matches!(
+            check_change(&reg, orphan),
+            Err(AppError::NotFound(_))
+        ));
+        let upside_down = pb::RegistryChange {
+            regions: vec![region("370000", "", 2), region("370300", "370000", 1)],
+            ..Default::default()
+        };
+        assert!(matches!(
+            check_change(&reg, upside_down),
+            Err(AppError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,157 @@
+//! `gongwen.v1.DeliveryService`.
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{state_from_wire, step_kind};
+use super::page;
+use crate::app::{App, AppError};
+use crate::pb;
+use crate::pb::delivery_service_server::DeliveryService;
+
+/// Serves deliveries and inboxes.
+pub struct DeliveryApi {
+    pub app: Arc<App>,
+}
+
+type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::InboxNotice, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl DeliveryService for DeliveryApi {
+    async fn acknowledge(
+        &self,
+        req: Request<pb::SignedEnvelope>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(
+            self.app.acknowledge(req.into_inner()).await?.into(),
+        ))
+    }
+
+    async fn r#return(
+        &self,
+        req: Request<pb::SignedEnvelope>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(
+            self.app.return_delivery(req.into_inner()).await?.into(),
+        ))
+    }
+
+    async fn start_handling(
+        &self,
+        req: Request<pb::SignedEnvelope>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(
+            self.app.start_handling(req.into_inner()).await?.into(),
+        ))
+    }
+
+    async fn report(
+        &self,
+        req: Request<pb::SignedEnvelope>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(
+            self.app.report(req.into_inner()).await?.into(),
+        ))
+    }
+
+    async fn complete(
+        &self,
+        req: Request<pb::SignedEnvelope>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(
+            self.app.complete(req.into_inner()).await?.into(),
+        ))
+    }
+
+    async fn remind(
+        &self,
+        req: Request<pb::SignedEnvelope>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(
+            self.app.remind(req.into_inner()).await?.into(),
+        ))
+    }
+
+    async fn get_delivery(
+        &self,
+        req: Request<pb::GetDeliveryRequest>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        let r = req.into_inner();
+        Ok(Response::new(
+            self.app
+                .delivery(&r.document_id, &r.recipient_unit_id)
+                .await?
+                .into(),
+        ))
+    }
+
+    async fn list_inbox(
+        &self,
+        req: Request<pb::ListInboxRequest>,
+    ) -> Result<Response<pb::ListInboxReply>, Status> {
+        let r = req.into_inner();
+        let mut states = vec![];
+        for s in r.states {
+            match state_from_wire(s) {
+                Some(st) => states.push(st),
+                None => {
+                    return Err(
+                        AppError::field("states", format!("{s} is not a delivery state")).into(),
+                    );
+                }
+            }
+        }
+        let (size, token) = page(r.page);
+        let (rows, next) = self.app.inbox(&r.unit_id, states, &token, size).await?;
+        Ok(Response::new(pb::ListInboxReply {
+            deliveries: rows.into_iter().map(Into::into).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+
+    type WatchInboxStream = NoticeStream;
+
+    async fn watch_inbox(
+        &self,
+        req: Request<pb::WatchInboxRequest>,
+    ) -> Result<Response<Self::WatchInboxStream>, Status> {
+        let unit = req.into_inner().unit_id;
+        self.app.unit(&unit)?;
+        let mut notices = self.app.subscribe();
+        let app = self.app.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let notice = tokio::select! {
+                    n = notices.recv() => n,
+                    () = tx.closed() => return,
+                };
+                let item = match notice {
+                    Ok(n) if n.units.contains(&unit) => {
+                        match app.delivery(&n.document_id, &unit).await {
+                            Ok(view) => Ok(pb::InboxNotice {
+                                kind: step_kind(n.kind) as i32,
+                                delivery: Some(view.into()),
+                            }),
+                            Err(e) => Err(Status::from(e)),
+                        }
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(n)) => Err(Status::resource_exhausted(format!(
+                        "this watcher fell {n} notices behind; list the inbox and watch again"
+                    ))),
+                    Err(RecvError::Closed) => return,
+                };
+                let last = item.is_err();
+                if tx.send(item).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,152 @@
+//! `gongwen.v1.DocumentService`.
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::page;
+use crate::app::{App, AppError, statements};
+use crate::pb;
+use crate::pb::document_service_server::DocumentService;
+
+/// Download chunk size: small enough for default gRPC message limits, large enough to stream quickly.
+const CHUNK: usize = 256 * 1024;
+
+/// Serves documents and attachment files.
+pub struct DocumentApi {
+    pub app: Arc<App>,
+}
+
+type DownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl DocumentService for DocumentApi {
+    async fn upload_attachment(
+        &self,
+        req: Request<Streaming<pb::UploadChunk>>,
+    ) -> Result<Response<pb::UploadReply>, Status> {
+        let mut stream = req.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty upload"))?;
+        let Some(pb::upload_chunk::Part::Meta(meta)) = first.part else {
+            return Err(Status::invalid_argument(
+                "the first upload message must carry meta",
+            ));
+        };
+        let expected = match meta.expected_sha256.as_str() {
+            "" => None,
+            s => Some(statements::sha256("expected_sha256", s)?),
+        };
+        let blobs = self.app.blobs().clone();
+        let mut writer = tokio::task::spawn_blocking(move || blobs.writer())
+            .await
+            .map_err(AppError::from)?
+            .map_err(AppError::from)?;
+        while let Some(msg) = stream.message().await? {
+            let Some(pb::upload_chunk::Part::Chunk(bytes)) = msg.part else {
+                return Err(Status::invalid_argument(
+                    "only the first upload message may carry meta",
+                ));
+            };
+            writer = tokio::task::spawn_blocking(move || writer.write(&bytes).map(|()| writer))
+                .await
+                .map_err(AppError::from)?
+                .map_err(AppError::from)?;
+        }
+        if let Some(expected) = &expected {
+            // Checked before the file is made durable under its name, so a mismatch stores nothing.
+            if writer.sha256_so_far() != *expected {
+                return Err(Status::invalid_argument(format!(
+                    "upload does not match expected_sha256 {expected}"
+                )));
+            }
+        }
+        let info = tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .map_err(AppError::from)?
+            .map_err(AppError::from)?;
+        Ok(Response::new(pb::UploadReply {
+            sha256: info.sha256,
+            size: info.size,
+            newly_stored: info.newly_stored,
+        }))
+    }
+
+    type DownloadAttachmentStream = DownloadStream;
+
+    async fn download_attachment(
+        &self,
+        req: Request<pb::DownloadRequest>,
+    ) -> Result<Response<Self::DownloadAttachmentStream>, Status> {
+        let sha = statements::sha256("sha256", &req.into_inner().sha256)?;
+        let blobs = self.app.blobs().clone();
+        let mut reader = tokio::task::spawn_blocking(move || blobs.reader(&sha, CHUNK))
+            .await
+            .map_err(AppError::from)?
+            .map_err(AppError::from)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            loop {
+                let item = match reader.next_chunk() {
+                    Ok(Some(chunk)) => Ok(pb::DownloadChunk { chunk }),
+                    Ok(None) => return,
+                    Err(e) => Err(Status::from(AppError::from(e))),
+                };
+                let last = item.is_err();
+                if tx.blocking_send(item).is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn issue_document(
+        &self,
+        req: Request<pb::SignedEnvelope>,
+    ) -> Result<Response<pb::Document>, Status> {
+        Ok(Response::new(
+            self.app.issue(req.into_inner()).await?.into(),
+        ))
+    }
+
+    async fn forward_document(
+        &self,
+        req: Request<pb::SignedEnvelope>,
+    ) -> Result<Response<pb::Document>, Status> {
+        Ok(Response::new(
+            self.app.forward(req.into_inner()).await?.into(),
+        ))
+    }
+
+    async fn get_document(
+        &self,
+        req: Request<pb::GetDocumentRequest>,
+    ) -> Result<Response<pb::Document>, Status> {
+        let doc = match req.into_inner().key {
+            Some(pb::get_document_request::Key::Id(id)) => self.app.document(&id).await?,
+            Some(pb::get_document_request::Key::Number(n)) => {
+                self.app.document_by_number(&n).await?
+            }
+            None => return Err(Status::invalid_argument("give a document id or number")),
+        };
+        Ok(Response::new(doc.into()))
+    }
+
+    async fn list_issued(
+        &self,
+        req: Request<pb::ListIssuedRequest>,
+    ) -> Result<Response<pb::ListIssuedReply>, Status> {
+        let r = req.into_inner();
+        let (size, token) = page(r.page);
+        let (docs, next) = self.app.issued_by(&r.unit_id, &token, size).await?;
+        Ok(Response::new(pb::ListIssuedReply {
+            documents: docs.into_iter().map(Into::into).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+}

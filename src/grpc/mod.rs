@@ -1,0 +1,23 @@
+//! The gRPC layer: one file per service. Handlers decode, call the application layer, and map errors.
+pub mod convert;
+pub mod deliveries;
+pub mod documents;
+pub mod registry;
+pub mod status;
+pub mod trace;
+
+use crate::pb;
+
+/// Default and largest page sizes of list RPCs.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// (page size, token) from an optional page request.
+fn page(p: Option<pb::PageRequest>) -> (usize, String) {
+    let p = p.unwrap_or_default();
+    let size = match usize::try_from(p.page_size).unwrap_or(MAX_PAGE) {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    };
+    (size, p.page_token)
+}

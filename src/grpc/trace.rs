@@ -1,0 +1,35 @@
+//! `gongwen.v1.TraceService`.
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use crate::app::App;
+use crate::pb;
+use crate::pb::trace_service_server::TraceService;
+
+/// Serves traces.
+pub struct TraceApi {
+    pub app: Arc<App>,
+}
+
+#[tonic::async_trait]
+impl TraceService for TraceApi {
+    async fn trace(
+        &self,
+        req: Request<pb::TraceRequest>,
+    ) -> Result<Response<pb::TraceReply>, Status> {
+        Ok(Response::new(
+            self.app.trace(&req.into_inner().document_id).await?.into(),
+        ))
+    }
+
+    async fn list_not_acted(
+        &self,
+        req: Request<pb::TraceRequest>,
+    ) -> Result<Response<pb::ListNotActedReply>, Status> {
+        let nodes = self.app.not_acted(&req.into_inner().document_id).await?;
+        Ok(Response::new(pb::ListNotActedReply {
+            nodes: nodes.into_iter().map(Into::into).collect(),
+        }))
+    }
+}

@@ -1,0 +1,163 @@
+//! Starting and stopping the gRPC server over a data directory.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::app::{App, AppConfig, AppError, Clock, SystemClock};
+use crate::domain::model::SealKey;
+use crate::grpc::{
+    deliveries::DeliveryApi, documents::DocumentApi, registry::RegistryApi, trace::TraceApi,
+};
+use crate::pb;
+use crate::store::{BlobStore, SledStore, StoreError};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC transport failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("server task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Data directory: `db/` for sled, `blobs/` for attachments.
+    pub data_dir: PathBuf,
+    /// sled page cache size in bytes.
+    pub cache_bytes: u64,
+    /// Application limits.
+    pub app: AppConfig,
+    /// Operator key recorded at the first start of a new data directory.
+    pub operator: Option<SealKey>,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory: 127.0.0.1:50051, 256 MiB cache, 64 MiB attachments.
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: data_dir.into(),
+            cache_bytes: 256 * 1024 * 1024,
+            app: AppConfig::default(),
+            operator: None,
+        }
+    }
+}
+
+/// A running server.
+pub struct Running {
+    /// The address it listens on (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    /// The application state (for in-process tools such as the demo).
+    pub app: Arc<App>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn stop(mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await??;
+        Ok(())
+    }
+
+    /// Waits until the server ends on its own (or after `stop` was signalled elsewhere).
+    pub async fn wait(mut self) -> Result<(), ServerError> {
+        (&mut self.task).await??;
+        Ok(())
+    }
+
+    /// Takes the shutdown trigger, for a signal handler.
+    pub fn shutdown_handle(&mut self) -> Option<oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+}
+
+/// Opens the data directory and starts serving. Returns once the socket is bound, so clients may connect at once.
+pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with a given clock.
+pub async fn start_with_clock(
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Running, ServerError> {
+    let db_dir = config.data_dir.join("db");
+    let blob_dir = config.data_dir.join("blobs");
+    let cache = config.cache_bytes;
+    let limit = config.app.max_attachment_bytes;
+    let (store, blobs) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        Ok((
+            SledStore::open(&db_dir, cache)?,
+            BlobStore::open(&blob_dir, limit)?,
+        ))
+    })
+    .await??;
+    let app = Arc::new(App::open(
+        Arc::new(store),
+        Arc::new(blobs),
+        clock,
+        config.app.clone(),
+        config.operator.clone(),
+    )?);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        .add_service(pb::registry_service_server::RegistryServiceServer::new(
+            RegistryApi { app: app.clone() },
+        ))
+        .add_service(pb::document_service_server::DocumentServiceServer::new(
+            DocumentApi { app: app.clone() },
+        ))
+        .add_service(pb::delivery_service_server::DeliveryServiceServer::new(
+            DeliveryApi { app: app.clone() },
+        ))
+        .add_service(pb::trace_service_server::TraceServiceServer::new(
+            TraceApi { app: app.clone() },
+        ));
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "gongwen serving");
+    Ok(Running {
+        addr,
+        app,
+        shutdown: Some(tx),
+        task,
+    })
+}
