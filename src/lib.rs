@@ -6,8 +6,7 @@ pub mod pb {
     tonic::include_proto!("gongwen.v1");
 
     /// Descriptor set of every gongwen proto file (for server reflection).
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("gongwen_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gongwen_descriptor");
 }
 
 pub mod app;

@@ -11,9 +11,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::app::{App, AppConfig, AppError, Clock, SystemClock};
 use crate::domain::model::SealKey;
-use crate::grpc::{
-    deliveries::DeliveryApi, documents::DocumentApi, registry::RegistryApi, trace::TraceApi,
-};
+use crate::grpc::{deliveries::DeliveryApi, documents::DocumentApi, registry::RegistryApi, trace::TraceApi};
 use crate::pb;
 use crate::store::{BlobStore, SledStore, StoreError};
 
@@ -25,10 +23,7 @@ pub enum ServerError {
     #[error(transparent)]
     App(#[from] AppError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("gRPC transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("server task failed: {0}")]
@@ -101,63 +96,29 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
 }
 
 /// [`start`] with a given clock.
-pub async fn start_with_clock(
-    config: ServerConfig,
-    clock: Arc<dyn Clock>,
-) -> Result<Running, ServerError> {
+pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, ServerError> {
     let db_dir = config.data_dir.join("db");
     let blob_dir = config.data_dir.join("blobs");
     let cache = config.cache_bytes;
     let limit = config.app.max_attachment_bytes;
     let (store, blobs) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-        Ok((
-            SledStore::open(&db_dir, cache)?,
-            BlobStore::open(&blob_dir, limit)?,
-        ))
+        Ok((SledStore::open(&db_dir, cache)?, BlobStore::open(&blob_dir, limit)?))
     })
     .await??;
-    let app = Arc::new(App::open(
-        Arc::new(store),
-        Arc::new(blobs),
-        clock,
-        config.app.clone(),
-        config.operator.clone(),
-    )?);
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let app =
+        Arc::new(App::open(Arc::new(store), Arc::new(blobs), clock, config.app.clone(), config.operator.clone())?);
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
-        .add_service(pb::registry_service_server::RegistryServiceServer::new(
-            RegistryApi { app: app.clone() },
-        ))
-        .add_service(pb::document_service_server::DocumentServiceServer::new(
-            DocumentApi { app: app.clone() },
-        ))
-        .add_service(pb::delivery_service_server::DeliveryServiceServer::new(
-            DeliveryApi { app: app.clone() },
-        ))
-        .add_service(pb::trace_service_server::TraceServiceServer::new(
-            TraceApi { app: app.clone() },
-        ));
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
-        async {
-            let _ = rx.await;
-        },
-    ));
+        .add_service(pb::registry_service_server::RegistryServiceServer::new(RegistryApi { app: app.clone() }))
+        .add_service(pb::document_service_server::DocumentServiceServer::new(DocumentApi { app: app.clone() }))
+        .add_service(pb::delivery_service_server::DeliveryServiceServer::new(DeliveryApi { app: app.clone() }))
+        .add_service(pb::trace_service_server::TraceServiceServer::new(TraceApi { app: app.clone() }));
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        let _ = rx.await;
+    }));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "gongwen serving");
-    Ok(Running {
-        addr,
-        app,
-        shutdown: Some(tx),
-        task,
-    })
+    Ok(Running { addr, app, shutdown: Some(tx), task })
 }

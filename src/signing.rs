@@ -53,10 +53,7 @@ impl Signer {
 
     /// A key from its 32 secret bytes.
     pub fn from_secret(key_id: impl Into<String>, secret: [u8; 32]) -> Signer {
-        Signer {
-            key_id: key_id.into(),
-            key: SigningKey::from_bytes(&secret),
-        }
+        Signer { key_id: key_id.into(), key: SigningKey::from_bytes(&secret) }
     }
 
     /// The secret bytes (for the keystore).
@@ -84,11 +81,6 @@ impl Signer {
     pub fn envelope<M: Statement>(&self, statement: &M) -> pb::SignedEnvelope {
         let payload = statement.encode_to_vec();
         let signature = seal::sign_ed25519(&self.key, M::TYPE, &payload);
-        pb::SignedEnvelope {
-            payload_type: M::TYPE.into(),
-            payload,
-            key_id: self.key_id.clone(),
-            signature,
-        }
+        pb::SignedEnvelope { payload_type: M::TYPE.into(), payload, key_id: self.key_id.clone(), signature }
     }
 }

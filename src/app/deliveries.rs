@@ -33,10 +33,7 @@ struct Command {
 
 impl App {
     /// 签收.
-    pub async fn acknowledge(
-        &self,
-        envelope: pb::SignedEnvelope,
-    ) -> Result<DeliveryView, AppError> {
+    pub async fn acknowledge(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
         let signed = self.open_envelope::<pb::Acknowledge>(&envelope)?;
         let st = &signed.statement;
         let cmd = Command {
@@ -52,10 +49,7 @@ impl App {
     }
 
     /// 退回.
-    pub async fn return_delivery(
-        &self,
-        envelope: pb::SignedEnvelope,
-    ) -> Result<DeliveryView, AppError> {
+    pub async fn return_delivery(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
         let signed = self.open_envelope::<pb::ReturnDelivery>(&envelope)?;
         let st = &signed.statement;
         let reason = bounded("reason", &st.reason, 2000)?;
@@ -75,10 +69,7 @@ impl App {
     }
 
     /// 承办.
-    pub async fn start_handling(
-        &self,
-        envelope: pb::SignedEnvelope,
-    ) -> Result<DeliveryView, AppError> {
+    pub async fn start_handling(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
         let signed = self.open_envelope::<pb::StartHandling>(&envelope)?;
         let st = &signed.statement;
         let lead = bounded("lead_office", &st.lead_office, 200)?;
@@ -105,22 +96,14 @@ impl App {
         let signed = self.open_envelope::<pb::SubmitReport>(&envelope)?;
         let st = &signed.statement;
         let text = bounded("text", &st.text, 1 << 20)?;
-        let attachments = st
-            .attachment_sha256
-            .iter()
-            .map(|a| sha256("attachment_sha256", a))
-            .collect::<Result<Vec<_>, _>>()?;
+        let attachments =
+            st.attachment_sha256.iter().map(|a| sha256("attachment_sha256", a)).collect::<Result<Vec<_>, _>>()?;
         if text.trim().is_empty() && attachments.is_empty() {
-            return Err(AppError::field(
-                "text",
-                "a report needs text or attachments",
-            ));
+            return Err(AppError::field("text", "a report needs text or attachments"));
         }
         for a in &attachments {
             if self.blobs.size_of(a)?.is_none() {
-                return Err(AppError::NotFound(format!(
-                    "attachment {a} was never uploaded"
-                )));
+                return Err(AppError::NotFound(format!("attachment {a} was never uploaded")));
             }
         }
         let cmd = Command {
@@ -156,10 +139,7 @@ impl App {
         let signed = self.open_envelope::<pb::Remind>(&envelope)?;
         let st = &signed.statement;
         if st.recipient_unit_id.is_empty() {
-            return Err(AppError::field(
-                "recipient_unit_id",
-                "the late recipient is required",
-            ));
+            return Err(AppError::field("recipient_unit_id", "the late recipient is required"));
         }
         let cmd = Command {
             action: Action::Remind,
@@ -191,9 +171,7 @@ impl App {
             let reminder = snap.unit(&actor)?;
             let issuer = snap.unit(&doc.issuer)?;
             let above_issuer = reminder.level.depth() < issuer.level.depth()
-                && snap
-                    .registry
-                    .region_within(&issuer.region, &reminder.region);
+                && snap.registry.region_within(&issuer.region, &reminder.region);
             if reminder.id != issuer.id && !above_issuer {
                 return Err(AppError::Denied(format!(
                     "only the issuer {} or a unit above it may remind; {} may not",
@@ -209,42 +187,22 @@ impl App {
         let (delivery, fresh) = self
             .write(move |tx| {
                 if let Some(first) = replayed(tx, &actor, &request_id, &digest)? {
-                    let FirstResult::Delivery {
-                        document_id,
-                        recipient,
-                    } = first
-                    else {
+                    let FirstResult::Delivery { document_id, recipient } = first else {
                         return Err(AppError::AlreadyExists(format!(
                             "request id {request_id:?} was used for another request"
                         )));
                     };
-                    let d = schema::load_tx::<Delivery>(
-                        tx,
-                        &schema::delivery(&document_id, &recipient),
-                    )?
-                    .ok_or_else(|| {
-                        AppError::NotFound(format!(
-                            "delivery of {document_id} to {recipient} is missing"
-                        ))
-                    })?;
+                    let d = schema::load_tx::<Delivery>(tx, &schema::delivery(&document_id, &recipient))?.ok_or_else(
+                        || AppError::NotFound(format!("delivery of {document_id} to {recipient} is missing")),
+                    )?;
                     return Ok((d, false));
                 }
                 let key = schema::delivery(&cmd.document_id, &cmd.recipient);
                 let mut d = schema::load_tx::<Delivery>(tx, &key)?.ok_or_else(|| {
-                    AppError::NotFound(format!(
-                        "{} was not delivered to {}",
-                        cmd.document_id, cmd.recipient
-                    ))
+                    AppError::NotFound(format!("{} was not delivered to {}", cmd.document_id, cmd.recipient))
                 })?;
                 d.state = transition(d.state, cmd.action)?;
-                let seq = super::append_event(
-                    tx,
-                    cmd.event,
-                    &actor,
-                    Some(&cmd.document_id),
-                    &envelope_bytes,
-                    at,
-                )?;
+                let seq = super::append_event(tx, cmd.event, &actor, Some(&cmd.document_id), &envelope_bytes, at)?;
                 d.steps.push(Step {
                     event_seq: seq,
                     kind: cmd.step,
@@ -255,20 +213,12 @@ impl App {
                     forward: None,
                 });
                 schema::save(tx, &key, &d)?;
-                let first = FirstResult::Delivery {
-                    document_id: cmd.document_id.clone(),
-                    recipient: cmd.recipient,
-                };
+                let first = FirstResult::Delivery { document_id: cmd.document_id.clone(), recipient: cmd.recipient };
                 remember(tx, &actor, &request_id, digest, first)?;
                 Ok((d, true))
             })
             .await?;
-        if fresh
-            && delivery
-                .steps
-                .last()
-                .is_some_and(|s| s.kind == StepKind::Reminded)
-        {
+        if fresh && delivery.steps.last().is_some_and(|s| s.kind == StepKind::Reminded) {
             self.publish(Notice {
                 kind: StepKind::Reminded,
                 document_id: doc_id,
@@ -280,12 +230,8 @@ impl App {
 
     fn view(&self, delivery: Delivery, doc: &Document) -> DeliveryView {
         let snap = self.snapshot();
-        let recipient_name = snap
-            .registry
-            .units
-            .get(&delivery.recipient)
-            .map(|u| u.full_name.clone())
-            .unwrap_or_default();
+        let recipient_name =
+            snap.registry.units.get(&delivery.recipient).map(|u| u.full_name.clone()).unwrap_or_default();
         let overdue = is_overdue(delivery.deadline, delivery.state, self.now());
         DeliveryView {
             delivery,
@@ -298,11 +244,7 @@ impl App {
     }
 
     /// One delivery with its history.
-    pub async fn delivery(
-        &self,
-        document_id: &str,
-        recipient: &str,
-    ) -> Result<DeliveryView, AppError> {
+    pub async fn delivery(&self, document_id: &str, recipient: &str) -> Result<DeliveryView, AppError> {
         let doc = self.document(document_id).await?;
         let (d, r) = (document_id.to_owned(), recipient.to_owned());
         let delivery = self
@@ -331,9 +273,7 @@ impl App {
                 for pair in s.scan(&schema::inbox_of(&unit_owned), start.as_deref(), true) {
                     let (k, v) = pair?;
                     let doc_id = String::from_utf8_lossy(&v).into_owned();
-                    let Some(d) =
-                        schema::load::<Delivery>(s, &schema::delivery(&doc_id, &unit_owned))?
-                    else {
+                    let Some(d) = schema::load::<Delivery>(s, &schema::delivery(&doc_id, &unit_owned))? else {
                         continue;
                     };
                     if !states.is_empty() && !states.contains(&d.state) {
@@ -342,34 +282,21 @@ impl App {
                     if rows.len() == limit {
                         return Ok((rows, true));
                     }
-                    let doc = schema::load::<Document>(s, &schema::document(&doc_id))?.ok_or_else(
-                        || AppError::NotFound(format!("document {doc_id} is missing")),
-                    )?;
+                    let doc = schema::load::<Document>(s, &schema::document(&doc_id))?
+                        .ok_or_else(|| AppError::NotFound(format!("document {doc_id} is missing")))?;
                     rows.push((seq_of(&k), d, doc));
                 }
                 Ok((rows, false))
             })
             .await?;
-        let token = if next {
-            rows.last().map(|(seq, _, _)| seq.to_string())
-        } else {
-            None
-        };
-        Ok((
-            rows.into_iter()
-                .map(|(_, d, doc)| self.view(d, &doc))
-                .collect(),
-            token,
-        ))
+        let token = if next { rows.last().map(|(seq, _, _)| seq.to_string()) } else { None };
+        Ok((rows.into_iter().map(|(_, d, doc)| self.view(d, &doc)).collect(), token))
     }
 }
 
 fn bounded(field: &str, value: &str, max_chars: usize) -> Result<String, AppError> {
     if value.chars().count() > max_chars {
-        return Err(AppError::field(
-            field,
-            format!("at most {max_chars} characters"),
-        ));
+        return Err(AppError::field(field, format!("at most {max_chars} characters")));
     }
     Ok(value.trim().to_owned())
 }

@@ -8,8 +8,7 @@ use sha2::{Digest, Sha256};
 use super::statements::Draft;
 use super::{App, AppError, FirstResult, Notice, Signed, Snapshot, remember, replayed, schema};
 use crate::domain::model::{
-    Attachment, Classification, Delivery, Disclosure, Document, EventKind, RecipientSpec, Role,
-    Step, StepKind, Unit,
+    Attachment, Classification, Delivery, Disclosure, Document, EventKind, RecipientSpec, Role, Step, StepKind, Unit,
 };
 use crate::domain::number::DocNumber;
 use crate::domain::state::{Action, DeliveryState, transition};
@@ -40,9 +39,8 @@ impl App {
         if draft.title.is_empty() {
             return Err(AppError::field("draft.title", "标题 is required"));
         }
-        let disclosure = draft
-            .disclosure
-            .ok_or_else(|| AppError::field("draft.disclosure", "信息公开选项 is required"))?;
+        let disclosure =
+            draft.disclosure.ok_or_else(|| AppError::field("draft.disclosure", "信息公开选项 is required"))?;
         let issuer = snap.unit(&signed.statement.unit_id)?.clone();
         let new = self.prepare(&snap, &issuer, draft, disclosure, &signed, vec![], None)?;
         self.commit_document(signed, new).await
@@ -56,10 +54,7 @@ impl App {
         self.verify_unit(&snap, &st.unit_id, &envelope)?;
         let source_id = st.source_document_id.clone();
         if source_id.is_empty() {
-            return Err(AppError::field(
-                "source_document_id",
-                "the document to forward is required",
-            ));
+            return Err(AppError::field("source_document_id", "the document to forward is required"));
         }
         let source = self.document(&source_id).await?;
         let mut wire_draft = st.draft.clone().unwrap_or_default();
@@ -72,14 +67,11 @@ impl App {
         }
         let disclosure = draft.disclosure.unwrap_or(source.disclosure);
         let forwarder = snap.unit(&st.unit_id)?.clone();
-        let (unit_id, source_for_read, source_seq) =
-            (forwarder.id.clone(), source_id.clone(), source.event_seq);
+        let (unit_id, source_for_read, source_seq) = (forwarder.id.clone(), source_id.clone(), source.event_seq);
         let (held, event) = self
             .read(move |s| {
-                let held =
-                    schema::load::<Delivery>(s, &schema::delivery(&source_for_read, &unit_id))?;
-                let event =
-                    schema::load::<crate::domain::model::Event>(s, &schema::event(source_seq))?;
+                let held = schema::load::<Delivery>(s, &schema::delivery(&source_for_read, &unit_id))?;
+                let event = schema::load::<crate::domain::model::Event>(s, &schema::event(source_seq))?;
                 Ok((held, event))
             })
             .await?;
@@ -90,34 +82,20 @@ impl App {
             ))
         })?;
         transition(held.state, Action::Forward).map_err(AppError::from)?;
-        let event = event.ok_or_else(|| {
-            AppError::NotFound(format!("the issue record of {source_id} is missing"))
-        })?;
+        let event = event.ok_or_else(|| AppError::NotFound(format!("the issue record of {source_id} is missing")))?;
         // The forwarded document travels as 附件 1: its signed issue record, verifiable by anyone.
         let blobs = self.blobs.clone();
         let record = event.envelope;
         let info = tokio::task::spawn_blocking(move || blobs.put(&record)).await??;
         let first = Attachment {
             ordinal: 1,
-            title: format!(
-                "{}（{}）",
-                title::quoted_title(&source.title, &source.issuer_name),
-                source.number
-            ),
+            title: format!("{}（{}）", title::quoted_title(&source.title, &source.issuer_name), source.number),
             media_type: "application/vnd.gongwen.signed-envelope+protobuf".into(),
             size: info.size,
             sha256: info.sha256,
             document_id: Some(source_id.clone()),
         };
-        let new = self.prepare(
-            &snap,
-            &forwarder,
-            draft,
-            disclosure,
-            &signed,
-            vec![first],
-            Some(source_id),
-        )?;
+        let new = self.prepare(&snap, &forwarder, draft, disclosure, &signed, vec![first], Some(source_id))?;
         self.commit_document(signed, new).await
     }
 
@@ -140,24 +118,17 @@ impl App {
                 issuer.prefixes.join("、")
             )));
         }
-        if matches!(
-            draft.classification,
-            Classification::Confidential | Classification::TopSecret
-        ) && !self.config.allow_confidential
+        if matches!(draft.classification, Classification::Confidential | Classification::TopSecret)
+            && !self.config.allow_confidential
         {
             return Err(AppError::Denied(
                 "机密 and 绝密 documents may not travel over an ordinary network; this server refuses them".into(),
             ));
         }
-        let expansion = snap
-            .registry
-            .resolve_recipients(issuer, &draft.main, &draft.cc)?;
+        let expansion = snap.registry.resolve_recipients(issuer, &draft.main, &draft.cc)?;
         for a in &draft.attachments {
             let size = self.blobs.size_of(&a.sha256)?.ok_or_else(|| {
-                AppError::NotFound(format!(
-                    "attachment {} ({}) was never uploaded",
-                    a.sha256, a.title
-                ))
+                AppError::NotFound(format!("attachment {} ({}) was never uploaded", a.sha256, a.title))
             })?;
             let ordinal = u32::try_from(attachments.len() + 1).unwrap_or(u32::MAX);
             attachments.push(Attachment {
@@ -179,21 +150,17 @@ impl App {
             let units: Vec<&str> = match &rd.recipient {
                 RecipientSpec::Unit(u) => vec![u.as_str()],
                 RecipientSpec::Group(g) => {
-                    let group = snap.registry.groups.get(g).ok_or_else(|| {
-                        AppError::NotFound(format!("unknown recipient group {g:?}"))
-                    })?;
-                    snap.registry
-                        .expand_group(group, issuer)
-                        .into_iter()
-                        .map(|u| u.id.as_str())
-                        .collect()
+                    let group = snap
+                        .registry
+                        .groups
+                        .get(g)
+                        .ok_or_else(|| AppError::NotFound(format!("unknown recipient group {g:?}")))?;
+                    snap.registry.expand_group(group, issuer).into_iter().map(|u| u.id.as_str()).collect()
                 }
             };
             for u in units {
                 if !expansion.main.iter().chain(&expansion.cc).any(|r| r == u) {
-                    return Err(AppError::Invalid(format!(
-                        "a deadline names {u}, which is not a recipient"
-                    )));
+                    return Err(AppError::Invalid(format!("a deadline names {u}, which is not a recipient")));
                 }
                 due.insert(u, rd.due);
             }
@@ -202,21 +169,12 @@ impl App {
             .main
             .iter()
             .map(|u| (u.clone(), Role::Main, due.get(u.as_str()).copied()))
-            .chain(
-                expansion
-                    .cc
-                    .iter()
-                    .map(|u| (u.clone(), Role::Cc, due.get(u.as_str()).copied())),
-            )
+            .chain(expansion.cc.iter().map(|u| (u.clone(), Role::Cc, due.get(u.as_str()).copied())))
             .collect();
         let forwarding = forwards.clone().map(|s| (s, issuer.id.clone()));
         let doc = Document {
             id: document_id(&signed.envelope),
-            number: DocNumber {
-                prefix: draft.prefix,
-                year: draft.year,
-                serial: 0,
-            },
+            number: DocNumber { prefix: draft.prefix, year: draft.year, serial: 0 },
             title: draft.title,
             genre: draft.genre,
             issuer: issuer.id.clone(),
@@ -243,28 +201,13 @@ impl App {
             issued_at: self.now(),
             event_seq: 0,
         };
-        Ok(NewDocument {
-            doc,
-            recipients,
-            forwarding,
-        })
+        Ok(NewDocument { doc, recipients, forwarding })
     }
 
-    async fn commit_document<M: RequestMeta>(
-        &self,
-        signed: Signed<M>,
-        new: NewDocument,
-    ) -> Result<Document, AppError> {
-        let (actor, request_id) = (
-            signed.statement.actor().to_owned(),
-            signed.statement.request_id().to_owned(),
-        );
+    async fn commit_document<M: RequestMeta>(&self, signed: Signed<M>, new: NewDocument) -> Result<Document, AppError> {
+        let (actor, request_id) = (signed.statement.actor().to_owned(), signed.statement.request_id().to_owned());
         let (digest, envelope) = (signed.digest, signed.envelope);
-        let NewDocument {
-            mut doc,
-            recipients,
-            forwarding,
-        } = new;
+        let NewDocument { mut doc, recipients, forwarding } = new;
         let at = doc.issued_at;
         let result = self
             .write(move |tx| {
@@ -279,16 +222,9 @@ impl App {
                     return Ok((doc, false));
                 }
                 if schema::load_tx::<Document>(tx, &schema::document(&doc.id))?.is_some() {
-                    return Err(AppError::AlreadyExists(format!(
-                        "document {} exists already",
-                        doc.id
-                    )));
+                    return Err(AppError::AlreadyExists(format!("document {} exists already", doc.id)));
                 }
-                let kind = if forwarding.is_some() {
-                    EventKind::Forwarded
-                } else {
-                    EventKind::Issued
-                };
+                let kind = if forwarding.is_some() { EventKind::Forwarded } else { EventKind::Issued };
                 let seq = super::append_event(tx, kind, &actor, Some(&doc.id), &envelope, at)?;
                 doc.number.serial = allocate_serial(tx, &doc.number.prefix, doc.number.year)?;
                 doc.event_seq = seq;
@@ -296,10 +232,7 @@ impl App {
                     record_forward(tx, source, forwarder, &doc, seq, at)?;
                 }
                 schema::save(tx, &schema::document(&doc.id), &doc)?;
-                tx.put(
-                    &schema::numbered(&doc.number.prefix, doc.number.year, doc.number.serial),
-                    doc.id.as_bytes(),
-                );
+                tx.put(&schema::numbered(&doc.number.prefix, doc.number.year, doc.number.serial), doc.id.as_bytes());
                 tx.put(&schema::issued(&doc.issuer, seq), doc.id.as_bytes());
                 for (unit, role, deadline) in &recipients {
                     let delivery = Delivery {
@@ -321,30 +254,14 @@ impl App {
                     schema::save(tx, &schema::delivery(&doc.id, unit), &delivery)?;
                     tx.put(&schema::inbox(unit, seq), doc.id.as_bytes());
                 }
-                remember(
-                    tx,
-                    &actor,
-                    &request_id,
-                    digest,
-                    FirstResult::Document(doc.id.clone()),
-                )?;
+                remember(tx, &actor, &request_id, digest, FirstResult::Document(doc.id.clone()))?;
                 Ok((doc, true))
             })
             .await;
         let (doc, new) = result?;
         if new {
-            let units: BTreeSet<String> = doc
-                .expansion
-                .main
-                .iter()
-                .chain(&doc.expansion.cc)
-                .cloned()
-                .collect();
-            self.publish(Notice {
-                kind: StepKind::Delivered,
-                document_id: doc.id.clone(),
-                units: Arc::new(units),
-            });
+            let units: BTreeSet<String> = doc.expansion.main.iter().chain(&doc.expansion.cc).cloned().collect();
+            self.publish(Notice { kind: StepKind::Delivered, document_id: doc.id.clone(), units: Arc::new(units) });
         }
         Ok(doc)
     }
@@ -411,9 +328,9 @@ fn allocate_serial(tx: &mut dyn Tx, prefix: &str, year: u32) -> Result<u32, AppE
     let key = schema::serial(prefix, year);
     let mut serial = schema::load_u32(tx, &key)?;
     loop {
-        serial = serial.checked_add(1).ok_or_else(|| {
-            AppError::Exhausted(format!("no serials left for {prefix} in {year}"))
-        })?;
+        serial = serial
+            .checked_add(1)
+            .ok_or_else(|| AppError::Exhausted(format!("no serials left for {prefix} in {year}")))?;
         if tx.get(&schema::numbered(prefix, year, serial))?.is_none() {
             break;
         }
@@ -433,9 +350,7 @@ fn record_forward(
 ) -> Result<(), AppError> {
     let key = schema::delivery(source, forwarder);
     let mut held = schema::load_tx::<Delivery>(tx, &key)?.ok_or_else(|| {
-        AppError::Precondition(format!(
-            "{forwarder} has not received {source}, so it cannot forward it"
-        ))
+        AppError::Precondition(format!("{forwarder} has not received {source}, so it cannot forward it"))
     })?;
     held.state = transition(held.state, Action::Forward)?;
     held.steps.push(Step {
@@ -463,17 +378,11 @@ pub(crate) fn seq_of(key: &[u8]) -> u64 {
 }
 
 /// The scan start for a page token (a decimal sequence number) in a per-unit index.
-pub(crate) fn page_start(
-    unit: &str,
-    token: &str,
-    key: fn(&str, u64) -> Vec<u8>,
-) -> Result<Option<Vec<u8>>, AppError> {
+pub(crate) fn page_start(unit: &str, token: &str, key: fn(&str, u64) -> Vec<u8>) -> Result<Option<Vec<u8>>, AppError> {
     if token.is_empty() {
         return Ok(None);
     }
-    let seq: u64 = token
-        .parse()
-        .map_err(|_| AppError::field("page_token", "not a token from a previous page"))?;
+    let seq: u64 = token.parse().map_err(|_| AppError::field("page_token", "not a token from a previous page"))?;
     Ok(Some(key(unit, seq)))
 }
 

@@ -45,10 +45,7 @@ impl AppError {
 
 impl From<postcard::Error> for AppError {
     fn from(e: postcard::Error) -> Self {
-        AppError::Store(StoreError::Corrupt {
-            key: "(record)".into(),
-            reason: e.to_string(),
-        })
+        AppError::Store(StoreError::Corrupt { key: "(record)".into(), reason: e.to_string() })
     }
 }
 

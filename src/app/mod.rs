@@ -52,10 +52,7 @@ pub struct AppConfig {
 
 impl Default for AppConfig {
     fn default() -> Self {
-        AppConfig {
-            max_attachment_bytes: 64 * 1024 * 1024,
-            allow_confidential: false,
-        }
+        AppConfig { max_attachment_bytes: 64 * 1024 * 1024, allow_confidential: false }
     }
 }
 
@@ -86,18 +83,12 @@ impl Snapshot {
             .values()
             .flat_map(|u| u.keys.iter().map(move |k| (k.key_id.clone(), u.id.clone())))
             .collect();
-        Snapshot {
-            registry,
-            key_owner,
-        }
+        Snapshot { registry, key_owner }
     }
 
     /// A unit or NOT_FOUND.
     pub fn unit(&self, id: &str) -> Result<&Unit, AppError> {
-        self.registry
-            .units
-            .get(id)
-            .ok_or_else(|| AppError::NotFound(format!("unknown unit {id:?}")))
+        self.registry.units.get(id).ok_or_else(|| AppError::NotFound(format!("unknown unit {id:?}")))
     }
 }
 
@@ -149,8 +140,7 @@ impl App {
             None => {
                 let Some(given) = initial_operator else {
                     return Err(AppError::Precondition(
-                        "a new data directory needs an operator key (gongwen keygen operator)"
-                            .into(),
+                        "a new data directory needs an operator key (gongwen keygen operator)".into(),
                     ));
                 };
                 seal::check_public_key(given.algorithm, &given.public_key)?;
@@ -248,10 +238,7 @@ impl App {
 
     /// Decodes an envelope's statement after checking its type. The signature is checked by [`App::verify_unit`]
     /// or [`App::verify_operator`] once the acting unit is known from the statement.
-    fn open_envelope<M: Statement>(
-        &self,
-        envelope: &pb::SignedEnvelope,
-    ) -> Result<Signed<M>, AppError> {
+    fn open_envelope<M: Statement>(&self, envelope: &pb::SignedEnvelope) -> Result<Signed<M>, AppError> {
         let expected_type = M::TYPE;
         if envelope.payload_type != expected_type {
             return Err(AppError::Invalid(format!(
@@ -259,31 +246,22 @@ impl App {
                 envelope.payload_type
             )));
         }
-        let statement = M::decode(envelope.payload.as_slice()).map_err(|e| {
-            AppError::Invalid(format!("the {expected_type} payload does not decode: {e}"))
-        })?;
+        let statement = M::decode(envelope.payload.as_slice())
+            .map_err(|e| AppError::Invalid(format!("the {expected_type} payload does not decode: {e}")))?;
         let mut h = Sha256::new();
         h.update(seal::pae(&envelope.payload_type, &envelope.payload));
-        Ok(Signed {
-            statement,
-            envelope: envelope.encode_to_vec(),
-            digest: h.finalize().into(),
-        })
+        Ok(Signed { statement, envelope: envelope.encode_to_vec(), digest: h.finalize().into() })
     }
 
     /// Checks that `envelope` is signed by a valid key of `unit_id`.
-    fn verify_unit(
-        &self,
-        snapshot: &Snapshot,
-        unit_id: &str,
-        envelope: &pb::SignedEnvelope,
-    ) -> Result<(), AppError> {
+    fn verify_unit(&self, snapshot: &Snapshot, unit_id: &str, envelope: &pb::SignedEnvelope) -> Result<(), AppError> {
         if unit_id.is_empty() {
             return Err(AppError::field("unit_id", "the acting unit is required"));
         }
-        let owner = snapshot.key_owner.get(&envelope.key_id).ok_or_else(|| {
-            AppError::Unauthenticated(format!("unknown signing key {:?}", envelope.key_id))
-        })?;
+        let owner = snapshot
+            .key_owner
+            .get(&envelope.key_id)
+            .ok_or_else(|| AppError::Unauthenticated(format!("unknown signing key {:?}", envelope.key_id)))?;
         if owner != unit_id {
             return Err(AppError::Denied(format!(
                 "key {:?} belongs to {owner}, which may not act for {unit_id}",
@@ -295,17 +273,9 @@ impl App {
             .keys
             .iter()
             .find(|k| k.key_id == envelope.key_id)
-            .ok_or_else(|| {
-                AppError::Unauthenticated(format!("unknown signing key {:?}", envelope.key_id))
-            })?;
-        seal::verify(
-            key,
-            &envelope.payload_type,
-            &envelope.payload,
-            &envelope.signature,
-            self.now(),
-        )
-        .map_err(|e| AppError::Unauthenticated(e.to_string()))
+            .ok_or_else(|| AppError::Unauthenticated(format!("unknown signing key {:?}", envelope.key_id)))?;
+        seal::verify(key, &envelope.payload_type, &envelope.payload, &envelope.signature, self.now())
+            .map_err(|e| AppError::Unauthenticated(e.to_string()))
     }
 
     /// Checks that `envelope` is signed by the operator key.
@@ -316,14 +286,8 @@ impl App {
                 self.operator.key_id, envelope.key_id
             )));
         }
-        seal::verify(
-            &self.operator,
-            &envelope.payload_type,
-            &envelope.payload,
-            &envelope.signature,
-            self.now(),
-        )
-        .map_err(|e| AppError::Unauthenticated(e.to_string()))
+        seal::verify(&self.operator, &envelope.payload_type, &envelope.payload, &envelope.signature, self.now())
+            .map_err(|e| AppError::Unauthenticated(e.to_string()))
     }
 }
 
@@ -353,17 +317,9 @@ fn append_event(
 /// What a request id produced the first time.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum FirstResult {
-    Registry {
-        regions: u32,
-        units: u32,
-        groups: u32,
-        event_seq: u64,
-    },
+    Registry { regions: u32, units: u32, groups: u32, baselines: u32, event_seq: u64 },
     Document(String),
-    Delivery {
-        document_id: String,
-        recipient: String,
-    },
+    Delivery { document_id: String, recipient: String },
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -373,12 +329,7 @@ struct RequestRecord {
 }
 
 /// Looks up a request id: the first result for an identical retry, ALREADY_EXISTS for a different statement.
-fn replayed(
-    tx: &dyn Tx,
-    actor: &str,
-    request_id: &str,
-    digest: &[u8; 32],
-) -> Result<Option<FirstResult>, AppError> {
+fn replayed(tx: &dyn Tx, actor: &str, request_id: &str, digest: &[u8; 32]) -> Result<Option<FirstResult>, AppError> {
     check_request_id(request_id)?;
     match schema::load_tx::<RequestRecord>(tx, &schema::request(actor, request_id))? {
         None => Ok(None),
@@ -396,23 +347,13 @@ fn remember(
     digest: [u8; 32],
     result: FirstResult,
 ) -> Result<(), AppError> {
-    schema::save(
-        tx,
-        &schema::request(actor, request_id),
-        &RequestRecord { digest, result },
-    )?;
+    schema::save(tx, &schema::request(actor, request_id), &RequestRecord { digest, result })?;
     Ok(())
 }
 
 fn check_request_id(request_id: &str) -> Result<(), AppError> {
-    if request_id.is_empty()
-        || request_id.len() > 128
-        || !request_id.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(AppError::field(
-            "request_id",
-            "1 to 128 printable ASCII characters are required",
-        ));
+    if request_id.is_empty() || request_id.len() > 128 || !request_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AppError::field("request_id", "1 to 128 printable ASCII characters are required"));
     }
     Ok(())
 }

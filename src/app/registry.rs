@@ -31,6 +31,7 @@ pub struct ChangeSummary {
     pub regions: u32,
     pub units: u32,
     pub groups: u32,
+    pub baselines: u32,
     pub event_seq: u64,
 }
 
@@ -39,6 +40,7 @@ struct Additions {
     regions: Vec<Region>,
     units: Vec<Unit>,
     groups: Vec<Group>,
+    baselines: Vec<(String, u32, u32)>,
     next: Registry,
 }
 
@@ -49,25 +51,15 @@ fn count(n: usize) -> u32 {
 /// Checks every item of a change against `current` (and the items before it) and keeps what is new.
 fn check_change(current: &Registry, change: pb::RegistryChange) -> Result<Additions, AppError> {
     let mut next = current.clone();
-    let mut add = Additions {
-        regions: vec![],
-        units: vec![],
-        groups: vec![],
-        next: Registry::default(),
-    };
-    let mut key_ids: std::collections::HashSet<String> = current
-        .units
-        .values()
-        .flat_map(|u| u.keys.iter().map(|k| k.key_id.clone()))
-        .collect();
+    let mut add =
+        Additions { regions: vec![], units: vec![], groups: vec![], baselines: vec![], next: Registry::default() };
+    let mut key_ids: std::collections::HashSet<String> =
+        current.units.values().flat_map(|u| u.keys.iter().map(|k| k.key_id.clone())).collect();
     for r in change.regions {
         let region = Region::try_from(r)?;
         if let Some(parent) = &region.parent {
             let p = next.regions.get(parent).ok_or_else(|| {
-                AppError::NotFound(format!(
-                    "region {}: parent region {parent} does not exist",
-                    region.code
-                ))
+                AppError::NotFound(format!("region {}: parent region {parent} does not exist", region.code))
             })?;
             if p.level >= region.level {
                 return Err(AppError::Invalid(format!(
@@ -94,27 +86,18 @@ fn check_change(current: &Registry, change: pb::RegistryChange) -> Result<Additi
     for u in change.units {
         let unit = Unit::try_from(u)?;
         if !next.regions.contains_key(&unit.region) {
-            return Err(AppError::NotFound(format!(
-                "unit {}: region {} does not exist",
-                unit.id, unit.region
-            )));
+            return Err(AppError::NotFound(format!("unit {}: region {} does not exist", unit.id, unit.region)));
         }
         match next.units.get(&unit.id) {
             Some(existing) if *existing == unit => continue,
             Some(_) => {
-                return Err(AppError::AlreadyExists(format!(
-                    "unit {} exists already with different content",
-                    unit.id
-                )));
+                return Err(AppError::AlreadyExists(format!("unit {} exists already with different content", unit.id)));
             }
             None => {}
         }
         for k in &unit.keys {
             if !key_ids.insert(k.key_id.clone()) {
-                return Err(AppError::AlreadyExists(format!(
-                    "seal key id {} is already registered",
-                    k.key_id
-                )));
+                return Err(AppError::AlreadyExists(format!("seal key id {} is already registered", k.key_id)));
             }
         }
         next.units.insert(unit.id.clone(), unit.clone());
@@ -135,6 +118,16 @@ fn check_change(current: &Registry, change: pb::RegistryChange) -> Result<Additi
         next.groups.insert(group.name.clone(), group.clone());
         add.groups.push(group);
     }
+    for b in change.number_baselines {
+        crate::domain::number::validate_prefix(&b.prefix)?;
+        if !(1949..=2999).contains(&b.year) {
+            return Err(AppError::field("number_baselines.year", format!("{} is not a plausible year", b.year)));
+        }
+        if !next.units.values().any(|u| u.prefixes.contains(&b.prefix)) {
+            return Err(AppError::NotFound(format!("no unit owns the prefix {}", b.prefix)));
+        }
+        add.baselines.push((b.prefix, b.year, b.last_serial));
+    }
     add.next = next;
     Ok(add)
 }
@@ -143,10 +136,7 @@ const OPERATOR_ACTOR: &str = "operator";
 
 impl App {
     /// Applies a signed registry change atomically.
-    pub async fn apply_registry_change(
-        &self,
-        envelope: pb::SignedEnvelope,
-    ) -> Result<ChangeSummary, AppError> {
+    pub async fn apply_registry_change(&self, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
         let signed = self.open_envelope::<pb::RegistryChange>(&envelope)?;
         self.verify_operator(&envelope)?;
         let _guard = self.registry_lock.lock().await;
@@ -155,32 +145,16 @@ impl App {
         let add = check_change(&current.registry, signed.statement)?;
         let at = self.now();
         let new_items = !(add.regions.is_empty() && add.units.is_empty() && add.groups.is_empty());
-        let Additions {
-            regions,
-            units,
-            groups,
-            next,
-        } = add;
+        let Additions { regions, units, groups, baselines, next } = add;
         let digest = signed.digest;
         let envelope_bytes = signed.envelope;
         let summary = self
             .write(move |tx| {
                 if let Some(first) = replayed(tx, OPERATOR_ACTOR, &request_id, &digest)? {
                     return match first {
-                        FirstResult::Registry {
-                            regions,
-                            units,
-                            groups,
-                            event_seq,
-                        } => Ok((
-                            ChangeSummary {
-                                regions,
-                                units,
-                                groups,
-                                event_seq,
-                            },
-                            false,
-                        )),
+                        FirstResult::Registry { regions, units, groups, baselines, event_seq } => {
+                            Ok((ChangeSummary { regions, units, groups, baselines, event_seq }, false))
+                        }
                         _ => Err(AppError::AlreadyExists(format!(
                             "request id {request_id:?} was used for another request"
                         ))),
@@ -190,9 +164,24 @@ impl App {
                     regions: count(regions.len()),
                     units: count(units.len()),
                     groups: count(groups.len()),
+                    baselines: 0,
                     event_seq: 0,
                 };
-                if new_items {
+                for (prefix, year, last) in &baselines {
+                    let key = schema::serial(prefix, *year);
+                    let current = schema::load_u32(tx, &key)?;
+                    if current > *last {
+                        return Err(AppError::Precondition(format!(
+                            "numbering of {prefix}〔{year}〕 is already at {current}; a baseline cannot move it back to {last}"
+                        )));
+                    }
+                    if current < *last {
+                        tx.put(&key, &last.to_be_bytes());
+                        summary.baselines += 1;
+                    }
+                }
+                let changed = new_items || summary.baselines > 0;
+                if changed {
                     for r in &regions {
                         schema::save(tx, &schema::region(&r.code), r)?;
                     }
@@ -215,10 +204,11 @@ impl App {
                     regions: summary.regions,
                     units: summary.units,
                     groups: summary.groups,
+                    baselines: summary.baselines,
                     event_seq: summary.event_seq,
                 };
                 remember(tx, OPERATOR_ACTOR, &request_id, digest, first)?;
-                Ok((summary, new_items))
+                Ok((summary, changed))
             })
             .await;
         let (summary, changed) = summary?;
@@ -268,19 +258,13 @@ impl App {
         let snap = self.snapshot();
         let reg = &snap.registry;
         if !filter.region_subtree.is_empty() && !reg.regions.contains_key(&filter.region_subtree) {
-            return Err(AppError::NotFound(format!(
-                "unknown region {:?}",
-                filter.region_subtree
-            )));
+            return Err(AppError::NotFound(format!("unknown region {:?}", filter.region_subtree)));
         }
         let mut out: Vec<Unit> = reg
             .units
             .values()
             .filter(|u| after.is_empty() || u.id.as_str() > after)
-            .filter(|u| {
-                filter.region_subtree.is_empty()
-                    || reg.region_within(&u.region, &filter.region_subtree)
-            })
+            .filter(|u| filter.region_subtree.is_empty() || reg.region_within(&u.region, &filter.region_subtree))
             .filter(|u| filter.level.is_none_or(|l| u.level == l))
             .filter(|u| filter.kind.is_none_or(|k| u.kind == k))
             .filter(|u| filter.tag.is_empty() || u.tags.iter().any(|t| *t == filter.tag))
@@ -310,12 +294,7 @@ impl App {
             .groups
             .get(group)
             .ok_or_else(|| AppError::NotFound(format!("unknown recipient group {group:?}")))?;
-        Ok(snap
-            .registry
-            .expand_group(g, issuer)
-            .into_iter()
-            .cloned()
-            .collect())
+        Ok(snap.registry.expand_group(g, issuer).into_iter().cloned().collect())
     }
 }
 
@@ -333,12 +312,7 @@ mod tests {
     use super::*;
 
     fn region(code: &str, parent: &str, level: i32) -> pb::Region {
-        pb::Region {
-            code: code.into(),
-            name: format!("r{code}"),
-            parent_code: parent.into(),
-            level,
-        }
+        pb::Region { code: code.into(), name: format!("r{code}"), parent_code: parent.into(), level }
     }
 
     #[test]
@@ -351,21 +325,12 @@ mod tests {
         };
         let add = check_change(&reg, ok).map(|a| a.regions.len()).ok();
         assert_eq!(add, Some(2));
-        let orphan = pb::RegistryChange {
-            regions: vec![region("370300", "370000", 2)],
-            ..Default::default()
-        };
-        assert!(matches!(
-            check_change(&reg, orphan),
-            Err(AppError::NotFound(_))
-        ));
+        let orphan = pb::RegistryChange { regions: vec![region("370300", "370000", 2)], ..Default::default() };
+        assert!(matches!(check_change(&reg, orphan), Err(AppError::NotFound(_))));
         let upside_down = pb::RegistryChange {
             regions: vec![region("370000", "", 2), region("370300", "370000", 1)],
             ..Default::default()
         };
-        assert!(matches!(
-            check_change(&reg, upside_down),
-            Err(AppError::Invalid(_))
-        ));
+        assert!(matches!(check_change(&reg, upside_down), Err(AppError::Invalid(_))));
     }
 }

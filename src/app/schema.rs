@@ -45,14 +45,7 @@ pub fn serial(prefix: &str, year: u32) -> Vec<u8> {
 }
 /// The document holding number (prefix, year, serial).
 pub fn numbered(prefix: &str, year: u32, serial: u32) -> Vec<u8> {
-    key(
-        b"numdoc/",
-        &[
-            prefix.as_bytes(),
-            &year.to_be_bytes(),
-            &serial.to_be_bytes(),
-        ],
-    )
+    key(b"numdoc/", &[prefix.as_bytes(), &year.to_be_bytes(), &serial.to_be_bytes()])
 }
 /// One delivery.
 pub fn delivery(document_id: &str, recipient: &str) -> Vec<u8> {
@@ -110,16 +103,13 @@ pub fn last_part(key: &[u8]) -> String {
 
 /// Encodes a record.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(value)
-        .map_err(|e| StoreError::Backend(format!("cannot encode record: {e}")))
+    postcard::to_stdvec(value).map_err(|e| StoreError::Backend(format!("cannot encode record: {e}")))
 }
 
 /// Decodes a record read at `key`.
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
-    })
+    postcard::from_bytes(bytes)
+        .map_err(|e| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })
 }
 
 /// Reads and decodes a committed record.

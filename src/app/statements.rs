@@ -4,8 +4,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::AppError;
 use crate::domain::model::{
-    Classification, Disclosure, Genre, Group, GroupScope, KeyAlgorithm, Level, RecipientDeadline,
-    RecipientSpec, Region, SealKey, Unit, UnitKind, Urgency,
+    Classification, Disclosure, Genre, Group, GroupScope, KeyAlgorithm, Level, RecipientDeadline, RecipientSpec,
+    Region, SealKey, Unit, UnitKind, Urgency,
 };
 use crate::domain::number::validate_prefix;
 use crate::domain::seal;
@@ -50,10 +50,7 @@ const MAX_LINE: usize = 512;
 
 fn line(field: &str, value: &str) -> Result<String, AppError> {
     if value.chars().count() > MAX_LINE {
-        return Err(AppError::field(
-            field,
-            format!("at most {MAX_LINE} characters"),
-        ));
+        return Err(AppError::field(field, format!("at most {MAX_LINE} characters")));
     }
     if value.chars().any(|c| c.is_control()) {
         return Err(AppError::field(field, "control characters are not allowed"));
@@ -76,27 +73,15 @@ pub fn date(field: &str, value: &str) -> Result<Option<NaiveDate>, AppError> {
     }
     NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
         .map(Some)
-        .map_err(|_| {
-            AppError::field(
-                field,
-                format!("{value:?} is not a date in the form YYYY-MM-DD"),
-            )
-        })
+        .map_err(|_| AppError::field(field, format!("{value:?} is not a date in the form YYYY-MM-DD")))
 }
 
 /// A lower-case hex SHA-256.
 pub fn sha256(field: &str, value: &str) -> Result<String, AppError> {
-    if value.len() == 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         Ok(value.to_owned())
     } else {
-        Err(AppError::field(
-            field,
-            format!("{value:?} is not a lower-case hex SHA-256"),
-        ))
+        Err(AppError::field(field, format!("{value:?} is not a lower-case hex SHA-256")))
     }
 }
 
@@ -104,20 +89,12 @@ pub fn sha256(field: &str, value: &str) -> Result<String, AppError> {
 pub fn unit_id(field: &str, id: &str) -> Result<String, AppError> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        && id.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
     if ok {
         Ok(id.to_owned())
     } else {
-        Err(AppError::field(
-            field,
-            format!("{id:?} is not a unit id (a-z, 0-9, '.', '-'; 1 to 64 characters)"),
-        ))
+        Err(AppError::field(field, format!("{id:?} is not a unit id (a-z, 0-9, '.', '-'; 1 to 64 characters)")))
     }
 }
 
@@ -127,10 +104,7 @@ pub fn level(field: &str, v: i32) -> Result<Level, AppError> {
         Ok(pb::Level::City) => Ok(Level::City),
         Ok(pb::Level::County) => Ok(Level::County),
         Ok(pb::Level::Township) => Ok(Level::Township),
-        _ => Err(AppError::field(
-            field,
-            "a level (province, city, county, township) is required",
-        )),
+        _ => Err(AppError::field(field, "a level (province, city, county, township) is required")),
     }
 }
 
@@ -146,15 +120,11 @@ pub fn kind(field: &str, v: i32) -> Result<UnitKind, AppError> {
     }
 }
 
-fn timestamp(
-    field: &str,
-    t: &Option<prost_types::Timestamp>,
-) -> Result<Option<DateTime<Utc>>, AppError> {
+fn timestamp(field: &str, t: &Option<prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, AppError> {
     match t {
         None => Ok(None),
         Some(ts) => {
-            let nanos = u32::try_from(ts.nanos)
-                .map_err(|_| AppError::field(field, "negative nanoseconds"))?;
+            let nanos = u32::try_from(ts.nanos).map_err(|_| AppError::field(field, "negative nanoseconds"))?;
             DateTime::from_timestamp(ts.seconds, nanos)
                 .map(Some)
                 .ok_or_else(|| AppError::field(field, "timestamp out of range"))
@@ -165,21 +135,13 @@ fn timestamp(
 impl TryFrom<pb::Region> for Region {
     type Error = AppError;
     fn try_from(r: pb::Region) -> Result<Self, AppError> {
-        let code_ok =
-            (r.code.len() == 6 || r.code.len() == 9) && r.code.bytes().all(|b| b.is_ascii_digit());
+        let code_ok = (r.code.len() == 6 || r.code.len() == 9) && r.code.bytes().all(|b| b.is_ascii_digit());
         if !code_ok {
-            return Err(AppError::field(
-                "region.code",
-                format!("{:?} is not a 6- or 9-digit region code", r.code),
-            ));
+            return Err(AppError::field("region.code", format!("{:?} is not a 6- or 9-digit region code", r.code)));
         }
         Ok(Region {
             name: required_line("region.name", &r.name)?,
-            parent: if r.parent_code.is_empty() {
-                None
-            } else {
-                Some(r.parent_code)
-            },
+            parent: if r.parent_code.is_empty() { None } else { Some(r.parent_code) },
             level: level("region.level", r.level)?,
             code: r.code,
         })
@@ -192,10 +154,7 @@ impl TryFrom<pb::SealKey> for SealKey {
         let algorithm = match k.algorithm.as_str() {
             "ed25519" | "" => KeyAlgorithm::Ed25519,
             other => {
-                return Err(AppError::field(
-                    "seal_key.algorithm",
-                    format!("{other:?} is not supported (ed25519)"),
-                ));
+                return Err(AppError::field("seal_key.algorithm", format!("{other:?} is not supported (ed25519)")));
             }
         };
         seal::check_public_key(algorithm, &k.public_key)?;
@@ -215,16 +174,8 @@ impl TryFrom<pb::Unit> for Unit {
         for p in &u.number_prefixes {
             validate_prefix(p)?;
         }
-        let tags = u
-            .tags
-            .iter()
-            .map(|t| required_line("unit.tags", t))
-            .collect::<Result<Vec<_>, _>>()?;
-        let keys = u
-            .seal_keys
-            .into_iter()
-            .map(SealKey::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let tags = u.tags.iter().map(|t| required_line("unit.tags", t)).collect::<Result<Vec<_>, _>>()?;
+        let keys = u.seal_keys.into_iter().map(SealKey::try_from).collect::<Result<Vec<_>, _>>()?;
         Ok(Unit {
             id: unit_id("unit.id", &u.id)?,
             full_name: required_line("unit.full_name", &u.full_name)?,
@@ -248,16 +199,8 @@ impl TryFrom<pb::RecipientGroup> for Group {
             Ok(pb::GroupScope::Subtree) => GroupScope::Subtree,
             _ => return Err(AppError::field("group.scope", "a scope is required")),
         };
-        let level = if g.level == 0 {
-            None
-        } else {
-            Some(level("group.level", g.level)?)
-        };
-        let kinds = g
-            .kinds
-            .iter()
-            .map(|k| kind("group.kinds", *k))
-            .collect::<Result<Vec<_>, _>>()?;
+        let level = if g.level == 0 { None } else { Some(level("group.level", g.level)?) };
+        let kinds = g.kinds.iter().map(|k| kind("group.kinds", *k)).collect::<Result<Vec<_>, _>>()?;
         Ok(Group {
             name: required_line("group.name", &g.name)?,
             scope,
@@ -272,14 +215,9 @@ impl TryFrom<pb::RecipientGroup> for Group {
 /// A recipient as written.
 pub fn recipient(field: &str, r: pb::Recipient) -> Result<RecipientSpec, AppError> {
     match r.target {
-        Some(pb::recipient::Target::Group(g)) => {
-            Ok(RecipientSpec::Group(required_line(field, &g)?))
-        }
+        Some(pb::recipient::Target::Group(g)) => Ok(RecipientSpec::Group(required_line(field, &g)?)),
         Some(pb::recipient::Target::UnitId(u)) => Ok(RecipientSpec::Unit(unit_id(field, &u)?)),
-        None => Err(AppError::field(
-            field,
-            "a recipient needs a group or a unit id",
-        )),
+        None => Err(AppError::field(field, "a recipient needs a group or a unit id")),
     }
 }
 
@@ -310,16 +248,10 @@ impl TryFrom<pb::DocumentDraft> for Draft {
     fn try_from(d: pb::DocumentDraft) -> Result<Self, AppError> {
         validate_prefix(&d.number_prefix)?;
         if !(1949..=2999).contains(&d.number_year) {
-            return Err(AppError::field(
-                "draft.number_year",
-                format!("{} is not a plausible year", d.number_year),
-            ));
+            return Err(AppError::field("draft.number_year", format!("{} is not a plausible year", d.number_year)));
         }
         if d.body.len() > MAX_TEXT {
-            return Err(AppError::field(
-                "draft.body",
-                format!("at most {MAX_TEXT} bytes"),
-            ));
+            return Err(AppError::field("draft.body", format!("at most {MAX_TEXT} bytes")));
         }
         let urgency = match pb::Urgency::try_from(d.urgency) {
             Ok(pb::Urgency::None) => Urgency::None,
@@ -335,10 +267,7 @@ impl TryFrom<pb::DocumentDraft> for Draft {
             Ok(pb::Classification::Confidential) => Classification::Confidential,
             Ok(pb::Classification::TopSecret) => Classification::TopSecret,
             Err(_) => {
-                return Err(AppError::field(
-                    "draft.classification",
-                    "unknown classification",
-                ));
+                return Err(AppError::field("draft.classification", "unknown classification"));
             }
         };
         let classification_term = line("draft.classification_term", &d.classification_term)?;
@@ -354,10 +283,7 @@ impl TryFrom<pb::DocumentDraft> for Draft {
             Ok(pb::Disclosure::OnRequest) => Some(Disclosure::OnRequest),
             Ok(pb::Disclosure::NotPublic) => Some(Disclosure::NotPublic),
             Err(_) => {
-                return Err(AppError::field(
-                    "draft.disclosure",
-                    "unknown disclosure option",
-                ));
+                return Err(AppError::field("draft.disclosure", "unknown disclosure option"));
             }
         };
         let main = d
@@ -365,11 +291,8 @@ impl TryFrom<pb::DocumentDraft> for Draft {
             .into_iter()
             .map(|r| recipient("draft.main_recipients", r))
             .collect::<Result<Vec<_>, _>>()?;
-        let cc = d
-            .cc_recipients
-            .into_iter()
-            .map(|r| recipient("draft.cc_recipients", r))
-            .collect::<Result<Vec<_>, _>>()?;
+        let cc =
+            d.cc_recipients.into_iter().map(|r| recipient("draft.cc_recipients", r)).collect::<Result<Vec<_>, _>>()?;
         let attachments = d
             .attachments
             .into_iter()
@@ -385,14 +308,13 @@ impl TryFrom<pb::DocumentDraft> for Draft {
             .recipient_deadlines
             .into_iter()
             .map(|rd| {
-                let r = rd.recipient.ok_or_else(|| {
-                    AppError::field("draft.recipient_deadlines", "recipient is required")
-                })?;
+                let r = rd
+                    .recipient
+                    .ok_or_else(|| AppError::field("draft.recipient_deadlines", "recipient is required"))?;
                 Ok(RecipientDeadline {
                     recipient: recipient("draft.recipient_deadlines.recipient", r)?,
-                    due: date("draft.recipient_deadlines.due", &rd.due)?.ok_or_else(|| {
-                        AppError::field("draft.recipient_deadlines.due", "is required")
-                    })?,
+                    due: date("draft.recipient_deadlines.due", &rd.due)?
+                        .ok_or_else(|| AppError::field("draft.recipient_deadlines.due", "is required"))?,
                 })
             })
             .collect::<Result<Vec<_>, AppError>>()?;

@@ -88,16 +88,10 @@ impl Walker<'_> {
         let mut forwards: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for pair in self.store.scan(&schema::forwards_of(&doc.id), None, false) {
             let (k, v) = pair?;
-            forwards
-                .entry(String::from_utf8_lossy(&v).into_owned())
-                .or_default()
-                .push(schema::last_part(&k));
+            forwards.entry(String::from_utf8_lossy(&v).into_owned()).or_default().push(schema::last_part(&k));
         }
         let mut out = vec![];
-        for pair in self
-            .store
-            .scan(&schema::deliveries_of(&doc.id), None, false)
-        {
+        for pair in self.store.scan(&schema::deliveries_of(&doc.id), None, false) {
             let (k, v) = pair?;
             let delivery: Delivery = schema::decode(&k, &v)?;
             let unit = self.registry.units.get(&delivery.recipient);
@@ -116,11 +110,7 @@ impl Walker<'_> {
                 children: vec![],
                 delivery,
             };
-            for fwd_id in forwards
-                .get(&node.unit_id)
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-            {
+            for fwd_id in forwards.get(&node.unit_id).map(Vec::as_slice).unwrap_or_default() {
                 let fwd = self.document(fwd_id)?;
                 node.forwarded_as.push(fwd.number.to_string());
                 let children = self.nodes(&fwd, depth + 1)?;
@@ -154,23 +144,14 @@ impl App {
         let now = self.now();
         let id = document_id.to_owned();
         self.read(move |store| {
-            let mut w = Walker {
-                store,
-                registry: &snap.registry,
-                now,
-                seen: HashSet::new(),
-            };
+            let mut w = Walker { store, registry: &snap.registry, now, seen: HashSet::new() };
             let document = w.document(&id)?;
             let nodes = w.nodes(&document, 1)?;
             let mut totals = Counts::default();
             for n in &nodes {
                 totals.add(&n.counts);
             }
-            Ok(Tree {
-                document,
-                nodes,
-                totals,
-            })
+            Ok(Tree { document, nodes, totals })
         })
         .await
     }
@@ -182,21 +163,12 @@ impl App {
         let mut stack: Vec<Node> = tree.nodes;
         while let Some(mut n) = stack.pop() {
             stack.append(&mut n.children);
-            let waiting = matches!(
-                n.delivery.state,
-                DeliveryState::Pending | DeliveryState::Acknowledged
-            );
+            let waiting = matches!(n.delivery.state, DeliveryState::Pending | DeliveryState::Acknowledged);
             if n.delivery.role == Role::Main && waiting {
                 flat.push(n);
             }
         }
-        flat.sort_by(|a, b| {
-            (a.depth, &a.unit_id, &a.via_document_id).cmp(&(
-                b.depth,
-                &b.unit_id,
-                &b.via_document_id,
-            ))
-        });
+        flat.sort_by(|a, b| (a.depth, &a.unit_id, &a.via_document_id).cmp(&(b.depth, &b.unit_id, &b.via_document_id)));
         Ok(flat)
     }
 }

@@ -26,12 +26,7 @@ pub enum DomainError {
     #[error(
         "{recipient} is more than one level below {issuer}: a {missing_level} unit above it (in region {region}) must be on the cc list (no skipping levels, 越级行文)"
     )]
-    SkippedLevel {
-        recipient: String,
-        issuer: String,
-        missing_level: String,
-        region: String,
-    },
+    SkippedLevel { recipient: String, issuer: String, missing_level: String, region: String },
     /// A document with no recipient after expansion.
     #[error("the document has no main recipient")]
     NoRecipients,
@@ -46,9 +41,6 @@ pub enum DomainError {
 impl DomainError {
     /// Shorthand for [`DomainError::InvalidField`].
     pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        DomainError::InvalidField {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        DomainError::InvalidField { field: field.into(), reason: reason.into() }
     }
 }

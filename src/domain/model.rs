@@ -43,9 +43,7 @@ impl Level {
 
     /// The level with the given depth.
     pub fn from_depth(depth: u8) -> Option<Level> {
-        [Level::Province, Level::City, Level::County, Level::Township]
-            .get(usize::from(depth))
-            .copied()
+        [Level::Province, Level::City, Level::County, Level::Township].get(usize::from(depth)).copied()
     }
 }
 
@@ -383,11 +381,7 @@ pub struct Delivery {
 impl Delivery {
     /// Reminders received.
     pub fn reminders(&self) -> u32 {
-        let n = self
-            .steps
-            .iter()
-            .filter(|s| s.kind == StepKind::Reminded)
-            .count();
+        let n = self.steps.iter().filter(|s| s.kind == StepKind::Reminded).count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 

@@ -38,43 +38,26 @@ pub fn verify(
     if let Some(from) = key.valid_from
         && at < from
     {
-        return Err(DomainError::BadSignature(format!(
-            "key {} is not valid before {from}",
-            key.key_id
-        )));
+        return Err(DomainError::BadSignature(format!("key {} is not valid before {from}", key.key_id)));
     }
     if let Some(revoked) = key.revoked_at
         && at >= revoked
     {
-        return Err(DomainError::BadSignature(format!(
-            "key {} was revoked at {revoked}",
-            key.key_id
-        )));
+        return Err(DomainError::BadSignature(format!("key {} was revoked at {revoked}", key.key_id)));
     }
     match key.algorithm {
         KeyAlgorithm::Ed25519 => {
-            let public: [u8; 32] = key.public_key.as_slice().try_into().map_err(|_| {
-                DomainError::BadSignature(format!(
-                    "key {} is not a 32-byte Ed25519 key",
-                    key.key_id
-                ))
-            })?;
-            let public = VerifyingKey::from_bytes(&public).map_err(|_| {
-                DomainError::BadSignature(format!(
-                    "key {} is not a valid Ed25519 point",
-                    key.key_id
-                ))
-            })?;
+            let public: [u8; 32] =
+                key.public_key.as_slice().try_into().map_err(|_| {
+                    DomainError::BadSignature(format!("key {} is not a 32-byte Ed25519 key", key.key_id))
+                })?;
+            let public = VerifyingKey::from_bytes(&public)
+                .map_err(|_| DomainError::BadSignature(format!("key {} is not a valid Ed25519 point", key.key_id)))?;
             let signature = Signature::from_slice(signature)
                 .map_err(|_| DomainError::BadSignature("the signature is not 64 bytes".into()))?;
-            public
-                .verify(&pae(payload_type, payload), &signature)
-                .map_err(|_| {
-                    DomainError::BadSignature(format!(
-                        "the signature does not verify with key {}",
-                        key.key_id
-                    ))
-                })
+            public.verify(&pae(payload_type, payload), &signature).map_err(|_| {
+                DomainError::BadSignature(format!("the signature does not verify with key {}", key.key_id))
+            })
         }
     }
 }
@@ -83,9 +66,9 @@ pub fn verify(
 pub fn check_public_key(algorithm: KeyAlgorithm, public_key: &[u8]) -> Result<(), DomainError> {
     match algorithm {
         KeyAlgorithm::Ed25519 => {
-            let bytes: [u8; 32] = public_key.try_into().map_err(|_| {
-                DomainError::field("public_key", "an Ed25519 public key has 32 bytes")
-            })?;
+            let bytes: [u8; 32] = public_key
+                .try_into()
+                .map_err(|_| DomainError::field("public_key", "an Ed25519 public key has 32 bytes"))?;
             VerifyingKey::from_bytes(&bytes)
                 .map(|_| ())
                 .map_err(|_| DomainError::field("public_key", "not a valid Ed25519 public key"))

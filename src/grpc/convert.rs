@@ -4,22 +4,18 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::app::deliveries::DeliveryView;
 use crate::app::trace::{Counts, Node, Tree};
 use crate::domain::model::{
-    Attachment, Classification, Disclosure, Document, Genre, Group, GroupScope, Level,
-    RecipientSpec, Region, Role, SealKey, Step, StepKind, Unit, UnitKind, Urgency,
+    Attachment, Classification, Disclosure, Document, Genre, Group, GroupScope, Level, RecipientSpec, Region, Role,
+    SealKey, Step, StepKind, Unit, UnitKind, Urgency,
 };
 use crate::domain::state::DeliveryState;
 use crate::pb;
 
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
 }
 
 fn date(d: Option<NaiveDate>) -> String {
-    d.map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
+    d.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
 }
 
 pub fn level(l: Level) -> pb::Level {
@@ -150,9 +146,7 @@ fn recipient(r: &RecipientSpec) -> pb::Recipient {
         RecipientSpec::Group(g) => pb::recipient::Target::Group(g.clone()),
         RecipientSpec::Unit(u) => pb::recipient::Target::UnitId(u.clone()),
     };
-    pb::Recipient {
-        target: Some(target),
-    }
+    pb::Recipient { target: Some(target) }
 }
 
 fn genre(g: Genre) -> pb::Genre {
@@ -234,10 +228,7 @@ impl From<Document> for pb::Document {
             recipient_deadlines: d
                 .recipient_deadlines
                 .iter()
-                .map(|rd| pb::RecipientDeadline {
-                    recipient: Some(recipient(&rd.recipient)),
-                    due: date(Some(rd.due)),
-                })
+                .map(|rd| pb::RecipientDeadline { recipient: Some(recipient(&rd.recipient)), due: date(Some(rd.due)) })
                 .collect(),
             urgency: urgency as i32,
             classification: classification as i32,

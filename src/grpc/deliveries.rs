@@ -22,86 +22,43 @@ type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::InboxNotice, Status>> +
 
 #[tonic::async_trait]
 impl DeliveryService for DeliveryApi {
-    async fn acknowledge(
-        &self,
-        req: Request<pb::SignedEnvelope>,
-    ) -> Result<Response<pb::Delivery>, Status> {
-        Ok(Response::new(
-            self.app.acknowledge(req.into_inner()).await?.into(),
-        ))
+    async fn acknowledge(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(self.app.acknowledge(req.into_inner()).await?.into()))
     }
 
-    async fn r#return(
-        &self,
-        req: Request<pb::SignedEnvelope>,
-    ) -> Result<Response<pb::Delivery>, Status> {
-        Ok(Response::new(
-            self.app.return_delivery(req.into_inner()).await?.into(),
-        ))
+    async fn r#return(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(self.app.return_delivery(req.into_inner()).await?.into()))
     }
 
-    async fn start_handling(
-        &self,
-        req: Request<pb::SignedEnvelope>,
-    ) -> Result<Response<pb::Delivery>, Status> {
-        Ok(Response::new(
-            self.app.start_handling(req.into_inner()).await?.into(),
-        ))
+    async fn start_handling(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(self.app.start_handling(req.into_inner()).await?.into()))
     }
 
-    async fn report(
-        &self,
-        req: Request<pb::SignedEnvelope>,
-    ) -> Result<Response<pb::Delivery>, Status> {
-        Ok(Response::new(
-            self.app.report(req.into_inner()).await?.into(),
-        ))
+    async fn report(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(self.app.report(req.into_inner()).await?.into()))
     }
 
-    async fn complete(
-        &self,
-        req: Request<pb::SignedEnvelope>,
-    ) -> Result<Response<pb::Delivery>, Status> {
-        Ok(Response::new(
-            self.app.complete(req.into_inner()).await?.into(),
-        ))
+    async fn complete(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(self.app.complete(req.into_inner()).await?.into()))
     }
 
-    async fn remind(
-        &self,
-        req: Request<pb::SignedEnvelope>,
-    ) -> Result<Response<pb::Delivery>, Status> {
-        Ok(Response::new(
-            self.app.remind(req.into_inner()).await?.into(),
-        ))
+    async fn remind(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        Ok(Response::new(self.app.remind(req.into_inner()).await?.into()))
     }
 
-    async fn get_delivery(
-        &self,
-        req: Request<pb::GetDeliveryRequest>,
-    ) -> Result<Response<pb::Delivery>, Status> {
+    async fn get_delivery(&self, req: Request<pb::GetDeliveryRequest>) -> Result<Response<pb::Delivery>, Status> {
         let r = req.into_inner();
-        Ok(Response::new(
-            self.app
-                .delivery(&r.document_id, &r.recipient_unit_id)
-                .await?
-                .into(),
-        ))
+        Ok(Response::new(self.app.delivery(&r.document_id, &r.recipient_unit_id).await?.into()))
     }
 
-    async fn list_inbox(
-        &self,
-        req: Request<pb::ListInboxRequest>,
-    ) -> Result<Response<pb::ListInboxReply>, Status> {
+    async fn list_inbox(&self, req: Request<pb::ListInboxRequest>) -> Result<Response<pb::ListInboxReply>, Status> {
         let r = req.into_inner();
         let mut states = vec![];
         for s in r.states {
             match state_from_wire(s) {
                 Some(st) => states.push(st),
                 None => {
-                    return Err(
-                        AppError::field("states", format!("{s} is not a delivery state")).into(),
-                    );
+                    return Err(AppError::field("states", format!("{s} is not a delivery state")).into());
                 }
             }
         }
@@ -131,15 +88,10 @@ impl DeliveryService for DeliveryApi {
                     () = tx.closed() => return,
                 };
                 let item = match notice {
-                    Ok(n) if n.units.contains(&unit) => {
-                        match app.delivery(&n.document_id, &unit).await {
-                            Ok(view) => Ok(pb::InboxNotice {
-                                kind: step_kind(n.kind) as i32,
-                                delivery: Some(view.into()),
-                            }),
-                            Err(e) => Err(Status::from(e)),
-                        }
-                    }
+                    Ok(n) if n.units.contains(&unit) => match app.delivery(&n.document_id, &unit).await {
+                        Ok(view) => Ok(pb::InboxNotice { kind: step_kind(n.kind) as i32, delivery: Some(view.into()) }),
+                        Err(e) => Err(Status::from(e)),
+                    },
                     Ok(_) => continue,
                     Err(RecvError::Lagged(n)) => Err(Status::resource_exhausted(format!(
                         "this watcher fell {n} notices behind; list the inbox and watch again"

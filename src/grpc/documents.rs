@@ -28,14 +28,9 @@ impl DocumentService for DocumentApi {
         req: Request<Streaming<pb::UploadChunk>>,
     ) -> Result<Response<pb::UploadReply>, Status> {
         let mut stream = req.into_inner();
-        let first = stream
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("empty upload"))?;
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty upload"))?;
         let Some(pb::upload_chunk::Part::Meta(meta)) = first.part else {
-            return Err(Status::invalid_argument(
-                "the first upload message must carry meta",
-            ));
+            return Err(Status::invalid_argument("the first upload message must carry meta"));
         };
         let expected = match meta.expected_sha256.as_str() {
             "" => None,
@@ -48,9 +43,7 @@ impl DocumentService for DocumentApi {
             .map_err(AppError::from)?;
         while let Some(msg) = stream.message().await? {
             let Some(pb::upload_chunk::Part::Chunk(bytes)) = msg.part else {
-                return Err(Status::invalid_argument(
-                    "only the first upload message may carry meta",
-                ));
+                return Err(Status::invalid_argument("only the first upload message may carry meta"));
             };
             writer = tokio::task::spawn_blocking(move || writer.write(&bytes).map(|()| writer))
                 .await
@@ -60,20 +53,14 @@ impl DocumentService for DocumentApi {
         if let Some(expected) = &expected {
             // Checked before the file is made durable under its name, so a mismatch stores nothing.
             if writer.sha256_so_far() != *expected {
-                return Err(Status::invalid_argument(format!(
-                    "upload does not match expected_sha256 {expected}"
-                )));
+                return Err(Status::invalid_argument(format!("upload does not match expected_sha256 {expected}")));
             }
         }
         let info = tokio::task::spawn_blocking(move || writer.finish())
             .await
             .map_err(AppError::from)?
             .map_err(AppError::from)?;
-        Ok(Response::new(pb::UploadReply {
-            sha256: info.sha256,
-            size: info.size,
-            newly_stored: info.newly_stored,
-        }))
+        Ok(Response::new(pb::UploadReply { sha256: info.sha256, size: info.size, newly_stored: info.newly_stored }))
     }
 
     type DownloadAttachmentStream = DownloadStream;
@@ -105,42 +92,24 @@ impl DocumentService for DocumentApi {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn issue_document(
-        &self,
-        req: Request<pb::SignedEnvelope>,
-    ) -> Result<Response<pb::Document>, Status> {
-        Ok(Response::new(
-            self.app.issue(req.into_inner()).await?.into(),
-        ))
+    async fn issue_document(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Document>, Status> {
+        Ok(Response::new(self.app.issue(req.into_inner()).await?.into()))
     }
 
-    async fn forward_document(
-        &self,
-        req: Request<pb::SignedEnvelope>,
-    ) -> Result<Response<pb::Document>, Status> {
-        Ok(Response::new(
-            self.app.forward(req.into_inner()).await?.into(),
-        ))
+    async fn forward_document(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Document>, Status> {
+        Ok(Response::new(self.app.forward(req.into_inner()).await?.into()))
     }
 
-    async fn get_document(
-        &self,
-        req: Request<pb::GetDocumentRequest>,
-    ) -> Result<Response<pb::Document>, Status> {
+    async fn get_document(&self, req: Request<pb::GetDocumentRequest>) -> Result<Response<pb::Document>, Status> {
         let doc = match req.into_inner().key {
             Some(pb::get_document_request::Key::Id(id)) => self.app.document(&id).await?,
-            Some(pb::get_document_request::Key::Number(n)) => {
-                self.app.document_by_number(&n).await?
-            }
+            Some(pb::get_document_request::Key::Number(n)) => self.app.document_by_number(&n).await?,
             None => return Err(Status::invalid_argument("give a document id or number")),
         };
         Ok(Response::new(doc.into()))
     }
 
-    async fn list_issued(
-        &self,
-        req: Request<pb::ListIssuedRequest>,
-    ) -> Result<Response<pb::ListIssuedReply>, Status> {
+    async fn list_issued(&self, req: Request<pb::ListIssuedRequest>) -> Result<Response<pb::ListIssuedReply>, Status> {
         let r = req.into_inner();
         let (size, token) = page(r.page);
         let (docs, next) = self.app.issued_by(&r.unit_id, &token, size).await?;

@@ -17,10 +17,7 @@ pub struct RegistryApi {
 
 #[tonic::async_trait]
 impl RegistryService for RegistryApi {
-    async fn get_server_info(
-        &self,
-        _: Request<pb::GetServerInfoRequest>,
-    ) -> Result<Response<pb::ServerInfo>, Status> {
+    async fn get_server_info(&self, _: Request<pb::GetServerInfoRequest>) -> Result<Response<pb::ServerInfo>, Status> {
         let op = self.app.operator();
         Ok(Response::new(pb::ServerInfo {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -40,16 +37,12 @@ impl RegistryService for RegistryApi {
             units_created: s.units,
             groups_created: s.groups,
             event_seq: s.event_seq,
+            baselines_set: s.baselines,
         }))
     }
 
-    async fn get_region(
-        &self,
-        req: Request<pb::GetRegionRequest>,
-    ) -> Result<Response<pb::Region>, Status> {
-        Ok(Response::new(
-            self.app.region(&req.into_inner().code)?.into(),
-        ))
+    async fn get_region(&self, req: Request<pb::GetRegionRequest>) -> Result<Response<pb::Region>, Status> {
+        Ok(Response::new(self.app.region(&req.into_inner().code)?.into()))
     }
 
     async fn list_regions(
@@ -57,35 +50,19 @@ impl RegistryService for RegistryApi {
         req: Request<pb::ListRegionsRequest>,
     ) -> Result<Response<pb::ListRegionsReply>, Status> {
         let regions = self.app.regions(&req.into_inner().subtree_of)?;
-        Ok(Response::new(pb::ListRegionsReply {
-            regions: regions.into_iter().map(Into::into).collect(),
-        }))
+        Ok(Response::new(pb::ListRegionsReply { regions: regions.into_iter().map(Into::into).collect() }))
     }
 
-    async fn get_unit(
-        &self,
-        req: Request<pb::GetUnitRequest>,
-    ) -> Result<Response<pb::Unit>, Status> {
+    async fn get_unit(&self, req: Request<pb::GetUnitRequest>) -> Result<Response<pb::Unit>, Status> {
         Ok(Response::new(self.app.unit(&req.into_inner().id)?.into()))
     }
 
-    async fn list_units(
-        &self,
-        req: Request<pb::ListUnitsRequest>,
-    ) -> Result<Response<pb::ListUnitsReply>, Status> {
+    async fn list_units(&self, req: Request<pb::ListUnitsRequest>) -> Result<Response<pb::ListUnitsReply>, Status> {
         let r = req.into_inner();
         let filter = UnitFilter {
             region_subtree: r.region_subtree,
-            level: if r.level == 0 {
-                None
-            } else {
-                Some(statements::level("level", r.level)?)
-            },
-            kind: if r.kind == 0 {
-                None
-            } else {
-                Some(statements::kind("kind", r.kind)?)
-            },
+            level: if r.level == 0 { None } else { Some(statements::level("level", r.level)?) },
+            kind: if r.kind == 0 { None } else { Some(statements::kind("kind", r.kind)?) },
             tag: r.tag,
         };
         let (size, token) = page(r.page);
@@ -96,13 +73,8 @@ impl RegistryService for RegistryApi {
         }))
     }
 
-    async fn list_groups(
-        &self,
-        _: Request<pb::ListGroupsRequest>,
-    ) -> Result<Response<pb::ListGroupsReply>, Status> {
-        Ok(Response::new(pb::ListGroupsReply {
-            groups: self.app.groups().into_iter().map(Into::into).collect(),
-        }))
+    async fn list_groups(&self, _: Request<pb::ListGroupsRequest>) -> Result<Response<pb::ListGroupsReply>, Status> {
+        Ok(Response::new(pb::ListGroupsReply { groups: self.app.groups().into_iter().map(Into::into).collect() }))
     }
 
     async fn expand_group(
@@ -111,8 +83,6 @@ impl RegistryService for RegistryApi {
     ) -> Result<Response<pb::ExpandGroupReply>, Status> {
         let r = req.into_inner();
         let units = self.app.expand_group(&r.group, &r.issuer_unit_id)?;
-        Ok(Response::new(pb::ExpandGroupReply {
-            units: units.into_iter().map(Into::into).collect(),
-        }))
+        Ok(Response::new(pb::ExpandGroupReply { units: units.into_iter().map(Into::into).collect() }))
     }
 }

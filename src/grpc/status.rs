@@ -20,9 +20,9 @@ impl From<AppError> for Status {
                 | DomainError::InvalidNumber { .. }
                 | DomainError::NoRecipients
                 | DomainError::SkippedLevel { .. } => Code::InvalidArgument,
-                DomainError::UnknownGroup(_)
-                | DomainError::UnknownUnit(_)
-                | DomainError::UnknownRegion(_) => Code::NotFound,
+                DomainError::UnknownGroup(_) | DomainError::UnknownUnit(_) | DomainError::UnknownRegion(_) => {
+                    Code::NotFound
+                }
                 DomainError::OutsideJurisdiction { .. } => Code::PermissionDenied,
                 DomainError::BadTransition { .. } => Code::FailedPrecondition,
                 DomainError::BadSignature(_) => Code::Unauthenticated,

@@ -14,22 +14,12 @@ pub struct TraceApi {
 
 #[tonic::async_trait]
 impl TraceService for TraceApi {
-    async fn trace(
-        &self,
-        req: Request<pb::TraceRequest>,
-    ) -> Result<Response<pb::TraceReply>, Status> {
-        Ok(Response::new(
-            self.app.trace(&req.into_inner().document_id).await?.into(),
-        ))
+    async fn trace(&self, req: Request<pb::TraceRequest>) -> Result<Response<pb::TraceReply>, Status> {
+        Ok(Response::new(self.app.trace(&req.into_inner().document_id).await?.into()))
     }
 
-    async fn list_not_acted(
-        &self,
-        req: Request<pb::TraceRequest>,
-    ) -> Result<Response<pb::ListNotActedReply>, Status> {
+    async fn list_not_acted(&self, req: Request<pb::TraceRequest>) -> Result<Response<pb::ListNotActedReply>, Status> {
         let nodes = self.app.not_acted(&req.into_inner().document_id).await?;
-        Ok(Response::new(pb::ListNotActedReply {
-            nodes: nodes.into_iter().map(Into::into).collect(),
-        }))
+        Ok(Response::new(pb::ListNotActedReply { nodes: nodes.into_iter().map(Into::into).collect() }))
     }
 }

@@ -77,10 +77,7 @@ pub trait Store: Send + Sync + 'static {
     /// Runs `f` with exclusive write access. On [`Outcome::Commit`] its staged writes are applied as one atomic
     /// unit and are durable (flushed and fsynced) before this returns; concurrent callers share flushes
     /// (group commit). Blocking: call from a blocking thread.
-    fn transact_dyn(
-        &self,
-        f: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>,
-    ) -> Result<(), StoreError>;
+    fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>) -> Result<(), StoreError>;
 
     /// Approximate bytes on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
@@ -99,11 +96,7 @@ impl dyn Store {
                 return Ok(Outcome::Abort);
             };
             let r = f(tx);
-            let outcome = if r.is_ok() {
-                Outcome::Commit
-            } else {
-                Outcome::Abort
-            };
+            let outcome = if r.is_ok() { Outcome::Commit } else { Outcome::Abort };
             out = Some(r);
             Ok(outcome)
         })?;

@@ -30,10 +30,7 @@ impl Store for SledStore {
         let _ = (prefix, after, reverse);
         unimplemented!()
     }
-    fn transact_dyn(
-        &self,
-        f: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>,
-    ) -> Result<(), StoreError> {
+    fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>) -> Result<(), StoreError> {
         let _ = f;
         unimplemented!()
     }
