@@ -202,6 +202,23 @@ impl App {
         }
     }
 
+    /// SHA-256 over every key and value in the store, in key order: equal digests mean equal stores. For checks
+    /// that a refused request changed nothing, and for comparing a restored copy.
+    pub async fn content_digest(&self) -> Result<[u8; 32], AppError> {
+        self.read(|store| {
+            let mut h = Sha256::new();
+            for pair in store.scan(b"", None, false) {
+                let (k, v) = pair?;
+                h.update((k.len() as u64).to_be_bytes());
+                h.update(&k);
+                h.update((v.len() as u64).to_be_bytes());
+                h.update(&v);
+            }
+            Ok(h.finalize().into())
+        })
+        .await
+    }
+
     /// Subscribes to inbox notices.
     pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
         self.notices.subscribe()

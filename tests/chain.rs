@@ -1,0 +1,198 @@
+//! The corpus chain end to end: 鲁财采〔2022〕14号 → 淄财采〔2022〕20号 → 博财采〔2022〕19号, through the real server.
+mod common;
+
+use common::*;
+use gongwen::pb;
+use prost::Message;
+
+const PROVINCE_TITLE: &str = "山东省财政厅关于做好政府购买服务改革重点工作的通知";
+const CITY_TITLE: &str = "关于转发《山东省财政厅关于做好政府购买服务改革重点工作的通知》的通知";
+const DISTRICT_TITLE: &str =
+    "关于转发淄博市财政局《关于转发〈山东省财政厅关于做好政府购买服务改革重点工作的通知〉的通知》的通知";
+
+fn baselines() -> pb::RegistryChange {
+    let b = |prefix: &str, last| pb::NumberBaseline { prefix: prefix.into(), year: 2022, last_serial: last };
+    pb::RegistryChange {
+        request_id: "baselines".into(),
+        number_baselines: vec![b("鲁财采", 13), b("淄财采", 19), b("博财采", 18)],
+        ..Default::default()
+    }
+}
+
+struct Chain {
+    province: pb::Document,
+    city: pb::Document,
+    district: pb::Document,
+    table_sha: String,
+}
+
+async fn build_chain(h: &mut Harness) -> Chain {
+    h.load_bundled().await;
+    let set = h.apply(baselines()).await.expect("baselines");
+    assert_eq!(set.baselines_set, 3);
+
+    let table = "山东省政府购买服务改革联系点名单\n地级市\t联系点\n济南市\t市中区\n淄博市\t张店区\n";
+    let up = h.upload(table.as_bytes()).await.expect("upload");
+    let mut d = draft(
+        "鲁财采",
+        "山东省财政厅 关于做好政府购买 服务改革重点工作的通知",
+        vec![group("各市财政局"), group("省直各部门、单位")],
+    );
+    d.attachments = vec![pb::AttachmentRef {
+        sha256: up.sha256.clone(),
+        title: "山东省政府购买服务改革联系点名单".into(),
+        media_type: "text/plain".into(),
+    }];
+    d.printed_by = "山东省财政厅办公室".into();
+    d.printed_on = "2022-08-16".into();
+    d.contact = "王高文 0531-51769834".into();
+    d.recipient_deadlines = vec![pb::RecipientDeadline {
+        recipient: Some(group("省直重点领域主管部门")),
+        due: "2022-11-30".into(),
+    }];
+    let province = h.issue(PROVINCE, "p-14", d).await.expect("province issues");
+
+    h.ack(ZIBO, &province.id).await.expect("zibo acknowledges");
+    let mut fd = forward_draft(
+        "淄财采",
+        vec![group("各区县财政局"), group("高新区、经开区、文昌湖区财政局"), group("市直各部门、单位")],
+    );
+    fd.body = "现将《山东省财政厅关于做好政府购买服务改革重点工作的通知》转发给你们，请贯彻执行。".into();
+    let city = h.forward(ZIBO, "z-20", &province.id, fd).await.expect("zibo forwards");
+
+    h.ack(BOSHAN, &city.id).await.expect("boshan acknowledges");
+    let mut bd =
+        forward_draft("博财采", vec![group("区直各部门、单位"), group("各镇(街道)财政所"), group("开发区财政审计局")]);
+    bd.dated = "2022-12-22".into();
+    let district = h.forward(BOSHAN, "b-19", &city.id, bd).await.expect("boshan forwards");
+    Chain { province, city, district, table_sha: up.sha256 }
+}
+
+#[tokio::test]
+async fn corpus_chain_numbers_titles_recipients_and_links() {
+    let mut h = Harness::start().await;
+    let c = build_chain(&mut h).await;
+
+    assert_eq!(c.province.number, "鲁财采〔2022〕14号");
+    assert_eq!(c.city.number, "淄财采〔2022〕20号");
+    assert_eq!(c.district.number, "博财采〔2022〕19号");
+    assert_eq!(c.province.draft.as_ref().map(|d| d.title.as_str()), Some(PROVINCE_TITLE));
+    assert_eq!(c.city.draft.as_ref().map(|d| d.title.as_str()), Some(CITY_TITLE));
+    assert_eq!(c.district.draft.as_ref().map(|d| d.title.as_str()), Some(DISTRICT_TITLE));
+
+    // Groups expand to concrete units: the 16 city bureaus and the province departments, never the issuer.
+    let cities: Vec<_> = c.province.main_unit_ids.iter().filter(|u| u.ends_with(".czj")).collect();
+    assert_eq!(cities.len(), 16, "{:?}", c.province.main_unit_ids);
+    assert!(c.province.main_unit_ids.contains(&ZIBO.to_string()));
+    assert!(!c.province.main_unit_ids.contains(&PROVINCE.to_string()));
+    assert!(c.city.main_unit_ids.contains(&BOSHAN.to_string()));
+    assert!(c.city.main_unit_ids.len() >= 11 + 5, "{:?}", c.city.main_unit_ids);
+    assert!(c.district.main_unit_ids.len() >= 10 + 5 + 1, "{:?}", c.district.main_unit_ids);
+
+    // Forwarding links and attachments: each forward carries the forwarded document as 附件 1.
+    assert_eq!(c.city.forwards_document_id, c.province.id);
+    assert_eq!(c.district.forwards_document_id, c.city.id);
+    assert_eq!(c.province.attachments.len(), 1);
+    assert_eq!(c.province.attachments[0].sha256, c.table_sha);
+    assert_eq!(c.city.attachments[0].document_id, c.province.id);
+    assert_eq!(c.district.attachments[0].document_id, c.city.id);
+    assert_eq!(
+        c.district.attachments[0].title,
+        "淄博市财政局《关于转发〈山东省财政厅关于做好政府购买服务改革重点工作的通知〉的通知》（淄财采〔2022〕20号）"
+    );
+    // Disclosure is inherited from the forwarded document.
+    assert_eq!(c.district.draft.as_ref().map(|d| d.disclosure), Some(pb::Disclosure::Public as i32));
+
+    // The forwarder's own delivery shows the forward, with the new number.
+    let zibo = h.delivery(&c.province.id, ZIBO).await;
+    assert_eq!(zibo.state, pb::DeliveryState::Forwarded as i32);
+    let last = zibo.history.last().expect("history");
+    assert_eq!(last.forward_document_number, "淄财采〔2022〕20号");
+
+    // The deadline for the key departments is on their deliveries.
+    let with_deadline = c.province.main_unit_ids.iter().filter(|u| !u.ends_with(".czj")).count();
+    assert!(with_deadline > 0);
+
+    // Lookup by number in any bracket form.
+    let by_number = h
+        .documents()
+        .get_document(pb::GetDocumentRequest {
+            key: Some(pb::get_document_request::Key::Number("博财采[2022]19号".into())),
+        })
+        .await
+        .expect("by number")
+        .into_inner();
+    assert_eq!(by_number.id, c.district.id);
+}
+
+#[tokio::test]
+async fn forwarded_attachment_is_the_signed_original_and_verifies_offline() {
+    let mut h = Harness::start().await;
+    let c = build_chain(&mut h).await;
+    let sha = c.city.attachments[0].sha256.clone();
+    let mut stream =
+        h.documents().download_attachment(pb::DownloadRequest { sha256: sha }).await.expect("download").into_inner();
+    let mut bytes = vec![];
+    while let Some(chunk) = stream.message().await.expect("chunk") {
+        bytes.extend(chunk.chunk);
+    }
+    let env = pb::SignedEnvelope::decode(bytes.as_slice()).expect("an envelope");
+    let stmt = pb::IssueDocument::decode(env.payload.as_slice()).expect("an IssueDocument");
+    assert_eq!(stmt.unit_id, PROVINCE);
+    let unit = h.registry().get_unit(pb::GetUnitRequest { id: PROVINCE.into() }).await.expect("unit").into_inner();
+    let key = unit.seal_keys.iter().find(|k| k.key_id == env.key_id).expect("the province's key");
+    let vk =
+        ed25519_dalek::VerifyingKey::from_bytes(&key.public_key.clone().try_into().expect("32 bytes")).expect("key");
+    let sig = ed25519_dalek::Signature::from_slice(&env.signature).expect("sig");
+    use ed25519_dalek::Verifier;
+    vk.verify(&gongwen::domain::seal::pae(&env.payload_type, &env.payload), &sig).expect("verifies without the server");
+}
+
+#[tokio::test]
+async fn trace_covers_every_depth_with_counts() {
+    let mut h = Harness::start().await;
+    let c = build_chain(&mut h).await;
+    let town = c
+        .district
+        .main_unit_ids
+        .iter()
+        .find(|u| u.len() > "370304.czj".len() && u.starts_with("370304") && u.contains(".czs"))
+        .cloned();
+    if let Some(t) = &town {
+        h.ack(t, &c.district.id).await.expect("township acknowledges");
+    }
+    let tree =
+        h.tracer().trace(pb::TraceRequest { document_id: c.province.id.clone() }).await.expect("trace").into_inner();
+    assert_eq!(tree.document_number, "鲁财采〔2022〕14号");
+    let zibo = tree.nodes.iter().find(|n| n.unit_id == ZIBO).expect("zibo in tree");
+    assert_eq!(zibo.depth, 1);
+    assert_eq!(zibo.forwarded_as_numbers, vec!["淄财采〔2022〕20号".to_string()]);
+    assert!(zibo.acknowledged_at.is_some() && zibo.forwarded_at.is_some());
+    let boshan = zibo.children.iter().find(|n| n.unit_id == BOSHAN).expect("boshan under zibo");
+    assert_eq!(boshan.depth, 2);
+    assert_eq!(boshan.via_document_number, "淄财采〔2022〕20号");
+    assert_eq!(boshan.children.len(), c.district.main_unit_ids.len() + c.district.cc_unit_ids.len());
+    assert!(boshan.children.iter().all(|n| n.depth == 3 && n.via_document_number == "博财采〔2022〕19号"));
+
+    // Counts add up: every delivery in the tree is counted once.
+    let total = c.province.main_unit_ids.len() + c.city.main_unit_ids.len() + c.district.main_unit_ids.len();
+    let totals = tree.totals.expect("totals");
+    assert_eq!(totals.delivered as usize, total);
+    let expected_ack = 2 + usize::from(town.is_some());
+    assert_eq!(totals.acknowledged as usize, expected_ack);
+    assert_eq!(totals.acted, 2, "zibo and boshan forwarded");
+    let zc = zibo.counts.expect("counts");
+    assert_eq!(zc.delivered as usize, 1 + c.city.main_unit_ids.len() + c.district.main_unit_ids.len());
+
+    // Not acted, at any depth: everyone but the two forwarders.
+    let waiting = h
+        .tracer()
+        .list_not_acted(pb::TraceRequest { document_id: c.province.id.clone() })
+        .await
+        .expect("not acted")
+        .into_inner();
+    assert_eq!(waiting.nodes.len(), total - 2);
+    assert!(waiting.nodes.iter().any(|n| n.depth == 3));
+    assert!(!waiting.nodes.iter().any(|n| n.unit_id == ZIBO || n.unit_id == BOSHAN));
+    assert!(waiting.nodes.windows(2).all(|w| w[0].depth <= w[1].depth));
+}

@@ -1,0 +1,242 @@
+//! Test harness: the real server on 127.0.0.1:0 over a real sled store in a temp dir, spoken to through the
+//! generated gRPC clients, with signing keys held in memory.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use gongwen::domain::model::{KeyAlgorithm, SealKey};
+use gongwen::pb;
+use gongwen::pb::delivery_service_client::DeliveryServiceClient;
+use gongwen::pb::document_service_client::DocumentServiceClient;
+use gongwen::pb::registry_service_client::RegistryServiceClient;
+use gongwen::pb::trace_service_client::TraceServiceClient;
+use gongwen::server::{self, Running, ServerConfig};
+use gongwen::signing::{Signer, Statement};
+use tempfile::TempDir;
+use tonic::transport::Channel;
+
+pub const PROVINCE: &str = "370000.czt";
+pub const ZIBO: &str = "370300.czj";
+pub const BOSHAN: &str = "370304.czj";
+
+pub struct Harness {
+    pub dir: TempDir,
+    pub server: Option<Running>,
+    pub addr: SocketAddr,
+    pub operator: Signer,
+    pub keys: HashMap<String, Signer>,
+    pub max_attachment_bytes: u64,
+    channel: Option<Channel>,
+}
+
+fn operator_key(s: &Signer) -> SealKey {
+    SealKey {
+        key_id: s.key_id.clone(),
+        algorithm: KeyAlgorithm::Ed25519,
+        public_key: s.public_key().to_vec(),
+        valid_from: None,
+        revoked_at: None,
+    }
+}
+
+impl Harness {
+    /// A server on a fresh temp dir with no registry.
+    pub async fn start() -> Harness {
+        Harness::start_with_limit(64 * 1024 * 1024).await
+    }
+
+    pub async fn start_with_limit(max_attachment_bytes: u64) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let operator = Signer::from_secret("operator#test", [42u8; 32]);
+        let mut h = Harness {
+            dir,
+            server: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            operator,
+            keys: HashMap::new(),
+            max_attachment_bytes,
+            channel: None,
+        };
+        h.boot().await;
+        h
+    }
+
+    async fn boot(&mut self) {
+        let mut cfg = ServerConfig::new(self.dir.path().join("data"));
+        cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        cfg.cache_bytes = 16 * 1024 * 1024;
+        cfg.app.max_attachment_bytes = self.max_attachment_bytes;
+        cfg.operator = Some(operator_key(&self.operator));
+        let running = server::start(cfg).await.expect("server starts");
+        self.addr = running.addr;
+        // The socket is bound before `start` returns, so connecting now cannot race the server.
+        let channel =
+            Channel::from_shared(format!("http://{}", running.addr)).expect("uri").connect().await.expect("connect");
+        self.channel = Some(channel);
+        self.server = Some(running);
+    }
+
+    /// Stops the server and starts a new one on the same data dir.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.boot().await;
+    }
+
+    pub async fn stop(&mut self) {
+        self.channel = None;
+        if let Some(s) = self.server.take() {
+            s.stop().await.expect("clean stop");
+        }
+    }
+
+    fn channel(&self) -> Channel {
+        self.channel.clone().expect("server running")
+    }
+
+    pub fn registry(&self) -> RegistryServiceClient<Channel> {
+        RegistryServiceClient::new(self.channel())
+    }
+    pub fn documents(&self) -> DocumentServiceClient<Channel> {
+        DocumentServiceClient::new(self.channel()).max_decoding_message_size(64 * 1024 * 1024)
+    }
+    pub fn deliveries(&self) -> DeliveryServiceClient<Channel> {
+        DeliveryServiceClient::new(self.channel()).max_decoding_message_size(64 * 1024 * 1024)
+    }
+    pub fn tracer(&self) -> TraceServiceClient<Channel> {
+        TraceServiceClient::new(self.channel()).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// SHA-256 of the whole store.
+    pub async fn digest(&self) -> [u8; 32] {
+        self.server.as_ref().expect("server running").app.content_digest().await.expect("digest")
+    }
+
+    /// Loads the bundled Shandong registry, with a fresh key per unit.
+    pub async fn load_bundled(&mut self) {
+        let file = gongwen::registry_file::bundled().expect("bundled registry parses");
+        let mut change = pb::RegistryChange { request_id: "load-bundled".into(), ..Default::default() };
+        change.regions = file.regions.into_iter().map(Into::into).collect();
+        for u in file.units {
+            let signer = Signer::from_secret(format!("{}#k1", u.id), unit_secret(&u.id));
+            let mut wire: pb::Unit = u.into();
+            wire.seal_keys = vec![signer.seal_key()];
+            self.keys.insert(wire.id.clone(), signer);
+            change.units.push(wire);
+        }
+        change.groups = file.groups.into_iter().map(Into::into).collect();
+        self.apply(change).await.expect("bundled registry applies");
+    }
+
+    /// Applies a registry change signed by the operator.
+    pub async fn apply(&self, change: pb::RegistryChange) -> Result<pb::RegistryChangeReply, tonic::Status> {
+        let env = self.operator.envelope(&change);
+        self.registry().apply_registry_change(env).await.map(|r| r.into_inner())
+    }
+
+    pub fn signer(&self, unit: &str) -> &Signer {
+        self.keys.get(unit).unwrap_or_else(|| panic!("no key for {unit}"))
+    }
+
+    /// Signs a statement as `unit`.
+    pub fn sign<M: Statement>(&self, unit: &str, m: &M) -> pb::SignedEnvelope {
+        self.signer(unit).envelope(m)
+    }
+
+    pub async fn issue(
+        &self,
+        unit: &str,
+        request_id: &str,
+        draft: pb::DocumentDraft,
+    ) -> Result<pb::Document, tonic::Status> {
+        let m = pb::IssueDocument { request_id: request_id.into(), unit_id: unit.into(), draft: Some(draft) };
+        self.documents().issue_document(self.sign(unit, &m)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn forward(
+        &self,
+        unit: &str,
+        request_id: &str,
+        source: &str,
+        draft: pb::DocumentDraft,
+    ) -> Result<pb::Document, tonic::Status> {
+        let m = pb::ForwardDocument {
+            request_id: request_id.into(),
+            unit_id: unit.into(),
+            source_document_id: source.into(),
+            draft: Some(draft),
+        };
+        self.documents().forward_document(self.sign(unit, &m)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn ack(&self, unit: &str, doc: &str) -> Result<pb::Delivery, tonic::Status> {
+        let m = pb::Acknowledge {
+            request_id: format!("ack-{doc}-{unit}"),
+            unit_id: unit.into(),
+            document_id: doc.into(),
+            registration_number: String::new(),
+        };
+        self.deliveries().acknowledge(self.sign(unit, &m)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn delivery(&self, doc: &str, unit: &str) -> pb::Delivery {
+        self.deliveries()
+            .get_delivery(pb::GetDeliveryRequest { document_id: doc.into(), recipient_unit_id: unit.into() })
+            .await
+            .expect("delivery")
+            .into_inner()
+    }
+
+    pub async fn upload(&self, bytes: &[u8]) -> Result<pb::UploadReply, tonic::Status> {
+        let mut msgs = vec![pb::UploadChunk {
+            part: Some(pb::upload_chunk::Part::Meta(pb::UploadMeta {
+                file_name: "f".into(),
+                media_type: "text/plain".into(),
+                expected_sha256: String::new(),
+            })),
+        }];
+        for c in bytes.chunks(64 * 1024) {
+            msgs.push(pb::UploadChunk { part: Some(pb::upload_chunk::Part::Chunk(c.to_vec())) });
+        }
+        self.documents().upload_attachment(tokio_stream::iter(msgs)).await.map(|r| r.into_inner())
+    }
+}
+
+/// A deterministic secret per unit, so keys survive a harness restart.
+fn unit_secret(unit: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(format!("test-key:{unit}").as_bytes()).into()
+}
+
+pub fn group(name: &str) -> pb::Recipient {
+    pb::Recipient { target: Some(pb::recipient::Target::Group(name.into())) }
+}
+
+pub fn unit(id: &str) -> pb::Recipient {
+    pb::Recipient { target: Some(pb::recipient::Target::UnitId(id.into())) }
+}
+
+/// A minimal valid draft: a notice, public, dated 2022-08-16.
+pub fn draft(prefix: &str, title: &str, main: Vec<pb::Recipient>) -> pb::DocumentDraft {
+    pb::DocumentDraft {
+        number_prefix: prefix.into(),
+        number_year: 2022,
+        title: title.into(),
+        genre: pb::Genre::Notice as i32,
+        main_recipients: main,
+        dated: "2022-08-16".into(),
+        disclosure: pb::Disclosure::Public as i32,
+        ..Default::default()
+    }
+}
+
+/// A forward draft: everything derived or inherited.
+pub fn forward_draft(prefix: &str, main: Vec<pb::Recipient>) -> pb::DocumentDraft {
+    pb::DocumentDraft {
+        number_prefix: prefix.into(),
+        number_year: 2022,
+        main_recipients: main,
+        dated: "2022-12-20".into(),
+        ..Default::default()
+    }
+}
