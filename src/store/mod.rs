@@ -5,6 +5,8 @@ use thiserror::Error;
 
 pub mod blobs;
 pub mod sled_kv;
+#[cfg(test)]
+mod tests;
 
 pub use blobs::BlobStore;
 pub use sled_kv::SledStore;

@@ -1,0 +1,189 @@
+//! One suite every [`Store`] backend must pass, run here against sled; and the attachment store's tests.
+use std::sync::Arc;
+
+use sha2::Digest;
+
+use super::*;
+
+fn put(store: &dyn Store, k: &[u8], v: &[u8]) {
+    store
+        .transact(|tx| -> Result<(), StoreError> {
+            tx.put(k, v);
+            Ok(())
+        })
+        .expect("commit");
+}
+
+fn keys(it: Box<dyn Iterator<Item = Result<Pair, StoreError>> + Send + '_>) -> Vec<String> {
+    it.map(|r| String::from_utf8(r.expect("scan").0).expect("utf8")).collect()
+}
+
+/// The shared backend suite.
+fn suite(store: &dyn Store) {
+    // Writes, reads, deletes.
+    put(store, b"a/1", b"one");
+    assert_eq!(store.get(b"a/1").expect("get"), Some(b"one".to_vec()));
+    store
+        .transact(|tx| -> Result<(), StoreError> {
+            tx.delete(b"a/1");
+            Ok(())
+        })
+        .expect("delete");
+    assert_eq!(store.get(b"a/1").expect("get"), None);
+
+    // Read-your-writes inside a transaction, and all-or-nothing.
+    store
+        .transact(|tx| -> Result<(), StoreError> {
+            tx.put(b"t/x", b"1");
+            assert_eq!(tx.get(b"t/x")?, Some(b"1".to_vec()));
+            tx.delete(b"t/x");
+            assert_eq!(tx.get(b"t/x")?, None);
+            tx.put(b"t/y", b"2");
+            tx.put(b"t/z", b"3");
+            Ok(())
+        })
+        .expect("commit");
+    assert_eq!(store.get(b"t/x").expect("get"), None);
+    assert_eq!(store.get(b"t/y").expect("get"), Some(b"2".to_vec()));
+    let aborted: Result<(), StoreError> = store.transact(|tx| {
+        tx.put(b"t/w", b"4");
+        tx.delete(b"t/y");
+        Err(StoreError::Backend("refused".into()))
+    });
+    assert!(aborted.is_err());
+    assert_eq!(store.get(b"t/w").expect("get"), None, "an aborted transaction writes nothing");
+    assert_eq!(store.get(b"t/y").expect("get"), Some(b"2".to_vec()));
+
+    // Scans stay inside their prefix, in both directions, with and without a start.
+    for k in ["s/a", "s/b", "s/c", "s0", "r/z", "s/\u{ff}"] {
+        put(store, k.as_bytes(), b"v");
+    }
+    assert_eq!(keys(store.scan(b"s/", None, false)), ["s/a", "s/b", "s/c", "s/\u{ff}"]);
+    assert_eq!(keys(store.scan(b"s/", None, true)), ["s/\u{ff}", "s/c", "s/b", "s/a"]);
+    assert_eq!(keys(store.scan(b"s/", Some(b"s/a"), false)), ["s/b", "s/c", "s/\u{ff}"]);
+    assert_eq!(keys(store.scan(b"s/", Some(b"s/c"), true)), ["s/b", "s/a"]);
+    assert_eq!(keys(store.scan(b"s/", Some(b"r/"), false)), ["s/a", "s/b", "s/c", "s/\u{ff}"]);
+    assert!(keys(store.scan(b"q/", None, false)).is_empty());
+}
+
+fn counter(store: &dyn Store) -> u64 {
+    store.get(b"counter").expect("get").map_or(0, |v| u64::from_be_bytes(v.try_into().expect("8 bytes")))
+}
+
+/// Many writers doing read-increment-write lose no update.
+fn no_lost_updates(store: Arc<dyn Store>) {
+    let threads: Vec<_> = (0..32)
+        .map(|_| {
+            let s = store.clone();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let s: &dyn Store = s.as_ref();
+                    s.transact(|tx| -> Result<(), StoreError> {
+                        let n = tx.get(b"counter")?.map_or(0, |v| u64::from_be_bytes(v.try_into().unwrap_or([0; 8])));
+                        tx.put(b"counter", &(n + 1).to_be_bytes());
+                        Ok(())
+                    })
+                    .expect("commit");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert_eq!(counter(store.as_ref()), 32 * 50);
+}
+
+#[test]
+fn sled_passes_the_suite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path(), 8 << 20).expect("open");
+    suite(&store);
+}
+
+#[test]
+fn sled_loses_no_concurrent_update() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 8 << 20).expect("open"));
+    no_lost_updates(store);
+}
+
+#[test]
+fn sled_keeps_commits_across_reopen_and_refuses_a_second_opener() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = SledStore::open(dir.path(), 8 << 20).expect("open");
+        put(&store, b"k", b"v");
+        match SledStore::open(dir.path(), 8 << 20) {
+            Err(StoreError::DataDir { reason, .. }) => assert!(reason.contains("in use"), "{reason}"),
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("a second opener must be refused"),
+        }
+    }
+    let store = SledStore::open(dir.path(), 8 << 20).expect("reopen");
+    assert_eq!(store.get(b"k").expect("get"), Some(b"v".to_vec()));
+}
+
+#[test]
+fn blobs_round_trip_dedupe_and_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blobs = BlobStore::open(dir.path(), 1000).expect("open");
+    let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let info = blobs.put(&data).expect("put");
+    assert!(info.newly_stored);
+    assert_eq!(info.size, 1000);
+    assert_eq!(info.sha256, hex::encode(sha2::Sha256::digest(&data)));
+    assert!(!blobs.put(&data).expect("again").newly_stored);
+    assert_eq!(blobs.size_of(&info.sha256).expect("size"), Some(1000));
+
+    let mut r = blobs.reader(&info.sha256, 300).expect("reader");
+    let mut back = vec![];
+    while let Some(c) = r.next_chunk().expect("chunk") {
+        assert!(c.len() <= 300);
+        back.extend(c);
+    }
+    assert_eq!(back, data);
+
+    let mut w = blobs.writer().expect("writer");
+    w.write(&data[..600]).expect("within");
+    assert!(matches!(w.write(&data[..401]), Err(StoreError::TooLarge { limit: 1000 })));
+    assert!(w.write(b"x").is_err(), "an abandoned upload stays refused");
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0, "temp file removed");
+}
+
+#[test]
+fn blobs_refuse_bad_names_and_detect_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blobs = BlobStore::open(dir.path(), 1 << 20).expect("open");
+    for bad in ["", "../etc/passwd", &"A".repeat(64), &"0".repeat(63), "tmp"] {
+        assert_eq!(blobs.size_of(bad).expect("size"), None);
+        assert!(matches!(blobs.reader(bad, 10), Err(StoreError::BlobMissing(_))), "{bad}");
+    }
+    let info = blobs.put(b"hello attachment").expect("put");
+    let path = dir.path().join(&info.sha256);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[0] ^= 1;
+    std::fs::write(&path, bytes).expect("damage it");
+    let mut r = blobs.reader(&info.sha256, 4).expect("reader");
+    let outcome = loop {
+        match r.next_chunk() {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert!(matches!(outcome, Err(StoreError::BlobDamaged { .. })));
+}
+
+#[test]
+fn blobs_clean_up_temp_files_on_drop_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blobs = BlobStore::open(dir.path(), 1 << 20).expect("open");
+    let mut w = blobs.writer().expect("writer");
+    w.write(b"partial").expect("write");
+    drop(w);
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
+    std::fs::write(dir.path().join("tmp").join("upload-crashed"), b"x").expect("leftover");
+    drop(blobs);
+    let _again = BlobStore::open(dir.path(), 1 << 20).expect("reopen");
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
+}
