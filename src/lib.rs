@@ -12,6 +12,7 @@ pub mod pb {
 pub mod app;
 pub mod domain;
 pub mod grpc;
+pub mod registry_file;
 pub mod server;
 pub mod signing;
 pub mod store;

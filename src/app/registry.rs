@@ -95,6 +95,16 @@ fn check_change(current: &Registry, change: pb::RegistryChange) -> Result<Additi
             }
             None => {}
         }
+        if let Some((p, owner)) = unit
+            .prefixes
+            .iter()
+            .find_map(|p| next.units.values().find(|o| o.id != unit.id && o.prefixes.contains(p)).map(|o| (p, &o.id)))
+        {
+            return Err(AppError::AlreadyExists(format!(
+                "unit {}: the prefix {p} belongs to {owner} (numbering is per prefix, so a prefix has one owner)",
+                unit.id
+            )));
+        }
         for k in &unit.keys {
             if !key_ids.insert(k.key_id.clone()) {
                 return Err(AppError::AlreadyExists(format!("seal key id {} is already registered", k.key_id)));
