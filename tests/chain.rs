@@ -86,8 +86,10 @@ async fn corpus_chain_numbers_titles_recipients_and_links() {
     assert!(c.province.main_unit_ids.contains(&ZIBO.to_string()));
     assert!(!c.province.main_unit_ids.contains(&PROVINCE.to_string()));
     assert!(c.city.main_unit_ids.contains(&BOSHAN.to_string()));
-    assert!(c.city.main_unit_ids.len() >= 11 + 5, "{:?}", c.city.main_unit_ids);
-    assert!(c.district.main_unit_ids.len() >= 10 + 5 + 1, "{:?}", c.district.main_unit_ids);
+    // 8 district/county bureaus + 3 functional zones + 6 city departments.
+    assert_eq!(c.city.main_unit_ids.len(), 8 + 3 + 6, "{:?}", c.city.main_unit_ids);
+    // 5 district departments + 10 township offices + the development-zone bureau.
+    assert_eq!(c.district.main_unit_ids.len(), 5 + 10 + 1, "{:?}", c.district.main_unit_ids);
 
     // Forwarding links and attachments: each forward carries the forwarded document as 附件 1.
     assert_eq!(c.city.forwards_document_id, c.province.id);

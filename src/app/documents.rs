@@ -110,7 +110,7 @@ impl App {
         mut attachments: Vec<Attachment>,
         forwards: Option<String>,
     ) -> Result<NewDocument, AppError> {
-        if !issuer.prefixes.iter().any(|p| *p == draft.prefix) {
+        if !issuer.prefixes.contains(&draft.prefix) {
             return Err(AppError::Denied(format!(
                 "{} may not issue under the prefix {} (its prefixes: {})",
                 issuer.full_name,

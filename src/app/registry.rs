@@ -277,7 +277,7 @@ impl App {
             .filter(|u| filter.region_subtree.is_empty() || reg.region_within(&u.region, &filter.region_subtree))
             .filter(|u| filter.level.is_none_or(|l| u.level == l))
             .filter(|u| filter.kind.is_none_or(|k| u.kind == k))
-            .filter(|u| filter.tag.is_empty() || u.tags.iter().any(|t| *t == filter.tag))
+            .filter(|u| filter.tag.is_empty() || u.tags.contains(&filter.tag))
             .take(limit + 1)
             .cloned()
             .collect();
