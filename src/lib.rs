@@ -10,6 +10,7 @@ pub mod pb {
 }
 
 pub mod app;
+pub mod cli;
 pub mod domain;
 pub mod grpc;
 pub mod registry_file;

@@ -1,0 +1,547 @@
+//! Client subcommands: each signs (where it acts) on this side, calls one RPC, and prints the reply.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use std::io::Write;
+use tonic::transport::Channel;
+
+use super::draft::{DraftFile, media_type_for};
+use super::keystore::Keystore;
+use super::views::{DeliveryOut, DocumentOut, NodeOut, TraceOut, UnitOut};
+use super::{Actor, CliError, Command, RegistryCommand};
+use crate::pb;
+use crate::pb::delivery_service_client::DeliveryServiceClient;
+use crate::pb::document_service_client::DocumentServiceClient;
+use crate::pb::registry_service_client::RegistryServiceClient;
+use crate::pb::trace_service_client::TraceServiceClient;
+use crate::registry_file;
+use crate::signing::Statement;
+
+const UPLOAD_CHUNK: usize = 256 * 1024;
+/// Replies such as a 200,000-node trace are far above tonic's 4 MiB default.
+const MAX_REPLY: usize = 256 * 1024 * 1024;
+
+/// A connection to a server plus the local keystore.
+pub struct Client {
+    channel: Channel,
+    pub keys: Keystore,
+    json: bool,
+}
+
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|source| CliError::Io { path: path.display().to_string(), source })
+}
+
+impl Client {
+    /// Connects to `server`.
+    pub async fn connect(server: &str, keys: &Path, json: bool) -> Result<Client, CliError> {
+        let channel = Channel::from_shared(server.to_owned())
+            .map_err(|e| CliError::Input(format!("bad server address {server:?}: {e}")))?
+            .connect()
+            .await?;
+        Ok(Client { channel, keys: Keystore::new(keys), json })
+    }
+
+    pub fn registry(&self) -> RegistryServiceClient<Channel> {
+        RegistryServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY)
+    }
+    pub fn documents(&self) -> DocumentServiceClient<Channel> {
+        DocumentServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY)
+    }
+    pub fn deliveries(&self) -> DeliveryServiceClient<Channel> {
+        DeliveryServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY)
+    }
+    pub fn tracer(&self) -> TraceServiceClient<Channel> {
+        TraceServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY)
+    }
+
+    fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) -> Result<(), CliError> {
+        if self.json {
+            let s = serde_json::to_string_pretty(value).map_err(|e| CliError::Input(e.to_string()))?;
+            println!("{s}");
+        } else {
+            print!("{}", text(value));
+        }
+        Ok(())
+    }
+
+    /// Signs a statement as `unit` with its keystore key.
+    pub fn sign<M: Statement>(&self, unit: &str, m: &M) -> Result<pb::SignedEnvelope, CliError> {
+        Ok(self.keys.load(unit)?.envelope(m))
+    }
+
+    /// A document id from an id or a number such as 鲁财采〔2022〕14号.
+    pub async fn resolve(&self, doc: &str) -> Result<String, CliError> {
+        if doc.starts_with("d-") {
+            return Ok(doc.to_owned());
+        }
+        let req = pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Number(doc.to_owned())) };
+        Ok(self.documents().get_document(req).await?.into_inner().id)
+    }
+
+    /// Uploads a file's bytes; returns the server's reply.
+    pub async fn upload_bytes(
+        &self,
+        name: &str,
+        media_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<pb::UploadReply, CliError> {
+        let mut msgs = vec![pb::UploadChunk {
+            part: Some(pb::upload_chunk::Part::Meta(pb::UploadMeta {
+                file_name: name.to_owned(),
+                media_type: media_type.to_owned(),
+                expected_sha256: String::new(),
+            })),
+        }];
+        msgs.extend(
+            bytes
+                .chunks(UPLOAD_CHUNK)
+                .map(|c| pb::UploadChunk { part: Some(pb::upload_chunk::Part::Chunk(c.to_vec())) }),
+        );
+        Ok(self.documents().upload_attachment(tokio_stream::iter(msgs)).await?.into_inner())
+    }
+
+    async fn upload_file(&self, path: &Path, media_type: Option<&str>) -> Result<(pb::UploadReply, String), CliError> {
+        let media = media_type.map_or_else(|| media_type_for(path), str::to_owned);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok((self.upload_bytes(&name, &media, read_file(path)?).await?, media))
+    }
+
+    async fn draft(&self, path: &Path) -> Result<pb::DocumentDraft, CliError> {
+        let (file, base) = DraftFile::read(path)?;
+        let mut refs = vec![];
+        for a in &file.attachments {
+            let (reply, media) = self.upload_file(&base.join(&a.file), a.media_type.as_deref()).await?;
+            refs.push(pb::AttachmentRef { sha256: reply.sha256, title: a.title.clone(), media_type: media });
+        }
+        file.to_wire(&base, refs)
+    }
+
+    async fn names(&self) -> HashMap<String, String> {
+        let mut names = HashMap::new();
+        let mut token = String::new();
+        loop {
+            let req = pb::ListUnitsRequest {
+                page: Some(pb::PageRequest { page_size: 1000, page_token: token.clone() }),
+                ..Default::default()
+            };
+            let Ok(page) = self.registry().list_units(req).await else { break };
+            let page = page.into_inner();
+            names.extend(page.units.into_iter().map(|u| (u.id, u.full_name)));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        names
+    }
+
+    async fn print_document(&self, doc: pb::Document) -> Result<(), CliError> {
+        let names = if self.json { HashMap::new() } else { self.names().await };
+        let out = DocumentOut::from(doc);
+        self.print(&out, |d| d.text(&|id: &str| names.get(id).map_or_else(|| id.to_owned(), |n| format!("{n} ({id})"))))
+    }
+
+    fn print_delivery(&self, d: pb::Delivery) -> Result<(), CliError> {
+        self.print(&DeliveryOut::from(d), DeliveryOut::text)
+    }
+
+    fn request_id(actor: &Actor) -> String {
+        actor.request_id.clone().unwrap_or_else(new_request_id)
+    }
+
+    /// Runs one client command.
+    pub async fn run(&self, command: Command) -> Result<(), CliError> {
+        match command {
+            Command::Registry(r) => self.registry_command(r).await,
+            Command::Upload { file, media_type } => {
+                let (reply, _) = self.upload_file(&file, media_type.as_deref()).await?;
+                #[derive(Serialize)]
+                struct Out {
+                    sha256: String,
+                    size: u64,
+                    newly_stored: bool,
+                }
+                let out = Out { sha256: reply.sha256, size: reply.size, newly_stored: reply.newly_stored };
+                self.print(&out, |o| {
+                    format!("{}  {} bytes{}\n", o.sha256, o.size, if o.newly_stored { "" } else { " (already stored)" })
+                })
+            }
+            Command::Download { sha256, output } => self.download(&sha256, output).await,
+            Command::Issue { actor, draft } => {
+                let draft = self.draft(&draft).await?;
+                let m = pb::IssueDocument {
+                    request_id: Self::request_id(&actor),
+                    unit_id: actor.unit.clone(),
+                    draft: Some(draft),
+                };
+                let doc = self.documents().issue_document(self.sign(&actor.unit, &m)?).await?.into_inner();
+                self.print_document(doc).await
+            }
+            Command::Forward { actor, source, draft } => {
+                let source_document_id = self.resolve(&source).await?;
+                let draft = self.draft(&draft).await?;
+                let m = pb::ForwardDocument {
+                    request_id: Self::request_id(&actor),
+                    unit_id: actor.unit.clone(),
+                    source_document_id,
+                    draft: Some(draft),
+                };
+                let doc = self.documents().forward_document(self.sign(&actor.unit, &m)?).await?.into_inner();
+                self.print_document(doc).await
+            }
+            Command::Show { document } => {
+                let id = self.resolve(&document).await?;
+                let req = pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Id(id)) };
+                let doc = self.documents().get_document(req).await?.into_inner();
+                self.print_document(doc).await
+            }
+            Command::Issued { unit } => {
+                let mut all = vec![];
+                let mut token = String::new();
+                loop {
+                    let req = pb::ListIssuedRequest {
+                        unit_id: unit.clone(),
+                        page: Some(pb::PageRequest { page_size: 200, page_token: token.clone() }),
+                    };
+                    let page = self.documents().list_issued(req).await?.into_inner();
+                    all.extend(page.documents.into_iter().map(DocumentOut::from));
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
+                    token = page.next_page_token;
+                }
+                self.print(&all, |docs| {
+                    docs.iter()
+                        .map(|d| format!("{}  {}\n    id {}  issued {}\n", d.number, d.title, d.id, d.issued_at))
+                        .collect()
+                })
+            }
+            Command::Inbox { unit, state } => self.inbox(&unit, &state).await,
+            Command::Delivery { document, unit } => {
+                let document_id = self.resolve(&document).await?;
+                let req = pb::GetDeliveryRequest { document_id, recipient_unit_id: unit };
+                let d = self.deliveries().get_delivery(req).await?.into_inner();
+                self.print_delivery(d)
+            }
+            Command::Ack { actor, document, registration } => {
+                let m = pb::Acknowledge {
+                    request_id: Self::request_id(&actor),
+                    unit_id: actor.unit.clone(),
+                    document_id: self.resolve(&document).await?,
+                    registration_number: registration,
+                };
+                let d = self.deliveries().acknowledge(self.sign(&actor.unit, &m)?).await?.into_inner();
+                self.print_delivery(d)
+            }
+            Command::Return { actor, document, reason } => {
+                let m = pb::ReturnDelivery {
+                    request_id: Self::request_id(&actor),
+                    unit_id: actor.unit.clone(),
+                    document_id: self.resolve(&document).await?,
+                    reason,
+                };
+                let d = self.deliveries().r#return(self.sign(&actor.unit, &m)?).await?.into_inner();
+                self.print_delivery(d)
+            }
+            Command::Handle { actor, document, lead_office, note } => {
+                let m = pb::StartHandling {
+                    request_id: Self::request_id(&actor),
+                    unit_id: actor.unit.clone(),
+                    document_id: self.resolve(&document).await?,
+                    lead_office,
+                    note,
+                };
+                let d = self.deliveries().start_handling(self.sign(&actor.unit, &m)?).await?.into_inner();
+                self.print_delivery(d)
+            }
+            Command::Report { actor, document, text, attach } => {
+                let mut attachment_sha256 = vec![];
+                for f in &attach {
+                    attachment_sha256.push(self.upload_file(f, None).await?.0.sha256);
+                }
+                let m = pb::SubmitReport {
+                    request_id: Self::request_id(&actor),
+                    unit_id: actor.unit.clone(),
+                    document_id: self.resolve(&document).await?,
+                    text,
+                    attachment_sha256,
+                };
+                let d = self.deliveries().report(self.sign(&actor.unit, &m)?).await?.into_inner();
+                self.print_delivery(d)
+            }
+            Command::Complete { actor, document, note } => {
+                let m = pb::Complete {
+                    request_id: Self::request_id(&actor),
+                    unit_id: actor.unit.clone(),
+                    document_id: self.resolve(&document).await?,
+                    note,
+                };
+                let d = self.deliveries().complete(self.sign(&actor.unit, &m)?).await?.into_inner();
+                self.print_delivery(d)
+            }
+            Command::Remind { actor, document, recipient, message } => {
+                let m = pb::Remind {
+                    request_id: Self::request_id(&actor),
+                    unit_id: actor.unit.clone(),
+                    document_id: self.resolve(&document).await?,
+                    recipient_unit_id: recipient,
+                    message,
+                };
+                let d = self.deliveries().remind(self.sign(&actor.unit, &m)?).await?.into_inner();
+                self.print_delivery(d)
+            }
+            Command::Trace { document } => {
+                let tree = self.trace(&document).await?;
+                self.print(&tree, TraceOut::text)
+            }
+            Command::NotActed { document } => {
+                let document_id = self.resolve(&document).await?;
+                let reply = self.tracer().list_not_acted(pb::TraceRequest { document_id }).await?.into_inner();
+                let nodes: Vec<NodeOut> = reply.nodes.into_iter().map(Into::into).collect();
+                self.print(&nodes, |ns| {
+                    let mut s: String = ns.iter().map(|n| format!("{}\n", n.line())).collect();
+                    s.push_str(&format!("{} not acted\n", ns.len()));
+                    s
+                })
+            }
+            Command::Watch { unit } => self.watch(&unit).await,
+            Command::Serve(_) | Command::Demo { .. } | Command::Keygen { .. } => {
+                Err(CliError::Input("not a client command".into()))
+            }
+        }
+    }
+
+    /// The trace of a document (id or number).
+    pub async fn trace(&self, document: &str) -> Result<TraceOut, CliError> {
+        let document_id = self.resolve(document).await?;
+        Ok(self.tracer().trace(pb::TraceRequest { document_id }).await?.into_inner().into())
+    }
+
+    async fn download(&self, sha256: &str, output: Option<PathBuf>) -> Result<(), CliError> {
+        let mut stream =
+            self.documents().download_attachment(pb::DownloadRequest { sha256: sha256.to_owned() }).await?.into_inner();
+        let mut bytes = vec![];
+        while let Some(chunk) = stream.message().await? {
+            bytes.extend_from_slice(&chunk.chunk);
+        }
+        match output {
+            Some(path) => {
+                std::fs::write(&path, &bytes)
+                    .map_err(|source| CliError::Io { path: path.display().to_string(), source })?;
+                eprintln!("{} bytes written to {}", bytes.len(), path.display());
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&bytes)
+                    .and_then(|()| out.flush())
+                    .map_err(|source| CliError::Io { path: "stdout".into(), source })?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn inbox(&self, unit: &str, states: &[String]) -> Result<(), CliError> {
+        let mut wire_states = vec![];
+        for s in states {
+            let st = pb::DeliveryState::from_str_name(&format!("DELIVERY_STATE_{}", s.trim().to_uppercase()))
+                .ok_or_else(|| CliError::Input(format!("unknown state {s:?}")))?;
+            wire_states.push(st as i32);
+        }
+        let mut all = vec![];
+        let mut token = String::new();
+        loop {
+            let req = pb::ListInboxRequest {
+                unit_id: unit.to_owned(),
+                states: wire_states.clone(),
+                page: Some(pb::PageRequest { page_size: 200, page_token: token.clone() }),
+            };
+            let page = self.deliveries().list_inbox(req).await?.into_inner();
+            all.extend(page.deliveries.into_iter().map(DeliveryOut::from));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        self.print(&all, |ds| {
+            let mut s: String = ds.iter().map(|d| format!("{}\n", d.line())).collect();
+            s.push_str(&format!("{} in the inbox\n", ds.len()));
+            s
+        })
+    }
+
+    async fn watch(&self, unit: &str) -> Result<(), CliError> {
+        let mut stream =
+            self.deliveries().watch_inbox(pb::WatchInboxRequest { unit_id: unit.to_owned() }).await?.into_inner();
+        eprintln!("watching the inbox of {unit}; Ctrl-C stops");
+        while let Some(n) = stream.message().await? {
+            let kind = if n.kind == pb::EventKind::Reminded as i32 { "催办 reminder" } else { "新收文 new" };
+            if let Some(d) = n.delivery {
+                let d = DeliveryOut::from(d);
+                self.print(&d, |d| format!("{kind}: {}\n", d.line()))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn registry_command(&self, command: RegistryCommand) -> Result<(), CliError> {
+        match command {
+            RegistryCommand::Load { file, bundled, generate_keys, baseline } => {
+                let text = match (&file, bundled) {
+                    (Some(f), false) => std::fs::read_to_string(f)
+                        .map_err(|source| CliError::Io { path: f.display().to_string(), source })?,
+                    (None, true) => registry_file::BUNDLED.to_owned(),
+                    _ => return Err(CliError::Input("give a registry file or --bundled".into())),
+                };
+                let reply = self.load_registry(&text, generate_keys, &baseline).await?;
+                #[derive(Serialize)]
+                struct Out {
+                    regions: u32,
+                    units: u32,
+                    groups: u32,
+                    baselines: u32,
+                    event_seq: u64,
+                }
+                let out = Out {
+                    regions: reply.regions_created,
+                    units: reply.units_created,
+                    groups: reply.groups_created,
+                    baselines: reply.baselines_set,
+                    event_seq: reply.event_seq,
+                };
+                self.print(&out, |o| {
+                    format!(
+                        "created {} regions, {} units, {} groups; {} number baselines set (event #{})\n",
+                        o.regions, o.units, o.groups, o.baselines, o.event_seq
+                    )
+                })
+            }
+            RegistryCommand::Units { region, level, kind, tag } => {
+                let level = match level.as_deref() {
+                    None => 0,
+                    Some(l) => registry_file::level_by_name(l)
+                        .map(|l| crate::grpc::convert::level(l) as i32)
+                        .ok_or_else(|| CliError::Input(format!("unknown level {l:?}")))?,
+                };
+                let kind = match kind.as_deref() {
+                    None => 0,
+                    Some(k) => registry_file::kind_by_name(k)
+                        .map(|k| crate::grpc::convert::kind(k) as i32)
+                        .ok_or_else(|| CliError::Input(format!("unknown kind {k:?}")))?,
+                };
+                let mut all = vec![];
+                let mut token = String::new();
+                loop {
+                    let req = pb::ListUnitsRequest {
+                        region_subtree: region.clone(),
+                        level,
+                        kind,
+                        tag: tag.clone(),
+                        page: Some(pb::PageRequest { page_size: 1000, page_token: token.clone() }),
+                    };
+                    let page = self.registry().list_units(req).await?.into_inner();
+                    all.extend(page.units.into_iter().map(UnitOut::from));
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
+                    token = page.next_page_token;
+                }
+                self.print(&all, |us| us.iter().map(|u| format!("{}\n", u.line())).collect())
+            }
+            RegistryCommand::Unit { id } => {
+                let u = UnitOut::from(self.registry().get_unit(pb::GetUnitRequest { id }).await?.into_inner());
+                self.print(&u, |u| {
+                    format!(
+                        "{}\n  short name {}\n  tags {}\n  keys {}\n",
+                        u.line(),
+                        u.short_name,
+                        u.tags.join(", "),
+                        u.keys.join(", ")
+                    )
+                })
+            }
+            RegistryCommand::Regions { subtree } => {
+                let reply =
+                    self.registry().list_regions(pb::ListRegionsRequest { subtree_of: subtree }).await?.into_inner();
+                #[derive(Serialize)]
+                struct R {
+                    code: String,
+                    name: String,
+                    parent: String,
+                }
+                let rs: Vec<R> = reply
+                    .regions
+                    .into_iter()
+                    .map(|r| R { code: r.code, name: r.name, parent: r.parent_code })
+                    .collect();
+                self.print(&rs, |rs| {
+                    rs.iter().map(|r| format!("{:<10} {}  (in {})\n", r.code, r.name, r.parent)).collect()
+                })
+            }
+            RegistryCommand::Groups => {
+                let reply = self.registry().list_groups(pb::ListGroupsRequest {}).await?.into_inner();
+                #[derive(Serialize)]
+                struct G {
+                    name: String,
+                    description: String,
+                }
+                let gs: Vec<G> =
+                    reply.groups.into_iter().map(|g| G { name: g.name, description: g.description }).collect();
+                self.print(&gs, |gs| gs.iter().map(|g| format!("{}  — {}\n", g.name, g.description)).collect())
+            }
+            RegistryCommand::Expand { group, issuer } => {
+                let req = pb::ExpandGroupRequest { group, issuer_unit_id: issuer };
+                let us: Vec<UnitOut> =
+                    self.registry().expand_group(req).await?.into_inner().units.into_iter().map(Into::into).collect();
+                self.print(&us, |us| {
+                    let mut s: String = us.iter().map(|u| format!("{}\n", u.line())).collect();
+                    s.push_str(&format!("{} units\n", us.len()));
+                    s
+                })
+            }
+        }
+    }
+
+    /// Loads a registry file: keys from (or generated into) the keystore, signed by the operator key.
+    pub async fn load_registry(
+        &self,
+        text: &str,
+        generate_keys: bool,
+        baselines: &[String],
+    ) -> Result<pb::RegistryChangeReply, CliError> {
+        let file = registry_file::parse(text)?;
+        let mut change = pb::RegistryChange { request_id: new_request_id(), ..Default::default() };
+        change.regions = file.regions.into_iter().map(Into::into).collect();
+        for u in file.units {
+            let signer = if generate_keys { self.keys.load_or_generate(&u.id)?.0 } else { self.keys.load(&u.id)? };
+            let mut wire: pb::Unit = u.into();
+            wire.seal_keys = vec![signer.seal_key()];
+            change.units.push(wire);
+        }
+        change.groups = file.groups.into_iter().map(Into::into).collect();
+        for b in baselines {
+            change.number_baselines.push(parse_baseline(b)?);
+        }
+        let env = self.sign("operator", &change)?;
+        Ok(self.registry().apply_registry_change(env).await?.into_inner())
+    }
+}
+
+/// `PREFIX:YEAR:LAST`, e.g. `鲁财采:2022:13`.
+pub fn parse_baseline(text: &str) -> Result<pb::NumberBaseline, CliError> {
+    let bad = || CliError::Input(format!("{text:?}: a baseline is PREFIX:YEAR:LAST_SERIAL, e.g. 鲁财采:2022:13"));
+    let mut parts = text.split(':');
+    let (Some(prefix), Some(year), Some(last), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    Ok(pb::NumberBaseline {
+        prefix: prefix.to_owned(),
+        year: year.parse().map_err(|_| bad())?,
+        last_serial: last.parse().map_err(|_| bad())?,
+    })
+}

@@ -1,0 +1,296 @@
+//! The `gongwen` command line: the server, the keystore, a client subcommand for every RPC, and the demo.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod client;
+pub mod demo;
+pub mod draft;
+pub mod keystore;
+pub mod serve;
+pub mod views;
+
+/// Why a command failed; printed on stderr with exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Keystore(#[from] keystore::KeystoreError),
+    #[error("cannot reach the server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    Rpc(#[from] tonic::Status),
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
+    #[error(transparent)]
+    RegistryFile(#[from] crate::registry_file::RegistryFileError),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Input(String),
+}
+
+fn code_name(code: tonic::Code) -> String {
+    format!("{code:?}").chars().fold(String::new(), |mut s, c| {
+        if c.is_uppercase() && !s.is_empty() {
+            s.push('_');
+        }
+        s.push(c.to_ascii_uppercase());
+        s
+    })
+}
+
+/// gongwen: official-document forwarding and directive tracking (公文转发与督办追踪).
+#[derive(Debug, Parser)]
+#[command(name = "gongwen", version, about)]
+pub struct Cli {
+    /// Server address for client commands.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:50051", env = "GONGWEN_SERVER")]
+    pub server: String,
+    /// Keystore directory: one `<unit>.key` file per unit, and `operator.key`.
+    #[arg(long, global = true, default_value = "./keys", env = "GONGWEN_KEYS")]
+    pub keys: PathBuf,
+    /// Print replies as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Server options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Data directory.
+    #[arg(long, default_value = "./data")]
+    pub data: PathBuf,
+    /// sled page cache in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub cache_mb: u64,
+    /// Largest attachment in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub max_attachment_mb: u64,
+    /// Accept 机密 and 绝密 documents (only on a network cleared for them).
+    #[arg(long)]
+    pub allow_confidential: bool,
+}
+
+/// The acting unit.
+#[derive(Debug, Args)]
+pub struct Actor {
+    /// Act as this unit (its key is loaded from the keystore).
+    #[arg(long = "as", value_name = "UNIT")]
+    pub unit: String,
+    /// Request id, to retry a request exactly (default: a new one).
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Run the demo: a server on a fresh data dir with the corpus chain issued, forwarded and traced.
+    Demo {
+        /// Data directory (a previous demo there is replaced).
+        #[arg(long, default_value = "./demo-data")]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: SocketAddr,
+        /// Stop after the demo instead of serving on.
+        #[arg(long)]
+        exit: bool,
+    },
+    /// Generate a seal key into the keystore.
+    Keygen {
+        /// Unit id, or "operator".
+        name: String,
+        /// Key id (default: NAME#<8 hex digits of the public key>).
+        #[arg(long)]
+        key_id: Option<String>,
+    },
+    /// Registry: load, list and inspect regions, units and groups.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Upload an attachment file; prints its SHA-256.
+    Upload {
+        file: PathBuf,
+        /// Media type (default: guessed from the extension).
+        #[arg(long)]
+        media_type: Option<String>,
+    },
+    /// Download an attachment by SHA-256.
+    Download {
+        sha256: String,
+        /// Output file (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// 发文: issue a document from a draft file (TOML).
+    Issue {
+        #[command(flatten)]
+        actor: Actor,
+        /// The draft file; see draft.rs or the README for its fields.
+        #[arg(long)]
+        draft: PathBuf,
+    },
+    /// 转发: forward a received document (id or number) with a draft file (title may be left out).
+    Forward {
+        #[command(flatten)]
+        actor: Actor,
+        /// The received document: id or number such as 淄财采〔2022〕20号.
+        source: String,
+        #[arg(long)]
+        draft: PathBuf,
+    },
+    /// Show a document (id or number).
+    Show { document: String },
+    /// Documents a unit issued.
+    Issued {
+        #[arg(long = "as", value_name = "UNIT")]
+        unit: String,
+    },
+    /// A unit's inbox.
+    Inbox {
+        #[arg(long = "as", value_name = "UNIT")]
+        unit: String,
+        /// Only these states (pending, acknowledged, handling, reported, forwarded, completed, returned).
+        #[arg(long, value_delimiter = ',')]
+        state: Vec<String>,
+    },
+    /// One delivery with its history.
+    Delivery { document: String, unit: String },
+    /// 签收.
+    Ack {
+        #[command(flatten)]
+        actor: Actor,
+        document: String,
+        /// 登记号.
+        #[arg(long, default_value = "")]
+        registration: String,
+    },
+    /// 退回.
+    Return {
+        #[command(flatten)]
+        actor: Actor,
+        document: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// 承办.
+    Handle {
+        #[command(flatten)]
+        actor: Actor,
+        document: String,
+        #[arg(long, default_value = "")]
+        lead_office: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// 报送.
+    Report {
+        #[command(flatten)]
+        actor: Actor,
+        document: String,
+        #[arg(long, default_value = "")]
+        text: String,
+        /// Files to attach (uploaded first).
+        #[arg(long)]
+        attach: Vec<PathBuf>,
+    },
+    /// 办结.
+    Complete {
+        #[command(flatten)]
+        actor: Actor,
+        document: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// 催办.
+    Remind {
+        #[command(flatten)]
+        actor: Actor,
+        document: String,
+        recipient: String,
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+    /// The forwarding tree under a document.
+    Trace { document: String },
+    /// Who has not acted on a document, at any depth.
+    NotActed { document: String },
+    /// Print a unit's new deliveries and reminders as they arrive.
+    Watch {
+        #[arg(long = "as", value_name = "UNIT")]
+        unit: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Load a registry file (or the bundled Shandong one), signed with the operator key.
+    Load {
+        /// Registry file (TOML).
+        file: Option<PathBuf>,
+        /// Load the bundled registry/shandong.toml.
+        #[arg(long, conflicts_with = "file")]
+        bundled: bool,
+        /// Create a key in the keystore for every unit without one.
+        #[arg(long)]
+        generate_keys: bool,
+        /// Continue paper numbering: PREFIX:YEAR:LAST_SERIAL, e.g. 鲁财采:2022:13.
+        #[arg(long)]
+        baseline: Vec<String>,
+    },
+    /// List units.
+    Units {
+        #[arg(long, default_value = "")]
+        region: String,
+        /// province, city, county or township.
+        #[arg(long)]
+        level: Option<String>,
+        /// finance_bureau, department, institution, finance_office, audit_bureau or office.
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value = "")]
+        tag: String,
+    },
+    /// Show a unit.
+    Unit { id: String },
+    /// List regions.
+    Regions {
+        #[arg(long, default_value = "")]
+        subtree: String,
+    },
+    /// List recipient groups.
+    Groups,
+    /// What a group means for an issuer.
+    Expand {
+        group: String,
+        #[arg(long)]
+        issuer: String,
+    },
+}
+
+/// Parses the command line and runs it.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve(args) => serve::serve(args, &cli.keys).await,
+        Command::Demo { data, listen, exit } => demo::run(&data, listen, exit).await,
+        Command::Keygen { name, key_id } => {
+            let ks = keystore::Keystore::new(&cli.keys);
+            let signer = ks.generate(&name, key_id.as_deref())?;
+            println!("key id:     {}", signer.key_id);
+            println!("public key: {}", hex::encode(signer.public_key()));
+            println!("stored in:  {}", ks.dir().join(format!("{name}.key")).display());
+            Ok(())
+        }
+        command => {
+            let client = client::Client::connect(&cli.server, &cli.keys, cli.json).await?;
+            client.run(command).await
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! What client commands print: plain structs that serialise to JSON (`--json`) and render as readable text.
+use std::fmt::Write;
+
+use chrono::{DateTime, FixedOffset};
+use serde::Serialize;
+
+use crate::pb;
+
+/// A timestamp in China Standard Time, where the documents live: `2022-12-20 10:31`.
+pub fn time(t: &Option<prost_types::Timestamp>) -> String {
+    let Some(t) = t else { return String::new() };
+    let (Some(dt), Some(cst)) =
+        (DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)), FixedOffset::east_opt(8 * 3600))
+    else {
+        return String::new();
+    };
+    dt.with_timezone(&cst).format("%Y-%m-%d %H:%M").to_string()
+}
+
+pub fn state_name(s: i32) -> &'static str {
+    match pb::DeliveryState::try_from(s) {
+        Ok(pb::DeliveryState::Pending) => "待签收 pending",
+        Ok(pb::DeliveryState::Acknowledged) => "已签收 acknowledged",
+        Ok(pb::DeliveryState::Handling) => "办理中 handling",
+        Ok(pb::DeliveryState::Reported) => "已报送 reported",
+        Ok(pb::DeliveryState::Forwarded) => "已转发 forwarded",
+        Ok(pb::DeliveryState::Completed) => "已办结 completed",
+        Ok(pb::DeliveryState::Returned) => "已退回 returned",
+        _ => "unknown",
+    }
+}
+
+fn step_name(k: i32) -> &'static str {
+    match pb::EventKind::try_from(k) {
+        Ok(pb::EventKind::Delivered) => "送达 delivered",
+        Ok(pb::EventKind::Acknowledged) => "签收 acknowledged",
+        Ok(pb::EventKind::Returned) => "退回 returned",
+        Ok(pb::EventKind::HandlingStarted) => "承办 handling",
+        Ok(pb::EventKind::Reported) => "报送 reported",
+        Ok(pb::EventKind::Forwarded) => "转发 forwarded",
+        Ok(pb::EventKind::Completed) => "办结 completed",
+        Ok(pb::EventKind::Reminded) => "催办 reminded",
+        _ => "unknown",
+    }
+}
+
+fn role_name(r: i32) -> &'static str {
+    if r == pb::RecipientRole::Cc as i32 { "抄送" } else { "主送" }
+}
+
+fn recipient_text(r: &pb::Recipient) -> String {
+    match &r.target {
+        Some(pb::recipient::Target::Group(g)) => g.clone(),
+        Some(pb::recipient::Target::UnitId(u)) => format!("unit:{u}"),
+        None => String::new(),
+    }
+}
+
+#[derive(Serialize)]
+pub struct AttachmentOut {
+    pub ordinal: u32,
+    pub title: String,
+    pub media_type: String,
+    pub size: u64,
+    pub sha256: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub document_id: String,
+}
+
+#[derive(Serialize)]
+pub struct DocumentOut {
+    pub id: String,
+    pub number: String,
+    pub title: String,
+    pub issuer_unit_id: String,
+    pub issuer_name: String,
+    pub signer: String,
+    pub main_recipients: Vec<String>,
+    pub cc_recipients: Vec<String>,
+    pub main_units: Vec<String>,
+    pub cc_units: Vec<String>,
+    pub dated: String,
+    pub printed_by: String,
+    pub printed_on: String,
+    pub deadline: String,
+    pub disclosure: String,
+    pub contact: String,
+    pub note: String,
+    pub forwards_document_id: String,
+    pub attachments: Vec<AttachmentOut>,
+    pub issued_at: String,
+    pub event_seq: u64,
+    pub body: String,
+}
+
+impl From<pb::Document> for DocumentOut {
+    fn from(d: pb::Document) -> Self {
+        let draft = d.draft.unwrap_or_default();
+        let disclosure = match pb::Disclosure::try_from(draft.disclosure) {
+            Ok(pb::Disclosure::Public) => "主动公开",
+            Ok(pb::Disclosure::OnRequest) => "依申请公开",
+            Ok(pb::Disclosure::NotPublic) => "不予公开",
+            _ => "",
+        };
+        DocumentOut {
+            id: d.id,
+            number: d.number,
+            title: draft.title,
+            issuer_unit_id: d.issuer_unit_id,
+            issuer_name: d.issuer_name,
+            signer: draft.signer,
+            main_recipients: draft.main_recipients.iter().map(recipient_text).collect(),
+            cc_recipients: draft.cc_recipients.iter().map(recipient_text).collect(),
+            main_units: d.main_unit_ids,
+            cc_units: d.cc_unit_ids,
+            dated: draft.dated,
+            printed_by: draft.printed_by,
+            printed_on: draft.printed_on,
+            deadline: draft.deadline,
+            disclosure: disclosure.into(),
+            contact: draft.contact,
+            note: draft.note,
+            forwards_document_id: d.forwards_document_id,
+            attachments: d
+                .attachments
+                .into_iter()
+                .map(|a| AttachmentOut {
+                    ordinal: a.ordinal,
+                    title: a.title,
+                    media_type: a.media_type,
+                    size: a.size,
+                    sha256: a.sha256,
+                    document_id: a.document_id,
+                })
+                .collect(),
+            issued_at: time(&d.issued_at),
+            event_seq: d.event_seq,
+            body: draft.body,
+        }
+    }
+}
+
+impl DocumentOut {
+    /// Text with unit names resolved by `name`.
+    pub fn text(&self, name: &dyn Fn(&str) -> String) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{}  {}", self.number, self.title);
+        let _ = writeln!(s, "  id          {}", self.id);
+        let _ = writeln!(s, "  issuer      {} ({})", self.issuer_name, self.issuer_unit_id);
+        if !self.signer.is_empty() {
+            let _ = writeln!(s, "  签发人      {}", self.signer);
+        }
+        let _ = writeln!(s, "  主送        {}", self.main_recipients.join("，"));
+        if !self.cc_recipients.is_empty() {
+            let _ = writeln!(s, "  抄送        {}", self.cc_recipients.join("，"));
+        }
+        let _ = writeln!(s, "  成文日期    {}", self.dated);
+        if !self.printed_by.is_empty() {
+            let _ = writeln!(s, "  印发        {} {}", self.printed_by, self.printed_on);
+        }
+        if !self.deadline.is_empty() {
+            let _ = writeln!(s, "  deadline    {}", self.deadline);
+        }
+        let _ = writeln!(s, "  信息公开    {}", self.disclosure);
+        if !self.contact.is_empty() {
+            let _ = writeln!(s, "  联系人      {}", self.contact);
+        }
+        if !self.forwards_document_id.is_empty() {
+            let _ = writeln!(s, "  forwards    {}", self.forwards_document_id);
+        }
+        for a in &self.attachments {
+            let _ = writeln!(s, "  附件{}       {} ({} bytes, sha256 {})", a.ordinal, a.title, a.size, a.sha256);
+        }
+        let _ = writeln!(s, "  issued at   {} (event #{})", self.issued_at, self.event_seq);
+        let _ = writeln!(s, "  recipients  {} main, {} cc", self.main_units.len(), self.cc_units.len());
+        for u in &self.main_units {
+            let _ = writeln!(s, "    主送 {}", name(u));
+        }
+        for u in &self.cc_units {
+            let _ = writeln!(s, "    抄送 {}", name(u));
+        }
+        s
+    }
+}
+
+#[derive(Serialize)]
+pub struct StepOut {
+    pub event_seq: u64,
+    pub kind: String,
+    pub at: String,
+    pub actor: String,
+    pub text: String,
+    pub attachments: Vec<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub forward_number: String,
+}
+
+#[derive(Serialize)]
+pub struct DeliveryOut {
+    pub document_id: String,
+    pub document_number: String,
+    pub document_title: String,
+    pub recipient_unit_id: String,
+    pub recipient_name: String,
+    pub role: String,
+    pub state: String,
+    pub deadline: String,
+    pub overdue: bool,
+    pub reminders: u32,
+    pub history: Vec<StepOut>,
+}
+
+impl From<pb::Delivery> for DeliveryOut {
+    fn from(d: pb::Delivery) -> Self {
+        DeliveryOut {
+            document_id: d.document_id,
+            document_number: d.document_number,
+            document_title: d.document_title,
+            recipient_unit_id: d.recipient_unit_id,
+            recipient_name: d.recipient_name,
+            role: role_name(d.role).into(),
+            state: state_name(d.state).into(),
+            deadline: d.deadline,
+            overdue: d.overdue,
+            reminders: d.reminders,
+            history: d
+                .history
+                .into_iter()
+                .map(|s| StepOut {
+                    event_seq: s.event_seq,
+                    kind: step_name(s.kind).into(),
+                    at: time(&s.at),
+                    actor: s.actor_unit_id,
+                    text: s.text,
+                    attachments: s.attachment_sha256,
+                    forward_number: s.forward_document_number,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl DeliveryOut {
+    /// One line for lists.
+    pub fn line(&self) -> String {
+        let late = if self.overdue { "  逾期 OVERDUE" } else { "" };
+        let due = if self.deadline.is_empty() { String::new() } else { format!("  due {}", self.deadline) };
+        format!(
+            "{}  {}  [{}] {}{due}{late}\n    id {}",
+            self.document_number, self.document_title, self.role, self.state, self.document_id
+        )
+    }
+
+    /// The delivery with its history.
+    pub fn text(&self) -> String {
+        let mut s = format!("{} → {} ({})\n", self.document_number, self.recipient_name, self.recipient_unit_id);
+        let _ = writeln!(s, "  {}", self.document_title);
+        let _ = writeln!(s, "  {} · {}{}", self.role, self.state, if self.overdue { " · 逾期 OVERDUE" } else { "" });
+        if !self.deadline.is_empty() {
+            let _ = writeln!(s, "  deadline {}", self.deadline);
+        }
+        if self.reminders > 0 {
+            let _ = writeln!(s, "  reminders {}", self.reminders);
+        }
+        for h in &self.history {
+            let mut extra = h.text.clone();
+            if !h.forward_number.is_empty() {
+                extra = format!("as {}", h.forward_number);
+            }
+            let _ = writeln!(s, "  #{:<5} {}  {:<18} by {}  {}", h.event_seq, h.at, h.kind, h.actor, extra);
+        }
+        s
+    }
+}
+
+#[derive(Serialize, Clone, Copy, Default)]
+pub struct CountsOut {
+    pub delivered: u32,
+    pub acknowledged: u32,
+    pub acted: u32,
+    pub completed: u32,
+    pub overdue: u32,
+    pub returned: u32,
+}
+
+impl From<Option<pb::TraceCounts>> for CountsOut {
+    fn from(c: Option<pb::TraceCounts>) -> Self {
+        let c = c.unwrap_or_default();
+        CountsOut {
+            delivered: c.delivered,
+            acknowledged: c.acknowledged,
+            acted: c.acted,
+            completed: c.completed,
+            overdue: c.overdue,
+            returned: c.returned,
+        }
+    }
+}
+
+impl CountsOut {
+    fn text(&self) -> String {
+        let mut s = format!(
+            "{} delivered · {} acknowledged · {} acted · {} completed · {} overdue",
+            self.delivered, self.acknowledged, self.acted, self.completed, self.overdue
+        );
+        if self.returned > 0 {
+            let _ = write!(s, " · {} returned", self.returned);
+        }
+        s
+    }
+}
+
+#[derive(Serialize)]
+pub struct NodeOut {
+    pub unit_id: String,
+    pub unit_name: String,
+    pub depth: u32,
+    pub via: String,
+    pub role: String,
+    pub state: String,
+    pub deadline: String,
+    pub overdue: bool,
+    pub reminders: u32,
+    pub delivered_at: String,
+    pub acknowledged_at: String,
+    pub handling_at: String,
+    pub reported_at: String,
+    pub forwarded_at: String,
+    pub completed_at: String,
+    pub returned_at: String,
+    pub forwarded_as: Vec<String>,
+    pub counts: CountsOut,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<NodeOut>,
+}
+
+impl From<pb::TraceNode> for NodeOut {
+    fn from(n: pb::TraceNode) -> Self {
+        NodeOut {
+            unit_id: n.unit_id,
+            unit_name: n.unit_name,
+            depth: n.depth,
+            via: n.via_document_number,
+            role: role_name(n.role).into(),
+            state: state_name(n.state).into(),
+            deadline: n.deadline,
+            overdue: n.overdue,
+            reminders: n.reminders,
+            delivered_at: time(&n.delivered_at),
+            acknowledged_at: time(&n.acknowledged_at),
+            handling_at: time(&n.handling_at),
+            reported_at: time(&n.reported_at),
+            forwarded_at: time(&n.forwarded_at),
+            completed_at: time(&n.completed_at),
+            returned_at: time(&n.returned_at),
+            forwarded_as: n.forwarded_as_numbers,
+            counts: n.counts.into(),
+            children: n.children.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl NodeOut {
+    fn latest_step(&self) -> String {
+        [
+            ("办结", &self.completed_at),
+            ("转发", &self.forwarded_at),
+            ("报送", &self.reported_at),
+            ("承办", &self.handling_at),
+            ("签收", &self.acknowledged_at),
+            ("退回", &self.returned_at),
+            ("送达", &self.delivered_at),
+        ]
+        .iter()
+        .find(|(_, t)| !t.is_empty())
+        .map(|(k, t)| format!("{k} {t}"))
+        .unwrap_or_default()
+    }
+
+    /// One line for flat lists.
+    pub fn line(&self) -> String {
+        let late = if self.overdue { "  逾期 OVERDUE" } else { "" };
+        format!("L{} {}  {}  via {}  {}{late}", self.depth, self.unit_name, self.state, self.via, self.latest_step())
+    }
+
+    fn render(&self, prefix: &str, last: bool, out: &mut String) {
+        let branch = if last { "└─ " } else { "├─ " };
+        let fwd = if self.forwarded_as.is_empty() {
+            String::new()
+        } else {
+            format!(" → {}", self.forwarded_as.join("、"))
+        };
+        let late = if self.overdue { "  逾期 OVERDUE" } else { "" };
+        let role = if self.role == "抄送" { " (抄送)" } else { "" };
+        let _ =
+            write!(out, "{prefix}{branch}{}{role}  {}{fwd}  {}{late}", self.unit_name, self.state, self.latest_step());
+        if !self.children.is_empty() {
+            let _ = write!(out, "  [{}]", self.counts.text());
+        }
+        out.push('\n');
+        let child_prefix = format!("{prefix}{}", if last { "   " } else { "│  " });
+        for (i, c) in self.children.iter().enumerate() {
+            c.render(&child_prefix, i + 1 == self.children.len(), out);
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct TraceOut {
+    pub document_id: String,
+    pub document_number: String,
+    pub document_title: String,
+    pub totals: CountsOut,
+    pub nodes: Vec<NodeOut>,
+}
+
+impl From<pb::TraceReply> for TraceOut {
+    fn from(t: pb::TraceReply) -> Self {
+        TraceOut {
+            document_id: t.document_id,
+            document_number: t.document_number,
+            document_title: t.document_title,
+            totals: t.totals.into(),
+            nodes: t.nodes.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl TraceOut {
+    /// The tree as text.
+    pub fn text(&self) -> String {
+        let mut s = format!("{}  {}\n", self.document_number, self.document_title);
+        for (i, n) in self.nodes.iter().enumerate() {
+            n.render("", i + 1 == self.nodes.len(), &mut s);
+        }
+        let _ = writeln!(s, "total: {}", self.totals.text());
+        s
+    }
+}
+
+#[derive(Serialize)]
+pub struct UnitOut {
+    pub id: String,
+    pub full_name: String,
+    pub short_name: String,
+    pub region: String,
+    pub level: String,
+    pub kind: String,
+    pub tags: Vec<String>,
+    pub prefixes: Vec<String>,
+    pub keys: Vec<String>,
+}
+
+impl From<pb::Unit> for UnitOut {
+    fn from(u: pb::Unit) -> Self {
+        UnitOut {
+            level: pb::Level::try_from(u.level).map(|l| l.as_str_name().to_lowercase()).unwrap_or_default(),
+            kind: pb::UnitKind::try_from(u.kind).map(|k| k.as_str_name().to_lowercase()).unwrap_or_default(),
+            id: u.id,
+            full_name: u.full_name,
+            short_name: u.short_name,
+            region: u.region_code,
+            tags: u.tags,
+            prefixes: u.number_prefixes,
+            keys: u.seal_keys.into_iter().map(|k| k.key_id).collect(),
+        }
+    }
+}
+
+impl UnitOut {
+    pub fn line(&self) -> String {
+        let prefixes = if self.prefixes.is_empty() { String::new() } else { format!("  {}", self.prefixes.join(" ")) };
+        format!(
+            "{:<22} {}  [{} {}]{prefixes}",
+            self.id,
+            self.full_name,
+            self.region,
+            self.level.trim_start_matches("level_")
+        )
+    }
+}
