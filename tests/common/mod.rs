@@ -240,3 +240,20 @@ pub fn forward_draft(prefix: &str, main: Vec<pb::Recipient>) -> pb::DocumentDraf
         ..Default::default()
     }
 }
+
+/// Runs `call`, expects `code`, and checks that the store is byte for byte what it was before.
+pub async fn refused<T: std::fmt::Debug>(
+    h: &Harness,
+    code: tonic::Code,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> tonic::Status {
+    let before = h.digest().await;
+    let status = match call.await {
+        Ok(v) => panic!("expected {code:?}, got success: {v:?}"),
+        Err(s) => s,
+    };
+    assert_eq!(status.code(), code, "message: {}", status.message());
+    assert!(!status.message().is_empty());
+    assert_eq!(before, h.digest().await, "a refused request changed the store: {}", status.message());
+    status
+}
