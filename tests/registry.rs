@@ -1,0 +1,157 @@
+//! Registry RPCs: reads, filters, paging, idempotent loading and number baselines.
+mod common;
+
+use common::*;
+use gongwen::pb;
+use tonic::Code;
+
+fn units_req(
+    region: &str,
+    level: pb::Level,
+    kind: pb::UnitKind,
+    tag: &str,
+    size: u32,
+    token: &str,
+) -> pb::ListUnitsRequest {
+    pb::ListUnitsRequest {
+        region_subtree: region.into(),
+        level: level as i32,
+        kind: kind as i32,
+        tag: tag.into(),
+        page: Some(pb::PageRequest { page_size: size, page_token: token.into() }),
+    }
+}
+
+#[tokio::test]
+async fn reads_filters_and_paging() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let info = h.registry().get_server_info(pb::GetServerInfoRequest {}).await.expect("info").into_inner();
+    assert_eq!(info.operator_key_id, h.operator.key_id);
+    assert_eq!(info.operator_public_key, h.operator.public_key().to_vec());
+
+    let list = |req| async { h.registry().list_units(req).await.expect("list").into_inner().units };
+    let zibo_bureaus = list(units_req("370300", pb::Level::County, pb::UnitKind::FinanceBureau, "", 0, "")).await;
+    assert_eq!(zibo_bureaus.len(), 8 + 3);
+    assert!(zibo_bureaus.iter().all(|u| u.region_code.starts_with("3703")));
+    let zones = list(units_req("", pb::Level::Unspecified, pb::UnitKind::Unspecified, "功能区财政局", 0, "")).await;
+    assert_eq!(zones.len(), 3);
+    let cities = list(units_req("370000", pb::Level::City, pb::UnitKind::FinanceBureau, "", 0, "")).await;
+    assert_eq!(cities.len(), 16);
+
+    let mut seen = vec![];
+    let mut token = String::new();
+    loop {
+        let page = h
+            .registry()
+            .list_units(units_req("370304", pb::Level::Unspecified, pb::UnitKind::Unspecified, "", 4, &token))
+            .await
+            .expect("page")
+            .into_inner();
+        seen.extend(page.units.into_iter().map(|u| u.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "in id order, no duplicates");
+    assert_eq!(seen.len(), 1 + 5 + 1 + 10, "Boshan's bureau, departments, zone bureau and township offices");
+
+    let unit = h.registry().get_unit(pb::GetUnitRequest { id: BOSHAN.into() }).await.expect("unit").into_inner();
+    assert_eq!(unit.full_name, "淄博市博山区财政局");
+    assert_eq!(unit.number_prefixes, vec!["博财采".to_string()]);
+    assert_eq!(unit.seal_keys.len(), 1);
+    let region =
+        h.registry().get_region(pb::GetRegionRequest { code: "370304".into() }).await.expect("region").into_inner();
+    assert_eq!(region.parent_code, "370300");
+    let sub = h
+        .registry()
+        .list_regions(pb::ListRegionsRequest { subtree_of: "370300".into() })
+        .await
+        .expect("regions")
+        .into_inner();
+    assert_eq!(sub.regions.len(), 1 + 8 + 10);
+    let groups = h.registry().list_groups(pb::ListGroupsRequest {}).await.expect("groups").into_inner();
+    assert!(groups.groups.iter().any(|g| g.name == "各镇(街道)财政所"));
+    let expanded = h
+        .registry()
+        .expand_group(pb::ExpandGroupRequest { group: "各市财政局".into(), issuer_unit_id: PROVINCE.into() })
+        .await
+        .expect("expand")
+        .into_inner();
+    assert_eq!(expanded.units.len(), 16);
+
+    refused(
+        &h,
+        Code::NotFound,
+        h.registry().list_units(units_req("999900", pb::Level::Unspecified, pb::UnitKind::Unspecified, "", 0, "")),
+    )
+    .await;
+    refused(&h, Code::NotFound, h.registry().list_regions(pb::ListRegionsRequest { subtree_of: "999900".into() }))
+        .await;
+    refused(
+        &h,
+        Code::NotFound,
+        h.registry()
+            .expand_group(pb::ExpandGroupRequest { group: "各省财政厅".into(), issuer_unit_id: PROVINCE.into() }),
+    )
+    .await;
+    let mut bad_level = units_req("", pb::Level::Unspecified, pb::UnitKind::Unspecified, "", 0, "");
+    bad_level.level = 77;
+    refused(&h, Code::InvalidArgument, h.registry().list_units(bad_level)).await;
+}
+
+#[tokio::test]
+async fn loading_twice_creates_nothing_and_changes_are_refused() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    // The same content under a new request id: accepted, nothing new, no event.
+    let file = gongwen::registry_file::bundled().expect("bundled");
+    let mut change = pb::RegistryChange { request_id: "load-again".into(), ..Default::default() };
+    change.regions = file.regions.into_iter().map(Into::into).collect();
+    for u in file.units {
+        let mut wire: pb::Unit = u.into();
+        wire.seal_keys = vec![h.signer(&wire.id).seal_key()];
+        change.units.push(wire);
+    }
+    let before = h.digest().await;
+    let again = h.apply(change.clone()).await.expect("idempotent load");
+    assert_eq!((again.regions_created, again.units_created, again.groups_created, again.event_seq), (0, 0, 0, 0));
+    // Only the request id is remembered.
+    assert_ne!(before, h.digest().await);
+
+    let mut renamed = change.clone();
+    renamed.request_id = "rename".into();
+    renamed.units.retain(|u| u.id == BOSHAN);
+    renamed.units[0].full_name = "博山区财政局（改）".into();
+    renamed.regions.clear();
+    refused(&h, Code::AlreadyExists, h.apply(renamed)).await;
+}
+
+#[tokio::test]
+async fn number_baselines_only_move_forward() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let b = |rid: &str, last| pb::RegistryChange {
+        request_id: rid.into(),
+        number_baselines: vec![pb::NumberBaseline { prefix: "博财采".into(), year: 2022, last_serial: last }],
+        ..Default::default()
+    };
+    assert_eq!(h.apply(b("b1", 18)).await.expect("set").baselines_set, 1);
+    let doc = h
+        .issue(BOSHAN, "d", draft("博财采", "博山区财政局关于测试的通知", vec![group("区直各部门、单位")]))
+        .await
+        .expect("issue");
+    assert_eq!(doc.number, "博财采〔2022〕19号");
+    refused(&h, Code::FailedPrecondition, h.apply(b("b2", 10))).await;
+    assert_eq!(h.apply(b("b3", 19)).await.expect("same as now").baselines_set, 0);
+    let unknown = pb::RegistryChange {
+        request_id: "b4".into(),
+        number_baselines: vec![pb::NumberBaseline { prefix: "无主采".into(), year: 2022, last_serial: 3 }],
+        ..Default::default()
+    };
+    refused(&h, Code::NotFound, h.apply(unknown)).await;
+}
