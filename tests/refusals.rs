@@ -127,11 +127,14 @@ async fn jurisdiction_prefixes_and_recipients() {
     refused(&h, Code::InvalidArgument, h.issue(PROVINCE, "u4", draft("鲁财采", "x", vec![]))).await;
 }
 
+/// One way to spoil a draft.
+type Change = Box<dyn Fn(&mut pb::DocumentDraft)>;
+
 #[tokio::test]
 async fn document_fields_are_checked() {
     let (h, _) = setup().await;
     let base = || draft("鲁财采", "山东省财政厅关于字段的通知", vec![group("各市财政局")]);
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::DocumentDraft)>)> = vec![
+    let cases: Vec<(&str, Change)> = vec![
         ("no date", Box::new(|d| d.dated.clear())),
         ("bad date", Box::new(|d| d.dated = "2022-13-01".into())),
         ("no title", Box::new(|d| d.title.clear())),
