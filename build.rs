@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "gongwen/v1/document.proto",
     "gongwen/v1/delivery.proto",
     "gongwen/v1/trace.proto",
+    "gongwen/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -11,9 +11,12 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::app::{App, AppConfig, AppError, Clock, SystemClock};
 use crate::domain::model::SealKey;
-use crate::grpc::{deliveries::DeliveryApi, documents::DocumentApi, registry::RegistryApi, trace::TraceApi};
+use crate::grpc::{audit::AuditApi, deliveries::DeliveryApi, documents::DocumentApi, registry::RegistryApi, trace::TraceApi};
 use crate::pb;
 use crate::store::{BlobStore, SledStore, StoreError};
+
+/// Largest reply: bundles and traces of large trees are far above tonic's 4 MiB default.
+const MAX_REPLY: usize = 512 * 1024 * 1024;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, Error)]
@@ -115,7 +118,11 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         .add_service(pb::registry_service_server::RegistryServiceServer::new(RegistryApi { app: app.clone() }))
         .add_service(pb::document_service_server::DocumentServiceServer::new(DocumentApi { app: app.clone() }))
         .add_service(pb::delivery_service_server::DeliveryServiceServer::new(DeliveryApi { app: app.clone() }))
-        .add_service(pb::trace_service_server::TraceServiceServer::new(TraceApi { app: app.clone() }));
+        .add_service(pb::trace_service_server::TraceServiceServer::new(TraceApi { app: app.clone() }))
+        .add_service(
+            pb::audit_service_server::AuditServiceServer::new(AuditApi { app: app.clone() })
+                .max_encoding_message_size(MAX_REPLY),
+        );
     let task = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
         let _ = rx.await;
     }));

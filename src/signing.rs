@@ -77,6 +77,11 @@ impl Signer {
         }
     }
 
+    /// Signs raw bytes under a payload type (the DSSE pre-authentication encoding), returning the signature.
+    pub fn sign_raw(&self, payload_type: &str, payload: &[u8]) -> Vec<u8> {
+        seal::sign_ed25519(&self.key, payload_type, payload)
+    }
+
     /// Signs a statement into an envelope.
     pub fn envelope<M: Statement>(&self, statement: &M) -> pb::SignedEnvelope {
         let payload = statement.encode_to_vec();

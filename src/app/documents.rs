@@ -3,6 +3,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use prost::Message;
 use sha2::{Digest, Sha256};
 
 use super::statements::Draft;
@@ -71,7 +72,7 @@ impl App {
         let (held, event) = self
             .read(move |s| {
                 let held = schema::load::<Delivery>(s, &schema::delivery(&source_for_read, &unit_id))?;
-                let event = schema::load::<crate::domain::model::Event>(s, &schema::event(source_seq))?;
+                let event = super::log::entry(s, source_seq)?;
                 Ok((held, event))
             })
             .await?;
@@ -82,10 +83,9 @@ impl App {
             ))
         })?;
         transition(held.state, Action::Forward).map_err(AppError::from)?;
-        let event = event.ok_or_else(|| AppError::NotFound(format!("the issue record of {source_id} is missing")))?;
         // The forwarded document travels as 附件 1: its signed issue record, verifiable by anyone.
         let blobs = self.blobs.clone();
-        let record = event.envelope;
+        let record = event.envelope.map(|e| e.encode_to_vec()).unwrap_or_default();
         let info = tokio::task::spawn_blocking(move || blobs.put(&record)).await??;
         let first = Attachment {
             ordinal: 1,
@@ -173,7 +173,7 @@ impl App {
             .collect();
         let forwarding = forwards.clone().map(|s| (s, issuer.id.clone()));
         let doc = Document {
-            id: document_id(&signed.envelope),
+            id: document_id(&signed.envelope.encode_to_vec()),
             number: DocNumber { prefix: draft.prefix, year: draft.year, serial: 0 },
             title: draft.title,
             genre: draft.genre,

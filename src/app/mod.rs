@@ -10,15 +10,17 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
-use crate::domain::model::{Event, EventKind, Registry, SealKey, StepKind, Unit};
+use crate::domain::merkle;
+use crate::domain::model::{EventKind, Registry, SealKey, StepKind, Unit};
 use crate::domain::seal;
 use crate::pb;
-use crate::signing::Statement;
+use crate::signing::{Signer, Statement};
 use crate::store::{BlobStore, Store, Tx};
 
 pub mod deliveries;
 pub mod documents;
 pub mod error;
+pub mod log;
 pub mod registry;
 pub mod schema;
 pub mod statements;
@@ -99,6 +101,8 @@ pub struct App {
     clock: Arc<dyn Clock>,
     config: AppConfig,
     operator: SealKey,
+    /// Signs checkpoints of the event log; made at the first start and kept in the store.
+    log_key: Signer,
     snapshot: RwLock<Arc<Snapshot>>,
     /// Serialises registry changes so each is checked against the snapshot it replaces.
     registry_lock: tokio::sync::Mutex<()>,
@@ -109,8 +113,8 @@ pub struct App {
 pub struct Signed<M> {
     /// The decoded statement.
     pub statement: M,
-    /// The envelope's protobuf bytes, stored unchanged in the event.
-    pub envelope: Vec<u8>,
+    /// The envelope as received, stored in the event's log entry.
+    pub envelope: pb::SignedEnvelope,
     /// SHA-256 of payload type and payload: a retried request must match it.
     pub digest: [u8; 32],
 }
@@ -152,6 +156,7 @@ impl App {
                 given
             }
         };
+        let log_key = load_or_make_log_key(store.as_ref())?;
         let registry = registry::load(store.as_ref())?;
         let (notices, _) = broadcast::channel(1024);
         Ok(App {
@@ -160,6 +165,7 @@ impl App {
             clock,
             config,
             operator,
+            log_key,
             snapshot: RwLock::new(Arc::new(Snapshot::new(registry))),
             registry_lock: tokio::sync::Mutex::new(()),
             notices,
@@ -267,7 +273,7 @@ impl App {
             .map_err(|e| AppError::Invalid(format!("the {expected_type} payload does not decode: {e}")))?;
         let mut h = Sha256::new();
         h.update(seal::pae(&envelope.payload_type, &envelope.payload));
-        Ok(Signed { statement, envelope: envelope.encode_to_vec(), digest: h.finalize().into() })
+        Ok(Signed { statement, envelope: envelope.clone(), digest: h.finalize().into() })
     }
 
     /// Checks that `envelope` is signed by a valid key of `unit_id`.
@@ -308,27 +314,69 @@ impl App {
     }
 }
 
-/// Appends one event inside a transaction and returns its sequence number.
+/// The server's log key: read from the store, or made and stored at the first start.
+fn load_or_make_log_key(store: &dyn Store) -> Result<Signer, AppError> {
+    if let Some((key_id, secret)) = schema::load::<(String, [u8; 32])>(store, schema::LOG_KEY)? {
+        return Ok(Signer::from_secret(key_id, secret));
+    }
+    let mut key = Signer::generate("").map_err(|e| AppError::Store(crate::store::StoreError::Backend(e.to_string())))?;
+    key.key_id = format!("log#{}", &hex::encode(key.public_key())[..8]);
+    let record = (key.key_id.clone(), key.secret());
+    store.transact(|tx| -> Result<(), AppError> {
+        schema::save(tx, schema::LOG_KEY, &record)?;
+        Ok(())
+    })?;
+    Ok(key)
+}
+
+/// Appends one event inside a transaction: its log entry, its index entries, and the Merkle nodes it completes.
+/// Returns its sequence number.
 fn append_event(
     tx: &mut dyn Tx,
     kind: EventKind,
     actor: &str,
     document_id: Option<&str>,
-    envelope: &[u8],
+    envelope: &pb::SignedEnvelope,
     at: DateTime<Utc>,
 ) -> Result<u64, AppError> {
     let seq = schema::load_u64(tx, schema::EVENT_SEQ)? + 1;
-    let event = Event {
-        seq,
-        kind,
-        at,
+    let entry = pb::LogEntry {
+        event_seq: seq,
+        kind: log_kind(kind) as i32,
+        recorded_at: Some(prost_types::Timestamp {
+            seconds: at.timestamp(),
+            nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+        }),
         actor: actor.to_owned(),
-        document_id: document_id.map(str::to_owned),
-        envelope: envelope.to_vec(),
-    };
-    schema::save(tx, &schema::event(seq), &event)?;
+        document_id: document_id.unwrap_or_default().to_owned(),
+        envelope: Some(envelope.clone()),
+    }
+    .encode_to_vec();
+    tx.put(&schema::event(seq), &entry);
     tx.put(schema::EVENT_SEQ, &seq.to_be_bytes());
+    match document_id {
+        Some(d) => tx.put(&schema::event_of_document(d, seq), &[]),
+        None => tx.put(&schema::registry_event(seq), &[]),
+    }
+    let nodes = merkle::append(&log::TxNodes(tx), seq - 1, merkle::leaf_hash(&entry))?;
+    for (level, index, hash) in nodes {
+        tx.put(&schema::merkle_node(level, index), &hash);
+    }
     Ok(seq)
+}
+
+fn log_kind(kind: EventKind) -> pb::LogEventKind {
+    match kind {
+        EventKind::RegistryChanged => pb::LogEventKind::RegistryChanged,
+        EventKind::Issued => pb::LogEventKind::Issued,
+        EventKind::Forwarded => pb::LogEventKind::Forwarded,
+        EventKind::Acknowledged => pb::LogEventKind::Acknowledged,
+        EventKind::Returned => pb::LogEventKind::Returned,
+        EventKind::HandlingStarted => pb::LogEventKind::HandlingStarted,
+        EventKind::Reported => pb::LogEventKind::Reported,
+        EventKind::Completed => pb::LogEventKind::Completed,
+        EventKind::Reminded => pb::LogEventKind::Reminded,
+    }
 }
 
 /// What a request id produced the first time.

@@ -35,6 +35,27 @@ pub const GROUPS: &[u8] = b"reg/group/";
 pub fn event(seq: u64) -> Vec<u8> {
     key(b"ev/", &[&seq.to_be_bytes()])
 }
+/// An event of a document (value empty): finds a document's events without a log scan.
+pub fn event_of_document(document_id: &str, seq: u64) -> Vec<u8> {
+    key(b"evdoc/", &[document_id.as_bytes(), &seq.to_be_bytes()])
+}
+/// All events of a document.
+pub fn events_of_document(document_id: &str) -> Vec<u8> {
+    key(b"evdoc/", &[document_id.as_bytes(), b""])
+}
+/// A registry event (value empty).
+pub fn registry_event(seq: u64) -> Vec<u8> {
+    key(b"evreg/", &[&seq.to_be_bytes()])
+}
+/// All registry events.
+pub const REGISTRY_EVENTS: &[u8] = b"evreg/";
+/// A Merkle node: the hash of the complete subtree `index` at `level`.
+pub fn merkle_node(level: u32, index: u64) -> Vec<u8> {
+    key(b"mt/", &[&level.to_be_bytes(), &index.to_be_bytes()])
+}
+/// The server's log signing key (32 secret bytes) and its id.
+pub const LOG_KEY: &[u8] = b"meta/log_key";
+
 /// A document by id.
 pub fn document(id: &str) -> Vec<u8> {
     key(b"doc/", &[id.as_bytes()])

@@ -404,20 +404,3 @@ pub enum EventKind {
     Completed,
     Reminded,
 }
-
-/// One append-only, signed record in the event log. Never updated or deleted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    /// Position in the log, from 1.
-    pub seq: u64,
-    /// What it records.
-    pub kind: EventKind,
-    /// When the server recorded it.
-    pub at: DateTime<Utc>,
-    /// The acting unit id, or "operator" for registry changes.
-    pub actor: String,
-    /// The document concerned, if any.
-    pub document_id: Option<String>,
-    /// The signed envelope exactly as received (protobuf `SignedEnvelope` bytes).
-    pub envelope: Vec<u8>,
-}

@@ -1,4 +1,5 @@
 //! The gRPC layer: one file per service. Handlers decode, call the application layer, and map errors.
+pub mod audit;
 pub mod convert;
 pub mod deliveries;
 pub mod documents;

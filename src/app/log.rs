@@ -1,0 +1,257 @@
+//! The tamper-evident event log: checkpoints signed with the server's log key, inclusion and consistency proofs,
+//! the log stream, and audit bundles for the offline verifier.
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use super::{App, AppError, schema};
+use crate::domain::merkle::{self, Hash, NodeSource};
+use crate::domain::seal;
+use crate::pb;
+use crate::signing::Signer;
+use crate::store::{Store, StoreError, Tx};
+
+/// Payload type of a signed checkpoint.
+pub const CHECKPOINT_TYPE: &str = "gongwen.v1.Checkpoint";
+
+/// Merkle nodes read inside a write transaction (they see nodes staged by the same append).
+pub struct TxNodes<'a>(pub &'a dyn Tx);
+
+impl NodeSource for TxNodes<'_> {
+    type Error = StoreError;
+    fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        read_node(self.0.get(&schema::merkle_node(level, index))?, level, index)
+    }
+}
+
+/// Merkle nodes read from the committed store.
+pub struct StoreNodes<'a>(pub &'a dyn Store);
+
+impl NodeSource for StoreNodes<'_> {
+    type Error = StoreError;
+    fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        read_node(self.0.get(&schema::merkle_node(level, index))?, level, index)
+    }
+}
+
+fn read_node(v: Option<Vec<u8>>, level: u32, index: u64) -> Result<Hash, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt { key: format!("merkle node {level}/{index}"), reason: reason.into() };
+    v.ok_or_else(|| corrupt("missing"))?.try_into().map_err(|_| corrupt("not 32 bytes"))
+}
+
+/// The stored bytes of event `seq`.
+pub fn entry_bytes(store: &dyn Store, seq: u64) -> Result<Vec<u8>, AppError> {
+    store.get(&schema::event(seq))?.ok_or_else(|| AppError::NotFound(format!("no event #{seq}")))
+}
+
+/// Event `seq`, decoded.
+pub fn entry(store: &dyn Store, seq: u64) -> Result<pb::LogEntry, AppError> {
+    let bytes = entry_bytes(store, seq)?;
+    pb::LogEntry::decode(bytes.as_slice())
+        .map_err(|e| AppError::Store(StoreError::Corrupt { key: format!("event #{seq}"), reason: e.to_string() }))
+}
+
+/// Number of events in the log.
+pub fn size(store: &dyn Store) -> Result<u64, AppError> {
+    match store.get(schema::EVENT_SEQ)? {
+        None => Ok(0),
+        Some(v) => Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(|_| {
+            StoreError::Corrupt { key: "meta/event_seq".into(), reason: "not 8 bytes".into() }
+        })?)),
+    }
+}
+
+/// The log's name in checkpoints, derived from its public key so two logs never share one.
+pub fn origin(public_key: &[u8]) -> String {
+    format!("gongwen/{}", &hex::encode(Sha256::digest(public_key))[..16])
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+}
+
+/// Signs a checkpoint of `size` events with root `root`.
+pub fn sign_checkpoint(key: &Signer, size: u64, root: Hash, at: DateTime<Utc>) -> pb::SignedCheckpoint {
+    let checkpoint = pb::Checkpoint {
+        origin: origin(&key.public_key()),
+        tree_size: size,
+        root_hash: root.to_vec(),
+        time: Some(timestamp(at)),
+    }
+    .encode_to_vec();
+    let env = key.sign_raw(CHECKPOINT_TYPE, &checkpoint);
+    pb::SignedCheckpoint { checkpoint, key_id: key.key_id.clone(), signature: env }
+}
+
+fn hashes(v: Vec<Hash>) -> Vec<Vec<u8>> {
+    v.into_iter().map(|h| h.to_vec()).collect()
+}
+
+impl App {
+    /// The log key's public half.
+    pub fn log_public_key(&self) -> [u8; 32] {
+        self.log_key.public_key()
+    }
+
+    /// A checkpoint of the log as it is now.
+    pub async fn checkpoint(&self) -> Result<pb::SignedCheckpoint, AppError> {
+        let (size, root) = self.read(|s| {
+            let size = size(s)?;
+            Ok((size, merkle::root(&StoreNodes(s), size)?))
+        })
+        .await?;
+        Ok(sign_checkpoint(&self.log_key, size, root, self.now()))
+    }
+
+    /// Proof that event `seq` is in the log of `tree_size` events (0: now, with a checkpoint).
+    pub async fn inclusion_proof(&self, seq: u64, tree_size: u64) -> Result<pb::InclusionProof, AppError> {
+        let (proof, entry, size, root) = self
+            .read(move |s| {
+                let current = size(s)?;
+                let size = if tree_size == 0 { current } else { tree_size };
+                if size > current {
+                    return Err(AppError::field("tree_size", format!("the log has only {current} events")));
+                }
+                if seq == 0 || seq > size {
+                    return Err(AppError::NotFound(format!("no event #{seq} in a log of {size} events")));
+                }
+                let nodes = StoreNodes(s);
+                let proof = merkle::inclusion_proof(&nodes, seq - 1, size)?;
+                Ok((proof, entry_bytes(s, seq)?, size, merkle::root(&nodes, size)?))
+            })
+            .await?;
+        let checkpoint = (tree_size == 0).then(|| sign_checkpoint(&self.log_key, size, root, self.now()));
+        Ok(pb::InclusionProof { event_seq: seq, tree_size: size, hashes: hashes(proof), entry, checkpoint })
+    }
+
+    /// Proof that the log of `new` events extends the log of `old` events (new 0: now).
+    pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<pb::ConsistencyProof, AppError> {
+        self.read(move |s| {
+            let current = size(s)?;
+            let new = if new == 0 { current } else { new };
+            if old == 0 || old > new || new > current {
+                return Err(AppError::field(
+                    "old_size",
+                    format!("need 1 ≤ old_size ≤ new_size ≤ {current}, got {old} and {new}"),
+                ));
+            }
+            let proof = merkle::consistency_proof(&StoreNodes(s), old, new)?;
+            Ok(pb::ConsistencyProof { old_size: old, new_size: new, hashes: hashes(proof) })
+        })
+        .await
+    }
+
+    /// Up to `limit` log records from `from` on (read in one go; callers page with `from`).
+    pub async fn log_records(&self, from: u64, limit: u64) -> Result<Vec<pb::LogRecord>, AppError> {
+        self.read(move |s| {
+            let mut out = vec![];
+            for pair in s.scan(b"ev/", Some(&schema::event(from.max(1) - 1)), false) {
+                let (k, v) = pair?;
+                if out.len() as u64 >= limit {
+                    break;
+                }
+                let seq = super::documents::seq_of(&k);
+                out.push(pb::LogRecord { event_seq: seq, entry: v });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// A bundle of the events about a document's whole forwarding tree, or of a stretch of the log, each with
+    /// its inclusion proof against one fresh checkpoint; registry changes are always in it.
+    pub async fn export_bundle(&self, scope: ExportScope) -> Result<pb::AuditBundle, AppError> {
+        let docs = match &scope {
+            ExportScope::Document(id) => Some(self.tree_documents(id).await?),
+            ExportScope::Range { .. } => None,
+        };
+        let log_key = self.log_key.clone();
+        let now = self.now();
+        let operator = self.operator.clone();
+        self.read(move |s| {
+            let size = size(s)?;
+            let mut seqs: BTreeSet<u64> = BTreeSet::new();
+            for pair in s.scan(schema::REGISTRY_EVENTS, None, false) {
+                seqs.insert(super::documents::seq_of(&pair?.0));
+            }
+            let mut complete = false;
+            match (&scope, &docs) {
+                (ExportScope::Document(_), Some(docs)) => {
+                    for d in docs {
+                        for pair in s.scan(&schema::events_of_document(d), None, false) {
+                            seqs.insert(super::documents::seq_of(&pair?.0));
+                        }
+                    }
+                }
+                (ExportScope::Range { from, to }, _) => {
+                    let to = if *to == 0 { size } else { (*to).min(size) };
+                    let from = (*from).max(1);
+                    seqs.extend(from..=to);
+                    complete = from == 1 && to == size;
+                }
+                _ => {}
+            }
+            let nodes = StoreNodes(s);
+            let root = merkle::root(&nodes, size)?;
+            let mut entries = Vec::with_capacity(seqs.len());
+            for seq in seqs.into_iter().filter(|q| *q >= 1 && *q <= size) {
+                let inclusion = if complete { vec![] } else { hashes(merkle::inclusion_proof(&nodes, seq - 1, size)?) };
+                entries.push(pb::BundleEntry { event_seq: seq, entry: entry_bytes(s, seq)?, inclusion });
+            }
+            Ok(pb::AuditBundle {
+                log_public_key: log_key.public_key().to_vec(),
+                operator_public_key: operator.public_key,
+                operator_key_id: operator.key_id,
+                checkpoint: Some(sign_checkpoint(&log_key, size, root, now)),
+                entries,
+                complete,
+            })
+        })
+        .await
+    }
+
+    /// The document and every document reached from it by forwarding.
+    async fn tree_documents(&self, id: &str) -> Result<Vec<String>, AppError> {
+        self.document(id).await?;
+        let root = id.to_owned();
+        self.read(move |s| {
+            let mut seen = BTreeSet::from([root.clone()]);
+            let mut todo = vec![root];
+            while let Some(d) = todo.pop() {
+                for pair in s.scan(&schema::forwards_of(&d), None, false) {
+                    let child = schema::last_part(&pair?.0);
+                    if seen.insert(child.clone()) {
+                        todo.push(child);
+                    }
+                }
+            }
+            Ok(seen.into_iter().collect())
+        })
+        .await
+    }
+}
+
+/// What an export covers.
+#[derive(Debug, Clone)]
+pub enum ExportScope {
+    /// A document and everything forwarded from it.
+    Document(String),
+    /// Events `from..=to` (to 0: the end).
+    Range { from: u64, to: u64 },
+}
+
+/// Checks a signed checkpoint against a log public key and decodes it.
+pub fn open_checkpoint(signed: &pb::SignedCheckpoint, log_public_key: &[u8]) -> Result<pb::Checkpoint, String> {
+    let key = crate::domain::model::SealKey {
+        key_id: signed.key_id.clone(),
+        algorithm: crate::domain::model::KeyAlgorithm::Ed25519,
+        public_key: log_public_key.to_vec(),
+        valid_from: None,
+        revoked_at: None,
+    };
+    seal::verify(&key, CHECKPOINT_TYPE, &signed.checkpoint, &signed.signature, Utc::now())
+        .map_err(|e| format!("the checkpoint's signature is not the log key's: {e}"))?;
+    pb::Checkpoint::decode(signed.checkpoint.as_slice()).map_err(|e| format!("the checkpoint does not decode: {e}"))
+}

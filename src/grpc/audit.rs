@@ -1,0 +1,81 @@
+//! `gongwen.v1.AuditService`.
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::app::App;
+use crate::app::log::ExportScope;
+use crate::pb;
+use crate::pb::audit_service_server::AuditService;
+
+/// Records read per store pass while streaming the log.
+const STREAM_BATCH: u64 = 1000;
+
+/// Serves the log and its proofs.
+pub struct AuditApi {
+    pub app: Arc<App>,
+}
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn get_checkpoint(&self, _: Request<pb::GetCheckpointRequest>) -> Result<Response<pb::SignedCheckpoint>, Status> {
+        Ok(Response::new(self.app.checkpoint().await?))
+    }
+
+    async fn get_inclusion_proof(&self, req: Request<pb::InclusionProofRequest>) -> Result<Response<pb::InclusionProof>, Status> {
+        let r = req.into_inner();
+        Ok(Response::new(self.app.inclusion_proof(r.event_seq, r.tree_size).await?))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        req: Request<pb::ConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProof>, Status> {
+        let r = req.into_inner();
+        Ok(Response::new(self.app.consistency_proof(r.old_size, r.new_size).await?))
+    }
+
+    type StreamLogStream = LogStream;
+
+    async fn stream_log(&self, req: Request<pb::StreamLogRequest>) -> Result<Response<Self::StreamLogStream>, Status> {
+        let r = req.into_inner();
+        let app = self.app.clone();
+        let limit = if r.limit == 0 { u64::MAX } else { r.limit };
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let (mut next, mut sent) = (r.from_seq.max(1), 0u64);
+            while sent < limit {
+                let batch = match app.log_records(next, STREAM_BATCH.min(limit - sent)).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
+                let Some(last) = batch.last().map(|r| r.event_seq) else { return };
+                for rec in batch {
+                    if tx.send(Ok(rec)).await.is_err() {
+                        return;
+                    }
+                    sent += 1;
+                }
+                next = last + 1;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn export_bundle(&self, req: Request<pb::ExportRequest>) -> Result<Response<pb::AuditBundle>, Status> {
+        let scope = match req.into_inner().scope {
+            Some(pb::export_request::Scope::DocumentId(id)) => ExportScope::Document(id),
+            Some(pb::export_request::Scope::Range(r)) => ExportScope::Range { from: r.from_seq, to: r.to_seq },
+            None => return Err(Status::invalid_argument("give a document id or a range of events")),
+        };
+        Ok(Response::new(self.app.export_bundle(scope).await?))
+    }
+}
