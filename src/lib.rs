@@ -17,3 +17,4 @@ pub mod registry_file;
 pub mod server;
 pub mod signing;
 pub mod store;
+pub mod verify;

@@ -11,7 +11,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::app::{App, AppConfig, AppError, Clock, SystemClock};
 use crate::domain::model::SealKey;
-use crate::grpc::{audit::AuditApi, deliveries::DeliveryApi, documents::DocumentApi, registry::RegistryApi, trace::TraceApi};
+use crate::grpc::{
+    audit::AuditApi, deliveries::DeliveryApi, documents::DocumentApi, registry::RegistryApi, trace::TraceApi,
+};
 use crate::pb;
 use crate::store::{BlobStore, SledStore, StoreError};
 

@@ -37,7 +37,8 @@ impl NodeSource for StoreNodes<'_> {
 }
 
 fn read_node(v: Option<Vec<u8>>, level: u32, index: u64) -> Result<Hash, StoreError> {
-    let corrupt = |reason: &str| StoreError::Corrupt { key: format!("merkle node {level}/{index}"), reason: reason.into() };
+    let corrupt =
+        |reason: &str| StoreError::Corrupt { key: format!("merkle node {level}/{index}"), reason: reason.into() };
     v.ok_or_else(|| corrupt("missing"))?.try_into().map_err(|_| corrupt("not 32 bytes"))
 }
 
@@ -57,9 +58,11 @@ pub fn entry(store: &dyn Store, seq: u64) -> Result<pb::LogEntry, AppError> {
 pub fn size(store: &dyn Store) -> Result<u64, AppError> {
     match store.get(schema::EVENT_SEQ)? {
         None => Ok(0),
-        Some(v) => Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(|_| {
-            StoreError::Corrupt { key: "meta/event_seq".into(), reason: "not 8 bytes".into() }
-        })?)),
+        Some(v) => Ok(u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt { key: "meta/event_seq".into(), reason: "not 8 bytes".into() })?,
+        )),
     }
 }
 
@@ -97,11 +100,12 @@ impl App {
 
     /// A checkpoint of the log as it is now.
     pub async fn checkpoint(&self) -> Result<pb::SignedCheckpoint, AppError> {
-        let (size, root) = self.read(|s| {
-            let size = size(s)?;
-            Ok((size, merkle::root(&StoreNodes(s), size)?))
-        })
-        .await?;
+        let (size, root) = self
+            .read(|s| {
+                let size = size(s)?;
+                Ok((size, merkle::root(&StoreNodes(s), size)?))
+            })
+            .await?;
         Ok(sign_checkpoint(&self.log_key, size, root, self.now()))
     }
 
@@ -162,7 +166,7 @@ impl App {
 
     /// A bundle of the events about a document's whole forwarding tree, or of a stretch of the log, each with
     /// its inclusion proof against one fresh checkpoint; registry changes are always in it.
-    pub async fn export_bundle(&self, scope: ExportScope) -> Result<pb::AuditBundle, AppError> {
+    pub async fn export_bundle(&self, scope: ExportScope, previous_size: u64) -> Result<pb::AuditBundle, AppError> {
         let docs = match &scope {
             ExportScope::Document(id) => Some(self.tree_documents(id).await?),
             ExportScope::Range { .. } => None,
@@ -207,6 +211,20 @@ impl App {
                 checkpoint: Some(sign_checkpoint(&log_key, size, root, now)),
                 entries,
                 complete,
+                consistency: match previous_size {
+                    0 => None,
+                    old if old <= size => Some(pb::ConsistencyProof {
+                        old_size: old,
+                        new_size: size,
+                        hashes: hashes(merkle::consistency_proof(&nodes, old, size)?),
+                    }),
+                    old => {
+                        return Err(AppError::field(
+                            "previous_size",
+                            format!("the log has only {size} events, not {old}"),
+                        ));
+                    }
+                },
             })
         })
         .await

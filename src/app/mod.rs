@@ -319,7 +319,8 @@ fn load_or_make_log_key(store: &dyn Store) -> Result<Signer, AppError> {
     if let Some((key_id, secret)) = schema::load::<(String, [u8; 32])>(store, schema::LOG_KEY)? {
         return Ok(Signer::from_secret(key_id, secret));
     }
-    let mut key = Signer::generate("").map_err(|e| AppError::Store(crate::store::StoreError::Backend(e.to_string())))?;
+    let mut key =
+        Signer::generate("").map_err(|e| AppError::Store(crate::store::StoreError::Backend(e.to_string())))?;
     key.key_id = format!("log#{}", &hex::encode(key.public_key())[..8]);
     let record = (key.key_id.clone(), key.secret());
     store.transact(|tx| -> Result<(), AppError> {

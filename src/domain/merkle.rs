@@ -280,9 +280,18 @@ mod tests {
             b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f",
         ];
         let leaves: Vec<Hash> = inputs.iter().map(|l| leaf_hash(l)).collect();
-        assert_eq!(hex::encode(reference_root(&leaves[..2])), "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125");
-        assert_eq!(hex::encode(reference_root(&leaves[..3])), "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77");
-        assert_eq!(hex::encode(reference_root(&leaves)), "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328");
+        assert_eq!(
+            hex::encode(reference_root(&leaves[..2])),
+            "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"
+        );
+        assert_eq!(
+            hex::encode(reference_root(&leaves[..3])),
+            "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77"
+        );
+        assert_eq!(
+            hex::encode(reference_root(&leaves)),
+            "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+        );
     }
 
     #[test]

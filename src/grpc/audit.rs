@@ -23,11 +23,17 @@ type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send
 
 #[tonic::async_trait]
 impl AuditService for AuditApi {
-    async fn get_checkpoint(&self, _: Request<pb::GetCheckpointRequest>) -> Result<Response<pb::SignedCheckpoint>, Status> {
+    async fn get_checkpoint(
+        &self,
+        _: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::SignedCheckpoint>, Status> {
         Ok(Response::new(self.app.checkpoint().await?))
     }
 
-    async fn get_inclusion_proof(&self, req: Request<pb::InclusionProofRequest>) -> Result<Response<pb::InclusionProof>, Status> {
+    async fn get_inclusion_proof(
+        &self,
+        req: Request<pb::InclusionProofRequest>,
+    ) -> Result<Response<pb::InclusionProof>, Status> {
         let r = req.into_inner();
         Ok(Response::new(self.app.inclusion_proof(r.event_seq, r.tree_size).await?))
     }
@@ -71,11 +77,12 @@ impl AuditService for AuditApi {
     }
 
     async fn export_bundle(&self, req: Request<pb::ExportRequest>) -> Result<Response<pb::AuditBundle>, Status> {
-        let scope = match req.into_inner().scope {
+        let r = req.into_inner();
+        let scope = match r.scope {
             Some(pb::export_request::Scope::DocumentId(id)) => ExportScope::Document(id),
             Some(pb::export_request::Scope::Range(r)) => ExportScope::Range { from: r.from_seq, to: r.to_seq },
             None => return Err(Status::invalid_argument("give a document id or a range of events")),
         };
-        Ok(Response::new(self.app.export_bundle(scope).await?))
+        Ok(Response::new(self.app.export_bundle(scope, r.previous_size).await?))
     }
 }

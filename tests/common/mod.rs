@@ -103,6 +103,10 @@ impl Harness {
     pub fn deliveries(&self) -> DeliveryServiceClient<Channel> {
         DeliveryServiceClient::new(self.channel()).max_decoding_message_size(64 * 1024 * 1024)
     }
+    pub fn audit(&self) -> gongwen::pb::audit_service_client::AuditServiceClient<Channel> {
+        gongwen::pb::audit_service_client::AuditServiceClient::new(self.channel())
+            .max_decoding_message_size(256 * 1024 * 1024)
+    }
     pub fn tracer(&self) -> TraceServiceClient<Channel> {
         TraceServiceClient::new(self.channel()).max_decoding_message_size(64 * 1024 * 1024)
     }

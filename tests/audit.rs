@@ -1,0 +1,221 @@
+//! The verifiable log through the real server: proofs against independently computed roots, bundles the offline
+//! verifier accepts, and tampered bundles it rejects with the right message.
+mod common;
+
+use common::*;
+use gongwen::domain::merkle;
+use gongwen::pb;
+use gongwen::verify::{Trust, verify_bundle};
+use tonic::Code;
+
+async fn chain(h: &mut Harness) -> (pb::Document, pb::Document) {
+    h.load_bundled().await;
+    let doc = h
+        .issue(PROVINCE, "p", draft("鲁财采", "山东省财政厅关于审计的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issue");
+    h.ack(ZIBO, &doc.id).await.expect("ack");
+    let fwd =
+        h.forward(ZIBO, "f", &doc.id, forward_draft("淄财采", vec![group("各区县财政局")])).await.expect("forward");
+    h.ack(BOSHAN, &fwd.id).await.expect("ack");
+    h.ack("370100.czj", &doc.id).await.expect("ack");
+    (doc, fwd)
+}
+
+async fn all_leaves(h: &Harness) -> Vec<merkle::Hash> {
+    let mut s =
+        h.audit().stream_log(pb::StreamLogRequest { from_seq: 1, limit: 0 }).await.expect("stream").into_inner();
+    let mut leaves = vec![];
+    while let Some(rec) = s.message().await.expect("record") {
+        assert_eq!(rec.event_seq, leaves.len() as u64 + 1, "records come in order");
+        leaves.push(merkle::leaf_hash(&rec.entry));
+    }
+    leaves
+}
+
+async fn trust(h: &Harness) -> Trust {
+    let info = h.registry().get_server_info(pb::GetServerInfoRequest {}).await.expect("info").into_inner();
+    Trust {
+        log_public_key: Some(info.log_public_key),
+        operator_public_key: Some(info.operator_public_key),
+        previous_checkpoint: None,
+    }
+}
+
+async fn bundle(h: &Harness, scope: pb::export_request::Scope, previous_size: u64) -> pb::AuditBundle {
+    h.audit().export_bundle(pb::ExportRequest { scope: Some(scope), previous_size }).await.expect("export").into_inner()
+}
+
+fn whole() -> pb::export_request::Scope {
+    pb::export_request::Scope::Range(pb::SeqRange { from_seq: 1, to_seq: 0 })
+}
+
+#[tokio::test]
+async fn proofs_match_roots_computed_from_the_streamed_log() {
+    let mut h = Harness::start().await;
+    chain(&mut h).await;
+    let leaves = all_leaves(&h).await;
+    let n = leaves.len() as u64;
+    assert!(n >= 6);
+    let cp = h.audit().get_checkpoint(pb::GetCheckpointRequest {}).await.expect("checkpoint").into_inner();
+    let info = h.registry().get_server_info(pb::GetServerInfoRequest {}).await.expect("info").into_inner();
+    let opened = gongwen::app::log::open_checkpoint(&cp, &info.log_public_key).expect("signed by the log key");
+    assert_eq!(opened.tree_size, n);
+    assert_eq!(opened.root_hash, merkle::reference_root(&leaves).to_vec());
+    assert_eq!(opened.origin, info.log_origin);
+
+    for size in 1..=n {
+        let root = merkle::reference_root(&leaves[..size as usize]);
+        for seq in 1..=size {
+            let p = h
+                .audit()
+                .get_inclusion_proof(pb::InclusionProofRequest { event_seq: seq, tree_size: size })
+                .await
+                .expect("proof")
+                .into_inner();
+            let path: Vec<merkle::Hash> = p.hashes.iter().map(|x| x.as_slice().try_into().expect("32 bytes")).collect();
+            assert_eq!(merkle::leaf_hash(&p.entry), leaves[seq as usize - 1]);
+            assert!(
+                merkle::verify_inclusion(seq - 1, size, &leaves[seq as usize - 1], &path, &root),
+                "#{seq} in {size}"
+            );
+        }
+        for old in 1..=size {
+            let p = h
+                .audit()
+                .get_consistency_proof(pb::ConsistencyProofRequest { old_size: old, new_size: size })
+                .await
+                .expect("proof")
+                .into_inner();
+            let path: Vec<merkle::Hash> = p.hashes.iter().map(|x| x.as_slice().try_into().expect("32 bytes")).collect();
+            let old_root = merkle::reference_root(&leaves[..old as usize]);
+            assert!(merkle::verify_consistency(old, size, &old_root, &root, &path), "{old} → {size}");
+        }
+    }
+    let latest = h
+        .audit()
+        .get_inclusion_proof(pb::InclusionProofRequest { event_seq: 1, tree_size: 0 })
+        .await
+        .expect("proof")
+        .into_inner();
+    assert!(latest.checkpoint.is_some());
+    refused(
+        &h,
+        Code::NotFound,
+        h.audit().get_inclusion_proof(pb::InclusionProofRequest { event_seq: n + 1, tree_size: 0 }),
+    )
+    .await;
+    refused(
+        &h,
+        Code::InvalidArgument,
+        h.audit().get_inclusion_proof(pb::InclusionProofRequest { event_seq: 1, tree_size: n + 5 }),
+    )
+    .await;
+    refused(
+        &h,
+        Code::InvalidArgument,
+        h.audit().get_consistency_proof(pb::ConsistencyProofRequest { old_size: 0, new_size: 0 }),
+    )
+    .await;
+
+    // The log and its proofs survive a restart unchanged.
+    h.restart().await;
+    assert_eq!(all_leaves(&h).await, leaves);
+}
+
+#[tokio::test]
+async fn honest_bundles_verify() {
+    let mut h = Harness::start().await;
+    let (doc, fwd) = chain(&mut h).await;
+    let trust = trust(&h).await;
+    let b = bundle(&h, pb::export_request::Scope::DocumentId(doc.id.clone()), 0).await;
+    assert!(!b.complete);
+    let report = verify_bundle(&b, &trust);
+    assert!(report.ok(), "{:?}", report.failures);
+    // Registry change + issue + 2 acks + forward + Boshan's ack of the forward.
+    assert_eq!(report.entries, 6);
+    assert_eq!(report.signatures_ok, 6);
+    let docs: Vec<String> = b
+        .entries
+        .iter()
+        .filter_map(|e| <pb::LogEntry as prost::Message>::decode(e.entry.as_slice()).ok())
+        .map(|e| e.document_id)
+        .collect();
+    assert!(docs.contains(&fwd.id), "the forwarded document's events are in the bundle");
+
+    let full = bundle(&h, whole(), 0).await;
+    assert!(full.complete);
+    let report = verify_bundle(&full, &trust);
+    assert!(report.ok(), "{:?}", report.failures);
+
+    // Keep a checkpoint, let the log grow, and check it only grew.
+    let earlier = full.checkpoint.clone().expect("checkpoint");
+    h.ack("370200.czj", &doc.id).await.expect("more events");
+    let later = bundle(&h, whole(), full.entries.len() as u64).await;
+    let with_previous = Trust { previous_checkpoint: Some(earlier), ..trust.clone() };
+    let report = verify_bundle(&later, &with_previous);
+    assert!(report.ok(), "{:?}", report.failures);
+}
+
+fn checks(report: &gongwen::verify::Report) -> Vec<(Option<u64>, &'static str)> {
+    report.failures.iter().map(|f| (f.event_seq, f.check)).collect()
+}
+
+#[tokio::test]
+async fn tampered_bundles_are_rejected_precisely() {
+    let mut h = Harness::start().await;
+    let (doc, _) = chain(&mut h).await;
+    let trust = trust(&h).await;
+    let honest = bundle(&h, pb::export_request::Scope::DocumentId(doc.id.clone()), 0).await;
+    let full = bundle(&h, whole(), 0).await;
+
+    // One flipped byte anywhere in any entry is caught and pinned to that entry.
+    for (i, e) in honest.entries.iter().enumerate() {
+        for at in [0, e.entry.len() / 2, e.entry.len() - 1] {
+            let mut b = honest.clone();
+            b.entries[i].entry[at] ^= 0x01;
+            let report = verify_bundle(&b, &trust);
+            assert!(!report.ok(), "flip at {at} of entry {i}");
+            assert!(
+                report.failures.iter().any(|f| f.event_seq == Some(e.event_seq) && f.check == "inclusion"),
+                "{:?}",
+                report.failures
+            );
+        }
+    }
+    // The same in a complete bundle: the recomputed root no longer matches.
+    let mut b = full.clone();
+    let last = b.entries.len() - 1;
+    b.entries[last].entry[3] ^= 0x80;
+    assert!(checks(&verify_bundle(&b, &trust)).contains(&(None, "root")));
+
+    // A removed event.
+    let mut b = full.clone();
+    let removed = b.entries.remove(2).event_seq;
+    let report = verify_bundle(&b, &trust);
+    assert!(checks(&report).contains(&(Some(removed), "missing")), "{:?}", report.failures);
+
+    // A reordered pair.
+    let mut b = full.clone();
+    b.entries.swap(3, 4);
+    let report = verify_bundle(&b, &trust);
+    assert!(report.failures.iter().any(|f| f.check == "order"), "{:?}", report.failures);
+
+    // A checkpoint signed by someone else, or for another log key than the trusted one.
+    let mut b = honest.clone();
+    if let Some(cp) = b.checkpoint.as_mut() {
+        cp.signature[5] ^= 1;
+    }
+    assert_eq!(checks(&verify_bundle(&b, &trust)), vec![(None, "checkpoint")]);
+    let mut b = honest.clone();
+    b.log_public_key = vec![7u8; 32];
+    assert!(checks(&verify_bundle(&b, &trust)).contains(&(None, "checkpoint")));
+
+    // An older checkpoint from a different history (a fork).
+    let mut h2 = Harness::start().await;
+    chain(&mut h2).await;
+    let other = bundle(&h2, whole(), 0).await;
+    let forked = Trust { previous_checkpoint: other.checkpoint.clone(), ..trust.clone() };
+    let report = verify_bundle(&full, &forked);
+    assert!(report.failures.iter().any(|f| f.check == "consistency"), "{:?}", report.failures);
+}
