@@ -56,6 +56,10 @@ impl Client {
     pub fn deliveries(&self) -> DeliveryServiceClient<Channel> {
         DeliveryServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY)
     }
+    pub fn audit(&self) -> crate::pb::audit_service_client::AuditServiceClient<Channel> {
+        crate::pb::audit_service_client::AuditServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_REPLY)
+    }
     pub fn tracer(&self) -> TraceServiceClient<Channel> {
         TraceServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY)
     }
@@ -311,6 +315,48 @@ impl Client {
                 })
             }
             Command::Watch { unit } => self.watch(&unit).await,
+            Command::Info => {
+                let i = self.registry().get_server_info(pb::GetServerInfoRequest {}).await?.into_inner();
+                #[derive(Serialize)]
+                struct Out {
+                    version: String,
+                    operator_key_id: String,
+                    operator_public_key: String,
+                    log_origin: String,
+                    log_public_key: String,
+                    max_attachment_bytes: u64,
+                }
+                let out = Out {
+                    version: i.version,
+                    operator_key_id: i.operator_key_id,
+                    operator_public_key: hex::encode(i.operator_public_key),
+                    log_origin: i.log_origin,
+                    log_public_key: hex::encode(i.log_public_key),
+                    max_attachment_bytes: i.max_attachment_bytes,
+                };
+                self.print(&out, |o| {
+                    format!(
+                        "gongwen {}
+operator key {} {}
+log {} key {}
+attachments up to {} bytes
+",
+                        o.version,
+                        o.operator_key_id,
+                        o.operator_public_key,
+                        o.log_origin,
+                        o.log_public_key,
+                        o.max_attachment_bytes
+                    )
+                })
+            }
+            Command::Checkpoint { output } => super::audit::save_checkpoint(self, &output).await,
+            Command::Export { document, from, to, previous, output } => {
+                super::audit::export(self, document, from, to, previous, &output).await
+            }
+            Command::Verify { log_key, operator_key, previous, .. } => {
+                super::audit::verify_live(self, log_key, operator_key, previous, self.json).await
+            }
             Command::Serve(_) | Command::Demo { .. } | Command::Keygen { .. } => {
                 Err(CliError::Input("not a client command".into()))
             }

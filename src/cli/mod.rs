@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod audit;
 pub mod client;
 pub mod demo;
 pub mod draft;
@@ -222,6 +223,49 @@ pub enum Command {
     Trace { document: String },
     /// Who has not acted on a document, at any depth.
     NotActed { document: String },
+    /// The server's version, limits, and the operator and log public keys (hex, for `verify --log-key`).
+    Info,
+    /// Save the server's current signed checkpoint (keep it to check later that the log only grew).
+    Checkpoint {
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Export an audit bundle: a document's whole forwarding tree, or a stretch of the log.
+    Export {
+        /// A document (id or number); its forwards are included.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        document: Option<String>,
+        /// First event of a stretch of the log (default 1).
+        #[arg(long)]
+        from: Option<u64>,
+        /// Last event (default: the end).
+        #[arg(long)]
+        to: Option<u64>,
+        /// A checkpoint file saved earlier: the bundle then proves the log only grew since.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Verify an audit bundle offline, or the server's whole log (--live). Exits 1 on any failure.
+    Verify {
+        /// The bundle file (from `gongwen export`).
+        bundle: Option<PathBuf>,
+        /// Fetch and verify the whole log from --server instead.
+        #[arg(long, conflicts_with = "bundle")]
+        live: bool,
+        /// The log public key (hex) obtained out of band; default: trust the bundle's.
+        #[arg(long)]
+        log_key: Option<String>,
+        /// The operator public key (hex) obtained out of band; default: trust the bundle's.
+        #[arg(long)]
+        operator_key: Option<String>,
+        /// A checkpoint file saved earlier, to check the log only grew since.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+    },
     /// Print a unit's new deliveries and reminders as they arrive.
     Watch {
         #[arg(long = "as", value_name = "UNIT")]
@@ -280,6 +324,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve::serve(args, &cli.keys).await,
         Command::Demo { data, listen, exit } => demo::run(&data, listen, exit).await,
+        Command::Verify { bundle: Some(path), live: false, log_key, operator_key, previous } => {
+            audit::verify_file(&path, log_key, operator_key, previous, cli.json)
+        }
         Command::Keygen { name, key_id } => {
             let ks = keystore::Keystore::new(&cli.keys);
             let signer = ks.generate(&name, key_id.as_deref())?;
