@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "gongwen/v1/delivery.proto",
     "gongwen/v1/trace.proto",
     "gongwen/v1/audit.proto",
+    "gongwen/v1/supervision.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod domain;
 pub mod grpc;
 pub mod registry_file;
+pub mod reports;
 pub mod server;
 pub mod signing;
 pub mod store;

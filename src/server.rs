@@ -12,7 +12,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::app::{App, AppConfig, AppError, Clock, SystemClock};
 use crate::domain::model::SealKey;
 use crate::grpc::{
-    audit::AuditApi, deliveries::DeliveryApi, documents::DocumentApi, registry::RegistryApi, trace::TraceApi,
+    audit::AuditApi, deliveries::DeliveryApi, documents::DocumentApi, registry::RegistryApi,
+    supervision::SupervisionApi, trace::TraceApi,
 };
 use crate::pb;
 use crate::store::{BlobStore, SledStore, StoreError};
@@ -123,6 +124,10 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         .add_service(pb::trace_service_server::TraceServiceServer::new(TraceApi { app: app.clone() }))
         .add_service(
             pb::audit_service_server::AuditServiceServer::new(AuditApi { app: app.clone() })
+                .max_encoding_message_size(MAX_REPLY),
+        )
+        .add_service(
+            pb::supervision_service_server::SupervisionServiceServer::new(SupervisionApi { app: app.clone() })
                 .max_encoding_message_size(MAX_REPLY),
         );
     let task = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {

@@ -24,6 +24,7 @@ pub mod log;
 pub mod registry;
 pub mod schema;
 pub mod statements;
+pub mod supervision;
 pub mod trace;
 
 pub use error::AppError;
@@ -40,6 +41,27 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+/// A clock that stands still until told otherwise: for tests and for replaying a scenario at a given date.
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock showing `t`.
+    pub fn new(t: DateTime<Utc>) -> ManualClock {
+        ManualClock(std::sync::Mutex::new(t))
+    }
+
+    /// Moves the clock to `t`.
+    pub fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -62,6 +62,20 @@ pub struct Tree {
     pub totals: Counts,
 }
 
+impl Tree {
+    /// Every node of the tree, parents before their children, children moved out.
+    pub fn flatten(self) -> Vec<Node> {
+        let mut out = vec![];
+        let mut stack: Vec<Node> = self.nodes.into_iter().rev().collect();
+        while let Some(mut n) = stack.pop() {
+            let children = std::mem::take(&mut n.children);
+            stack.extend(children.into_iter().rev());
+            out.push(n);
+        }
+        out
+    }
+}
+
 /// Deep chains are rare (province → township is four levels); this bound only stops a corrupted store from
 /// recursing without end.
 const MAX_DEPTH: u32 = 32;
@@ -158,16 +172,16 @@ impl App {
 
     /// Main recipients at any depth that have not acted (pending or only acknowledged), by depth then unit id.
     pub async fn not_acted(&self, document_id: &str) -> Result<Vec<Node>, AppError> {
-        let tree = self.trace(document_id).await?;
-        let mut flat = vec![];
-        let mut stack: Vec<Node> = tree.nodes;
-        while let Some(mut n) = stack.pop() {
-            stack.append(&mut n.children);
-            let waiting = matches!(n.delivery.state, DeliveryState::Pending | DeliveryState::Acknowledged);
-            if n.delivery.role == Role::Main && waiting {
-                flat.push(n);
-            }
-        }
+        let mut flat: Vec<Node> = self
+            .trace(document_id)
+            .await?
+            .flatten()
+            .into_iter()
+            .filter(|n| {
+                n.delivery.role == Role::Main
+                    && matches!(n.delivery.state, DeliveryState::Pending | DeliveryState::Acknowledged)
+            })
+            .collect();
         flat.sort_by(|a, b| (a.depth, &a.unit_id, &a.via_document_id).cmp(&(b.depth, &b.unit_id, &b.via_document_id)));
         Ok(flat)
     }

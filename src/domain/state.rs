@@ -65,6 +65,15 @@ pub fn is_overdue(deadline: Option<NaiveDate>, state: DeliveryState, now: DateTi
     deadline.and_then(deadline_end).is_some_and(|end| now >= end)
 }
 
+/// Whole days past the end of the deadline day, counting the day it turned overdue as 1; `None` when not overdue.
+pub fn days_late(deadline: Option<NaiveDate>, state: DeliveryState, now: DateTime<Utc>) -> Option<u32> {
+    if !is_overdue(deadline, state, now) {
+        return None;
+    }
+    let end = deadline.and_then(deadline_end)?;
+    u32::try_from((now - end).num_days() + 1).ok()
+}
+
 impl DeliveryState {
     /// Acknowledged or further along, and not returned.
     pub fn is_acknowledged(self) -> bool {
@@ -186,5 +195,10 @@ mod tests {
         assert!(!is_overdue(due, S::Completed, at));
         assert!(!is_overdue(due, S::Returned, at));
         assert!(!is_overdue(None, S::Pending, at));
+        assert_eq!(days_late(due, S::Pending, before), None);
+        assert_eq!(days_late(due, S::Pending, at), Some(1));
+        let a_day_later = Utc.with_ymd_and_hms(2022, 12, 1, 16, 0, 0).single().unwrap_or_default();
+        assert_eq!(days_late(due, S::Pending, a_day_later), Some(2));
+        assert_eq!(days_late(due, S::Completed, a_day_later), None);
     }
 }

@@ -5,6 +5,7 @@ pub mod deliveries;
 pub mod documents;
 pub mod registry;
 pub mod status;
+pub mod supervision;
 pub mod trace;
 
 use crate::pb;

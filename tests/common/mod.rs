@@ -27,6 +27,7 @@ pub struct Harness {
     pub operator: Signer,
     pub keys: HashMap<String, Signer>,
     pub max_attachment_bytes: u64,
+    clock: std::sync::Arc<dyn gongwen::app::Clock>,
     channel: Option<Channel>,
 }
 
@@ -47,6 +48,15 @@ impl Harness {
     }
 
     pub async fn start_with_limit(max_attachment_bytes: u64) -> Harness {
+        Harness::start_with(max_attachment_bytes, std::sync::Arc::new(gongwen::app::SystemClock)).await
+    }
+
+    /// A server that reads the time from `clock`.
+    pub async fn start_with_clock(clock: std::sync::Arc<dyn gongwen::app::Clock>) -> Harness {
+        Harness::start_with(64 * 1024 * 1024, clock).await
+    }
+
+    async fn start_with(max_attachment_bytes: u64, clock: std::sync::Arc<dyn gongwen::app::Clock>) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let operator = Signer::from_secret("operator#test", [42u8; 32]);
         let mut h = Harness {
@@ -56,6 +66,7 @@ impl Harness {
             operator,
             keys: HashMap::new(),
             max_attachment_bytes,
+            clock,
             channel: None,
         };
         h.boot().await;
@@ -68,7 +79,7 @@ impl Harness {
         cfg.cache_bytes = 16 * 1024 * 1024;
         cfg.app.max_attachment_bytes = self.max_attachment_bytes;
         cfg.operator = Some(operator_key(&self.operator));
-        let running = server::start(cfg).await.expect("server starts");
+        let running = server::start_with_clock(cfg, self.clock.clone()).await.expect("server starts");
         self.addr = running.addr;
         // The socket is bound before `start` returns, so connecting now cannot race the server.
         let channel =
@@ -105,6 +116,10 @@ impl Harness {
     }
     pub fn audit(&self) -> gongwen::pb::audit_service_client::AuditServiceClient<Channel> {
         gongwen::pb::audit_service_client::AuditServiceClient::new(self.channel())
+            .max_decoding_message_size(256 * 1024 * 1024)
+    }
+    pub fn supervision(&self) -> gongwen::pb::supervision_service_client::SupervisionServiceClient<Channel> {
+        gongwen::pb::supervision_service_client::SupervisionServiceClient::new(self.channel())
             .max_decoding_message_size(256 * 1024 * 1024)
     }
     pub fn tracer(&self) -> TraceServiceClient<Channel> {

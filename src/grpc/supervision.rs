@@ -1,0 +1,126 @@
+//! `gongwen.v1.SupervisionService`.
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{level, state};
+use crate::app::App;
+use crate::app::supervision::{OverdueItem, OverdueOrder, OverdueScope, ReportFormat, ReportKind, Row};
+use crate::pb;
+use crate::pb::supervision_service_server::SupervisionService;
+
+/// Serves supervision queries and reports.
+pub struct SupervisionApi {
+    pub app: Arc<App>,
+}
+
+fn count(v: &[String]) -> u32 {
+    u32::try_from(v.len()).unwrap_or(u32::MAX)
+}
+
+fn row(r: Row, with_units: bool) -> pb::MatrixRow {
+    pb::MatrixRow {
+        key: r.key.clone(),
+        label: r.label.clone(),
+        delivered: count(&r.delivered),
+        acknowledged: count(&r.acknowledged),
+        forwarded: count(&r.forwarded),
+        reported: count(&r.reported),
+        completed: count(&r.completed),
+        returned: count(&r.returned),
+        overdue: count(&r.overdue),
+        units: with_units.then_some(pb::MatrixUnits {
+            delivered: r.delivered,
+            acknowledged: r.acknowledged,
+            forwarded: r.forwarded,
+            reported: r.reported,
+            completed: r.completed,
+            returned: r.returned,
+            overdue: r.overdue,
+        }),
+    }
+}
+
+impl From<OverdueItem> for pb::OverdueItem {
+    fn from(i: OverdueItem) -> Self {
+        pb::OverdueItem {
+            document_id: i.document_id,
+            document_number: i.document_number,
+            document_title: i.document_title,
+            unit_id: i.unit_id,
+            unit_name: i.unit_name,
+            region_code: i.region,
+            level: i.level.map_or(0, |l| level(l) as i32),
+            deadline: i.deadline,
+            days_late: i.days_late,
+            state: state(i.state) as i32,
+            reminders: i.reminders,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl SupervisionService for SupervisionApi {
+    async fn list_overdue(&self, req: Request<pb::OverdueRequest>) -> Result<Response<pb::OverdueReply>, Status> {
+        let r = req.into_inner();
+        let scope = match r.scope {
+            Some(pb::overdue_request::Scope::DocumentId(id)) => OverdueScope::Document(id),
+            Some(pb::overdue_request::Scope::RegionCode(code)) => OverdueScope::Region(code),
+            None => return Err(Status::invalid_argument("give a document id or a region code")),
+        };
+        let order = match pb::OverdueOrder::try_from(r.order) {
+            Ok(pb::OverdueOrder::DaysLateDesc) => OverdueOrder::DaysLateDesc,
+            Ok(pb::OverdueOrder::DaysLateAsc) => OverdueOrder::DaysLateAsc,
+            Ok(pb::OverdueOrder::Unit) => OverdueOrder::Unit,
+            Err(_) => return Err(Status::invalid_argument(format!("order: {} is not an order", r.order))),
+        };
+        let items = self.app.overdue(scope, order).await?;
+        Ok(Response::new(pb::OverdueReply { items: items.into_iter().map(Into::into).collect() }))
+    }
+
+    async fn status_matrix(&self, req: Request<pb::MatrixRequest>) -> Result<Response<pb::StatusMatrixReply>, Status> {
+        let r = req.into_inner();
+        let m = self.app.matrix(&r.document_id).await?;
+        Ok(Response::new(pb::StatusMatrixReply {
+            document_number: m.document_number,
+            by_level: m.by_level.into_iter().map(|x| row(x, r.with_units)).collect(),
+            by_region: m.by_region.into_iter().map(|x| row(x, r.with_units)).collect(),
+            total: Some(row(m.total, r.with_units)),
+        }))
+    }
+
+    async fn unit_view(&self, req: Request<pb::UnitViewRequest>) -> Result<Response<pb::UnitViewReply>, Status> {
+        let (received, issued) = self.app.unit_view(&req.into_inner().unit_id).await?;
+        Ok(Response::new(pb::UnitViewReply {
+            open_received: received.into_iter().map(Into::into).collect(),
+            issued: issued
+                .into_iter()
+                .map(|s| pb::IssuedStatus {
+                    document_id: s.document.id.clone(),
+                    document_number: s.document.number.to_string(),
+                    document_title: s.document.title.clone(),
+                    recipients: s.recipients,
+                    not_acted_unit_ids: s.not_acted,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn export_report(&self, req: Request<pb::ReportRequest>) -> Result<Response<pb::ReportFile>, Status> {
+        let r = req.into_inner();
+        let kind = match pb::ReportKind::try_from(r.kind) {
+            Ok(pb::ReportKind::Trace) => ReportKind::Trace,
+            Ok(pb::ReportKind::Matrix) => ReportKind::Matrix,
+            Ok(pb::ReportKind::Overdue) => ReportKind::Overdue,
+            _ => return Err(Status::invalid_argument("kind: choose trace, matrix or overdue")),
+        };
+        let format = match pb::ReportFormat::try_from(r.format) {
+            Ok(pb::ReportFormat::Csv) => ReportFormat::Csv,
+            Ok(pb::ReportFormat::Xlsx) => ReportFormat::Xlsx,
+            Err(_) => return Err(Status::invalid_argument("format: choose csv or xlsx")),
+        };
+        let (file_name, media_type, content) =
+            self.app.report_file(kind, format, &r.document_id, &r.region_code).await?;
+        Ok(Response::new(pb::ReportFile { file_name, media_type, content }))
+    }
+}
