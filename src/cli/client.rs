@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 
 use super::draft::{DraftFile, media_type_for};
 use super::keystore::Keystore;
-use super::views::{DeliveryOut, DocumentOut, NodeOut, TraceOut, UnitOut};
+use super::views::{DeliveryOut, DocumentOut, MatrixOut, NodeOut, OverdueOut, TraceOut, UnitOut};
 use super::{Actor, CliError, Command, RegistryCommand};
 use crate::pb;
 use crate::pb::delivery_service_client::DeliveryServiceClient;
@@ -58,6 +58,10 @@ impl Client {
     }
     pub fn audit(&self) -> crate::pb::audit_service_client::AuditServiceClient<Channel> {
         crate::pb::audit_service_client::AuditServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_REPLY)
+    }
+    pub fn supervision(&self) -> crate::pb::supervision_service_client::SupervisionServiceClient<Channel> {
+        crate::pb::supervision_service_client::SupervisionServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_REPLY)
     }
     pub fn tracer(&self) -> TraceServiceClient<Channel> {
@@ -315,6 +319,113 @@ impl Client {
                 })
             }
             Command::Watch { unit } => self.watch(&unit).await,
+            Command::Overdue { document, region } => {
+                let scope = match (document, region) {
+                    (Some(d), _) => pb::overdue_request::Scope::DocumentId(self.resolve(&d).await?),
+                    (None, Some(r)) => pb::overdue_request::Scope::RegionCode(r),
+                    (None, None) => return Err(CliError::Input("give --document or --region".into())),
+                };
+                let reply = self
+                    .supervision()
+                    .list_overdue(pb::OverdueRequest { scope: Some(scope), order: 0 })
+                    .await?
+                    .into_inner();
+                let items: Vec<OverdueOut> = reply.items.into_iter().map(Into::into).collect();
+                self.print(&items, |is| {
+                    let mut s: String = is
+                        .iter()
+                        .map(|i| {
+                            format!(
+                                "{:>4} days  {}  {}  due {}  {}  催办 {}\n",
+                                i.days_late, i.unit_name, i.document_number, i.deadline, i.state, i.reminders
+                            )
+                        })
+                        .collect();
+                    s.push_str(&format!("{} overdue\n", is.len()));
+                    s
+                })
+            }
+            Command::Matrix { document, units } => {
+                let document_id = self.resolve(&document).await?;
+                let m = self
+                    .supervision()
+                    .status_matrix(pb::MatrixRequest { document_id, with_units: units })
+                    .await?
+                    .into_inner();
+                let out = MatrixOut::from(m);
+                self.print(&out, MatrixOut::text)
+            }
+            Command::UnitView { unit } => {
+                let v = self.supervision().unit_view(pb::UnitViewRequest { unit_id: unit }).await?.into_inner();
+                #[derive(Serialize)]
+                struct Issued {
+                    number: String,
+                    title: String,
+                    recipients: u32,
+                    not_acted: Vec<String>,
+                }
+                #[derive(Serialize)]
+                struct Out {
+                    open_received: Vec<DeliveryOut>,
+                    issued: Vec<Issued>,
+                }
+                let out = Out {
+                    open_received: v.open_received.into_iter().map(Into::into).collect(),
+                    issued: v
+                        .issued
+                        .into_iter()
+                        .map(|i| Issued {
+                            number: i.document_number,
+                            title: i.document_title,
+                            recipients: i.recipients,
+                            not_acted: i.not_acted_unit_ids,
+                        })
+                        .collect(),
+                };
+                self.print(&out, |o| {
+                    let mut s = format!("received and not finished ({}):\n", o.open_received.len());
+                    for d in &o.open_received {
+                        s.push_str(&format!("  {}\n", d.line()));
+                    }
+                    s.push_str(&format!("issued ({}):\n", o.issued.len()));
+                    for i in &o.issued {
+                        s.push_str(&format!(
+                            "  {}  {}  {} of {} not acted: {}\n",
+                            i.number,
+                            i.title,
+                            i.not_acted.len(),
+                            i.recipients,
+                            i.not_acted.join(", ")
+                        ));
+                    }
+                    s
+                })
+            }
+            Command::ExportReport { kind, document, region, output } => {
+                let kind = match kind.as_str() {
+                    "trace" => pb::ReportKind::Trace,
+                    "matrix" => pb::ReportKind::Matrix,
+                    "overdue" => pb::ReportKind::Overdue,
+                    other => return Err(CliError::Input(format!("unknown report {other:?} (trace, matrix, overdue)"))),
+                };
+                let xlsx = output.extension().is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+                let format = if xlsx { pb::ReportFormat::Xlsx } else { pb::ReportFormat::Csv };
+                let document_id = match document {
+                    Some(d) => self.resolve(&d).await?,
+                    None => String::new(),
+                };
+                let req = pb::ReportRequest {
+                    kind: kind as i32,
+                    format: format as i32,
+                    document_id,
+                    region_code: region.unwrap_or_default(),
+                };
+                let file = self.supervision().export_report(req).await?.into_inner();
+                std::fs::write(&output, &file.content)
+                    .map_err(|source| CliError::Io { path: output.display().to_string(), source })?;
+                eprintln!("{} ({} bytes) written to {}", file.file_name, file.content.len(), output.display());
+                Ok(())
+            }
             Command::Info => {
                 let i = self.registry().get_server_info(pb::GetServerInfoRequest {}).await?.into_inner();
                 #[derive(Serialize)]

@@ -223,6 +223,39 @@ pub enum Command {
     Trace { document: String },
     /// Who has not acted on a document, at any depth.
     NotActed { document: String },
+    /// Overdue deliveries under a document's forwarding tree or in a region, most days late first.
+    Overdue {
+        /// A document (id or number).
+        #[arg(long, conflicts_with = "region")]
+        document: Option<String>,
+        /// A region code (its whole subtree).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Status matrix of a document's forwarding tree, per level and per region.
+    Matrix {
+        document: String,
+        /// Also list the units behind each number.
+        #[arg(long)]
+        units: bool,
+    },
+    /// What a unit has received and not finished, and what it issued with who has not acted.
+    UnitView { unit: String },
+    /// Write a report file (trace, matrix or overdue) as CSV or xlsx.
+    ExportReport {
+        /// trace, matrix or overdue.
+        #[arg(long)]
+        kind: String,
+        /// A document (id or number).
+        #[arg(long)]
+        document: Option<String>,
+        /// For an overdue report instead of a document: a region code.
+        #[arg(long)]
+        region: Option<String>,
+        /// Output file; .xlsx makes a spreadsheet, anything else CSV.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// The server's version, limits, and the operator and log public keys (hex, for `verify --log-key`).
     Info,
     /// Save the server's current signed checkpoint (keep it to check later that the log only grew).

@@ -479,3 +479,114 @@ impl UnitOut {
         )
     }
 }
+
+#[derive(Serialize)]
+pub struct OverdueOut {
+    pub document_number: String,
+    pub unit_id: String,
+    pub unit_name: String,
+    pub deadline: String,
+    pub days_late: u32,
+    pub state: String,
+    pub reminders: u32,
+}
+
+impl From<pb::OverdueItem> for OverdueOut {
+    fn from(i: pb::OverdueItem) -> Self {
+        OverdueOut {
+            document_number: i.document_number,
+            unit_id: i.unit_id,
+            unit_name: i.unit_name,
+            deadline: i.deadline,
+            days_late: i.days_late,
+            state: state_name(i.state).into(),
+            reminders: i.reminders,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MatrixRowOut {
+    pub key: String,
+    pub label: String,
+    pub delivered: u32,
+    pub acknowledged: u32,
+    pub forwarded: u32,
+    pub reported: u32,
+    pub completed: u32,
+    pub returned: u32,
+    pub overdue: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub units: Option<serde_json::Value>,
+}
+
+impl From<pb::MatrixRow> for MatrixRowOut {
+    fn from(r: pb::MatrixRow) -> Self {
+        MatrixRowOut {
+            units: r.units.map(|u| {
+                serde_json::json!({
+                    "delivered": u.delivered, "acknowledged": u.acknowledged, "forwarded": u.forwarded,
+                    "reported": u.reported, "completed": u.completed, "returned": u.returned, "overdue": u.overdue,
+                })
+            }),
+            key: r.key,
+            label: r.label,
+            delivered: r.delivered,
+            acknowledged: r.acknowledged,
+            forwarded: r.forwarded,
+            reported: r.reported,
+            completed: r.completed,
+            returned: r.returned,
+            overdue: r.overdue,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MatrixOut {
+    pub document_number: String,
+    pub by_level: Vec<MatrixRowOut>,
+    pub by_region: Vec<MatrixRowOut>,
+    pub total: Option<MatrixRowOut>,
+}
+
+impl From<pb::StatusMatrixReply> for MatrixOut {
+    fn from(m: pb::StatusMatrixReply) -> Self {
+        MatrixOut {
+            document_number: m.document_number,
+            by_level: m.by_level.into_iter().map(Into::into).collect(),
+            by_region: m.by_region.into_iter().map(Into::into).collect(),
+            total: m.total.map(Into::into),
+        }
+    }
+}
+
+impl MatrixOut {
+    /// The matrix as a text table.
+    pub fn text(&self) -> String {
+        let mut s = format!(
+            "{}\n{:<16} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5}\n",
+            self.document_number, "", "送达", "签收", "转发", "报送", "办结", "退回", "逾期"
+        );
+        let mut line = |r: &MatrixRowOut| {
+            let _ = writeln!(
+                s,
+                "{:<16} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+                r.label, r.delivered, r.acknowledged, r.forwarded, r.reported, r.completed, r.returned, r.overdue
+            );
+            if let Some(u) = &r.units {
+                let _ = writeln!(s, "    {u}");
+            }
+        };
+        for r in &self.by_level {
+            line(r);
+        }
+        for r in &self.by_region {
+            line(r);
+        }
+        if let Some(t) = &self.total {
+            line(t);
+        }
+        s
+    }
+}
