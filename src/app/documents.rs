@@ -234,6 +234,9 @@ impl App {
                 schema::save(tx, &schema::document(&doc.id), &doc)?;
                 tx.put(&schema::numbered(&doc.number.prefix, doc.number.year, doc.number.serial), doc.id.as_bytes());
                 tx.put(&schema::issued(&doc.issuer, seq), doc.id.as_bytes());
+                for a in &doc.attachments {
+                    tx.put(&schema::attachment_use(&a.sha256, &doc.id), &[]);
+                }
                 for (unit, role, deadline) in &recipients {
                     let delivery = Delivery {
                         document_id: doc.id.clone(),
