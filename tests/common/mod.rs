@@ -292,3 +292,17 @@ pub async fn refused<T: std::fmt::Debug>(
     assert_eq!(before, h.digest().await, "a refused request changed the store: {}", status.message());
     status
 }
+
+/// Whether the server holds an attachment file with this hash, asked through DownloadAttachment (the store digest
+/// does not cover attachment files, which live outside sled).
+pub async fn attachment_stored(h: &Harness, sha256: &str) -> bool {
+    let first = match h.documents().download_attachment(pb::DownloadRequest { sha256: sha256.into() }).await {
+        Ok(stream) => stream.into_inner().message().await,
+        Err(s) => Err(s),
+    };
+    match first {
+        Ok(_) => true,
+        Err(s) if s.code() == tonic::Code::NotFound => false,
+        Err(s) => panic!("download {sha256}: {s}"),
+    }
+}
