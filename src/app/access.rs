@@ -4,7 +4,8 @@
 //! - The operator reads everything and manages the registry.
 //! - A unit reads documents it issued or received, directly or through a forward it received (a forward carries
 //!   the document it forwards), and their attachments; its own inbox, deliveries and issued list.
-//! - A unit reads the trace and the audit bundle of what it issued, and of everything forwarded from that.
+//! - A unit reads the trace and the audit bundle of what it issued, and of everything forwarded from that (and so
+//!   may read those forwards too).
 //! - An auditor (a unit with a grant) reads everything whose issuer or recipient lies in its granted region
 //!   subtrees, the overdue lists of those regions, and the whole log.
 //! - Registry reads and checkpoints are open to every authenticated caller.
@@ -160,6 +161,16 @@ impl App {
         if regions.iter().any(|r| self.audits(caller, r)) {
             return Ok(true);
         }
+        // Issued something this document forwards (at any height): supervisors follow their directives down.
+        let mut up = doc.forwards.clone();
+        for _ in 0..64 {
+            let Some(id) = up else { break };
+            let parent = self.document(&id).await?;
+            if parent.issuer == *unit {
+                return Ok(true);
+            }
+            up = parent.forwards;
+        }
         // Received directly, or received a forward of it (at any depth below).
         let (root, unit) = (doc.id.clone(), unit.clone());
         self.read(move |s| {
@@ -187,6 +198,7 @@ impl App {
     pub async fn may_trace(&self, caller: &Caller, id: &str) -> Result<Document, AppError> {
         let doc = self.readable_document(caller, id).await?;
         let Caller::Unit(unit) = caller else { return Ok(doc) };
+        // `may_read` already let in issuers up the chain; recipients may read but not trace.
         if self.region_of(&doc.issuer).is_some_and(|r| self.audits(caller, &r)) {
             return Ok(doc);
         }
