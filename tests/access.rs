@@ -194,11 +194,8 @@ async fn the_read_matrix() {
 async fn no_token_means_unauthenticated_except_public_reads() {
     let w = world().await;
     let raw = w.h.raw_channel();
-    let s = RegistryServiceClient::new(raw.clone())
-        .list_units(pb::ListUnitsRequest::default())
-        .await
-        .err()
-        .expect("refused");
+    let s =
+        RegistryServiceClient::new(raw.clone()).list_units(pb::ListUnitsRequest::default()).await.expect_err("refused");
     assert_eq!(s.code(), Code::Unauthenticated);
     assert!(s.message().contains("token"));
     assert_eq!(
@@ -272,7 +269,7 @@ async fn tokens_must_be_fresh_for_this_call_and_used_once() {
     let good = token_at(&w.h, method, body_digest(&msg), now, [1; 16]);
     let mut client = RegistryServiceClient::new(raw.clone());
     assert_eq!(code(client.list_groups(with_token(msg, &good)).await), Code::Ok, "a hand-made token works");
-    let again = client.list_groups(with_token(msg, &good)).await.err().expect("replay refused");
+    let again = client.list_groups(with_token(msg, &good)).await.expect_err("replay refused");
     assert_eq!(again.code(), Code::Unauthenticated);
     assert!(again.message().contains("replayed"), "{}", again.message());
 
