@@ -208,8 +208,16 @@ fn check_log(bundle: &pb::AuditBundle, checkpoint: &pb::Checkpoint, root: &Hash,
     }
 }
 
-/// Registry changes signed by the operator teach unit keys; every other entry must be signed by its actor's key,
-/// valid when the server recorded it.
+/// A key as the registry changes in the bundle leave it, and the event that first registered it.
+struct KnownKey {
+    owner: String,
+    key: SealKey,
+    added_at: u64,
+}
+
+/// Registry changes signed by the operator teach unit keys (first pass, so a revocation recorded later but dated
+/// earlier — a compromised key — applies to everything signed after its date); every other entry must then be
+/// signed by its actor's key, registered before it and valid when the server recorded it.
 fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
     let operator_key = trust.operator_public_key.as_deref().unwrap_or(&bundle.operator_public_key);
     if operator_key != bundle.operator_public_key.as_slice() {
@@ -222,12 +230,11 @@ fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
         valid_from: None,
         revoked_at: None,
     };
-    // key id → (owning unit, key)
-    let mut keys: HashMap<String, (String, SealKey)> = HashMap::new();
+    let mut entries = vec![];
     for e in &bundle.entries {
         let seq = Some(e.event_seq);
         let Ok(entry) = pb::LogEntry::decode(e.entry.as_slice()) else { continue };
-        let Some(env) = &entry.envelope else {
+        let Some(env) = entry.envelope.clone() else {
             r.fail(seq, "signature", "the entry carries no signed statement");
             continue;
         };
@@ -239,35 +246,45 @@ fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
             r.fail(seq, "entry", "the entry has no recording time");
             continue;
         };
-        if entry.kind == pb::LogEventKind::RegistryChanged as i32 {
-            if env.key_id != operator.key_id {
-                r.fail(
-                    seq,
-                    "registry",
-                    format!("signed by {:?}, not the operator key {:?}", env.key_id, operator.key_id),
-                );
-                continue;
-            }
-            if let Err(err) = seal::verify(&operator, &env.payload_type, &env.payload, &env.signature, at) {
-                r.fail(seq, "signature", format!("registry change: {err}"));
-                continue;
-            }
-            r.signatures_ok += 1;
-            match pb::RegistryChange::decode(env.payload.as_slice()) {
-                Ok(change) => learn_keys(&change, &mut keys, seq, r),
-                Err(err) => r.fail(seq, "registry", format!("the registry change does not decode: {err}")),
-            }
+        entries.push((e.event_seq, entry, env, at));
+    }
+    let mut keys: HashMap<String, KnownKey> = HashMap::new();
+    for (seq, entry, env, at) in &entries {
+        if entry.kind != pb::LogEventKind::RegistryChanged as i32 {
             continue;
         }
-        let Some((owner, key)) = keys.get(&env.key_id) else {
+        let seq = Some(*seq);
+        if env.key_id != operator.key_id {
+            r.fail(seq, "registry", format!("signed by {:?}, not the operator key {:?}", env.key_id, operator.key_id));
+            continue;
+        }
+        if let Err(err) = seal::verify(&operator, &env.payload_type, &env.payload, &env.signature, *at) {
+            r.fail(seq, "signature", format!("registry change: {err}"));
+            continue;
+        }
+        r.signatures_ok += 1;
+        match pb::RegistryChange::decode(env.payload.as_slice()) {
+            Ok(change) => learn_keys(&change, &mut keys, seq.unwrap_or(0), *at, r),
+            Err(err) => r.fail(seq, "registry", format!("the registry change does not decode: {err}")),
+        }
+    }
+    for (seq, entry, env, at) in &entries {
+        if entry.kind == pb::LogEventKind::RegistryChanged as i32 {
+            continue;
+        }
+        let seq = Some(*seq);
+        let Some(known) = keys.get(&env.key_id).filter(|k| Some(k.added_at) < seq) else {
             r.fail(seq, "key", format!("key {:?} was never registered before this event", env.key_id));
             continue;
         };
-        if *owner != entry.actor {
+        if known.owner != entry.actor {
             r.fail(
                 seq,
                 "actor",
-                format!("key {:?} belongs to {owner}, but the event is recorded for {}", env.key_id, entry.actor),
+                format!(
+                    "key {:?} belongs to {}, but the event is recorded for {}",
+                    env.key_id, known.owner, entry.actor
+                ),
             );
         }
         match statement_actor(env) {
@@ -277,39 +294,65 @@ fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
             Ok(_) => {}
             Err(err) => r.fail(seq, "entry", err),
         }
-        match seal::verify(key, &env.payload_type, &env.payload, &env.signature, at) {
+        match seal::verify(&known.key, &env.payload_type, &env.payload, &env.signature, *at) {
             Ok(()) => r.signatures_ok += 1,
             Err(err) => r.fail(seq, "signature", err.to_string()),
         }
     }
 }
 
+fn seal_of(k: &pb::SealKey) -> SealKey {
+    SealKey {
+        key_id: k.key_id.clone(),
+        algorithm: KeyAlgorithm::Ed25519,
+        public_key: k.public_key.clone(),
+        valid_from: time_of(&k.valid_from),
+        revoked_at: time_of(&k.revoked_at),
+    }
+}
+
+fn add_key(keys: &mut HashMap<String, KnownKey>, owner: &str, k: &pb::SealKey, seq: u64, r: &mut Report) {
+    if let Some(known) = keys.get(&k.key_id)
+        && known.owner != owner
+    {
+        r.fail(
+            Some(seq),
+            "registry",
+            format!("key {:?} is registered again, for {owner} after {}", k.key_id, known.owner),
+        );
+        return;
+    }
+    keys.entry(k.key_id.clone()).or_insert(KnownKey { owner: owner.to_owned(), key: seal_of(k), added_at: seq });
+}
+
+/// Applies one registry change recorded at `at` (the server's time for a revocation that names none).
 fn learn_keys(
     change: &pb::RegistryChange,
-    keys: &mut HashMap<String, (String, SealKey)>,
-    seq: Option<u64>,
+    keys: &mut HashMap<String, KnownKey>,
+    seq: u64,
+    at: DateTime<Utc>,
     r: &mut Report,
 ) {
     for unit in &change.units {
         for k in &unit.seal_keys {
-            let key = SealKey {
-                key_id: k.key_id.clone(),
-                algorithm: KeyAlgorithm::Ed25519,
-                public_key: k.public_key.clone(),
-                valid_from: time_of(&k.valid_from),
-                revoked_at: time_of(&k.revoked_at),
-            };
-            if let Some((owner, _)) = keys.get(&k.key_id)
-                && *owner != unit.id
-            {
-                r.fail(
-                    seq,
+            add_key(keys, &unit.id, k, seq, r);
+        }
+    }
+    for kc in &change.key_changes {
+        match &kc.change {
+            Some(pb::key_change::Change::Add(k)) => add_key(keys, &kc.unit_id, k, seq, r),
+            Some(pb::key_change::Change::Revoke(rv)) => match keys.get_mut(&rv.key_id) {
+                Some(known) if known.owner == kc.unit_id => {
+                    let when = time_of(&rv.revoked_at).unwrap_or(at);
+                    known.key.revoked_at = Some(known.key.revoked_at.map_or(when, |old| old.min(when)));
+                }
+                _ => r.fail(
+                    Some(seq),
                     "registry",
-                    format!("key {:?} is registered again, for {} after {owner}", k.key_id, unit.id),
-                );
-                continue;
-            }
-            keys.insert(k.key_id.clone(), (unit.id.clone(), key));
+                    format!("{} revokes key {:?}, which is not its own", kc.unit_id, rv.key_id),
+                ),
+            },
+            None => {}
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct DeliveryView {
     pub issuer: String,
     pub recipient_name: String,
     pub overdue: bool,
+    /// Per step, why it is suspect (empty when it is not).
+    pub step_flags: Vec<String>,
 }
 
 /// One action on one delivery, decoded from its statement.
@@ -211,6 +213,7 @@ impl App {
                     text: cmd.text,
                     attachments: cmd.attachments,
                     forward: None,
+                    key_id: envelope_bytes.key_id.clone(),
                 });
                 for a in &d.steps.last().map(|s| s.attachments.clone()).unwrap_or_default() {
                     tx.put(&schema::attachment_use(a, &cmd.document_id), &[]);
@@ -236,7 +239,9 @@ impl App {
         let recipient_name =
             snap.registry.units.get(&delivery.recipient).map(|u| u.full_name.clone()).unwrap_or_default();
         let overdue = is_overdue(delivery.deadline, delivery.state, self.now());
+        let step_flags = delivery.steps.iter().map(|s| snap.registry.suspect(s).unwrap_or_default()).collect();
         DeliveryView {
+            step_flags,
             delivery,
             document_number: doc.number.to_string(),
             document_title: doc.title.clone(),

@@ -208,6 +208,7 @@ impl App {
     async fn commit_document<M: RequestMeta>(&self, signed: Signed<M>, new: NewDocument) -> Result<Document, AppError> {
         let (actor, request_id) = (signed.statement.actor().to_owned(), signed.statement.request_id().to_owned());
         let (digest, envelope) = (signed.digest, signed.envelope);
+        let key_id = envelope.key_id.clone();
         let NewDocument { mut doc, recipients, forwarding } = new;
         let at = doc.issued_at;
         let result = self
@@ -230,7 +231,7 @@ impl App {
                 doc.number.serial = allocate_serial(tx, &doc.number.prefix, doc.number.year)?;
                 doc.event_seq = seq;
                 if let Some((source, forwarder)) = &forwarding {
-                    record_forward(tx, source, forwarder, &doc, seq, at)?;
+                    record_forward(tx, source, forwarder, &doc, seq, at, &key_id)?;
                 }
                 schema::save(tx, &schema::document(&doc.id), &doc)?;
                 tx.put(&schema::numbered(&doc.number.prefix, doc.number.year, doc.number.serial), doc.id.as_bytes());
@@ -253,6 +254,7 @@ impl App {
                             text: String::new(),
                             attachments: vec![],
                             forward: None,
+                            key_id: key_id.clone(),
                         }],
                     };
                     schema::save(tx, &schema::delivery(&doc.id, unit), &delivery)?;
@@ -351,6 +353,7 @@ fn record_forward(
     doc: &Document,
     seq: u64,
     at: DateTime<Utc>,
+    key_id: &str,
 ) -> Result<(), AppError> {
     let key = schema::delivery(source, forwarder);
     let mut held = schema::load_tx::<Delivery>(tx, &key)?.ok_or_else(|| {
@@ -365,6 +368,7 @@ fn record_forward(
         text: String::new(),
         attachments: vec![],
         forward: Some((doc.id.clone(), doc.number.to_string())),
+        key_id: key_id.to_owned(),
     });
     schema::save(tx, &key, &held)?;
     tx.put(&schema::forward(source, &doc.id), forwarder.as_bytes());

@@ -411,7 +411,7 @@ fn log_kind(kind: EventKind) -> pb::LogEventKind {
 /// What a request id produced the first time.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum FirstResult {
-    Registry { regions: u32, units: u32, groups: u32, baselines: u32, event_seq: u64 },
+    Registry { regions: u32, units: u32, groups: u32, baselines: u32, keys: u32, event_seq: u64 },
     Document(String),
     Delivery { document_id: String, recipient: String },
 }

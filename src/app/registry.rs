@@ -42,6 +42,7 @@ pub struct ChangeSummary {
     pub units: u32,
     pub groups: u32,
     pub baselines: u32,
+    pub keys: u32,
     pub event_seq: u64,
 }
 
@@ -52,6 +53,9 @@ struct Additions {
     groups: Vec<Group>,
     baselines: Vec<(String, u32, u32)>,
     grants: Vec<(String, String)>,
+    keys_changed: u32,
+    /// Units whose keys changed, as they are after the change.
+    rekeyed: Vec<Unit>,
     next: Registry,
 }
 
@@ -60,7 +64,11 @@ fn count(n: usize) -> u32 {
 }
 
 /// Checks every item of a change against `current` (and the items before it) and keeps what is new.
-fn check_change(current: &Registry, change: pb::RegistryChange) -> Result<Additions, AppError> {
+fn check_change(
+    current: &Registry,
+    change: pb::RegistryChange,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Additions, AppError> {
     let mut next = current.clone();
     let mut add = Additions {
         regions: vec![],
@@ -68,6 +76,8 @@ fn check_change(current: &Registry, change: pb::RegistryChange) -> Result<Additi
         groups: vec![],
         baselines: vec![],
         grants: vec![],
+        keys_changed: 0,
+        rekeyed: vec![],
         next: Registry::default(),
     };
     let mut key_ids: std::collections::HashSet<String> =
@@ -168,6 +178,47 @@ fn check_change(current: &Registry, change: pb::RegistryChange) -> Result<Additi
             add.grants.push((g.unit_id, g.region_code));
         }
     }
+    for kc in change.key_changes {
+        let unit = next
+            .units
+            .get_mut(&kc.unit_id)
+            .ok_or_else(|| AppError::NotFound(format!("key change: unknown unit {:?}", kc.unit_id)))?;
+        match kc.change {
+            Some(pb::key_change::Change::Add(k)) => {
+                let key = crate::domain::model::SealKey::try_from(k)?;
+                if !key_ids.insert(key.key_id.clone()) {
+                    return Err(AppError::AlreadyExists(format!("seal key id {} is already registered", key.key_id)));
+                }
+                unit.keys.push(key);
+            }
+            Some(pb::key_change::Change::Revoke(r)) => {
+                let at = match &r.revoked_at {
+                    Some(t) => chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+                        .ok_or_else(|| AppError::field("revoked_at", "out of range"))?,
+                    None => now,
+                };
+                let key = unit
+                    .keys
+                    .iter_mut()
+                    .find(|k| k.key_id == r.key_id)
+                    .ok_or_else(|| AppError::NotFound(format!("unit {} has no key {:?}", kc.unit_id, r.key_id)))?;
+                if let Some(earlier) = key.revoked_at
+                    && earlier <= at
+                {
+                    return Err(AppError::Precondition(format!(
+                        "key {} is already revoked since {earlier}; a revocation can only move earlier",
+                        r.key_id
+                    )));
+                }
+                key.revoked_at = Some(at);
+            }
+            None => return Err(AppError::field("key_changes", "add or revoke is required")),
+        }
+        add.keys_changed += 1;
+        let updated = unit.clone();
+        add.rekeyed.retain(|u| u.id != updated.id);
+        add.rekeyed.push(updated);
+    }
     add.next = next;
     Ok(add)
 }
@@ -182,19 +233,23 @@ impl App {
         let _guard = self.registry_lock.lock().await;
         let current = self.snapshot();
         let request_id = signed.statement.request_id.clone();
-        let add = check_change(&current.registry, signed.statement)?;
         let at = self.now();
-        let new_items =
-            !(add.regions.is_empty() && add.units.is_empty() && add.groups.is_empty() && add.grants.is_empty());
-        let Additions { regions, units, groups, baselines, grants, next } = add;
+        let add = check_change(&current.registry, signed.statement, at)?;
+        let new_items = !(add.regions.is_empty()
+            && add.units.is_empty()
+            && add.groups.is_empty()
+            && add.grants.is_empty()
+            && add.rekeyed.is_empty());
+        let keys_changed = add.keys_changed;
+        let Additions { regions, units, groups, baselines, grants, rekeyed, next, .. } = add;
         let digest = signed.digest;
         let envelope_bytes = signed.envelope;
         let summary = self
             .write(move |tx| {
                 if let Some(first) = replayed(tx, OPERATOR_ACTOR, &request_id, &digest)? {
                     return match first {
-                        FirstResult::Registry { regions, units, groups, baselines, event_seq } => {
-                            Ok((ChangeSummary { regions, units, groups, baselines, event_seq }, false))
+                        FirstResult::Registry { regions, units, groups, baselines, keys, event_seq } => {
+                            Ok((ChangeSummary { regions, units, groups, baselines, keys, event_seq }, false))
                         }
                         _ => Err(AppError::AlreadyExists(format!(
                             "request id {request_id:?} was used for another request"
@@ -206,6 +261,7 @@ impl App {
                     units: count(units.len()),
                     groups: count(groups.len()),
                     baselines: 0,
+                    keys: keys_changed,
                     event_seq: 0,
                 };
                 for (prefix, year, last) in &baselines {
@@ -235,6 +291,9 @@ impl App {
                     for (unit, region) in &grants {
                         tx.put(&schema::auditor(unit, region), &[]);
                     }
+                    for u in &rekeyed {
+                        schema::save(tx, &schema::unit(&u.id), u)?;
+                    }
                     summary.event_seq = super::append_event(
                         tx,
                         EventKind::RegistryChanged,
@@ -249,6 +308,7 @@ impl App {
                     units: summary.units,
                     groups: summary.groups,
                     baselines: summary.baselines,
+                    keys: summary.keys,
                     event_seq: summary.event_seq,
                 };
                 remember(tx, OPERATOR_ACTOR, &request_id, digest, first)?;
@@ -367,14 +427,14 @@ mod tests {
             regions: vec![region("370000", "", 1), region("370300", "370000", 2)],
             ..Default::default()
         };
-        let add = check_change(&reg, ok).map(|a| a.regions.len()).ok();
+        let add = check_change(&reg, ok, chrono::Utc::now()).map(|a| a.regions.len()).ok();
         assert_eq!(add, Some(2));
         let orphan = pb::RegistryChange { regions: vec![region("370300", "370000", 2)], ..Default::default() };
-        assert!(matches!(check_change(&reg, orphan), Err(AppError::NotFound(_))));
+        assert!(matches!(check_change(&reg, orphan, chrono::Utc::now()), Err(AppError::NotFound(_))));
         let upside_down = pb::RegistryChange {
             regions: vec![region("370000", "", 2), region("370300", "370000", 1)],
             ..Default::default()
         };
-        assert!(matches!(check_change(&reg, upside_down), Err(AppError::Invalid(_))));
+        assert!(matches!(check_change(&reg, upside_down, chrono::Utc::now()), Err(AppError::Invalid(_))));
     }
 }

@@ -45,6 +45,8 @@ pub struct Node {
     pub forwarded_as: Vec<String>,
     pub counts: Counts,
     pub children: Vec<Node>,
+    /// Steps signed with a key revoked at or before their time.
+    pub flags: Vec<String>,
 }
 
 impl Node {
@@ -122,6 +124,7 @@ impl Walker<'_> {
                 forwarded_as: vec![],
                 counts: own_counts(&delivery, overdue),
                 children: vec![],
+                flags: delivery.steps.iter().filter_map(|s| self.registry.suspect(s)).collect(),
                 delivery,
             };
             for fwd_id in forwards.get(&node.unit_id).map(Vec::as_slice).unwrap_or_default() {

@@ -172,6 +172,21 @@ pub struct Registry {
     pub auditors: BTreeMap<String, Vec<String>>,
 }
 
+impl Registry {
+    /// A seal key by id, with its unit.
+    pub fn key(&self, key_id: &str) -> Option<(&Unit, &SealKey)> {
+        self.units.values().find_map(|u| u.keys.iter().find(|k| k.key_id == key_id).map(|k| (u, k)))
+    }
+
+    /// Why a step is suspect: it was signed with a key revoked at or before the step (a compromised key).
+    pub fn suspect(&self, step: &Step) -> Option<String> {
+        let (unit, key) = self.key(&step.key_id)?;
+        let revoked = key.revoked_at?;
+        (revoked <= step.at)
+            .then(|| format!("signed by {} with key {} after its revocation at {revoked}", unit.full_name, key.key_id))
+    }
+}
+
 /// A recipient as written: a group or a unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecipientSpec {
@@ -361,6 +376,8 @@ pub struct Step {
     pub attachments: Vec<String>,
     /// For a forward: the new document's id and number.
     pub forward: Option<(String, String)>,
+    /// The key that signed the statement behind the step.
+    pub key_id: String,
 }
 
 /// One document at one recipient: a projection of its steps, kept beside the events.

@@ -255,9 +255,11 @@ impl From<Document> for pb::Document {
     }
 }
 
-fn step(s: Step) -> pb::DeliveryStep {
+fn step(s: Step, flag: String) -> pb::DeliveryStep {
     let (fid, fnum) = s.forward.unwrap_or_default();
     pb::DeliveryStep {
+        key_id: s.key_id,
+        flag,
         event_seq: s.event_seq,
         kind: step_kind(s.kind) as i32,
         at: Some(timestamp(s.at)),
@@ -285,7 +287,12 @@ impl From<DeliveryView> for pb::Delivery {
             deadline: date(d.deadline),
             overdue: v.overdue,
             reminders,
-            history: d.steps.into_iter().map(step).collect(),
+            history: d
+                .steps
+                .into_iter()
+                .zip(v.step_flags.into_iter().chain(std::iter::repeat(String::new())))
+                .map(|(s, f)| step(s, f))
+                .collect(),
         }
     }
 }
@@ -327,6 +334,7 @@ impl From<Node> for pb::TraceNode {
             deadline: date(n.delivery.deadline),
             overdue: n.overdue,
             forwarded_as_numbers: n.forwarded_as,
+            flags: n.flags,
             counts: Some(n.counts.into()),
             children: n.children.into_iter().map(Into::into).collect(),
         }

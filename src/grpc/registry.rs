@@ -40,6 +40,7 @@ impl RegistryService for RegistryApi {
             groups_created: s.groups,
             event_seq: s.event_seq,
             baselines_set: s.baselines,
+            keys_changed: s.keys,
         }))
     }
 

@@ -1,0 +1,138 @@
+//! Keys over time: rotation, revocation, and a compromise revoked back to its date, through the real server, the
+//! trace and the offline verifier.
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::*;
+use gongwen::app::ManualClock;
+use gongwen::pb;
+use gongwen::signing::Signer;
+use gongwen::verify::{Trust, verify_bundle};
+use tonic::Code;
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 }
+}
+
+fn key_change(rid: &str, changes: Vec<pb::KeyChange>) -> pb::RegistryChange {
+    pb::RegistryChange { request_id: rid.into(), key_changes: changes, ..Default::default() }
+}
+
+fn revoke(unit: &str, key_id: &str, at: Option<DateTime<Utc>>) -> pb::KeyChange {
+    pb::KeyChange {
+        unit_id: unit.into(),
+        change: Some(pb::key_change::Change::Revoke(pb::KeyRevocation {
+            key_id: key_id.into(),
+            revoked_at: at.map(ts),
+            reason: "测试".into(),
+        })),
+    }
+}
+
+async fn full_bundle(h: &Harness) -> pb::AuditBundle {
+    let scope = pb::export_request::Scope::Range(pb::SeqRange { from_seq: 1, to_seq: 0 });
+    h.audit()
+        .export_bundle(pb::ExportRequest { scope: Some(scope), previous_size: 0 })
+        .await
+        .expect("export")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn rotation_retires_the_old_key_and_keeps_old_records_valid() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let doc = h
+        .issue(PROVINCE, "p", draft("鲁财采", "山东省财政厅关于轮换的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issue");
+    h.ack(ZIBO, &doc.id).await.expect("signed with the first key");
+    let old = h.signer(ZIBO).clone();
+    let new = Signer::from_secret(format!("{ZIBO}#k2"), [77u8; 32]);
+    let add = pb::KeyChange { unit_id: ZIBO.into(), change: Some(pb::key_change::Change::Add(new.seal_key())) };
+    let reply = h.apply(key_change("rotate", vec![add, revoke(ZIBO, &old.key_id, None)])).await.expect("rotate");
+    assert_eq!(reply.keys_changed, 2);
+
+    let handle = |rid: &str| pb::StartHandling {
+        request_id: rid.into(),
+        unit_id: ZIBO.into(),
+        document_id: doc.id.clone(),
+        lead_office: String::new(),
+        note: String::new(),
+    };
+    let s = refused(&h, Code::Unauthenticated, h.deliveries().start_handling(old.envelope(&handle("h-old")))).await;
+    assert!(s.message().contains("revoked"), "{}", s.message());
+    h.keys.insert(ZIBO.into(), new.clone());
+    h.deliveries().start_handling(new.envelope(&handle("h-new"))).await.expect("the new key signs");
+
+    // Nobody else may take the key id, and a revocation cannot be moved later.
+    let clash = pb::KeyChange { unit_id: BOSHAN.into(), change: Some(pb::key_change::Change::Add(new.seal_key())) };
+    refused(&h, Code::AlreadyExists, h.apply(key_change("clash", vec![clash]))).await;
+    refused(
+        &h,
+        Code::FailedPrecondition,
+        h.apply(key_change("later", vec![revoke(ZIBO, &old.key_id, Some(Utc::now() + chrono::Duration::days(1)))])),
+    )
+    .await;
+    refused(&h, Code::NotFound, h.apply(key_change("nokey", vec![revoke(ZIBO, "no-such-key", None)]))).await;
+
+    // The acknowledgment signed before the rotation still verifies; so does everything else.
+    let info = h.registry().get_server_info(pb::GetServerInfoRequest {}).await.expect("info").into_inner();
+    let trust = Trust {
+        log_public_key: Some(info.log_public_key),
+        operator_public_key: Some(info.operator_public_key),
+        previous_checkpoint: None,
+    };
+    let report = verify_bundle(&full_bundle(&h).await, &trust);
+    assert!(report.ok(), "{:?}", report.failures);
+}
+
+#[tokio::test]
+async fn a_compromise_revoked_back_to_its_date_flags_what_the_key_signed_after() {
+    let t = |d: u32, hr: u32| Utc.with_ymd_and_hms(2022, 12, d, hr, 0, 0).single().expect("time");
+    let clock = Arc::new(ManualClock::new(t(20, 1)));
+    let mut h = Harness::start_with_clock(clock.clone()).await;
+    h.load_bundled().await;
+    let doc = h
+        .issue(PROVINCE, "p", draft("鲁财采", "山东省财政厅关于泄露的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issue");
+    clock.set(t(21, 1));
+    h.ack(ZIBO, &doc.id).await.expect("before the compromise");
+    let city =
+        h.forward(ZIBO, "z", &doc.id, forward_draft("淄财采", vec![group("各区县财政局")])).await.expect("forward");
+    clock.set(t(23, 1));
+    h.ack(BOSHAN, &city.id).await.expect("signed with the key that later turns out stolen");
+    // Discovered on the 25th: Boshan's key was stolen on the 22nd.
+    clock.set(t(25, 1));
+    let boshan_key = h.signer(BOSHAN).key_id.clone();
+    h.apply(key_change("compromise", vec![revoke(BOSHAN, &boshan_key, Some(t(22, 1)))])).await.expect("revoke");
+
+    let tree = h.tracer().trace(pb::TraceRequest { document_id: doc.id.clone() }).await.expect("trace").into_inner();
+    let zibo = tree.nodes.iter().find(|n| n.unit_id == ZIBO).expect("zibo");
+    assert!(zibo.flags.is_empty(), "Zibo's key is sound: {:?}", zibo.flags);
+    let boshan = zibo.children.iter().find(|n| n.unit_id == BOSHAN).expect("boshan");
+    assert_eq!(boshan.flags.len(), 1, "{:?}", boshan.flags);
+    assert!(boshan.flags[0].contains(&boshan_key));
+    let d = h.delivery(&city.id, BOSHAN).await;
+    let ack = d.history.iter().find(|s| s.kind == pb::EventKind::Acknowledged as i32).expect("ack step");
+    assert_eq!(ack.key_id, boshan_key);
+    assert!(!ack.flag.is_empty());
+
+    let report = verify_bundle(&full_bundle(&h).await, &Trust::default());
+    let failures: Vec<(Option<u64>, &str)> = report.failures.iter().map(|f| (f.event_seq, f.check)).collect();
+    assert_eq!(failures.len(), 1, "{:?}", report.failures);
+    assert_eq!(failures[0].1, "signature");
+    assert!(report.failures[0].detail.contains("revoked"));
+    // The compromised key signs nothing now.
+    let m = pb::StartHandling {
+        request_id: "h".into(),
+        unit_id: BOSHAN.into(),
+        document_id: city.id.clone(),
+        lead_office: String::new(),
+        note: String::new(),
+    };
+    refused(&h, Code::Unauthenticated, h.deliveries().start_handling(h.sign(BOSHAN, &m))).await;
+}
