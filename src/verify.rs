@@ -249,11 +249,11 @@ fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
         entries.push((e.event_seq, entry, env, at));
     }
     let mut keys: HashMap<String, KnownKey> = HashMap::new();
-    for (seq, entry, env, at) in &entries {
+    for (event_seq, entry, env, at) in &entries {
         if entry.kind != pb::LogEventKind::RegistryChanged as i32 {
             continue;
         }
-        let seq = Some(*seq);
+        let seq = Some(*event_seq);
         if env.key_id != operator.key_id {
             r.fail(seq, "registry", format!("signed by {:?}, not the operator key {:?}", env.key_id, operator.key_id));
             continue;
@@ -264,7 +264,7 @@ fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
         }
         r.signatures_ok += 1;
         match pb::RegistryChange::decode(env.payload.as_slice()) {
-            Ok(change) => learn_keys(&change, &mut keys, seq.unwrap_or(0), *at, r),
+            Ok(change) => learn_keys(&change, &mut keys, *event_seq, *at, r),
             Err(err) => r.fail(seq, "registry", format!("the registry change does not decode: {err}")),
         }
     }
