@@ -29,7 +29,8 @@ pub struct Client {
     json: bool,
 }
 
-fn new_request_id() -> String {
+/// A fresh request id (uuid v4): a retry must reuse it, anything new must not.
+pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
