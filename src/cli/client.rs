@@ -152,12 +152,30 @@ impl Client {
 
     async fn print_document(&self, doc: pb::Document) -> Result<(), CliError> {
         let names = if self.json { HashMap::new() } else { self.names().await };
-        let out = DocumentOut::from(doc);
+        let mut out = DocumentOut::from(doc);
+        if !out.forwards_document_id.is_empty() {
+            let key = pb::get_document_request::Key::Id(out.forwards_document_id.clone());
+            // The link is still printed as an id if the source cannot be fetched; the document itself was.
+            if let Ok(src) = self.documents().get_document(pb::GetDocumentRequest { key: Some(key) }).await {
+                let src = src.into_inner();
+                out.forwards_document_number = src.number;
+                out.forwards_document_title = src.draft.map(|d| d.title).unwrap_or_default();
+            }
+        }
         self.print(&out, |d| d.text(&|id: &str| names.get(id).map_or_else(|| id.to_owned(), |n| format!("{n} ({id})"))))
     }
 
-    fn print_delivery(&self, d: pb::Delivery) -> Result<(), CliError> {
-        self.print(&DeliveryOut::from(d), DeliveryOut::text)
+    async fn print_delivery(&self, d: pb::Delivery) -> Result<(), CliError> {
+        let mut out = DeliveryOut::from(d);
+        if !self.json {
+            let names = self.names().await;
+            for h in &mut out.history {
+                if let Some(n) = names.get(&h.actor) {
+                    h.actor = n.clone();
+                }
+            }
+        }
+        self.print(&out, DeliveryOut::text)
     }
 
     fn request_id(actor: &Actor) -> String {
@@ -236,7 +254,7 @@ impl Client {
                 let document_id = self.resolve(&document).await?;
                 let req = pb::GetDeliveryRequest { document_id, recipient_unit_id: unit };
                 let d = self.deliveries().get_delivery(req).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Ack { actor, document, registration } => {
                 let m = pb::Acknowledge {
@@ -246,7 +264,7 @@ impl Client {
                     registration_number: registration,
                 };
                 let d = self.deliveries().acknowledge(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Return { actor, document, reason } => {
                 let m = pb::ReturnDelivery {
@@ -256,7 +274,7 @@ impl Client {
                     reason,
                 };
                 let d = self.deliveries().r#return(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Handle { actor, document, lead_office, note } => {
                 let m = pb::StartHandling {
@@ -267,7 +285,7 @@ impl Client {
                     note,
                 };
                 let d = self.deliveries().start_handling(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Report { actor, document, text, attach } => {
                 let mut attachment_sha256 = vec![];
@@ -282,7 +300,7 @@ impl Client {
                     attachment_sha256,
                 };
                 let d = self.deliveries().report(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Complete { actor, document, note } => {
                 let m = pb::Complete {
@@ -292,7 +310,7 @@ impl Client {
                     note,
                 };
                 let d = self.deliveries().complete(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Remind { actor, document, recipient, message } => {
                 let m = pb::Remind {
@@ -303,7 +321,7 @@ impl Client {
                     message,
                 };
                 let d = self.deliveries().remind(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Trace { document } => {
                 let tree = self.trace(&document).await?;
