@@ -38,13 +38,29 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|source| CliError::Io { path: path.display().to_string(), source })
 }
 
+/// tonic's transport errors say only "transport error" at the top; the cause (refused, bad URI, …) is below.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // Wrappers often repeat their cause's message; print each once.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
 impl Client {
     /// Connects to `server`.
     pub async fn connect(server: &str, keys: &Path, json: bool) -> Result<Client, CliError> {
         let channel = Channel::from_shared(server.to_owned())
             .map_err(|e| CliError::Input(format!("bad server address {server:?}: {e}")))?
             .connect()
-            .await?;
+            .await
+            .map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })?;
         Ok(Client { channel, keys: Keystore::new(keys), json })
     }
 
@@ -692,6 +708,10 @@ attachments up to {} bytes
     ) -> Result<pb::RegistryChangeReply, CliError> {
         let file = registry_file::parse(text)?;
         let mut change = pb::RegistryChange { request_id: new_request_id(), ..Default::default() };
+        // Bad input is refused before any key is generated, so a failed load leaves the keystore as it was.
+        for b in baselines {
+            change.number_baselines.push(parse_baseline(b)?);
+        }
         change.regions = file.regions.into_iter().map(Into::into).collect();
         for u in file.units {
             let signer = if generate_keys { self.keys.load_or_generate(&u.id)?.0 } else { self.keys.load(&u.id)? };
@@ -700,9 +720,6 @@ attachments up to {} bytes
             change.units.push(wire);
         }
         change.groups = file.groups.into_iter().map(Into::into).collect();
-        for b in baselines {
-            change.number_baselines.push(parse_baseline(b)?);
-        }
         let env = self.sign("operator", &change)?;
         Ok(self.registry().apply_registry_change(env).await?.into_inner())
     }

@@ -317,6 +317,9 @@ impl DeliveryOut {
             if !h.forward_number.is_empty() {
                 extra = format!("as {}", h.forward_number);
             }
+            for sha in &h.attachments {
+                let _ = write!(extra, "  附件 {sha}");
+            }
             let _ = writeln!(s, "  #{:<5} {}  {:<18} by {}  {}", h.event_seq, h.at, h.kind, h.actor, extra);
         }
         s
