@@ -268,11 +268,29 @@ async fn complete(c: &Client, unit: &str, doc: &str, log: &mut String) -> Result
     Ok(())
 }
 
+/// Refuses to replace the data of a demo that is still serving: unlinking its files would leave it running on data
+/// that is gone. sled holds an exclusive lock on its database while open, so opening it here tells.
+fn ensure_not_running(data: &Path) -> Result<(), CliError> {
+    let db = data.join("db");
+    if !db.exists() {
+        return Ok(());
+    }
+    match sled::Config::new().path(&db).open() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(CliError::Input(format!(
+            "{} holds a demo that is still running (or its database cannot be opened: {e}); stop it first, or \
+             choose another --data directory",
+            data.display()
+        ))),
+    }
+}
+
 fn prepare_dir(data: &Path) -> Result<(), CliError> {
     let io = |source| CliError::Io { path: data.display().to_string(), source };
     if data.exists() {
         let empty = std::fs::read_dir(data).map_err(io)?.next().is_none();
         if data.join(MARKER).exists() {
+            ensure_not_running(data)?;
             std::fs::remove_dir_all(data).map_err(io)?;
         } else if !empty {
             return Err(CliError::Input(format!(
@@ -287,6 +305,8 @@ fn prepare_dir(data: &Path) -> Result<(), CliError> {
 
 /// `gongwen demo`.
 pub async fn run(data: &Path, listen: SocketAddr, exit: bool) -> Result<(), CliError> {
+    // A busy port must not cost the previous demo its data: check it before anything is removed.
+    drop(std::net::TcpListener::bind(listen).map_err(|e| CliError::Input(format!("cannot listen on {listen}: {e}")))?);
     prepare_dir(data)?;
     let keys = data.join("keys");
     let operator = Keystore::new(&keys).generate("operator", None)?;
