@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "gongwen/v1/trace.proto",
     "gongwen/v1/audit.proto",
     "gongwen/v1/supervision.proto",
+    "gongwen/v1/auth.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -10,6 +10,7 @@ pub mod pb {
 }
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod domain;
 pub mod grpc;

@@ -220,6 +220,7 @@ impl RegistryFile {
             regions: self.regions.into_iter().map(|r| (r.code.clone(), r)).collect(),
             units: self.units.into_iter().map(|u| (u.id.clone(), u)).collect(),
             groups: self.groups.into_iter().map(|g| (g.name.clone(), g)).collect(),
+            auditors: Default::default(),
         }
     }
 }

@@ -118,6 +118,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
     let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
+        .layer(crate::grpc::auth::Authenticate { app: app.clone() })
         .add_service(pb::registry_service_server::RegistryServiceServer::new(RegistryApi { app: app.clone() }))
         .add_service(pb::document_service_server::DocumentServiceServer::new(DocumentApi { app: app.clone() }))
         .add_service(pb::delivery_service_server::DeliveryServiceServer::new(DeliveryApi { app: app.clone() }))
@@ -129,7 +130,10 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         .add_service(
             pb::supervision_service_server::SupervisionServiceServer::new(SupervisionApi { app: app.clone() })
                 .max_encoding_message_size(MAX_REPLY),
-        );
+        )
+        .add_service(pb::public_service_server::PublicServiceServer::new(crate::grpc::public::PublicApi {
+            app: app.clone(),
+        }));
     let task = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
         let _ = rx.await;
     }));

@@ -51,6 +51,7 @@ async fn limits_and_malformed_uploads_are_refused() {
     let h = Harness::start_with_limit(1024).await;
     assert!(h.upload(&[7u8; 1024]).await.is_ok(), "exactly at the limit");
     refused(&h, Code::ResourceExhausted, h.upload(&[8u8; 1025])).await;
+    assert!(!attachment_stored(&h, &hex::encode(Sha256::digest([8u8; 1025]))).await, "nothing kept of it");
     refused(&h, Code::InvalidArgument, h.documents().upload_attachment(tokio_stream::iter(vec![chunk(b"no meta")])))
         .await;
     refused(
@@ -68,6 +69,7 @@ async fn limits_and_malformed_uploads_are_refused() {
         h.documents().upload_attachment(tokio_stream::iter(vec![meta(&wrong), chunk(b"abc")])),
     )
     .await;
+    assert!(!attachment_stored(&h, &hex::encode(Sha256::digest(b"abc"))).await, "a mismatched upload stores nothing");
     refused(
         &h,
         Code::InvalidArgument,

@@ -40,7 +40,7 @@ async fn the_demo_issues_the_corpus_chain_with_real_numbers_and_titles() {
 
     // 附件 1 is the contact-point table, one row per line: the header and 15 cities.
     let sha = out.province.attachments.first().map(|a| a.sha256.clone()).unwrap_or_default();
-    let client = Client::connect(&format!("http://{}", running.addr), &keys, false).await.expect("client");
+    let client = Client::connect(&format!("http://{}", running.addr), &keys, "operator", false).await.expect("client");
     let mut stream = client
         .documents()
         .download_attachment(gongwen::pb::DownloadRequest { sha256: sha })

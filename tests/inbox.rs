@@ -132,3 +132,47 @@ async fn watchers_see_their_new_deliveries_and_reminders_live() {
         h.deliveries().watch_inbox(pb::WatchInboxRequest { unit_id: "nobody".into() }).await.err().map(|s| s.code());
     assert_eq!(status, Some(Code::NotFound));
 }
+
+/// The next notice on `stream`, within the deadline.
+async fn next_notice(stream: &mut tonic::Streaming<pb::InboxNotice>) -> pb::InboxNotice {
+    tokio::time::timeout(DEADLINE, stream.message())
+        .await
+        .expect("a notice within the deadline")
+        .expect("the stream is healthy")
+        .expect("the stream is open")
+}
+
+#[tokio::test]
+async fn a_city_bureau_watches_province_documents() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let mut stream =
+        h.deliveries().watch_inbox(pb::WatchInboxRequest { unit_id: ZIBO.into() }).await.expect("watch").into_inner();
+    // To the province's departments, not to the cities: nothing for Zibo.
+    h.issue(PROVINCE, "depts", draft("鲁财采", "山东省财政厅关于省直部门的通知", vec![group("省直各部门、单位")]))
+        .await
+        .expect("issue to departments");
+    let to_cities = h
+        .issue(PROVINCE, "cities", draft("鲁财采", "山东省财政厅关于各市的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issue to cities");
+
+    let notice = next_notice(&mut stream).await;
+    assert_eq!(notice.kind, pb::EventKind::Delivered as i32);
+    let d = notice.delivery.expect("delivery");
+    assert_eq!((d.document_id.as_str(), d.recipient_unit_id.as_str()), (to_cities.id.as_str(), ZIBO));
+    assert_eq!(d.state, pb::DeliveryState::Pending as i32);
+
+    let m = pb::Remind {
+        request_id: "r".into(),
+        unit_id: PROVINCE.into(),
+        document_id: to_cities.id.clone(),
+        recipient_unit_id: ZIBO.into(),
+        message: "请签收".into(),
+    };
+    h.deliveries().remind(h.sign(PROVINCE, &m)).await.expect("remind");
+    let notice = next_notice(&mut stream).await;
+    assert_eq!(notice.kind, pb::EventKind::Reminded as i32);
+    let d = notice.delivery.expect("delivery");
+    assert_eq!((d.document_id.as_str(), d.reminders), (to_cities.id.as_str(), 1));
+}

@@ -4,6 +4,8 @@ mod common;
 use common::*;
 use gongwen::pb;
 use gongwen::signing::Signer;
+use prost::Message;
+use sha2::Digest;
 use tonic::Code;
 
 async fn setup() -> (Harness, pb::Document) {
@@ -125,6 +127,46 @@ async fn jurisdiction_prefixes_and_recipients() {
     refused(&h, Code::NotFound, h.issue(PROVINCE, "u2", draft("鲁财采", "x", vec![unit("379999.nobody")]))).await;
     refused(&h, Code::InvalidArgument, h.issue(PROVINCE, "u3", draft("鲁财采", "x", vec![unit("Not A Unit")]))).await;
     refused(&h, Code::InvalidArgument, h.issue(PROVINCE, "u4", draft("鲁财采", "x", vec![]))).await;
+}
+
+#[tokio::test]
+async fn a_refused_forward_stores_no_attachment_file() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    // Sign the issue statement here, so the test knows the bytes a forward attaches as 附件 1.
+    let issue = pb::IssueDocument {
+        request_id: "doc-1".into(),
+        unit_id: PROVINCE.into(),
+        draft: Some(draft("鲁财采", "山东省财政厅关于附件的通知", vec![group("各市财政局")])),
+    };
+    let envelope = h.sign(PROVINCE, &issue);
+    let record_sha = hex::encode(sha2::Sha256::digest(envelope.encode_to_vec()));
+    let doc = h.documents().issue_document(envelope).await.expect("issue").into_inner();
+    h.ack(ZIBO, &doc.id).await.expect("ack");
+    assert!(!attachment_stored(&h, &record_sha).await, "issuing alone stores no copy of its record");
+
+    // Received and acknowledged, so the state allows forwarding; each of these fails later on.
+    refused(
+        &h,
+        Code::PermissionDenied,
+        h.forward(ZIBO, "f1", &doc.id, forward_draft("鲁财采", vec![group("各区县财政局")])),
+    )
+    .await;
+    refused(
+        &h,
+        Code::PermissionDenied,
+        h.forward(ZIBO, "f2", &doc.id, forward_draft("淄财采", vec![unit("370100.czj")])),
+    )
+    .await;
+    refused(&h, Code::NotFound, h.forward(ZIBO, "f3", &doc.id, forward_draft("淄财采", vec![group("各县财政局")])))
+        .await;
+    assert!(!attachment_stored(&h, &record_sha).await, "a refused forward left the source's record as a file");
+
+    // The same forward done right attaches exactly that record, so the check above looked for the right file.
+    let fwd =
+        h.forward(ZIBO, "f4", &doc.id, forward_draft("淄财采", vec![group("各区县财政局")])).await.expect("forward");
+    assert_eq!(fwd.attachments.first().map(|a| a.sha256.as_str()), Some(record_sha.as_str()));
+    assert!(attachment_stored(&h, &record_sha).await);
 }
 
 /// One way to spoil a draft.
@@ -249,6 +291,7 @@ async fn registry_changes_are_atomic_and_checked() {
     };
     refused(&h, Code::AlreadyExists, h.apply(change)).await;
     refused(&h, Code::NotFound, h.registry().get_region(pb::GetRegionRequest { code: "370399".into() })).await;
+    refused(&h, Code::NotFound, h.registry().get_unit(pb::GetUnitRequest { id: "370399.a".into() })).await;
 
     let orphan = pb::RegistryChange {
         request_id: "orphan".into(),

@@ -117,6 +117,7 @@ async fn loading_twice_creates_nothing_and_changes_are_refused() {
         wire.seal_keys = vec![h.signer(&wire.id).seal_key()];
         change.units.push(wire);
     }
+    change.groups = file.groups.into_iter().map(Into::into).collect();
     let before = h.digest().await;
     let again = h.apply(change.clone()).await.expect("idempotent load");
     assert_eq!((again.regions_created, again.units_created, again.groups_created, again.event_seq), (0, 0, 0, 0));

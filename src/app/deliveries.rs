@@ -212,6 +212,9 @@ impl App {
                     attachments: cmd.attachments,
                     forward: None,
                 });
+                for a in &d.steps.last().map(|s| s.attachments.clone()).unwrap_or_default() {
+                    tx.put(&schema::attachment_use(a, &cmd.document_id), &[]);
+                }
                 schema::save(tx, &key, &d)?;
                 let first = FirstResult::Delivery { document_id: cmd.document_id.clone(), recipient: cmd.recipient };
                 remember(tx, &actor, &request_id, digest, first)?;

@@ -83,19 +83,20 @@ impl App {
             ))
         })?;
         transition(held.state, Action::Forward).map_err(AppError::from)?;
-        // The forwarded document travels as 附件 1: its signed issue record, verifiable by anyone.
-        let blobs = self.blobs.clone();
+        // The forwarded document travels as 附件 1: its signed issue record, verifiable by anyone. The file is
+        // stored only once every check has passed, so a refused forward leaves nothing behind.
         let record = event.envelope.map(|e| e.encode_to_vec()).unwrap_or_default();
-        let info = tokio::task::spawn_blocking(move || blobs.put(&record)).await??;
         let first = Attachment {
             ordinal: 1,
             title: format!("{}（{}）", title::quoted_title(&source.title, &source.issuer_name), source.number),
             media_type: "application/vnd.gongwen.signed-envelope+protobuf".into(),
-            size: info.size,
-            sha256: info.sha256,
+            size: record.len() as u64,
+            sha256: hex::encode(Sha256::digest(&record)),
             document_id: Some(source_id.clone()),
         };
         let new = self.prepare(&snap, &forwarder, draft, disclosure, &signed, vec![first], Some(source_id))?;
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || blobs.put(&record)).await??;
         self.commit_document(signed, new).await
     }
 
@@ -234,6 +235,9 @@ impl App {
                 schema::save(tx, &schema::document(&doc.id), &doc)?;
                 tx.put(&schema::numbered(&doc.number.prefix, doc.number.year, doc.number.serial), doc.id.as_bytes());
                 tx.put(&schema::issued(&doc.issuer, seq), doc.id.as_bytes());
+                for a in &doc.attachments {
+                    tx.put(&schema::attachment_use(&a.sha256, &doc.id), &[]);
+                }
                 for (unit, role, deadline) in &recipients {
                     let delivery = Delivery {
                         document_id: doc.id.clone(),

@@ -17,6 +17,7 @@ use crate::pb;
 use crate::signing::{Signer, Statement};
 use crate::store::{BlobStore, Store, Tx};
 
+pub mod access;
 pub mod deliveries;
 pub mod documents;
 pub mod error;
@@ -72,11 +73,13 @@ pub struct AppConfig {
     pub max_attachment_bytes: u64,
     /// Accept 机密 and 绝密 documents (off by default: they may not travel over an ordinary network).
     pub allow_confidential: bool,
+    /// How far a request token's time may be from the server's clock, in seconds.
+    pub auth_skew_secs: u64,
 }
 
 impl Default for AppConfig {
     fn default() -> Self {
-        AppConfig { max_attachment_bytes: 64 * 1024 * 1024, allow_confidential: false }
+        AppConfig { max_attachment_bytes: 64 * 1024 * 1024, allow_confidential: false, auth_skew_secs: 300 }
     }
 }
 
@@ -129,6 +132,8 @@ pub struct App {
     /// Serialises registry changes so each is checked against the snapshot it replaces.
     registry_lock: tokio::sync::Mutex<()>,
     notices: broadcast::Sender<Notice>,
+    /// Request-token nonces seen within the skew window (digest → forget after).
+    nonces: std::sync::Mutex<HashMap<[u8; 32], DateTime<Utc>>>,
 }
 
 /// A statement whose signature checked out.
@@ -191,6 +196,7 @@ impl App {
             snapshot: RwLock::new(Arc::new(Snapshot::new(registry))),
             registry_lock: tokio::sync::Mutex::new(()),
             notices,
+            nonces: std::sync::Mutex::new(HashMap::new()),
         })
     }
 

@@ -22,6 +22,16 @@ pub fn load(store: &dyn Store) -> Result<Registry, StoreError> {
         let g: Group = schema::decode(&k, &v)?;
         registry.groups.insert(g.name.clone(), g);
     }
+    for pair in store.scan(schema::AUDITORS, None, false) {
+        let (k, _) = pair?;
+        let rest = &k[schema::AUDITORS.len()..];
+        let mut parts = rest.splitn(2, |b| *b == 0);
+        if let (Some(unit), Some(region)) = (parts.next(), parts.next()) {
+            let (unit, region) =
+                (String::from_utf8_lossy(unit).into_owned(), String::from_utf8_lossy(region).into_owned());
+            registry.auditors.entry(unit).or_default().push(region);
+        }
+    }
     Ok(registry)
 }
 
@@ -41,6 +51,7 @@ struct Additions {
     units: Vec<Unit>,
     groups: Vec<Group>,
     baselines: Vec<(String, u32, u32)>,
+    grants: Vec<(String, String)>,
     next: Registry,
 }
 
@@ -51,8 +62,14 @@ fn count(n: usize) -> u32 {
 /// Checks every item of a change against `current` (and the items before it) and keeps what is new.
 fn check_change(current: &Registry, change: pb::RegistryChange) -> Result<Additions, AppError> {
     let mut next = current.clone();
-    let mut add =
-        Additions { regions: vec![], units: vec![], groups: vec![], baselines: vec![], next: Registry::default() };
+    let mut add = Additions {
+        regions: vec![],
+        units: vec![],
+        groups: vec![],
+        baselines: vec![],
+        grants: vec![],
+        next: Registry::default(),
+    };
     let mut key_ids: std::collections::HashSet<String> =
         current.units.values().flat_map(|u| u.keys.iter().map(|k| k.key_id.clone())).collect();
     for r in change.regions {
@@ -138,6 +155,19 @@ fn check_change(current: &Registry, change: pb::RegistryChange) -> Result<Additi
         }
         add.baselines.push((b.prefix, b.year, b.last_serial));
     }
+    for g in change.auditor_grants {
+        if !next.units.contains_key(&g.unit_id) {
+            return Err(AppError::NotFound(format!("auditor grant: unknown unit {:?}", g.unit_id)));
+        }
+        if !next.regions.contains_key(&g.region_code) {
+            return Err(AppError::NotFound(format!("auditor grant: unknown region {:?}", g.region_code)));
+        }
+        let regions = next.auditors.entry(g.unit_id.clone()).or_default();
+        if !regions.contains(&g.region_code) {
+            regions.push(g.region_code.clone());
+            add.grants.push((g.unit_id, g.region_code));
+        }
+    }
     add.next = next;
     Ok(add)
 }
@@ -154,8 +184,9 @@ impl App {
         let request_id = signed.statement.request_id.clone();
         let add = check_change(&current.registry, signed.statement)?;
         let at = self.now();
-        let new_items = !(add.regions.is_empty() && add.units.is_empty() && add.groups.is_empty());
-        let Additions { regions, units, groups, baselines, next } = add;
+        let new_items =
+            !(add.regions.is_empty() && add.units.is_empty() && add.groups.is_empty() && add.grants.is_empty());
+        let Additions { regions, units, groups, baselines, grants, next } = add;
         let digest = signed.digest;
         let envelope_bytes = signed.envelope;
         let summary = self
@@ -200,6 +231,9 @@ impl App {
                     }
                     for g in &groups {
                         schema::save(tx, &schema::group(&g.name), g)?;
+                    }
+                    for (unit, region) in &grants {
+                        tx.put(&schema::auditor(unit, region), &[]);
                     }
                     summary.event_seq = super::append_event(
                         tx,

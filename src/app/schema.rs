@@ -31,6 +31,21 @@ pub fn group(name: &str) -> Vec<u8> {
 /// All groups.
 pub const GROUPS: &[u8] = b"reg/group/";
 
+/// An auditor grant (value empty).
+pub fn auditor(unit: &str, region: &str) -> Vec<u8> {
+    key(b"reg/auditor/", &[unit.as_bytes(), region.as_bytes()])
+}
+/// All auditor grants.
+pub const AUDITORS: &[u8] = b"reg/auditor/";
+/// A document that lists an attachment (value empty): who may download a file follows who may read these.
+pub fn attachment_use(sha256: &str, document_id: &str) -> Vec<u8> {
+    key(b"att/", &[sha256.as_bytes(), document_id.as_bytes()])
+}
+/// Every document that lists an attachment.
+pub fn attachment_uses(sha256: &str) -> Vec<u8> {
+    key(b"att/", &[sha256.as_bytes(), b""])
+}
+
 /// An event by sequence number.
 pub fn event(seq: u64) -> Vec<u8> {
     key(b"ev/", &[&seq.to_be_bytes()])

@@ -22,9 +22,11 @@ const UPLOAD_CHUNK: usize = 256 * 1024;
 /// Replies such as a 200,000-node trace are far above tonic's 4 MiB default.
 const MAX_REPLY: usize = 256 * 1024 * 1024;
 
+type Ch = crate::auth::Signed<Channel>;
+
 /// A connection to a server plus the local keystore.
 pub struct Client {
-    channel: Channel,
+    channel: Ch,
     pub keys: Keystore,
     json: bool,
 }
@@ -55,33 +57,37 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 impl Client {
     /// Connects to `server`.
-    pub async fn connect(server: &str, keys: &Path, json: bool) -> Result<Client, CliError> {
+    /// Connects to `server`; every request is signed as `reader` (a unit id, or "operator") with its keystore key.
+    pub async fn connect(server: &str, keys: &Path, reader: &str, json: bool) -> Result<Client, CliError> {
+        let keys = Keystore::new(keys);
+        let signer = keys.load(reader)?;
         let channel = Channel::from_shared(server.to_owned())
             .map_err(|e| CliError::Input(format!("bad server address {server:?}: {e}")))?
             .connect()
             .await
             .map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })?;
-        Ok(Client { channel, keys: Keystore::new(keys), json })
+        let channel = tower::Layer::layer(&crate::auth::SignRequests::new(reader, signer), channel);
+        Ok(Client { channel, keys, json })
     }
 
-    pub fn registry(&self) -> RegistryServiceClient<Channel> {
+    pub fn registry(&self) -> RegistryServiceClient<Ch> {
         RegistryServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY)
     }
-    pub fn documents(&self) -> DocumentServiceClient<Channel> {
+    pub fn documents(&self) -> DocumentServiceClient<Ch> {
         DocumentServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY)
     }
-    pub fn deliveries(&self) -> DeliveryServiceClient<Channel> {
+    pub fn deliveries(&self) -> DeliveryServiceClient<Ch> {
         DeliveryServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY)
     }
-    pub fn audit(&self) -> crate::pb::audit_service_client::AuditServiceClient<Channel> {
+    pub fn audit(&self) -> crate::pb::audit_service_client::AuditServiceClient<Ch> {
         crate::pb::audit_service_client::AuditServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_REPLY)
     }
-    pub fn supervision(&self) -> crate::pb::supervision_service_client::SupervisionServiceClient<Channel> {
+    pub fn supervision(&self) -> crate::pb::supervision_service_client::SupervisionServiceClient<Ch> {
         crate::pb::supervision_service_client::SupervisionServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_REPLY)
     }
-    pub fn tracer(&self) -> TraceServiceClient<Channel> {
+    pub fn tracer(&self) -> TraceServiceClient<Ch> {
         TraceServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY)
     }
 

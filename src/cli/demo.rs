@@ -87,7 +87,7 @@ fn draft(prefix: &str, main: &[&str], dated: &str, body: String) -> pb::Document
 
 /// The demo's steps against a running server whose operator key is `operator` in the keystore at `keys`.
 pub async fn flow(server: &str, keys: &Path, log: &mut String) -> Result<DemoOutcome, CliError> {
-    let c = Client::connect(server, keys, false).await?;
+    let c = Client::connect(server, keys, "operator", false).await?;
     let baselines = ["鲁财采:2022:13".to_string(), "淄财采:2022:19".into(), "博财采:2022:18".into()];
     let loaded = c.load_registry(crate::registry_file::BUNDLED, true, &baselines).await?;
     let _ = writeln!(

@@ -53,6 +53,9 @@ pub struct Cli {
     /// Keystore directory: one `<unit>.key` file per unit, and `operator.key`.
     #[arg(long, global = true, default_value = "./keys", env = "GONGWEN_KEYS")]
     pub keys: PathBuf,
+    /// Who client commands read as: a unit id with a key in the keystore, or "operator".
+    #[arg(long, global = true, default_value = "operator", env = "GONGWEN_READER")]
+    pub reader: String,
     /// Print replies as JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -371,7 +374,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         command => {
-            let client = client::Client::connect(&cli.server, &cli.keys, cli.json).await?;
+            let client = client::Client::connect(&cli.server, &cli.keys, &cli.reader, cli.json).await?;
             client.run(command).await
         }
     }

@@ -168,6 +168,8 @@ pub struct Registry {
     pub units: BTreeMap<String, Unit>,
     /// Groups by name.
     pub groups: BTreeMap<String, Group>,
+    /// Auditor unit id → the regions whose subtrees it may read.
+    pub auditors: BTreeMap<String, Vec<String>>,
 }
 
 /// A recipient as written: a group or a unit.

@@ -7,6 +7,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::auth::caller;
 use super::convert::{state_from_wire, step_kind};
 use super::page;
 use crate::app::{App, AppError};
@@ -47,12 +48,17 @@ impl DeliveryService for DeliveryApi {
     }
 
     async fn get_delivery(&self, req: Request<pb::GetDeliveryRequest>) -> Result<Response<pb::Delivery>, Status> {
+        let caller = caller(&req)?;
         let r = req.into_inner();
+        self.app.may_see_delivery(&caller, &r.document_id, &r.recipient_unit_id).await?;
         Ok(Response::new(self.app.delivery(&r.document_id, &r.recipient_unit_id).await?.into()))
     }
 
     async fn list_inbox(&self, req: Request<pb::ListInboxRequest>) -> Result<Response<pb::ListInboxReply>, Status> {
+        let caller = caller(&req)?;
         let r = req.into_inner();
+        self.app.unit(&r.unit_id)?;
+        self.app.may_see_unit(&caller, &r.unit_id)?;
         let mut states = vec![];
         for s in r.states {
             match state_from_wire(s) {
@@ -76,8 +82,10 @@ impl DeliveryService for DeliveryApi {
         &self,
         req: Request<pb::WatchInboxRequest>,
     ) -> Result<Response<Self::WatchInboxStream>, Status> {
+        let caller = caller(&req)?;
         let unit = req.into_inner().unit_id;
         self.app.unit(&unit)?;
+        self.app.may_see_unit(&caller, &unit)?;
         let mut notices = self.app.subscribe();
         let app = self.app.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);

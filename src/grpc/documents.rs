@@ -6,7 +6,9 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::caller;
 use super::page;
+use crate::app::access::Caller;
 use crate::app::{App, AppError, statements};
 use crate::pb;
 use crate::pb::document_service_server::DocumentService;
@@ -20,6 +22,32 @@ pub struct DocumentApi {
 }
 
 type DownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadChunk, Status>> + Send>>;
+
+impl DocumentApi {
+    /// Streams a stored file in chunks, checking its hash as it goes.
+    pub async fn stream_file(app: &App, sha: String) -> Result<DownloadStream, Status> {
+        let blobs = app.blobs().clone();
+        let mut reader = tokio::task::spawn_blocking(move || blobs.reader(&sha, CHUNK))
+            .await
+            .map_err(AppError::from)?
+            .map_err(AppError::from)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            loop {
+                let item = match reader.next_chunk() {
+                    Ok(Some(chunk)) => Ok(pb::DownloadChunk { chunk }),
+                    Ok(None) => return,
+                    Err(e) => Err(Status::from(AppError::from(e))),
+                };
+                let last = item.is_err();
+                if tx.blocking_send(item).is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+}
 
 #[tonic::async_trait]
 impl DocumentService for DocumentApi {
@@ -69,27 +97,10 @@ impl DocumentService for DocumentApi {
         &self,
         req: Request<pb::DownloadRequest>,
     ) -> Result<Response<Self::DownloadAttachmentStream>, Status> {
+        let caller = caller(&req)?;
         let sha = statements::sha256("sha256", &req.into_inner().sha256)?;
-        let blobs = self.app.blobs().clone();
-        let mut reader = tokio::task::spawn_blocking(move || blobs.reader(&sha, CHUNK))
-            .await
-            .map_err(AppError::from)?
-            .map_err(AppError::from)?;
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
-            loop {
-                let item = match reader.next_chunk() {
-                    Ok(Some(chunk)) => Ok(pb::DownloadChunk { chunk }),
-                    Ok(None) => return,
-                    Err(e) => Err(Status::from(AppError::from(e))),
-                };
-                let last = item.is_err();
-                if tx.blocking_send(item).is_err() || last {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        self.app.may_download(&caller, &sha).await?;
+        Ok(Response::new(Self::stream_file(&self.app, sha).await?))
     }
 
     async fn issue_document(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Document>, Status> {
@@ -101,16 +112,25 @@ impl DocumentService for DocumentApi {
     }
 
     async fn get_document(&self, req: Request<pb::GetDocumentRequest>) -> Result<Response<pb::Document>, Status> {
-        let doc = match req.into_inner().key {
-            Some(pb::get_document_request::Key::Id(id)) => self.app.document(&id).await?,
-            Some(pb::get_document_request::Key::Number(n)) => self.app.document_by_number(&n).await?,
+        let caller = caller(&req)?;
+        let id = match req.into_inner().key {
+            Some(pb::get_document_request::Key::Id(id)) => id,
+            Some(pb::get_document_request::Key::Number(n)) => match self.app.document_by_number(&n).await {
+                Ok(d) => d.id,
+                Err(AppError::NotFound(m)) if caller != Caller::Operator => {
+                    return Err(AppError::Denied(format!("{m} that you may read")).into());
+                }
+                Err(e) => return Err(e.into()),
+            },
             None => return Err(Status::invalid_argument("give a document id or number")),
         };
-        Ok(Response::new(doc.into()))
+        Ok(Response::new(self.app.readable_document(&caller, &id).await?.into()))
     }
 
     async fn list_issued(&self, req: Request<pb::ListIssuedRequest>) -> Result<Response<pb::ListIssuedReply>, Status> {
+        let caller = caller(&req)?;
         let r = req.into_inner();
+        self.app.may_see_unit(&caller, &r.unit_id)?;
         let (size, token) = page(r.page);
         let (docs, next) = self.app.issued_by(&r.unit_id, &token, size).await?;
         Ok(Response::new(pb::ListIssuedReply {

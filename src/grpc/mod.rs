@@ -1,8 +1,10 @@
 //! The gRPC layer: one file per service. Handlers decode, call the application layer, and map errors.
 pub mod audit;
+pub mod auth;
 pub mod convert;
 pub mod deliveries;
 pub mod documents;
+pub mod public;
 pub mod registry;
 pub mod status;
 pub mod supervision;

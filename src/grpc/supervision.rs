@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::auth::caller;
 use super::convert::{level, state};
 use crate::app::App;
 use crate::app::supervision::{OverdueItem, OverdueOrder, OverdueScope, ReportFormat, ReportKind, Row};
@@ -62,10 +63,18 @@ impl From<OverdueItem> for pb::OverdueItem {
 #[tonic::async_trait]
 impl SupervisionService for SupervisionApi {
     async fn list_overdue(&self, req: Request<pb::OverdueRequest>) -> Result<Response<pb::OverdueReply>, Status> {
+        let caller = caller(&req)?;
         let r = req.into_inner();
         let scope = match r.scope {
-            Some(pb::overdue_request::Scope::DocumentId(id)) => OverdueScope::Document(id),
-            Some(pb::overdue_request::Scope::RegionCode(code)) => OverdueScope::Region(code),
+            Some(pb::overdue_request::Scope::DocumentId(id)) => {
+                self.app.may_trace(&caller, &id).await?;
+                OverdueScope::Document(id)
+            }
+            Some(pb::overdue_request::Scope::RegionCode(code)) => {
+                self.app.region(&code)?;
+                self.app.may_see_region(&caller, &code)?;
+                OverdueScope::Region(code)
+            }
             None => return Err(Status::invalid_argument("give a document id or a region code")),
         };
         let order = match pb::OverdueOrder::try_from(r.order) {
@@ -79,7 +88,9 @@ impl SupervisionService for SupervisionApi {
     }
 
     async fn status_matrix(&self, req: Request<pb::MatrixRequest>) -> Result<Response<pb::StatusMatrixReply>, Status> {
+        let caller = caller(&req)?;
         let r = req.into_inner();
+        self.app.may_trace(&caller, &r.document_id).await?;
         let m = self.app.matrix(&r.document_id).await?;
         Ok(Response::new(pb::StatusMatrixReply {
             document_number: m.document_number,
@@ -90,7 +101,11 @@ impl SupervisionService for SupervisionApi {
     }
 
     async fn unit_view(&self, req: Request<pb::UnitViewRequest>) -> Result<Response<pb::UnitViewReply>, Status> {
-        let (received, issued) = self.app.unit_view(&req.into_inner().unit_id).await?;
+        let caller = caller(&req)?;
+        let unit = req.into_inner().unit_id;
+        self.app.unit(&unit)?;
+        self.app.may_see_unit(&caller, &unit)?;
+        let (received, issued) = self.app.unit_view(&unit).await?;
         Ok(Response::new(pb::UnitViewReply {
             open_received: received.into_iter().map(Into::into).collect(),
             issued: issued
@@ -107,7 +122,14 @@ impl SupervisionService for SupervisionApi {
     }
 
     async fn export_report(&self, req: Request<pb::ReportRequest>) -> Result<Response<pb::ReportFile>, Status> {
+        let caller = caller(&req)?;
         let r = req.into_inner();
+        if r.document_id.is_empty() {
+            self.app.region(&r.region_code)?;
+            self.app.may_see_region(&caller, &r.region_code)?;
+        } else {
+            self.app.may_trace(&caller, &r.document_id).await?;
+        }
         let kind = match pb::ReportKind::try_from(r.kind) {
             Ok(pb::ReportKind::Trace) => ReportKind::Trace,
             Ok(pb::ReportKind::Matrix) => ReportKind::Matrix,

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::auth::caller;
 use crate::app::App;
 use crate::pb;
 use crate::pb::trace_service_server::TraceService;
@@ -15,11 +16,17 @@ pub struct TraceApi {
 #[tonic::async_trait]
 impl TraceService for TraceApi {
     async fn trace(&self, req: Request<pb::TraceRequest>) -> Result<Response<pb::TraceReply>, Status> {
-        Ok(Response::new(self.app.trace(&req.into_inner().document_id).await?.into()))
+        let caller = caller(&req)?;
+        let id = req.into_inner().document_id;
+        self.app.may_trace(&caller, &id).await?;
+        Ok(Response::new(self.app.trace(&id).await?.into()))
     }
 
     async fn list_not_acted(&self, req: Request<pb::TraceRequest>) -> Result<Response<pb::ListNotActedReply>, Status> {
-        let nodes = self.app.not_acted(&req.into_inner().document_id).await?;
+        let caller = caller(&req)?;
+        let id = req.into_inner().document_id;
+        self.app.may_trace(&caller, &id).await?;
+        let nodes = self.app.not_acted(&id).await?;
         Ok(Response::new(pb::ListNotActedReply { nodes: nodes.into_iter().map(Into::into).collect() }))
     }
 }

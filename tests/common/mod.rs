@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use gongwen::auth::{SignRequests, Signed};
 use gongwen::domain::model::{KeyAlgorithm, SealKey};
 use gongwen::pb;
 use gongwen::pb::delivery_service_client::DeliveryServiceClient;
@@ -15,6 +16,10 @@ use gongwen::server::{self, Running, ServerConfig};
 use gongwen::signing::{Signer, Statement};
 use tempfile::TempDir;
 use tonic::transport::Channel;
+use tower::Layer;
+
+/// A channel whose every request carries a signed token.
+pub type Ch = Signed<Channel>;
 
 pub const PROVINCE: &str = "370000.czt";
 pub const ZIBO: &str = "370300.czj";
@@ -101,28 +106,39 @@ impl Harness {
         }
     }
 
-    fn channel(&self) -> Channel {
+    /// The unsigned channel, for requests that must carry no token.
+    pub fn raw_channel(&self) -> Channel {
         self.channel.clone().expect("server running")
     }
 
-    pub fn registry(&self) -> RegistryServiceClient<Channel> {
+    /// A channel signing as the operator (what most tests use).
+    fn channel(&self) -> Ch {
+        SignRequests::new("operator", self.operator.clone()).layer(self.raw_channel())
+    }
+
+    /// A channel signing as `unit`.
+    pub fn channel_as(&self, unit: &str) -> Ch {
+        SignRequests::new(unit, self.signer(unit).clone()).layer(self.raw_channel())
+    }
+
+    pub fn registry(&self) -> RegistryServiceClient<Ch> {
         RegistryServiceClient::new(self.channel())
     }
-    pub fn documents(&self) -> DocumentServiceClient<Channel> {
+    pub fn documents(&self) -> DocumentServiceClient<Ch> {
         DocumentServiceClient::new(self.channel()).max_decoding_message_size(64 * 1024 * 1024)
     }
-    pub fn deliveries(&self) -> DeliveryServiceClient<Channel> {
+    pub fn deliveries(&self) -> DeliveryServiceClient<Ch> {
         DeliveryServiceClient::new(self.channel()).max_decoding_message_size(64 * 1024 * 1024)
     }
-    pub fn audit(&self) -> gongwen::pb::audit_service_client::AuditServiceClient<Channel> {
+    pub fn audit(&self) -> gongwen::pb::audit_service_client::AuditServiceClient<Ch> {
         gongwen::pb::audit_service_client::AuditServiceClient::new(self.channel())
             .max_decoding_message_size(256 * 1024 * 1024)
     }
-    pub fn supervision(&self) -> gongwen::pb::supervision_service_client::SupervisionServiceClient<Channel> {
+    pub fn supervision(&self) -> gongwen::pb::supervision_service_client::SupervisionServiceClient<Ch> {
         gongwen::pb::supervision_service_client::SupervisionServiceClient::new(self.channel())
             .max_decoding_message_size(256 * 1024 * 1024)
     }
-    pub fn tracer(&self) -> TraceServiceClient<Channel> {
+    pub fn tracer(&self) -> TraceServiceClient<Ch> {
         TraceServiceClient::new(self.channel()).max_decoding_message_size(64 * 1024 * 1024)
     }
 
@@ -275,4 +291,18 @@ pub async fn refused<T: std::fmt::Debug>(
     assert!(!status.message().is_empty());
     assert_eq!(before, h.digest().await, "a refused request changed the store: {}", status.message());
     status
+}
+
+/// Whether the server holds an attachment file with this hash, asked through DownloadAttachment (the store digest
+/// does not cover attachment files, which live outside sled).
+pub async fn attachment_stored(h: &Harness, sha256: &str) -> bool {
+    let first = match h.documents().download_attachment(pb::DownloadRequest { sha256: sha256.into() }).await {
+        Ok(stream) => stream.into_inner().message().await,
+        Err(s) => Err(s),
+    };
+    match first {
+        Ok(_) => true,
+        Err(s) if s.code() == tonic::Code::NotFound => false,
+        Err(s) => panic!("download {sha256}: {s}"),
+    }
 }
