@@ -1,6 +1,8 @@
 //! The demo's flow, through the CLI's client against the real server: what a newcomer sees must be right.
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 
+use gongwen::cli::client::Client;
 use gongwen::cli::demo;
 use gongwen::cli::keystore::Keystore;
 use gongwen::cli::serve::operator_seal;
@@ -33,6 +35,26 @@ async fn the_demo_issues_the_corpus_chain_with_real_numbers_and_titles() {
     assert!(body.starts_with("为推进我省政府购买服务改革"));
     assert!(body.contains("将适合市场化方式提供的服务事项交由基层群众性自治组织等社会力量承担"), "{body}");
 
+    // A 一、 heading keeps its own line instead of swallowing the paragraph after it.
+    assert!(body.contains("一、充分认识推进政府购买服务改革的重要性\n政府购买服务作为"), "{body}");
+
+    // 附件 1 is the contact-point table, one row per line: the header and 15 cities.
+    let sha = out.province.attachments.first().map(|a| a.sha256.clone()).unwrap_or_default();
+    let client = Client::connect(&format!("http://{}", running.addr), &keys, "operator", false).await.expect("client");
+    let mut stream = client
+        .documents()
+        .download_attachment(gongwen::pb::DownloadRequest { sha256: sha })
+        .await
+        .expect("download")
+        .into_inner();
+    let mut table = vec![];
+    while let Some(chunk) = stream.message().await.expect("chunk") {
+        table.extend_from_slice(&chunk.chunk);
+    }
+    let table = String::from_utf8(table).expect("utf-8");
+    assert_eq!(table.lines().count(), 17, "{table}");
+    assert!(table.lines().any(|l| l == "淄博市\t张店区"), "{table}");
+
     let text = out.trace.text();
     assert!(text.contains("鲁财采〔2022〕14号  山东省财政厅关于做好政府购买服务改革重点工作的通知"));
     assert!(text.contains("→ 淄财采〔2022〕20号") && text.contains("→ 博财采〔2022〕19号"));
@@ -42,4 +64,13 @@ async fn the_demo_issues_the_corpus_chain_with_real_numbers_and_titles() {
     assert!(out.trace.totals.overdue > 0, "the 2022-11-30 deadline has passed");
     assert!(log.contains("山东省审计厅 returned"));
     running.stop().await.expect("stop");
+
+    // Every key the demo generated is private to its owner, and a second keygen cannot replace one.
+    for entry in std::fs::read_dir(&keys).expect("keystore") {
+        let mode = entry.expect("entry").metadata().expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let before = std::fs::read(keys.join("370304.czj.key")).expect("key file");
+    assert!(Keystore::new(&keys).generate("370304.czj", None).is_err());
+    assert_eq!(std::fs::read(keys.join("370304.czj.key")).expect("key file"), before);
 }

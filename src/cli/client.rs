@@ -31,12 +31,28 @@ pub struct Client {
     json: bool,
 }
 
-fn new_request_id() -> String {
+/// A fresh request id (uuid v4): a retry must reuse it, anything new must not.
+pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|source| CliError::Io { path: path.display().to_string(), source })
+}
+
+/// tonic's transport errors say only "transport error" at the top; the cause (refused, bad URI, …) is below.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // Wrappers often repeat their cause's message; print each once.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 impl Client {
@@ -48,7 +64,8 @@ impl Client {
         let channel = Channel::from_shared(server.to_owned())
             .map_err(|e| CliError::Input(format!("bad server address {server:?}: {e}")))?
             .connect()
-            .await?;
+            .await
+            .map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })?;
         let channel = tower::Layer::layer(&crate::auth::SignRequests::new(reader, signer), channel);
         Ok(Client { channel, keys, json })
     }
@@ -157,12 +174,30 @@ impl Client {
 
     async fn print_document(&self, doc: pb::Document) -> Result<(), CliError> {
         let names = if self.json { HashMap::new() } else { self.names().await };
-        let out = DocumentOut::from(doc);
+        let mut out = DocumentOut::from(doc);
+        if !out.forwards_document_id.is_empty() {
+            let key = pb::get_document_request::Key::Id(out.forwards_document_id.clone());
+            // The link is still printed as an id if the source cannot be fetched; the document itself was.
+            if let Ok(src) = self.documents().get_document(pb::GetDocumentRequest { key: Some(key) }).await {
+                let src = src.into_inner();
+                out.forwards_document_number = src.number;
+                out.forwards_document_title = src.draft.map(|d| d.title).unwrap_or_default();
+            }
+        }
         self.print(&out, |d| d.text(&|id: &str| names.get(id).map_or_else(|| id.to_owned(), |n| format!("{n} ({id})"))))
     }
 
-    fn print_delivery(&self, d: pb::Delivery) -> Result<(), CliError> {
-        self.print(&DeliveryOut::from(d), DeliveryOut::text)
+    async fn print_delivery(&self, d: pb::Delivery) -> Result<(), CliError> {
+        let mut out = DeliveryOut::from(d);
+        if !self.json {
+            let names = self.names().await;
+            for h in &mut out.history {
+                if let Some(n) = names.get(&h.actor) {
+                    h.actor = n.clone();
+                }
+            }
+        }
+        self.print(&out, DeliveryOut::text)
     }
 
     fn request_id(actor: &Actor) -> String {
@@ -241,7 +276,7 @@ impl Client {
                 let document_id = self.resolve(&document).await?;
                 let req = pb::GetDeliveryRequest { document_id, recipient_unit_id: unit };
                 let d = self.deliveries().get_delivery(req).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Ack { actor, document, registration } => {
                 let m = pb::Acknowledge {
@@ -251,7 +286,7 @@ impl Client {
                     registration_number: registration,
                 };
                 let d = self.deliveries().acknowledge(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Return { actor, document, reason } => {
                 let m = pb::ReturnDelivery {
@@ -261,7 +296,7 @@ impl Client {
                     reason,
                 };
                 let d = self.deliveries().r#return(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Handle { actor, document, lead_office, note } => {
                 let m = pb::StartHandling {
@@ -272,7 +307,7 @@ impl Client {
                     note,
                 };
                 let d = self.deliveries().start_handling(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Report { actor, document, text, attach } => {
                 let mut attachment_sha256 = vec![];
@@ -287,7 +322,7 @@ impl Client {
                     attachment_sha256,
                 };
                 let d = self.deliveries().report(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Complete { actor, document, note } => {
                 let m = pb::Complete {
@@ -297,7 +332,7 @@ impl Client {
                     note,
                 };
                 let d = self.deliveries().complete(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Remind { actor, document, recipient, message } => {
                 let m = pb::Remind {
@@ -308,7 +343,7 @@ impl Client {
                     message,
                 };
                 let d = self.deliveries().remind(self.sign(&actor.unit, &m)?).await?.into_inner();
-                self.print_delivery(d)
+                self.print_delivery(d).await
             }
             Command::Trace { document } => {
                 let tree = self.trace(&document).await?;
@@ -679,6 +714,10 @@ attachments up to {} bytes
     ) -> Result<pb::RegistryChangeReply, CliError> {
         let file = registry_file::parse(text)?;
         let mut change = pb::RegistryChange { request_id: new_request_id(), ..Default::default() };
+        // Bad input is refused before any key is generated, so a failed load leaves the keystore as it was.
+        for b in baselines {
+            change.number_baselines.push(parse_baseline(b)?);
+        }
         change.regions = file.regions.into_iter().map(Into::into).collect();
         for u in file.units {
             let signer = if generate_keys { self.keys.load_or_generate(&u.id)?.0 } else { self.keys.load(&u.id)? };
@@ -687,9 +726,6 @@ attachments up to {} bytes
             change.units.push(wire);
         }
         change.groups = file.groups.into_iter().map(Into::into).collect();
-        for b in baselines {
-            change.number_baselines.push(parse_baseline(b)?);
-        }
         let env = self.sign("operator", &change)?;
         Ok(self.registry().apply_registry_change(env).await?.into_inner())
     }

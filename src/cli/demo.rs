@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use super::CliError;
-use super::client::Client;
+use super::client::{Client, new_request_id};
 use super::keystore::Keystore;
 use super::serve::{operator_seal, shutdown_signal};
 use super::views::TraceOut;
@@ -28,20 +28,41 @@ fn cut<'a>(start: &str, end: &str, nth: usize, keep_end: bool) -> &'a str {
     }
 }
 
-/// Joins lines a PDF page break split in the middle of a sentence.
+/// A section heading such as 一、…: a line of its own, without closing punctuation.
+fn section_heading(line: &str) -> bool {
+    let mut chars = line.chars();
+    chars.next().is_some_and(|c| "一二三四五六七八九十".contains(c)) && chars.next() == Some('、')
+}
+
+/// A line that starts a paragraph: a section heading or a run-in （一） heading.
+fn starts_paragraph(line: &str) -> bool {
+    section_heading(line) || line.starts_with('（')
+}
+
+/// Joins lines a PDF page break split in the middle of a sentence. A 一、 heading line has no closing punctuation,
+/// so it must not swallow the paragraph after it.
 fn unbreak(text: &str) -> String {
     let mut out = String::new();
+    let mut last_line = "";
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if !out.is_empty() {
             let ends_sentence =
                 out.ends_with(['。', '：', '；', '！', '？']) || !out.ends_with(|c: char| c > '\u{2e80}');
-            if ends_sentence || line.starts_with(['一', '二', '三', '四', '五', '（']) {
+            let heading_before = section_heading(last_line);
+            if ends_sentence || heading_before || starts_paragraph(line) {
                 out.push('\n');
             }
         }
         out.push_str(line);
+        last_line = line;
     }
     out
+}
+
+/// A table from the PDF text: one row per line, blank lines between rows dropped.
+fn table_rows(text: &str) -> String {
+    let rows: Vec<&str> = text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
+    rows.join("\n") + "\n"
 }
 
 /// What the demo created.
@@ -79,8 +100,9 @@ pub async fn flow(server: &str, keys: &Path, log: &mut String) -> Result<DemoOut
     );
     let _ = writeln!(log, "numbering continues from paper: 鲁财采 2022 after 13, 淄财采 after 19, 博财采 after 18");
 
-    let table = unbreak(cut("山东省政府购买服务改革联系点名单\n\n地级市", "信息公开选项", 0, false));
+    let table = table_rows(cut("山东省政府购买服务改革联系点名单\n\n地级市", "信息公开选项", 0, false));
     let up = c.upload_bytes("联系点名单.txt", "text/plain; charset=utf-8", table.into_bytes()).await?;
+    let _ = writeln!(log, "uploaded 附件 山东省政府购买服务改革联系点名单 ({} bytes, sha256 {})", up.size, up.sha256);
 
     let mut p = draft(
         "鲁财采",
@@ -102,7 +124,7 @@ pub async fn flow(server: &str, keys: &Path, log: &mut String) -> Result<DemoOut
         recipient: Some(super::draft::recipient("省直重点领域主管部门")),
         due: "2022-11-30".into(),
     }];
-    let m = pb::IssueDocument { request_id: "demo-province".into(), unit_id: PROVINCE.into(), draft: Some(p) };
+    let m = pb::IssueDocument { request_id: new_request_id(), unit_id: PROVINCE.into(), draft: Some(p) };
     let province = c.documents().issue_document(c.sign(PROVINCE, &m)?).await?.into_inner();
     let _ = writeln!(
         log,
@@ -144,7 +166,7 @@ pub async fn flow(server: &str, keys: &Path, log: &mut String) -> Result<DemoOut
     report(&c, "370000.jyt", &province.id, "已报送学前教育领域政府购买服务工作进展情况。", log).await?;
     complete(&c, "370000.mzt", &province.id, log).await?;
     let m = pb::ReturnDelivery {
-        request_id: "demo-return".into(),
+        request_id: new_request_id(),
         unit_id: "370000.sjt".into(),
         document_id: province.id.clone(),
         reason: "本单位不承担政府购买服务管理职责，请核实主送范围".into(),
@@ -152,7 +174,7 @@ pub async fn flow(server: &str, keys: &Path, log: &mut String) -> Result<DemoOut
     c.deliveries().r#return(c.sign("370000.sjt", &m)?).await?;
     let _ = writeln!(log, "山东省审计厅 returned {} (本单位不承担政府购买服务管理职责)", province.number);
     let m = pb::Remind {
-        request_id: "demo-remind".into(),
+        request_id: new_request_id(),
         unit_id: PROVINCE.into(),
         document_id: province.id.clone(),
         recipient_unit_id: "370000.jtt".into(),
@@ -165,7 +187,7 @@ pub async fn flow(server: &str, keys: &Path, log: &mut String) -> Result<DemoOut
         ack(&c, u, &district.id, log).await?;
     }
     let m = pb::StartHandling {
-        request_id: "demo-handle".into(),
+        request_id: new_request_id(),
         unit_id: "370304.jtj".into(),
         document_id: district.id.clone(),
         lead_office: "计划财务科".into(),
@@ -186,7 +208,7 @@ fn title(d: &pb::Document) -> &str {
 
 async fn ack(c: &Client, unit: &str, doc: &str, log: &mut String) -> Result<(), CliError> {
     let m = pb::Acknowledge {
-        request_id: format!("demo-ack-{unit}-{doc}"),
+        request_id: new_request_id(),
         unit_id: unit.into(),
         document_id: doc.into(),
         registration_number: String::new(),
@@ -204,7 +226,7 @@ async fn forward(
     log: &mut String,
 ) -> Result<pb::Document, CliError> {
     let m = pb::ForwardDocument {
-        request_id: format!("demo-forward-{unit}"),
+        request_id: new_request_id(),
         unit_id: unit.into(),
         source_document_id: source.into(),
         draft: Some(draft),
@@ -223,7 +245,7 @@ async fn forward(
 
 async fn report(c: &Client, unit: &str, doc: &str, text: &str, log: &mut String) -> Result<(), CliError> {
     let m = pb::SubmitReport {
-        request_id: format!("demo-report-{unit}"),
+        request_id: new_request_id(),
         unit_id: unit.into(),
         document_id: doc.into(),
         text: text.into(),
@@ -236,7 +258,7 @@ async fn report(c: &Client, unit: &str, doc: &str, text: &str, log: &mut String)
 
 async fn complete(c: &Client, unit: &str, doc: &str, log: &mut String) -> Result<(), CliError> {
     let m = pb::Complete {
-        request_id: format!("demo-complete-{unit}"),
+        request_id: new_request_id(),
         unit_id: unit.into(),
         document_id: doc.into(),
         note: String::new(),
@@ -246,11 +268,29 @@ async fn complete(c: &Client, unit: &str, doc: &str, log: &mut String) -> Result
     Ok(())
 }
 
+/// Refuses to replace the data of a demo that is still serving: unlinking its files would leave it running on data
+/// that is gone. sled holds an exclusive lock on its database while open, so opening it here tells.
+fn ensure_not_running(data: &Path) -> Result<(), CliError> {
+    let db = data.join("db");
+    if !db.exists() {
+        return Ok(());
+    }
+    match sled::Config::new().path(&db).open() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(CliError::Input(format!(
+            "{} holds a demo that is still running (or its database cannot be opened: {e}); stop it first, or \
+             choose another --data directory",
+            data.display()
+        ))),
+    }
+}
+
 fn prepare_dir(data: &Path) -> Result<(), CliError> {
     let io = |source| CliError::Io { path: data.display().to_string(), source };
     if data.exists() {
         let empty = std::fs::read_dir(data).map_err(io)?.next().is_none();
         if data.join(MARKER).exists() {
+            ensure_not_running(data)?;
             std::fs::remove_dir_all(data).map_err(io)?;
         } else if !empty {
             return Err(CliError::Input(format!(
@@ -265,6 +305,8 @@ fn prepare_dir(data: &Path) -> Result<(), CliError> {
 
 /// `gongwen demo`.
 pub async fn run(data: &Path, listen: SocketAddr, exit: bool) -> Result<(), CliError> {
+    // A busy port must not cost the previous demo its data: check it before anything is removed.
+    drop(std::net::TcpListener::bind(listen).map_err(|e| CliError::Input(format!("cannot listen on {listen}: {e}")))?);
     prepare_dir(data)?;
     let keys = data.join("keys");
     let operator = Keystore::new(&keys).generate("operator", None)?;

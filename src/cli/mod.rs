@@ -19,6 +19,8 @@ pub enum CliError {
     Keystore(#[from] keystore::KeystoreError),
     #[error("cannot reach the server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("cannot reach the server at {server}: {reason}")]
+    Connect { server: String, reason: String },
     #[error("{}: {}", code_name(.0.code()), .0.message())]
     Rpc(#[from] tonic::Status),
     #[error(transparent)]

@@ -4,6 +4,7 @@ use std::fmt::Write;
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 
+use super::draft::{CLASSIFICATIONS, DISCLOSURES, GENRES, URGENCIES, name_of};
 use crate::pb;
 
 /// A timestamp in China Standard Time, where the documents live: `2022-12-20 10:31`.
@@ -68,13 +69,24 @@ pub struct AttachmentOut {
 }
 
 #[derive(Serialize)]
+pub struct DeadlineOut {
+    pub recipient: String,
+    pub due: String,
+}
+
+#[derive(Serialize)]
 pub struct DocumentOut {
     pub id: String,
     pub number: String,
     pub title: String,
+    pub genre: String,
     pub issuer_unit_id: String,
     pub issuer_name: String,
     pub signer: String,
+    pub urgency: String,
+    pub classification: String,
+    pub classification_term: String,
+    pub copy_number: String,
     pub main_recipients: Vec<String>,
     pub cc_recipients: Vec<String>,
     pub main_units: Vec<String>,
@@ -83,10 +95,16 @@ pub struct DocumentOut {
     pub printed_by: String,
     pub printed_on: String,
     pub deadline: String,
+    pub recipient_deadlines: Vec<DeadlineOut>,
     pub disclosure: String,
     pub contact: String,
     pub note: String,
     pub forwards_document_id: String,
+    /// Filled in by the client, which looks the forwarded document up.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub forwards_document_number: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub forwards_document_title: String,
     pub attachments: Vec<AttachmentOut>,
     pub issued_at: String,
     pub event_seq: u64,
@@ -96,19 +114,18 @@ pub struct DocumentOut {
 impl From<pb::Document> for DocumentOut {
     fn from(d: pb::Document) -> Self {
         let draft = d.draft.unwrap_or_default();
-        let disclosure = match pb::Disclosure::try_from(draft.disclosure) {
-            Ok(pb::Disclosure::Public) => "主动公开",
-            Ok(pb::Disclosure::OnRequest) => "依申请公开",
-            Ok(pb::Disclosure::NotPublic) => "不予公开",
-            _ => "",
-        };
         DocumentOut {
             id: d.id,
             number: d.number,
             title: draft.title,
+            genre: name_of(GENRES, draft.genre).into(),
             issuer_unit_id: d.issuer_unit_id,
             issuer_name: d.issuer_name,
             signer: draft.signer,
+            urgency: name_of(URGENCIES, draft.urgency).into(),
+            classification: name_of(CLASSIFICATIONS, draft.classification).into(),
+            classification_term: draft.classification_term,
+            copy_number: draft.copy_number,
             main_recipients: draft.main_recipients.iter().map(recipient_text).collect(),
             cc_recipients: draft.cc_recipients.iter().map(recipient_text).collect(),
             main_units: d.main_unit_ids,
@@ -117,10 +134,20 @@ impl From<pb::Document> for DocumentOut {
             printed_by: draft.printed_by,
             printed_on: draft.printed_on,
             deadline: draft.deadline,
-            disclosure: disclosure.into(),
+            recipient_deadlines: draft
+                .recipient_deadlines
+                .iter()
+                .map(|r| DeadlineOut {
+                    recipient: r.recipient.as_ref().map(recipient_text).unwrap_or_default(),
+                    due: r.due.clone(),
+                })
+                .collect(),
+            disclosure: name_of(DISCLOSURES, draft.disclosure).into(),
             contact: draft.contact,
             note: draft.note,
             forwards_document_id: d.forwards_document_id,
+            forwards_document_number: String::new(),
+            forwards_document_title: String::new(),
             attachments: d
                 .attachments
                 .into_iter()
@@ -144,42 +171,65 @@ impl DocumentOut {
     /// Text with unit names resolved by `name`.
     pub fn text(&self, name: &dyn Fn(&str) -> String) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "{}  {}", self.number, self.title);
-        let _ = writeln!(s, "  id          {}", self.id);
-        let _ = writeln!(s, "  issuer      {} ({})", self.issuer_name, self.issuer_unit_id);
-        if !self.signer.is_empty() {
-            let _ = writeln!(s, "  签发人      {}", self.signer);
+        let mut field = |label: &str, value: &str| {
+            if !value.is_empty() {
+                let _ = writeln!(s, "  {label}{value}");
+            }
+        };
+        field("id          ", &self.id);
+        field("文种        ", &self.genre);
+        field("发文机关    ", &format!("{} ({})", self.issuer_name, self.issuer_unit_id));
+        field("签发人      ", &self.signer);
+        field("紧急程度    ", &self.urgency);
+        let secret = if self.classification_term.is_empty() {
+            self.classification.clone()
+        } else {
+            format!("{}★{}", self.classification, self.classification_term)
+        };
+        field("密级        ", &secret);
+        field("份号        ", &self.copy_number);
+        field("主送        ", &self.main_recipients.join("，"));
+        field("抄送        ", &self.cc_recipients.join("，"));
+        field("成文日期    ", &self.dated);
+        field("印发        ", format!("{} {}", self.printed_by, self.printed_on).trim());
+        field("办理时限    ", &self.deadline);
+        for d in &self.recipient_deadlines {
+            field("办理时限    ", &format!("{} {}", d.recipient, d.due));
         }
-        let _ = writeln!(s, "  主送        {}", self.main_recipients.join("，"));
-        if !self.cc_recipients.is_empty() {
-            let _ = writeln!(s, "  抄送        {}", self.cc_recipients.join("，"));
-        }
-        let _ = writeln!(s, "  成文日期    {}", self.dated);
-        if !self.printed_by.is_empty() {
-            let _ = writeln!(s, "  印发        {} {}", self.printed_by, self.printed_on);
-        }
-        if !self.deadline.is_empty() {
-            let _ = writeln!(s, "  deadline    {}", self.deadline);
-        }
-        let _ = writeln!(s, "  信息公开    {}", self.disclosure);
-        if !self.contact.is_empty() {
-            let _ = writeln!(s, "  联系人      {}", self.contact);
-        }
+        field("信息公开    ", &self.disclosure);
+        field("联系人      ", &self.contact);
+        field("附注        ", &self.note);
         if !self.forwards_document_id.is_empty() {
-            let _ = writeln!(s, "  forwards    {}", self.forwards_document_id);
+            let source = if self.forwards_document_number.is_empty() {
+                self.forwards_document_id.clone()
+            } else {
+                format!(
+                    "{}  {} (id {})",
+                    self.forwards_document_number, self.forwards_document_title, self.forwards_document_id
+                )
+            };
+            field("转发        ", &source);
         }
+        field("issued at   ", &format!("{} (event #{})", self.issued_at, self.event_seq));
+        let mut out = format!("{}  {}\n{s}", self.number, self.title);
         for a in &self.attachments {
-            let _ = writeln!(s, "  附件{}       {} ({} bytes, sha256 {})", a.ordinal, a.title, a.size, a.sha256);
+            let _ = writeln!(out, "  附件{}  {}", a.ordinal, a.title);
+            let _ = writeln!(out, "         {}, {} bytes, sha256 {}", a.media_type, a.size, a.sha256);
         }
-        let _ = writeln!(s, "  issued at   {} (event #{})", self.issued_at, self.event_seq);
-        let _ = writeln!(s, "  recipients  {} main, {} cc", self.main_units.len(), self.cc_units.len());
+        let _ = writeln!(out, "  recipients  {} main, {} cc", self.main_units.len(), self.cc_units.len());
         for u in &self.main_units {
-            let _ = writeln!(s, "    主送 {}", name(u));
+            let _ = writeln!(out, "    主送 {}", name(u));
         }
         for u in &self.cc_units {
-            let _ = writeln!(s, "    抄送 {}", name(u));
+            let _ = writeln!(out, "    抄送 {}", name(u));
         }
-        s
+        if !self.body.is_empty() {
+            let _ = writeln!(out, "  正文");
+            for line in self.body.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+        out
     }
 }
 
@@ -266,6 +316,9 @@ impl DeliveryOut {
             let mut extra = h.text.clone();
             if !h.forward_number.is_empty() {
                 extra = format!("as {}", h.forward_number);
+            }
+            for sha in &h.attachments {
+                let _ = write!(extra, "  附件 {sha}");
             }
             let _ = writeln!(s, "  #{:<5} {}  {:<18} by {}  {}", h.event_seq, h.at, h.kind, h.actor, extra);
         }
@@ -377,6 +430,13 @@ impl NodeOut {
         .unwrap_or_default()
     }
 
+    /// The receipt time and the latest step: an auditor asks first when a unit signed for it, then what it did.
+    fn steps(&self) -> String {
+        let latest = self.latest_step();
+        let acked = format!("签收 {}", self.acknowledged_at);
+        if self.acknowledged_at.is_empty() || latest == acked { latest } else { format!("{acked} · {latest}") }
+    }
+
     /// One line for flat lists.
     pub fn line(&self) -> String {
         let late = if self.overdue { "  逾期 OVERDUE" } else { "" };
@@ -392,8 +452,7 @@ impl NodeOut {
         };
         let late = if self.overdue { "  逾期 OVERDUE" } else { "" };
         let role = if self.role == "抄送" { " (抄送)" } else { "" };
-        let _ =
-            write!(out, "{prefix}{branch}{}{role}  {}{fwd}  {}{late}", self.unit_name, self.state, self.latest_step());
+        let _ = write!(out, "{prefix}{branch}{}{role}  {}{fwd}  {}{late}", self.unit_name, self.state, self.steps());
         if !self.children.is_empty() {
             let _ = write!(out, "  [{}]", self.counts.text());
         }
