@@ -21,6 +21,7 @@ pub mod access;
 pub mod deliveries;
 pub mod documents;
 pub mod error;
+pub mod limits;
 pub mod log;
 pub mod registry;
 pub mod schema;
@@ -75,11 +76,27 @@ pub struct AppConfig {
     pub allow_confidential: bool,
     /// How far a request token's time may be from the server's clock, in seconds.
     pub auth_skew_secs: u64,
+    /// Largest request body of a unary call, in bytes.
+    pub max_message_bytes: usize,
+    /// Requests per second each caller may make on average.
+    pub rate_per_sec: u32,
+    /// Requests a caller may make in a burst above the average.
+    pub rate_burst: u32,
+    /// Server-streaming calls (watch, log stream, downloads) open at once, over all callers.
+    pub max_streams: usize,
 }
 
 impl Default for AppConfig {
     fn default() -> Self {
-        AppConfig { max_attachment_bytes: 64 * 1024 * 1024, allow_confidential: false, auth_skew_secs: 300 }
+        AppConfig {
+            max_attachment_bytes: 64 * 1024 * 1024,
+            allow_confidential: false,
+            auth_skew_secs: 300,
+            max_message_bytes: 4 * 1024 * 1024,
+            rate_per_sec: 500,
+            rate_burst: 1000,
+            max_streams: 256,
+        }
     }
 }
 
@@ -134,6 +151,10 @@ pub struct App {
     notices: broadcast::Sender<Notice>,
     /// Request-token nonces seen within the skew window (digest → forget after).
     nonces: std::sync::Mutex<HashMap<[u8; 32], DateTime<Utc>>>,
+    /// Per-caller request budgets.
+    rates: std::sync::Mutex<HashMap<String, limits::Bucket>>,
+    /// Permits for server-streaming calls.
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// A statement whose signature checked out.
@@ -190,13 +211,15 @@ impl App {
             store,
             blobs,
             clock,
-            config,
             operator,
             log_key,
             snapshot: RwLock::new(Arc::new(Snapshot::new(registry))),
             registry_lock: tokio::sync::Mutex::new(()),
             notices,
             nonces: std::sync::Mutex::new(HashMap::new()),
+            rates: std::sync::Mutex::new(HashMap::new()),
+            streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
+            config,
         })
     }
 

@@ -81,6 +81,18 @@ pub struct ServeArgs {
     /// Accept 机密 and 绝密 documents (only on a network cleared for them).
     #[arg(long)]
     pub allow_confidential: bool,
+    /// Largest unary request in MiB.
+    #[arg(long, default_value_t = 4)]
+    pub max_message_mb: usize,
+    /// Requests per second each caller may make on average.
+    #[arg(long, default_value_t = 500)]
+    pub rate: u32,
+    /// Requests a caller may make in a burst.
+    #[arg(long, default_value_t = 1000)]
+    pub burst: u32,
+    /// Server-streaming calls open at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_streams: usize,
 }
 
 /// The acting unit.

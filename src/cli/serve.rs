@@ -30,6 +30,10 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     cfg.cache_bytes = args.cache_mb.saturating_mul(1024 * 1024);
     cfg.app.max_attachment_bytes = args.max_attachment_mb.saturating_mul(1024 * 1024);
     cfg.app.allow_confidential = args.allow_confidential;
+    cfg.app.max_message_bytes = args.max_message_mb.saturating_mul(1024 * 1024);
+    cfg.app.rate_per_sec = args.rate;
+    cfg.app.rate_burst = args.burst;
+    cfg.app.max_streams = args.max_streams;
     cfg.operator = Some(operator_seal(&operator));
     Ok(cfg)
 }

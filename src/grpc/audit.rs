@@ -66,8 +66,10 @@ impl AuditService for AuditApi {
         let r = req.into_inner();
         let app = self.app.clone();
         let limit = if r.limit == 0 { u64::MAX } else { r.limit };
+        let permit = self.app.stream_permit()?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
+            let _permit = permit;
             let (mut next, mut sent) = (r.from_seq.max(1), 0u64);
             while sent < limit {
                 let batch = match app.log_records(next, STREAM_BATCH.min(limit - sent)).await {

@@ -9,7 +9,9 @@ use tonic::{Request, Status};
 
 use crate::app::App;
 use crate::app::access::Caller;
-use crate::auth::{HEADER, decode_header, digest_body};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{HEADER, STREAMING_REQUESTS, decode_header};
 
 /// Methods anyone may call without a token.
 const PUBLIC: &[&str] =
@@ -71,11 +73,24 @@ where
                     Status::unauthenticated(format!("{method} needs a signed request token in {HEADER}")).into_http()
                 );
             };
-            let (digest, buffered, streaming) = match digest_body(&method, body).await {
-                Ok(x) => x,
-                Err(e) => return Ok(Status::invalid_argument(format!("unreadable request body: {e}")).into_http()),
+            let limit = app.config().max_message_bytes;
+            let (digest, buffered, streaming) = if STREAMING_REQUESTS.contains(&method.as_str()) {
+                (vec![], None, Some(body))
+            } else {
+                match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+                    Ok(c) => {
+                        let bytes = c.to_bytes();
+                        (Sha256::digest(&bytes).to_vec(), Some(bytes), None)
+                    }
+                    Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                        return Ok(
+                            Status::resource_exhausted(format!("the request is larger than {limit} bytes")).into_http()
+                        );
+                    }
+                    Err(e) => return Ok(Status::invalid_argument(format!("unreadable request body: {e}")).into_http()),
+                }
             };
-            match app.authenticate(&token, &method, &digest) {
+            match app.authenticate(&token, &method, &digest).and_then(|c| app.charge(&c).map(|()| c)) {
                 Ok(caller) => {
                     parts.extensions.insert(caller);
                 }

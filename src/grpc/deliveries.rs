@@ -86,10 +86,12 @@ impl DeliveryService for DeliveryApi {
         let unit = req.into_inner().unit_id;
         self.app.unit(&unit)?;
         self.app.may_see_unit(&caller, &unit)?;
+        let permit = self.app.stream_permit()?;
         let mut notices = self.app.subscribe();
         let app = self.app.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
+            let _permit = permit;
             loop {
                 let notice = tokio::select! {
                     n = notices.recv() => n,

@@ -26,6 +26,7 @@ type DownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadChunk, Status
 impl DocumentApi {
     /// Streams a stored file in chunks, checking its hash as it goes.
     pub async fn stream_file(app: &App, sha: String) -> Result<DownloadStream, Status> {
+        let permit = app.stream_permit()?;
         let blobs = app.blobs().clone();
         let mut reader = tokio::task::spawn_blocking(move || blobs.reader(&sha, CHUNK))
             .await
@@ -33,6 +34,7 @@ impl DocumentApi {
             .map_err(AppError::from)?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             loop {
                 let item = match reader.next_chunk() {
                     Ok(Some(chunk)) => Ok(pb::DownloadChunk { chunk }),

@@ -32,6 +32,8 @@ pub struct Harness {
     pub operator: Signer,
     pub keys: HashMap<String, Signer>,
     pub max_attachment_bytes: u64,
+    /// Limits and settings the server starts with.
+    pub config: gongwen::app::AppConfig,
     clock: std::sync::Arc<dyn gongwen::app::Clock>,
     channel: Option<Channel>,
 }
@@ -61,7 +63,20 @@ impl Harness {
         Harness::start_with(64 * 1024 * 1024, clock).await
     }
 
+    /// A server with settings changed by `f`.
+    pub async fn start_configured(f: impl FnOnce(&mut gongwen::app::AppConfig)) -> Harness {
+        let mut config = gongwen::app::AppConfig::default();
+        f(&mut config);
+        Harness::start_full(config, std::sync::Arc::new(gongwen::app::SystemClock)).await
+    }
+
     async fn start_with(max_attachment_bytes: u64, clock: std::sync::Arc<dyn gongwen::app::Clock>) -> Harness {
+        let config = gongwen::app::AppConfig { max_attachment_bytes, ..Default::default() };
+        Harness::start_full(config, clock).await
+    }
+
+    async fn start_full(config: gongwen::app::AppConfig, clock: std::sync::Arc<dyn gongwen::app::Clock>) -> Harness {
+        let max_attachment_bytes = config.max_attachment_bytes;
         let dir = tempfile::tempdir().expect("temp dir");
         let operator = Signer::from_secret("operator#test", [42u8; 32]);
         let mut h = Harness {
@@ -71,6 +86,7 @@ impl Harness {
             operator,
             keys: HashMap::new(),
             max_attachment_bytes,
+            config,
             clock,
             channel: None,
         };
@@ -82,6 +98,7 @@ impl Harness {
         let mut cfg = ServerConfig::new(self.dir.path().join("data"));
         cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         cfg.cache_bytes = 16 * 1024 * 1024;
+        cfg.app = self.config.clone();
         cfg.app.max_attachment_bytes = self.max_attachment_bytes;
         cfg.operator = Some(operator_key(&self.operator));
         let running = server::start_with_clock(cfg, self.clock.clone()).await.expect("server starts");

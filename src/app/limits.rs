@@ -1,0 +1,81 @@
+//! Limits that keep one caller from starving the others: a token bucket per caller, and a cap on open streams.
+//! Both answer RESOURCE_EXHAUSTED rather than queueing without end.
+use std::time::Instant;
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::access::Caller;
+use super::{App, AppError};
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved up.
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl App {
+    /// Spends one request of `caller`'s budget.
+    pub fn charge(&self, caller: &Caller) -> Result<(), AppError> {
+        let name = match caller {
+            Caller::Operator => "operator",
+            Caller::Unit(u) => u.as_str(),
+        };
+        let (rate, burst) = (f64::from(self.config.rate_per_sec), f64::from(self.config.rate_burst.max(1)));
+        let now = Instant::now();
+        let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = rates.entry(name.to_owned()).or_insert(Bucket { tokens: burst, last: now });
+        if bucket.take(rate, burst, now) {
+            Ok(())
+        } else {
+            Err(AppError::Exhausted(format!(
+                "{name} is over its request rate ({} a second, bursts of {}); retry shortly",
+                self.config.rate_per_sec, self.config.rate_burst
+            )))
+        }
+    }
+
+    /// A permit to open one server-streaming call; dropped when the stream ends.
+    pub fn stream_permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
+        self.streams.clone().try_acquire_owned().map_err(|_| {
+            AppError::Exhausted(format!(
+                "{} streams are open, the most this server allows; retry later",
+                self.config.max_streams
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn buckets_allow_a_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut b = Bucket { tokens: 3.0, last: start };
+        assert!(b.take(1.0, 3.0, start) && b.take(1.0, 3.0, start) && b.take(1.0, 3.0, start));
+        assert!(!b.take(1.0, 3.0, start));
+        assert!(b.take(1.0, 3.0, start + Duration::from_secs(1)));
+        assert!(!b.take(1.0, 3.0, start + Duration::from_secs(1)));
+        // Saving up stops at the burst.
+        let later = start + Duration::from_secs(100);
+        assert!((0..3).all(|_| b.take(1.0, 3.0, later)));
+        assert!(!b.take(1.0, 3.0, later));
+    }
+}
