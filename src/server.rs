@@ -34,6 +34,8 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error("server task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// How to run the server.
@@ -49,6 +51,23 @@ pub struct ServerConfig {
     pub app: AppConfig,
     /// Operator key recorded at the first start of a new data directory.
     pub operator: Option<SealKey>,
+    /// TLS; `None` serves plaintext (the command line allows that only on loopback unless asked explicitly).
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for TLS (rustls).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The server certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, ServerError> {
+    std::fs::read(path).map_err(|source| ServerError::Tls(format!("{}: {source}", path.display())))
 }
 
 impl ServerConfig {
@@ -60,6 +79,7 @@ impl ServerConfig {
             cache_bytes: 256 * 1024 * 1024,
             app: AppConfig::default(),
             operator: None,
+            tls: None,
         }
     }
 }
@@ -117,7 +137,16 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let (tx, rx) = oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        let identity = tonic::transport::Identity::from_pem(read_pem(&tls.cert)?, read_pem(&tls.key)?);
+        let mut t = tonic::transport::ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &tls.client_ca {
+            t = t.client_ca_root(tonic::transport::Certificate::from_pem(read_pem(ca)?));
+        }
+        builder = builder.tls_config(t).map_err(|e| ServerError::Tls(e.to_string()))?;
+    }
+    let router = builder
         .layer(crate::grpc::auth::Authenticate { app: app.clone() })
         .add_service(pb::registry_service_server::RegistryServiceServer::new(RegistryApi { app: app.clone() }))
         .add_service(pb::document_service_server::DocumentServiceServer::new(DocumentApi { app: app.clone() }))

@@ -55,14 +55,48 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// TLS settings of a client connection (used for https:// servers).
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    /// CA certificate (PEM) to trust.
+    pub ca: Option<PathBuf>,
+    /// Client certificate and key (PEM).
+    pub client: Option<Vec<PathBuf>>,
+}
+
+fn read_pem(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|source| CliError::Io { path: path.display().to_string(), source })
+}
+
 impl Client {
-    /// Connects to `server`.
     /// Connects to `server`; every request is signed as `reader` (a unit id, or "operator") with its keystore key.
     pub async fn connect(server: &str, keys: &Path, reader: &str, json: bool) -> Result<Client, CliError> {
+        Client::connect_with(server, keys, reader, json, &Tls::default()).await
+    }
+
+    /// [`Client::connect`] with TLS settings.
+    pub async fn connect_with(
+        server: &str,
+        keys: &Path,
+        reader: &str,
+        json: bool,
+        tls: &Tls,
+    ) -> Result<Client, CliError> {
         let keys = Keystore::new(keys);
         let signer = keys.load(reader)?;
-        let channel = Channel::from_shared(server.to_owned())
-            .map_err(|e| CliError::Input(format!("bad server address {server:?}: {e}")))?
+        let mut endpoint = Channel::from_shared(server.to_owned())
+            .map_err(|e| CliError::Input(format!("bad server address {server:?}: {e}")))?;
+        if server.starts_with("https://") {
+            let mut t = tonic::transport::ClientTlsConfig::new();
+            if let Some(ca) = &tls.ca {
+                t = t.ca_certificate(tonic::transport::Certificate::from_pem(read_pem(ca)?));
+            }
+            if let Some([cert, key]) = tls.client.as_deref() {
+                t = t.identity(tonic::transport::Identity::from_pem(read_pem(cert)?, read_pem(key)?));
+            }
+            endpoint = endpoint.tls_config(t).map_err(|e| CliError::Input(format!("TLS: {e}")))?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })?;

@@ -53,6 +53,12 @@ pub struct Cli {
     /// Keystore directory: one `<unit>.key` file per unit, and `operator.key`.
     #[arg(long, global = true, default_value = "./keys", env = "GONGWEN_KEYS")]
     pub keys: PathBuf,
+    /// CA certificate (PEM) to trust for an https:// server.
+    #[arg(long, global = true, env = "GONGWEN_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate and key (PEM) for servers that require them.
+    #[arg(long, global = true, num_args = 2, value_names = ["CERT", "KEY"])]
+    pub tls_client: Option<Vec<PathBuf>>,
     /// Who client commands read as: a unit id with a key in the keystore, or "operator".
     #[arg(long, global = true, default_value = "operator", env = "GONGWEN_READER")]
     pub reader: String,
@@ -93,6 +99,18 @@ pub struct ServeArgs {
     /// Server-streaming calls open at once.
     #[arg(long, default_value_t = 256)]
     pub max_streams: usize,
+    /// TLS certificate chain (PEM); with --tls-key the server speaks TLS only.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve without TLS on an address other than loopback (plaintext is only the default on 127.0.0.1/::1).
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub plaintext: bool,
 }
 
 /// The acting unit.
@@ -386,7 +404,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         command => {
-            let client = client::Client::connect(&cli.server, &cli.keys, &cli.reader, cli.json).await?;
+            let tls = client::Tls { ca: cli.tls_ca.clone(), client: cli.tls_client.clone() };
+            let client = client::Client::connect_with(&cli.server, &cli.keys, &cli.reader, cli.json, &tls).await?;
             client.run(command).await
         }
     }

@@ -35,6 +35,20 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     cfg.app.rate_burst = args.burst;
     cfg.app.max_streams = args.max_streams;
     cfg.operator = Some(operator_seal(&operator));
+    cfg.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        }),
+        _ => None,
+    };
+    if cfg.tls.is_none() && !args.plaintext && !args.listen.ip().is_loopback() {
+        return Err(CliError::Input(format!(
+            "{} is not a loopback address: give --tls-cert and --tls-key, or --plaintext to serve unencrypted on purpose",
+            args.listen
+        )));
+    }
     Ok(cfg)
 }
 
@@ -69,4 +83,30 @@ pub async fn serve(args: ServeArgs, keys: &Path) -> Result<(), CliError> {
     eprintln!("stopping: finishing requests in flight");
     running.stop().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["gongwen", "serve"];
+        argv.extend_from_slice(extra);
+        match crate::cli::Cli::parse_from(argv).command {
+            crate::cli::Command::Serve(a) => a,
+            other => panic!("parsed {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plaintext_beyond_loopback_must_be_asked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(config(&args(&[]), dir.path()).is_ok(), "loopback plaintext is the default");
+        let open = args(&["--listen", "0.0.0.0:50051"]);
+        assert!(matches!(config(&open, dir.path()), Err(CliError::Input(m)) if m.contains("--plaintext")));
+        assert!(config(&args(&["--listen", "0.0.0.0:50051", "--plaintext"]), dir.path()).is_ok());
+        let tls = args(&["--listen", "0.0.0.0:50051", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        assert!(config(&tls, dir.path()).is_ok_and(|c| c.tls.is_some()));
+    }
 }
