@@ -146,8 +146,18 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         }
         builder = builder.tls_config(t).map_err(|e| ServerError::Tls(e.to_string()))?;
     }
+    // Standard tools (grpc_health_probe, grpcurl) find their way without our token: health and reflection are public.
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<pb::registry_service_server::RegistryServiceServer<RegistryApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServerError::Tls(format!("reflection: {e}")))?;
     let router = builder
         .layer(crate::grpc::auth::Authenticate { app: app.clone() })
+        .add_service(health)
+        .add_service(reflection)
         .add_service(pb::registry_service_server::RegistryServiceServer::new(RegistryApi { app: app.clone() }))
         .add_service(pb::document_service_server::DocumentServiceServer::new(DocumentApi { app: app.clone() }))
         .add_service(pb::delivery_service_server::DeliveryServiceServer::new(DeliveryApi { app: app.clone() }))

@@ -14,8 +14,12 @@ use sha2::{Digest, Sha256};
 use crate::auth::{HEADER, STREAMING_REQUESTS, decode_header};
 
 /// Methods anyone may call without a token.
-const PUBLIC: &[&str] =
-    &["/gongwen.v1.PublicService/", "/gongwen.v1.RegistryService/GetServerInfo", "/grpc.health.v1.Health/"];
+const PUBLIC: &[&str] = &[
+    "/gongwen.v1.PublicService/",
+    "/gongwen.v1.RegistryService/GetServerInfo",
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+];
 
 /// The caller of a request that passed the layer.
 pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
