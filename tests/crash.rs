@@ -1,0 +1,230 @@
+//! Crash safety: the server binary runs as a child process while many clients acknowledge, issue and forward;
+//! it is killed with SIGKILL at random moments and restarted. Every request that got a success reply must be
+//! there afterwards, nothing half-applied, numbering gapless, and the log must verify.
+//! `GONGWEN_CRASH_ROUNDS` sets the number of kills (default 3; the soak run in the README uses 20).
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use gongwen::cli::client::Client;
+use gongwen::cli::keystore::Keystore;
+use gongwen::pb;
+use gongwen::verify::{Trust, verify_bundle};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const PROVINCE: &str = "370000.czt";
+
+/// Starts `gongwen serve` on a free port and waits for the line that says it is serving.
+async fn start(data: &Path, keys: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gongwen"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--keys")
+        .arg(keys)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix("gongwen serving on ") {
+                return rest.split_whitespace().next().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server reports its address in time")
+    .expect("a serving line");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{addr}"))
+}
+
+fn random_ms(lo: u64, hi: u64) -> Duration {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).expect("random");
+    Duration::from_millis(lo + u64::from_le_bytes(b) % (hi - lo))
+}
+
+#[derive(Default)]
+struct Acked {
+    acks: BTreeSet<(String, String)>,
+    issued: BTreeSet<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_servers_lose_nothing_they_acknowledged() {
+    let rounds: usize = std::env::var("GONGWEN_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
+    Keystore::new(&keys).generate("operator", None).expect("operator key");
+    let (mut child, mut url) = start(&data, &keys).await;
+    let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
+    c.load_registry(gongwen::registry_file::BUNDLED, true, &[]).await.expect("registry");
+    let cities: Vec<String> = c
+        .registry()
+        .expand_group(pb::ExpandGroupRequest { group: "各市财政局".into(), issuer_unit_id: PROVINCE.into() })
+        .await
+        .expect("expand")
+        .into_inner()
+        .units
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    let mut done = Acked::default();
+    let mut docs: Vec<String> = vec![];
+
+    for round in 0..rounds {
+        let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
+        // Documents to acknowledge in this round, issued before the chaos starts.
+        let d = pb::IssueDocument {
+            request_id: format!("round-{round}"),
+            unit_id: PROVINCE.into(),
+            draft: Some(pb::DocumentDraft {
+                number_prefix: "鲁财采".into(),
+                number_year: 2022,
+                title: format!("山东省财政厅关于第{round}轮的通知"),
+                genre: pb::Genre::Notice as i32,
+                main_recipients: vec![pb::Recipient {
+                    target: Some(pb::recipient::Target::Group("各市财政局".into())),
+                }],
+                dated: "2022-08-16".into(),
+                disclosure: pb::Disclosure::Public as i32,
+                ..Default::default()
+            }),
+        };
+        let doc = c.documents().issue_document(c.sign(PROVINCE, &d).expect("sign")).await.expect("issue").into_inner();
+        done.issued.insert(doc.id.clone());
+        docs.push(doc.id.clone());
+
+        let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = vec![];
+        for city in cities.clone() {
+            let (url, keys, doc) = (url.clone(), keys.clone(), doc.id.clone());
+            let progress = progress.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Acked::default();
+                let Ok(c) = Client::connect(&url, &keys, "operator", false).await else { return mine };
+                let m = pb::Acknowledge {
+                    request_id: format!("a-{doc}"),
+                    unit_id: city.clone(),
+                    document_id: doc.clone(),
+                    registration_number: String::new(),
+                };
+                let Ok(env) = c.sign(&city, &m) else { return mine };
+                if c.deliveries().acknowledge(env).await.is_ok() {
+                    mine.acks.insert((doc.clone(), city.clone()));
+                    progress.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                for k in 0..5 {
+                    let m = pb::IssueDocument {
+                        request_id: format!("extra-{doc}-{city}-{k}"),
+                        unit_id: PROVINCE.into(),
+                        draft: Some(pb::DocumentDraft {
+                            number_prefix: "鲁财采".into(),
+                            number_year: 2022,
+                            title: "山东省财政厅关于并发的通知".into(),
+                            genre: pb::Genre::Notice as i32,
+                            main_recipients: vec![pb::Recipient {
+                                target: Some(pb::recipient::Target::UnitId(city.clone())),
+                            }],
+                            dated: "2022-08-16".into(),
+                            disclosure: pb::Disclosure::Public as i32,
+                            ..Default::default()
+                        }),
+                    };
+                    let Ok(env) = c.sign(PROVINCE, &m) else { break };
+                    match c.documents().issue_document(env).await {
+                        Ok(d) => {
+                            mine.issued.insert(d.into_inner().id);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                mine
+            }));
+        }
+        // Kill once the load is under way (polled with a deadline), at a random moment after that.
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while progress.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the clients make progress");
+        tokio::time::sleep(random_ms(1, 60)).await;
+        child.start_kill().expect("SIGKILL");
+        let _ = child.wait().await;
+        for t in tasks {
+            let mine = t.await.expect("task");
+            done.acks.extend(mine.acks);
+            done.issued.extend(mine.issued);
+        }
+        (child, url) = start(&data, &keys).await;
+    }
+    let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
+
+    for (doc, unit) in &done.acks {
+        let d = c
+            .deliveries()
+            .get_delivery(pb::GetDeliveryRequest { document_id: doc.clone(), recipient_unit_id: unit.clone() })
+            .await
+            .expect("the acknowledged delivery is there")
+            .into_inner();
+        assert_eq!(d.state, pb::DeliveryState::Acknowledged as i32, "{unit} on {doc}");
+    }
+    let mut serials = vec![];
+    let mut token = String::new();
+    loop {
+        let page = c
+            .documents()
+            .list_issued(pb::ListIssuedRequest {
+                unit_id: PROVINCE.into(),
+                page: Some(pb::PageRequest { page_size: 1000, page_token: token.clone() }),
+            })
+            .await
+            .expect("issued")
+            .into_inner();
+        for d in &page.documents {
+            serials.push(d.number_serial);
+            // Nothing half-applied: every stored document has all its deliveries.
+            let tree =
+                c.tracer().trace(pb::TraceRequest { document_id: d.id.clone() }).await.expect("trace").into_inner();
+            assert_eq!(tree.nodes.len(), d.main_unit_ids.len() + d.cc_unit_ids.len());
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    serials.sort();
+    assert_eq!(serials, (1..=serials.len() as u32).collect::<Vec<_>>(), "no gaps, no duplicates");
+    let stored: BTreeSet<String> = {
+        let mut s = BTreeSet::new();
+        for id in &done.issued {
+            c.documents()
+                .get_document(pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Id(id.clone())) })
+                .await
+                .expect("every acknowledged issue is stored");
+            s.insert(id.clone());
+        }
+        s
+    };
+    assert_eq!(stored.len(), done.issued.len());
+    let scope = pb::export_request::Scope::Range(pb::SeqRange { from_seq: 1, to_seq: 0 });
+    let bundle = c
+        .audit()
+        .export_bundle(pb::ExportRequest { scope: Some(scope), previous_size: 0 })
+        .await
+        .expect("export")
+        .into_inner();
+    let report = verify_bundle(&bundle, &Trust::default());
+    assert!(report.ok(), "{:?}", report.failures);
+    assert!(!done.acks.is_empty() && docs.len() == rounds);
+    drop(child);
+}
