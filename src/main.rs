@@ -18,8 +18,14 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr, filtered by RUST_LOG; GONGWEN_LOG_FORMAT=json writes one JSON object a line for collectors.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=warn,h2=warn,tower=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("GONGWEN_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
 }

@@ -543,7 +543,7 @@ attachments up to {} bytes
             Command::Verify { log_key, operator_key, previous, .. } => {
                 super::audit::verify_live(self, log_key, operator_key, previous, self.json).await
             }
-            Command::Serve(_) | Command::Demo { .. } | Command::Keygen { .. } => {
+            Command::Serve(_) | Command::Demo { .. } | Command::Keygen { .. } | Command::Health => {
                 Err(CliError::Input("not a client command".into()))
             }
         }
@@ -762,6 +762,25 @@ attachments up to {} bytes
         change.groups = file.groups.into_iter().map(Into::into).collect();
         let env = self.sign("operator", &change)?;
         Ok(self.registry().apply_registry_change(env).await?.into_inner())
+    }
+}
+
+/// `gongwen health`: the standard gRPC health check, no token needed.
+pub async fn health(server: &str) -> Result<(), CliError> {
+    let channel = Channel::from_shared(server.to_owned())
+        .map_err(|e| CliError::Input(format!("bad server address {server:?}: {e}")))?
+        .connect()
+        .await
+        .map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })?;
+    let reply = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .await?
+        .into_inner();
+    if reply.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+        println!("SERVING");
+        Ok(())
+    } else {
+        Err(CliError::Input(format!("not serving (status {})", reply.status)))
     }
 }
 

@@ -69,48 +69,55 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Server options.
+/// Server options. Each may also come from an environment variable (GONGWEN_…) or the `--config` file;
+/// precedence: flag, then environment, then file, then the built-in default.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
-    /// Data directory.
-    #[arg(long, default_value = "./data")]
-    pub data: PathBuf,
-    /// sled page cache in MiB.
-    #[arg(long, default_value_t = 256)]
-    pub cache_mb: u64,
-    /// Largest attachment in MiB.
-    #[arg(long, default_value_t = 64)]
-    pub max_attachment_mb: u64,
-    /// Accept 机密 and 绝密 documents (only on a network cleared for them).
+    /// TOML config file (see deploy/gongwen.toml).
+    #[arg(long, env = "GONGWEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Check the configuration (files, keys, TLS material, addresses) and exit without serving.
     #[arg(long)]
-    pub allow_confidential: bool,
-    /// Largest unary request in MiB.
-    #[arg(long, default_value_t = 4)]
-    pub max_message_mb: usize,
-    /// Requests per second each caller may make on average.
-    #[arg(long, default_value_t = 500)]
-    pub rate: u32,
-    /// Requests a caller may make in a burst.
-    #[arg(long, default_value_t = 1000)]
-    pub burst: u32,
-    /// Server-streaming calls open at once.
-    #[arg(long, default_value_t = 256)]
-    pub max_streams: usize,
-    /// TLS certificate chain (PEM); with --tls-key the server speaks TLS only.
-    #[arg(long, requires = "tls_key")]
+    pub check_config: bool,
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "GONGWEN_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory [default: ./data].
+    #[arg(long, env = "GONGWEN_DATA")]
+    pub data: Option<PathBuf>,
+    /// sled page cache in MiB [default: 256].
+    #[arg(long, env = "GONGWEN_CACHE_MB")]
+    pub cache_mb: Option<u64>,
+    /// Largest attachment in MiB [default: 64].
+    #[arg(long, env = "GONGWEN_MAX_ATTACHMENT_MB")]
+    pub max_attachment_mb: Option<u64>,
+    /// Accept 机密 and 绝密 documents (only on a network cleared for them).
+    #[arg(long, env = "GONGWEN_ALLOW_CONFIDENTIAL", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_confidential: Option<bool>,
+    /// Largest unary request in MiB [default: 4].
+    #[arg(long, env = "GONGWEN_MAX_MESSAGE_MB")]
+    pub max_message_mb: Option<usize>,
+    /// Requests per second each caller may make on average [default: 500].
+    #[arg(long, env = "GONGWEN_RATE")]
+    pub rate: Option<u32>,
+    /// Requests a caller may make in a burst [default: 1000].
+    #[arg(long, env = "GONGWEN_BURST")]
+    pub burst: Option<u32>,
+    /// Server-streaming calls open at once [default: 256].
+    #[arg(long, env = "GONGWEN_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
+    /// TLS certificate chain (PEM); with a key the server speaks TLS only.
+    #[arg(long, env = "GONGWEN_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, env = "GONGWEN_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// Require client certificates signed by this CA (PEM).
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, env = "GONGWEN_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
     /// Serve without TLS on an address other than loopback (plaintext is only the default on 127.0.0.1/::1).
-    #[arg(long, conflicts_with = "tls_cert")]
-    pub plaintext: bool,
+    #[arg(long, env = "GONGWEN_PLAINTEXT", num_args = 0..=1, default_missing_value = "true")]
+    pub plaintext: Option<bool>,
 }
 
 /// The acting unit.
@@ -291,6 +298,8 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Ask the server's gRPC health service; exit 0 when serving (for container health checks).
+    Health,
     /// The server's version, limits, and the operator and log public keys (hex, for `verify --log-key`).
     Info,
     /// Save the server's current signed checkpoint (keep it to check later that the log only grew).
@@ -392,6 +401,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve::serve(args, &cli.keys).await,
         Command::Demo { data, listen, exit } => demo::run(&data, listen, exit).await,
+        Command::Health => client::health(&cli.server).await,
         Command::Verify { bundle: Some(path), live: false, log_key, operator_key, previous } => {
             audit::verify_file(&path, log_key, operator_key, previous, cli.json)
         }

@@ -1,5 +1,6 @@
 //! `gongwen serve`.
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use super::keystore::Keystore;
 use super::{CliError, ServeArgs};
@@ -18,38 +19,103 @@ pub fn operator_seal(signer: &Signer) -> SealKey {
     }
 }
 
-/// The server config for `args`, with the operator key from (or generated into) the keystore.
+/// The `--config` file: the same settings as the flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub listen: Option<SocketAddr>,
+    pub data: Option<PathBuf>,
+    pub cache_mb: Option<u64>,
+    pub max_attachment_mb: Option<u64>,
+    pub allow_confidential: Option<bool>,
+    pub max_message_mb: Option<usize>,
+    pub rate: Option<u32>,
+    pub burst: Option<u32>,
+    pub max_streams: Option<usize>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub plaintext: Option<bool>,
+}
+
+fn read_settings(path: &Path) -> Result<FileSettings, CliError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| CliError::Io { path: path.display().to_string(), source })?;
+    toml::from_str(&text).map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
+}
+
+/// The server config for `args` (flags and environment first, then the file, then defaults), with the operator
+/// key from (or generated into) the keystore.
 pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
-    let ks = Keystore::new(keys);
-    let (operator, created) = ks.load_or_generate("operator")?;
-    if created {
-        eprintln!("generated the operator key {} in {}", operator.key_id, keys.display());
-    }
-    let mut cfg = ServerConfig::new(&args.data);
-    cfg.listen = args.listen;
-    cfg.cache_bytes = args.cache_mb.saturating_mul(1024 * 1024);
-    cfg.app.max_attachment_bytes = args.max_attachment_mb.saturating_mul(1024 * 1024);
-    cfg.app.allow_confidential = args.allow_confidential;
-    cfg.app.max_message_bytes = args.max_message_mb.saturating_mul(1024 * 1024);
-    cfg.app.rate_per_sec = args.rate;
-    cfg.app.rate_burst = args.burst;
-    cfg.app.max_streams = args.max_streams;
-    cfg.operator = Some(operator_seal(&operator));
-    cfg.tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(crate::server::TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: args.tls_client_ca.clone(),
-        }),
-        _ => None,
+    let file = match &args.config {
+        Some(p) => read_settings(p)?,
+        None => FileSettings::default(),
     };
-    if cfg.tls.is_none() && !args.plaintext && !args.listen.ip().is_loopback() {
+    let data = args.data.clone().or(file.data).unwrap_or_else(|| PathBuf::from("./data"));
+    let mut cfg = ServerConfig::new(&data);
+    cfg.listen = args.listen.or(file.listen).unwrap_or(cfg.listen);
+    cfg.cache_bytes = args.cache_mb.or(file.cache_mb).unwrap_or(256).saturating_mul(1024 * 1024);
+    cfg.app.max_attachment_bytes =
+        args.max_attachment_mb.or(file.max_attachment_mb).unwrap_or(64).saturating_mul(1024 * 1024);
+    cfg.app.allow_confidential = args.allow_confidential.or(file.allow_confidential).unwrap_or(false);
+    cfg.app.max_message_bytes = args.max_message_mb.or(file.max_message_mb).unwrap_or(4).saturating_mul(1024 * 1024);
+    cfg.app.rate_per_sec = args.rate.or(file.rate).unwrap_or(cfg.app.rate_per_sec);
+    cfg.app.rate_burst = args.burst.or(file.burst).unwrap_or(cfg.app.rate_burst);
+    cfg.app.max_streams = args.max_streams.or(file.max_streams).unwrap_or(cfg.app.max_streams);
+    let cert = args.tls_cert.clone().or(file.tls_cert);
+    let key = args.tls_key.clone().or(file.tls_key);
+    let client_ca = args.tls_client_ca.clone().or(file.tls_client_ca);
+    let plaintext = args.plaintext.or(file.plaintext).unwrap_or(false);
+    cfg.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(crate::server::TlsFiles { cert, key, client_ca }),
+        (None, None) if client_ca.is_none() => None,
+        _ => return Err(CliError::Input("TLS needs both a certificate and a key (tls_cert, tls_key)".into())),
+    };
+    if cfg.tls.is_some() && plaintext {
+        return Err(CliError::Input("plaintext and TLS were both asked for; choose one".into()));
+    }
+    if cfg.tls.is_none() && !plaintext && !cfg.listen.ip().is_loopback() {
         return Err(CliError::Input(format!(
-            "{} is not a loopback address: give --tls-cert and --tls-key, or --plaintext to serve unencrypted on purpose",
-            args.listen
+            "{} is not a loopback address: give a TLS certificate and key, or plaintext = true to serve unencrypted on purpose (--plaintext)",
+            cfg.listen
         )));
     }
+    let ks = Keystore::new(keys);
+    let operator = if args.check_config {
+        ks.load("operator")?
+    } else {
+        let (operator, created) = ks.load_or_generate("operator")?;
+        if created {
+            eprintln!("generated the operator key {} in {}", operator.key_id, keys.display());
+        }
+        operator
+    };
+    cfg.operator = Some(operator_seal(&operator));
     Ok(cfg)
+}
+
+/// `--check-config`: everything `serve` would need, checked without serving or changing anything.
+fn check(cfg: &ServerConfig) -> Result<(), CliError> {
+    if let Some(tls) = &cfg.tls {
+        for p in std::iter::once(&tls.cert).chain(std::iter::once(&tls.key)).chain(tls.client_ca.iter()) {
+            std::fs::metadata(p).map_err(|source| CliError::Io { path: p.display().to_string(), source })?;
+        }
+    }
+    std::net::TcpListener::bind(cfg.listen)
+        .map_err(|source| CliError::Io { path: format!("listen address {}", cfg.listen), source })?;
+    println!(
+        "configuration OK: listen {} ({}), data {}, cache {} MiB, attachments ≤ {} MiB, requests ≤ {} MiB, {} req/s (burst {}), {} streams",
+        cfg.listen,
+        if cfg.tls.is_some() { "TLS" } else { "plaintext" },
+        cfg.data_dir.display(),
+        cfg.cache_bytes >> 20,
+        cfg.app.max_attachment_bytes >> 20,
+        cfg.app.max_message_bytes >> 20,
+        cfg.app.rate_per_sec,
+        cfg.app.rate_burst,
+        cfg.app.max_streams
+    );
+    Ok(())
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.
@@ -77,8 +143,13 @@ pub async fn shutdown_signal() {
 
 /// Runs the server until SIGINT or SIGTERM, then stops gracefully.
 pub async fn serve(args: ServeArgs, keys: &Path) -> Result<(), CliError> {
-    let running = server::start(config(&args, keys)?).await?;
-    eprintln!("gongwen serving on {} (data in {}); Ctrl-C stops it", running.addr, args.data.display());
+    let cfg = config(&args, keys)?;
+    if args.check_config {
+        return check(&cfg);
+    }
+    let data = cfg.data_dir.clone();
+    let running = server::start(cfg).await?;
+    eprintln!("gongwen serving on {} (data in {}); Ctrl-C stops it", running.addr, data.display());
     shutdown_signal().await;
     eprintln!("stopping: finishing requests in flight");
     running.stop().await?;
@@ -108,5 +179,21 @@ mod tests {
         assert!(config(&args(&["--listen", "0.0.0.0:50051", "--plaintext"]), dir.path()).is_ok());
         let tls = args(&["--listen", "0.0.0.0:50051", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
         assert!(config(&tls, dir.path()).is_ok_and(|c| c.tls.is_some()));
+        assert!(config(&args(&["--tls-cert", "c.pem"]), dir.path()).is_err(), "a certificate without a key");
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("gongwen.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:6000\"\nrate = 7\nmax_streams = 3\n").expect("write");
+        let f = file.to_string_lossy().into_owned();
+        let cfg = config(&args(&["--config", &f, "--rate", "9"]), dir.path()).expect("config");
+        assert_eq!(cfg.listen.port(), 6000, "from the file");
+        assert_eq!(cfg.app.rate_per_sec, 9, "the flag wins");
+        assert_eq!(cfg.app.max_streams, 3, "from the file");
+        assert_eq!(cfg.app.rate_burst, 1000, "the default");
+        std::fs::write(&file, "colour = \"red\"\n").expect("write");
+        assert!(config(&args(&["--config", &f]), dir.path()).is_err(), "unknown settings are refused");
     }
 }
