@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "gongwen/v1/audit.proto",
     "gongwen/v1/supervision.proto",
     "gongwen/v1/auth.proto",
+    "gongwen/v1/admin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

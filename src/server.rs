@@ -172,6 +172,9 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         )
         .add_service(pb::public_service_server::PublicServiceServer::new(crate::grpc::public::PublicApi {
             app: app.clone(),
+        }))
+        .add_service(pb::admin_service_server::AdminServiceServer::new(crate::grpc::admin::AdminApi {
+            app: app.clone(),
         }));
     let task = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
         let _ = rx.await;

@@ -49,6 +49,12 @@ impl From<postcard::Error> for AppError {
     }
 }
 
+impl From<std::io::Error> for AppError {
+    fn from(e: std::io::Error) -> Self {
+        AppError::Store(StoreError::from(e))
+    }
+}
+
 impl From<tokio::task::JoinError> for AppError {
     fn from(e: tokio::task::JoinError) -> Self {
         AppError::Store(StoreError::Backend(format!("worker task failed: {e}")))

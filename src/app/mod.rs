@@ -18,6 +18,7 @@ use crate::signing::{Signer, Statement};
 use crate::store::{BlobStore, Store, Tx};
 
 pub mod access;
+pub mod backup;
 pub mod deliveries;
 pub mod documents;
 pub mod error;

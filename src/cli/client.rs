@@ -543,9 +543,28 @@ attachments up to {} bytes
             Command::Verify { log_key, operator_key, previous, .. } => {
                 super::audit::verify_live(self, log_key, operator_key, previous, self.json).await
             }
-            Command::Serve(_) | Command::Demo { .. } | Command::Keygen { .. } | Command::Health => {
-                Err(CliError::Input("not a client command".into()))
+            Command::Backup { output } => {
+                let mut stream = crate::pb::admin_service_client::AdminServiceClient::new(self.channel.clone())
+                    .backup(pb::BackupRequest {})
+                    .await?
+                    .into_inner();
+                let mut file = std::fs::File::create(&output)
+                    .map_err(|source| CliError::Io { path: output.display().to_string(), source })?;
+                let mut total = 0usize;
+                while let Some(c) = stream.message().await? {
+                    file.write_all(&c.chunk)
+                        .map_err(|source| CliError::Io { path: output.display().to_string(), source })?;
+                    total += c.chunk.len();
+                }
+                file.sync_all().map_err(|source| CliError::Io { path: output.display().to_string(), source })?;
+                eprintln!("backup of {total} bytes written to {}", output.display());
+                Ok(())
             }
+            Command::Serve(_)
+            | Command::Demo { .. }
+            | Command::Keygen { .. }
+            | Command::Health
+            | Command::Restore { .. } => Err(CliError::Input("not a client command".into())),
         }
     }
 

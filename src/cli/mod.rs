@@ -298,6 +298,18 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Take a consistent online backup of the server (operator) into a file.
+    Backup {
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Build a new data directory from a backup file, checking the file and the restored log before anything serves it.
+    Restore {
+        backup: PathBuf,
+        /// The new data directory (must not exist, or be empty).
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Ask the server's gRPC health service; exit 0 when serving (for container health checks).
     Health,
     /// The server's version, limits, and the operator and log public keys (hex, for `verify --log-key`).
@@ -402,6 +414,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve::serve(args, &cli.keys).await,
         Command::Demo { data, listen, exit } => demo::run(&data, listen, exit).await,
         Command::Health => client::health(&cli.server).await,
+        Command::Restore { backup, data } => {
+            let s = tokio::task::spawn_blocking(move || crate::app::backup::restore(&backup, &data))
+                .await
+                .map_err(|e| CliError::Input(e.to_string()))?
+                .map_err(|e| CliError::Input(e.to_string()))?;
+            println!(
+                "restored {} records, {} attachment files; the log of {} events verifies",
+                s.pairs, s.files, s.events
+            );
+            Ok(())
+        }
         Command::Verify { bundle: Some(path), live: false, log_key, operator_key, previous } => {
             audit::verify_file(&path, log_key, operator_key, previous, cli.json)
         }

@@ -83,6 +83,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Approximate bytes on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
+
+    /// Calls `f` with every committed pair, in key order, while no write can commit: a consistent snapshot.
+    /// Reads go on meanwhile; writers wait until it returns.
+    fn snapshot(&self, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError>;
 }
 
 impl dyn Store {

@@ -185,6 +185,15 @@ impl Store for SledStore {
         self.wait_durable(ticket)
     }
 
+    fn snapshot(&self, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let _writers_wait = lock(&self.write_lock);
+        for pair in self.db.iter() {
+            let (k, v) = pair.map_err(backend)?;
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
+
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(backend)
     }

@@ -133,6 +133,11 @@ impl Harness {
         SignRequests::new("operator", self.operator.clone()).layer(self.raw_channel())
     }
 
+    /// A channel signing as the operator.
+    pub fn channel_as_operator(&self) -> Ch {
+        self.channel()
+    }
+
     /// A channel signing as `unit`.
     pub fn channel_as(&self, unit: &str) -> Ch {
         SignRequests::new(unit, self.signer(unit).clone()).layer(self.raw_channel())

@@ -1,0 +1,128 @@
+//! Backup under write load, restore into a new directory, and the restored server holds the same log.
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+use gongwen::auth::SignRequests;
+use gongwen::domain::merkle;
+use gongwen::pb;
+use gongwen::server::{self, ServerConfig};
+use gongwen::verify::{Trust, verify_bundle};
+use tonic::transport::Channel;
+use tower::Layer;
+
+async fn leaves(ch: Ch) -> Vec<merkle::Hash> {
+    let mut s = pb::audit_service_client::AuditServiceClient::new(ch)
+        .stream_log(pb::StreamLogRequest { from_seq: 1, limit: 0 })
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut out = vec![];
+    while let Some(r) = s.message().await.expect("record") {
+        out.push(merkle::leaf_hash(&r.entry));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_under_load_restores_to_the_same_log() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let doc = h
+        .issue(PROVINCE, "p", draft("鲁财采", "山东省财政厅关于备份的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issue");
+    let up = h.upload(b"attachment kept in the backup").await.expect("upload");
+    let mut d = draft("鲁财采", "山东省财政厅关于附件的通知", vec![group("各市财政局")]);
+    d.attachments =
+        vec![pb::AttachmentRef { sha256: up.sha256.clone(), title: "附件".into(), media_type: String::new() }];
+    h.issue(PROVINCE, "a", d).await.expect("issue with attachment");
+
+    // Acknowledgments keep coming while the backup runs.
+    let cities: Vec<String> = h
+        .registry()
+        .expand_group(pb::ExpandGroupRequest { group: "各市财政局".into(), issuer_unit_id: PROVINCE.into() })
+        .await
+        .expect("expand")
+        .into_inner()
+        .units
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    let mut load = vec![];
+    for city in cities {
+        let mut client = pb::delivery_service_client::DeliveryServiceClient::new(h.channel_as(&city));
+        let m = pb::Acknowledge {
+            request_id: format!("a-{city}"),
+            unit_id: city.clone(),
+            document_id: doc.id.clone(),
+            registration_number: String::new(),
+        };
+        let env = h.sign(&city, &m);
+        load.push(tokio::spawn(async move { client.acknowledge(env).await.is_ok() }));
+    }
+    let mut stream = pb::admin_service_client::AdminServiceClient::new(h.channel_as_operator())
+        .backup(pb::BackupRequest {})
+        .await
+        .expect("backup")
+        .into_inner();
+    let mut bytes = vec![];
+    while let Some(c) = stream.message().await.expect("chunk") {
+        bytes.extend(c.chunk);
+    }
+    for t in load {
+        assert!(t.await.expect("task"), "writes go on during a backup");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("backup.gw");
+    std::fs::write(&file, &bytes).expect("write backup");
+
+    // A damaged backup is refused.
+    let mut damaged = bytes.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 1;
+    std::fs::write(dir.path().join("damaged.gw"), &damaged).expect("write");
+    assert!(gongwen::app::backup::restore(&dir.path().join("damaged.gw"), &dir.path().join("bad")).is_err());
+
+    let restored_dir = dir.path().join("restored");
+    let summary = gongwen::app::backup::restore(&file, &restored_dir).expect("restore");
+    assert!(summary.files >= 1 && summary.events > 0);
+    assert!(gongwen::app::backup::restore(&file, &restored_dir).is_err(), "never over an existing directory");
+
+    let mut cfg = ServerConfig::new(&restored_dir);
+    cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.cache_bytes = 16 << 20;
+    let restored = server::start(cfg).await.expect("the restored server starts");
+    let raw = Channel::from_shared(format!("http://{}", restored.addr)).expect("uri").connect().await.expect("connect");
+    let ch: Ch = SignRequests::new("operator", h.operator.clone()).layer(raw);
+
+    let live = leaves(h.channel_as_operator()).await;
+    let back = leaves(ch.clone()).await;
+    assert_eq!(back.len() as u64, summary.events);
+    assert_eq!(back[..], live[..back.len()], "the restored log is a prefix of the live one");
+    let bundle = pb::audit_service_client::AuditServiceClient::new(ch.clone())
+        .export_bundle(pb::ExportRequest {
+            scope: Some(pb::export_request::Scope::Range(pb::SeqRange { from_seq: 1, to_seq: 0 })),
+            previous_size: 0,
+        })
+        .await
+        .expect("export")
+        .into_inner();
+    assert!(verify_bundle(&bundle, &Trust::default()).ok());
+    let mut docs = pb::document_service_client::DocumentServiceClient::new(ch);
+    docs.get_document(pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Id(doc.id.clone())) })
+        .await
+        .expect("document restored");
+    let mut s = docs
+        .download_attachment(pb::DownloadRequest { sha256: up.sha256.clone() })
+        .await
+        .expect("attachment restored")
+        .into_inner();
+    let mut got = vec![];
+    while let Some(c) = s.message().await.expect("chunk") {
+        got.extend(c.chunk);
+    }
+    assert_eq!(got, b"attachment kept in the backup");
+    restored.stop().await.expect("stop");
+}
