@@ -22,6 +22,9 @@ use tower::Layer;
 
 type Ch = gongwen::auth::Signed<Channel>;
 
+/// Request ids must differ, or the server rightly answers a retry with the first result.
+static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn unit_key(i: usize) -> Signer {
     let mut secret = [0u8; 32];
     secret[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
@@ -82,7 +85,7 @@ async fn register(ch: &Ch, operator: &Signer, from: usize, to: usize, first: boo
 async fn issue(ch: &Ch, n: usize) -> (pb::Document, Duration) {
     let issuer = unit_key(usize::MAX - 1);
     let m = pb::IssueDocument {
-        request_id: format!("issue-{n}-{}", Instant::now().elapsed().as_nanos()),
+        request_id: format!("issue-{n}-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
         unit_id: "370000.czt".into(),
         draft: Some(pb::DocumentDraft {
             number_prefix: "鲁财采".into(),

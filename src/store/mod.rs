@@ -43,6 +43,9 @@ impl From<std::io::Error> for StoreError {
 /// A key/value pair from a scan.
 pub type Pair = (Vec<u8>, Vec<u8>);
 
+/// A visitor of key/value pairs.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
+
 /// Reads and stages writes inside one transaction. Reads see the transaction's own staged writes.
 pub trait Tx {
     /// The value at `key`, including this transaction's staged writes.
@@ -86,7 +89,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Calls `f` with every committed pair, in key order, while no write can commit: a consistent snapshot.
     /// Reads go on meanwhile; writers wait until it returns.
-    fn snapshot(&self, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    fn snapshot(&self, f: &mut Visit<'_>) -> Result<(), StoreError>;
 }
 
 impl dyn Store {

@@ -9,7 +9,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use super::{Outcome, Pair, Store, StoreError, Tx};
+use super::{Outcome, Pair, Store, StoreError, Tx, Visit};
 
 /// sled-backed store: one `Db`, one tree, prefixed key spaces, group-committed durable writes.
 pub struct SledStore {
@@ -185,7 +185,7 @@ impl Store for SledStore {
         self.wait_durable(ticket)
     }
 
-    fn snapshot(&self, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn snapshot(&self, f: &mut Visit<'_>) -> Result<(), StoreError> {
         let _writers_wait = lock(&self.write_lock);
         for pair in self.db.iter() {
             let (k, v) = pair.map_err(backend)?;
