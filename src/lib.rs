@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cli;
 pub mod domain;
 pub mod grpc;
+pub mod metrics;
 pub mod registry_file;
 pub mod reports;
 pub mod server;

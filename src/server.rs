@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub app: AppConfig,
     /// Operator key recorded at the first start of a new data directory.
     pub operator: Option<SealKey>,
+    /// Where to serve Prometheus metrics (plain HTTP); `None` serves none.
+    pub metrics: Option<SocketAddr>,
     /// TLS; `None` serves plaintext (the command line allows that only on loopback unless asked explicitly).
     pub tls: Option<TlsFiles>,
 }
@@ -79,6 +81,7 @@ impl ServerConfig {
             cache_bytes: 256 * 1024 * 1024,
             app: AppConfig::default(),
             operator: None,
+            metrics: None,
             tls: None,
         }
     }
@@ -90,6 +93,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The application state (for in-process tools such as the demo).
     pub app: Arc<App>,
+    /// Where metrics are served, if they are.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -154,7 +159,17 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ServerError::Tls(format!("reflection: {e}")))?;
+    let metrics = Arc::new(crate::metrics::Metrics::new().map_err(|e| ServerError::Tls(format!("metrics: {e}")))?);
+    let metrics_addr = match config.metrics {
+        Some(a) => Some(
+            crate::metrics::serve(a, metrics.clone(), app.clone())
+                .await
+                .map_err(|source| ServerError::Bind { addr: a, source })?,
+        ),
+        None => None,
+    };
     let router = builder
+        .layer(crate::metrics::Measure { metrics })
         .layer(crate::grpc::auth::Authenticate { app: app.clone() })
         .add_service(health)
         .add_service(reflection)
@@ -180,5 +195,5 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         let _ = rx.await;
     }));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "gongwen serving");
-    Ok(Running { addr, app, shutdown: Some(tx), task })
+    Ok(Running { addr, app, metrics_addr, shutdown: Some(tx), task })
 }

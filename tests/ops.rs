@@ -37,3 +37,43 @@ async fn health_and_reflection_answer_standard_clients() {
         assert!(names.iter().any(|n| n == svc), "{svc} missing from {names:?}");
     }
 }
+
+#[tokio::test]
+async fn prometheus_metrics_count_requests_by_method_and_status() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let operator = gongwen::signing::Signer::from_secret("op#m", [3u8; 32]);
+    let mut cfg = gongwen::server::ServerConfig::new(dir.path().join("data"));
+    cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.metrics = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
+    let running = gongwen::server::start(cfg).await.expect("server");
+    let raw = tonic::transport::Channel::from_shared(format!("http://{}", running.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut reg = gongwen::pb::registry_service_client::RegistryServiceClient::new(raw);
+    reg.get_server_info(gongwen::pb::GetServerInfoRequest {}).await.expect("info");
+    let _ = reg.list_groups(gongwen::pb::ListGroupsRequest {}).await.expect_err("no token");
+
+    let addr = running.metrics_addr.expect("metrics address");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("request");
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.expect("response");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(
+        text.contains(r#"gongwen_requests_total{code="0",method="/gongwen.v1.RegistryService/GetServerInfo"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"gongwen_requests_total{code="16",method="/gongwen.v1.RegistryService/ListGroups"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("gongwen_request_seconds_bucket"));
+    assert!(text.contains("gongwen_log_events 0"));
+    assert!(text.contains("gongwen_store_bytes"));
+    assert!(text.contains("gongwen_open_streams 0"));
+    running.stop().await.expect("stop");
+}

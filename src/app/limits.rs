@@ -49,6 +49,16 @@ impl App {
         }
     }
 
+    /// Server-streaming calls open now.
+    pub fn open_streams(&self) -> usize {
+        self.config.max_streams.saturating_sub(self.streams.available_permits())
+    }
+
+    /// Events in the log and bytes the store takes on disk.
+    pub async fn sizes(&self) -> Result<(u64, u64), AppError> {
+        self.read(|s| Ok((super::log::size(s)?, s.size_on_disk()?))).await
+    }
+
     /// A permit to open one server-streaming call; dropped when the stream ends.
     pub fn stream_permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
         self.streams.clone().try_acquire_owned().map_err(|_| {

@@ -82,6 +82,9 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:50051].
     #[arg(long, env = "GONGWEN_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics over plain HTTP here, e.g. 127.0.0.1:9464 [default: none].
+    #[arg(long, env = "GONGWEN_METRICS")]
+    pub metrics: Option<SocketAddr>,
     /// Data directory [default: ./data].
     #[arg(long, env = "GONGWEN_DATA")]
     pub data: Option<PathBuf>,

@@ -24,6 +24,7 @@ pub fn operator_seal(signer: &Signer) -> SealKey {
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
     pub listen: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
     pub data: Option<PathBuf>,
     pub cache_mb: Option<u64>,
     pub max_attachment_mb: Option<u64>,
@@ -54,6 +55,7 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     let data = args.data.clone().or(file.data).unwrap_or_else(|| PathBuf::from("./data"));
     let mut cfg = ServerConfig::new(&data);
     cfg.listen = args.listen.or(file.listen).unwrap_or(cfg.listen);
+    cfg.metrics = args.metrics.or(file.metrics);
     cfg.cache_bytes = args.cache_mb.or(file.cache_mb).unwrap_or(256).saturating_mul(1024 * 1024);
     cfg.app.max_attachment_bytes =
         args.max_attachment_mb.or(file.max_attachment_mb).unwrap_or(64).saturating_mul(1024 * 1024);
@@ -150,6 +152,9 @@ pub async fn serve(args: ServeArgs, keys: &Path) -> Result<(), CliError> {
     let data = cfg.data_dir.clone();
     let running = server::start(cfg).await?;
     eprintln!("gongwen serving on {} (data in {}); Ctrl-C stops it", running.addr, data.display());
+    if let Some(m) = running.metrics_addr {
+        eprintln!("metrics on http://{m}/metrics");
+    }
     shutdown_signal().await;
     eprintln!("stopping: finishing requests in flight");
     running.stop().await?;

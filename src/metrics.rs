@@ -1,0 +1,142 @@
+//! Prometheus metrics on a separate plain-HTTP port (`GET /metrics`): requests by method and status, latency
+//! histograms, events appended, log size, store size and open streams.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::app::App;
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    events: IntGauge,
+    store_bytes: IntGauge,
+    open_streams: IntGauge,
+}
+
+impl Metrics {
+    /// A fresh set of metrics.
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("gongwen_requests_total", "gRPC requests by method and status code"),
+            &["method", "code"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new("gongwen_request_seconds", "gRPC request latency until the response headers")
+                .buckets(vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
+            &["method"],
+        )?;
+        let events = IntGauge::new("gongwen_log_events", "events in the log (its Merkle tree size)")?;
+        let store_bytes = IntGauge::new("gongwen_store_bytes", "bytes the store takes on disk")?;
+        let open_streams = IntGauge::new("gongwen_open_streams", "server-streaming calls open now")?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(store_bytes.clone()))?;
+        registry.register(Box::new(open_streams.clone()))?;
+        Ok(Metrics { registry, requests, latency, events, store_bytes, open_streams })
+    }
+
+    /// The text exposition, with the gauges read from the app now.
+    pub async fn render(&self, app: &App) -> String {
+        if let Ok((events, bytes)) = app.sizes().await {
+            self.events.set(i64::try_from(events).unwrap_or(i64::MAX));
+            self.store_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        self.open_streams.set(i64::try_from(app.open_streams()).unwrap_or(0));
+        let mut out = vec![];
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until the process ends; returns the bound address.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, app: Arc<App>) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (metrics, app) = (metrics.clone(), app.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let (status, body) = if request.starts_with("GET /metrics ") {
+                    ("200 OK", metrics.render(&app).await)
+                } else {
+                    ("404 Not Found", "only GET /metrics is served here\n".to_owned())
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(body.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+/// Tower layer that counts and times every request.
+#[derive(Clone)]
+pub struct Measure {
+    pub metrics: Arc<Metrics>,
+}
+
+impl<S> tower::Layer<S> for Measure {
+    type Service = Measured<S>;
+    fn layer(&self, inner: S) -> Measured<S> {
+        Measured { inner, metrics: self.metrics.clone() }
+    }
+}
+
+/// A service whose requests are counted and timed.
+#[derive(Clone)]
+pub struct Measured<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Measured<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = req.uri().path().to_owned();
+        let metrics = self.metrics.clone();
+        let start = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let res = fut.await;
+            // An error status in the headers is a trailers-only reply; a success carries its status in trailers.
+            let code = match &res {
+                Ok(r) => r.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned(),
+                Err(_) => "transport".to_owned(),
+            };
+            metrics.requests.with_label_values(&[method.as_str(), code.as_str()]).inc();
+            metrics.latency.with_label_values(&[method.as_str()]).observe(start.elapsed().as_secs_f64());
+            res
+        })
+    }
+}
