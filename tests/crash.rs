@@ -228,3 +228,23 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
     assert!(!done.acks.is_empty() && docs.len() == rounds);
     drop(child);
 }
+
+#[tokio::test]
+async fn sigterm_stops_gracefully_with_exit_code_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
+    Keystore::new(&keys).generate("operator", None).expect("operator key");
+    let (mut child, url) = start(&data, &keys).await;
+    let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
+    c.load_registry(gongwen::registry_file::BUNDLED, true, &[]).await.expect("registry");
+    let pid = child.id().expect("pid").to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits in time").expect("wait");
+    assert!(exit.success(), "{exit:?}");
+    // Everything written before is there after a restart.
+    let (_child, url) = start(&data, &keys).await;
+    let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
+    let units = c.registry().list_units(pb::ListUnitsRequest::default()).await.expect("units").into_inner();
+    assert!(!units.units.is_empty());
+}
