@@ -7,6 +7,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::app::{App, AppConfig, AppError, Clock, SystemClock};
@@ -191,7 +192,14 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         .add_service(pb::admin_service_server::AdminServiceServer::new(crate::grpc::admin::AdminApi {
             app: app.clone(),
         }));
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+    // Our own listener (for port 0) bypasses tonic's TCP_NODELAY setting; without it, Nagle's algorithm and delayed
+    // ACKs add ~40 ms to every small reply.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|c| {
+            let _ = c.set_nodelay(true);
+        })
+    });
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;
     }));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "gongwen serving");

@@ -239,7 +239,7 @@ impl App {
         let recipient_name =
             snap.registry.units.get(&delivery.recipient).map(|u| u.full_name.clone()).unwrap_or_default();
         let overdue = is_overdue(delivery.deadline, delivery.state, self.now());
-        let step_flags = delivery.steps.iter().map(|s| snap.registry.suspect(s).unwrap_or_default()).collect();
+        let step_flags = delivery.steps.iter().map(|s| snap.suspect(s).unwrap_or_default()).collect();
         DeliveryView {
             step_flags,
             delivery,

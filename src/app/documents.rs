@@ -147,6 +147,8 @@ impl App {
                 due.insert(u, d);
             }
         }
+        let all_recipients: std::collections::HashSet<&str> =
+            expansion.main.iter().chain(&expansion.cc).map(String::as_str).collect();
         for rd in &draft.recipient_deadlines {
             let units: Vec<&str> = match &rd.recipient {
                 RecipientSpec::Unit(u) => vec![u.as_str()],
@@ -160,7 +162,7 @@ impl App {
                 }
             };
             for u in units {
-                if !expansion.main.iter().chain(&expansion.cc).any(|r| r == u) {
+                if !all_recipients.contains(u) {
                     return Err(AppError::Invalid(format!("a deadline names {u}, which is not a recipient")));
                 }
                 due.insert(u, rd.due);

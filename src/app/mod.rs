@@ -131,6 +131,12 @@ impl Snapshot {
         Snapshot { registry, key_owner }
     }
 
+    /// Why a step is suspect (signed with a key revoked at or before it), found through the key index.
+    pub fn suspect(&self, step: &crate::domain::model::Step) -> Option<String> {
+        let owner = self.key_owner.get(&step.key_id)?;
+        self.registry.suspect(step, owner)
+    }
+
     /// A unit or NOT_FOUND.
     pub fn unit(&self, id: &str) -> Result<&Unit, AppError> {
         self.registry.units.get(id).ok_or_else(|| AppError::NotFound(format!("unknown unit {id:?}")))

@@ -85,6 +85,7 @@ const MAX_DEPTH: u32 = 32;
 struct Walker<'a> {
     store: &'a dyn Store,
     registry: &'a Registry,
+    snapshot: &'a super::Snapshot,
     now: DateTime<Utc>,
     seen: HashSet<String>,
 }
@@ -124,7 +125,7 @@ impl Walker<'_> {
                 forwarded_as: vec![],
                 counts: own_counts(&delivery, overdue),
                 children: vec![],
-                flags: delivery.steps.iter().filter_map(|s| self.registry.suspect(s)).collect(),
+                flags: delivery.steps.iter().filter_map(|s| self.snapshot.suspect(s)).collect(),
                 delivery,
             };
             for fwd_id in forwards.get(&node.unit_id).map(Vec::as_slice).unwrap_or_default() {
@@ -161,7 +162,7 @@ impl App {
         let now = self.now();
         let id = document_id.to_owned();
         self.read(move |store| {
-            let mut w = Walker { store, registry: &snap.registry, now, seen: HashSet::new() };
+            let mut w = Walker { store, registry: &snap.registry, snapshot: &snap, now, seen: HashSet::new() };
             let document = w.document(&id)?;
             let nodes = w.nodes(&document, 1)?;
             let mut totals = Counts::default();

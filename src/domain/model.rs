@@ -173,14 +173,10 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A seal key by id, with its unit.
-    pub fn key(&self, key_id: &str) -> Option<(&Unit, &SealKey)> {
-        self.units.values().find_map(|u| u.keys.iter().find(|k| k.key_id == key_id).map(|k| (u, k)))
-    }
-
-    /// Why a step is suspect: it was signed with a key revoked at or before the step (a compromised key).
-    pub fn suspect(&self, step: &Step) -> Option<String> {
-        let (unit, key) = self.key(&step.key_id)?;
+    /// Why a step is suspect: it was signed by `unit` with a key revoked at or before the step (a compromised key).
+    pub fn suspect(&self, step: &Step, unit: &str) -> Option<String> {
+        let unit = self.units.get(unit)?;
+        let key = unit.keys.iter().find(|k| k.key_id == step.key_id)?;
         let revoked = key.revoked_at?;
         (revoked <= step.at)
             .then(|| format!("signed by {} with key {} after its revocation at {revoked}", unit.full_name, key.key_id))
