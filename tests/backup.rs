@@ -40,16 +40,7 @@ async fn backup_under_load_restores_to_the_same_log() {
     h.issue(PROVINCE, "a", d).await.expect("issue with attachment");
 
     // Acknowledgments keep coming while the backup runs.
-    let cities: Vec<String> = h
-        .registry()
-        .expand_group(pb::ExpandGroupRequest { group: "各市财政局".into(), issuer_unit_id: PROVINCE.into() })
-        .await
-        .expect("expand")
-        .into_inner()
-        .units
-        .into_iter()
-        .map(|u| u.id)
-        .collect();
+    let cities = h.expand("各市财政局", PROVINCE).await;
     let mut load = vec![];
     for city in cities {
         let mut client = pb::delivery_service_client::DeliveryServiceClient::new(h.channel_as(&city));

@@ -120,16 +120,7 @@ fn path_to(state: S) -> &'static [Act] {
 async fn every_state_and_action_pair() {
     let mut h = Harness::start().await;
     h.load_bundled().await;
-    let cities: Vec<String> = h
-        .registry()
-        .expand_group(pb::ExpandGroupRequest { group: "各市财政局".into(), issuer_unit_id: PROVINCE.into() })
-        .await
-        .expect("expand")
-        .into_inner()
-        .units
-        .into_iter()
-        .map(|u| u.id)
-        .collect();
+    let cities = h.expand("各市财政局", PROVINCE).await;
     assert!(cities.len() >= STATES.len());
     // Give every city a district bureau, so any of them can forward to 各区县财政局.
     let mut change = pb::RegistryChange { request_id: "districts".into(), ..Default::default() };

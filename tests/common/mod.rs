@@ -195,6 +195,13 @@ impl Harness {
         self.keys.get(unit).unwrap_or_else(|| panic!("no key for {unit}"))
     }
 
+    /// The unit ids a group reaches for an issuer.
+    pub async fn expand(&self, group: &str, issuer: &str) -> Vec<String> {
+        let req = pb::ExpandGroupRequest { group: group.into(), issuer_unit_id: issuer.into() };
+        let units = self.registry().expand_group(req).await.expect("expand").into_inner().units;
+        units.into_iter().map(|u| u.id).collect()
+    }
+
     /// Signs a statement as `unit`.
     pub fn sign<M: Statement>(&self, unit: &str, m: &M) -> pb::SignedEnvelope {
         self.signer(unit).envelope(m)
