@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::documents::{RequestMeta, page_start, seq_of};
 use super::statements::sha256;
 use super::{App, AppError, FirstResult, Notice, remember, replayed, schema};
-use crate::domain::model::{Delivery, Document, EventKind, Step, StepKind};
+use crate::domain::model::{Delivery, DocHead, EventKind, Step, StepKind};
 use crate::domain::state::{Action, DeliveryState, is_overdue, transition};
 use crate::pb;
 
@@ -167,7 +167,7 @@ impl App {
         if cmd.document_id.is_empty() {
             return Err(AppError::field("document_id", "the document is required"));
         }
-        let doc = self.document(&cmd.document_id).await?;
+        let doc = self.document_head(&cmd.document_id).await?;
         snap.unit(&cmd.recipient)?;
         if cmd.action == Action::Remind {
             let reminder = snap.unit(&actor)?;
@@ -234,7 +234,7 @@ impl App {
         Ok(self.view(delivery, &doc))
     }
 
-    fn view(&self, delivery: Delivery, doc: &Document) -> DeliveryView {
+    fn view(&self, delivery: Delivery, doc: &DocHead) -> DeliveryView {
         let snap = self.snapshot();
         let recipient_name =
             snap.registry.units.get(&delivery.recipient).map(|u| u.full_name.clone()).unwrap_or_default();
@@ -243,7 +243,7 @@ impl App {
         DeliveryView {
             step_flags,
             delivery,
-            document_number: doc.number.to_string(),
+            document_number: doc.number.clone(),
             document_title: doc.title.clone(),
             issuer: doc.issuer.clone(),
             recipient_name,
@@ -253,7 +253,7 @@ impl App {
 
     /// One delivery with its history.
     pub async fn delivery(&self, document_id: &str, recipient: &str) -> Result<DeliveryView, AppError> {
-        let doc = self.document(document_id).await?;
+        let doc = self.document_head(document_id).await?;
         let (d, r) = (document_id.to_owned(), recipient.to_owned());
         let delivery = self
             .read(move |s| {
@@ -290,7 +290,7 @@ impl App {
                     if rows.len() == limit {
                         return Ok((rows, true));
                     }
-                    let doc = schema::load::<Document>(s, &schema::document(&doc_id))?
+                    let doc = schema::load::<DocHead>(s, &schema::document_head(&doc_id))?
                         .ok_or_else(|| AppError::NotFound(format!("document {doc_id} is missing")))?;
                     rows.push((seq_of(&k), d, doc));
                 }

@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 use super::statements::Draft;
 use super::{App, AppError, FirstResult, Notice, Signed, Snapshot, remember, replayed, schema};
 use crate::domain::model::{
-    Attachment, Classification, Delivery, Disclosure, Document, EventKind, RecipientSpec, Role, Step, StepKind, Unit,
+    Attachment, Classification, Delivery, Disclosure, DocHead, Document, EventKind, RecipientSpec, Role, Step,
+    StepKind, Unit,
 };
 use crate::domain::number::DocNumber;
 use crate::domain::state::{Action, DeliveryState, transition};
@@ -236,6 +237,7 @@ impl App {
                     record_forward(tx, source, forwarder, &doc, seq, at, &key_id)?;
                 }
                 schema::save(tx, &schema::document(&doc.id), &doc)?;
+                schema::save(tx, &schema::document_head(&doc.id), &DocHead::from(&doc))?;
                 tx.put(&schema::numbered(&doc.number.prefix, doc.number.year, doc.number.serial), doc.id.as_bytes());
                 tx.put(&schema::issued(&doc.issuer, seq), doc.id.as_bytes());
                 for a in &doc.attachments {
@@ -279,6 +281,16 @@ impl App {
         let id = id.to_owned();
         self.read(move |s| {
             schema::load::<Document>(s, &schema::document(&id))?
+                .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))
+        })
+        .await
+    }
+
+    /// Reads a document's header (number, title, issuer).
+    pub async fn document_head(&self, id: &str) -> Result<DocHead, AppError> {
+        let id = id.to_owned();
+        self.read(move |s| {
+            schema::load::<DocHead>(s, &schema::document_head(&id))?
                 .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))
         })
         .await

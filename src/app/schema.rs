@@ -75,6 +75,10 @@ pub const LOG_KEY: &[u8] = b"meta/log_key";
 pub fn document(id: &str) -> Vec<u8> {
     key(b"doc/", &[id.as_bytes()])
 }
+/// A document's small header (number, title, issuer): what delivery views need, without the recipient lists.
+pub fn document_head(id: &str) -> Vec<u8> {
+    key(b"dochead/", &[id.as_bytes()])
+}
 /// The last serial allocated for (prefix, year) (u32 BE).
 pub fn serial(prefix: &str, year: u32) -> Vec<u8> {
     key(b"num/", &[prefix.as_bytes(), &year.to_be_bytes()])
