@@ -301,14 +301,14 @@ fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
     }
 }
 
-fn seal_of(k: &pb::SealKey) -> SealKey {
-    SealKey {
+fn seal_of(k: &pb::SealKey) -> Option<SealKey> {
+    Some(SealKey {
         key_id: k.key_id.clone(),
-        algorithm: KeyAlgorithm::Ed25519,
+        algorithm: KeyAlgorithm::parse(&k.algorithm)?,
         public_key: k.public_key.clone(),
         valid_from: time_of(&k.valid_from),
         revoked_at: time_of(&k.revoked_at),
-    }
+    })
 }
 
 fn add_key(keys: &mut HashMap<String, KnownKey>, owner: &str, k: &pb::SealKey, seq: u64, r: &mut Report) {
@@ -322,7 +322,11 @@ fn add_key(keys: &mut HashMap<String, KnownKey>, owner: &str, k: &pb::SealKey, s
         );
         return;
     }
-    keys.entry(k.key_id.clone()).or_insert(KnownKey { owner: owner.to_owned(), key: seal_of(k), added_at: seq });
+    let Some(key) = seal_of(k) else {
+        r.fail(Some(seq), "registry", format!("key {:?} has an unknown algorithm {:?}", k.key_id, k.algorithm));
+        return;
+    };
+    keys.entry(k.key_id.clone()).or_insert(KnownKey { owner: owner.to_owned(), key, added_at: seq });
 }
 
 /// Applies one registry change recorded at `at` (the server's time for a revocation that names none).

@@ -136,3 +136,51 @@ async fn a_compromise_revoked_back_to_its_date_flags_what_the_key_signed_after()
     };
     refused(&h, Code::Unauthenticated, h.deliveries().start_handling(h.sign(BOSHAN, &m))).await;
 }
+
+#[tokio::test]
+async fn an_sm2_seal_signs_statements_and_tokens_and_the_verifier_accepts_it() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let doc = h
+        .issue(PROVINCE, "p", draft("鲁财采", "山东省财政厅关于国密印章的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issue");
+    // Zibo moves to an SM2 seal: added, the Ed25519 one revoked.
+    let old = h.signer(ZIBO).clone();
+    let sm2 = Signer::generate_with(format!("{ZIBO}#sm2"), gongwen::domain::model::KeyAlgorithm::Sm2).expect("key");
+    assert_eq!(sm2.seal_key().algorithm, "sm2");
+    let add = pb::KeyChange { unit_id: ZIBO.into(), change: Some(pb::key_change::Change::Add(sm2.seal_key())) };
+    h.apply(key_change("to-sm2", vec![add, revoke(ZIBO, &old.key_id, None)])).await.expect("rotate");
+    h.keys.insert(ZIBO.into(), sm2.clone());
+
+    // Request tokens and statements are both SM2 from here on.
+    h.ack(ZIBO, &doc.id).await.expect("an SM2-signed acknowledgment");
+    let city = h
+        .forward(ZIBO, "z", &doc.id, forward_draft("淄财采", vec![group("各区县财政局")]))
+        .await
+        .expect("an SM2-signed forward");
+    assert_eq!(h.delivery(&doc.id, ZIBO).await.state, pb::DeliveryState::Forwarded as i32);
+
+    // A flipped bit in an SM2 signature is refused and changes nothing.
+    let before = h.digest().await;
+    let m = pb::Acknowledge {
+        request_id: "bad-sm2".into(),
+        unit_id: ZIBO.into(),
+        document_id: city.id.clone(),
+        registration_number: String::new(),
+    };
+    let mut env = sm2.envelope(&m);
+    env.signature[10] ^= 1;
+    let s = refused(&h, Code::Unauthenticated, h.deliveries().acknowledge(env)).await;
+    assert!(s.message().contains("does not verify"), "{}", s.message());
+    assert_eq!(h.digest().await, before);
+
+    let info = h.registry().get_server_info(pb::GetServerInfoRequest {}).await.expect("info").into_inner();
+    let trust = Trust {
+        log_public_key: Some(info.log_public_key),
+        operator_public_key: Some(info.operator_public_key),
+        previous_checkpoint: None,
+    };
+    let report = verify_bundle(&full_bundle(&h).await, &trust);
+    assert!(report.ok(), "{:?}", report.failures);
+}

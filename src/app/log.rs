@@ -94,7 +94,7 @@ fn hashes(v: Vec<Hash>) -> Vec<Vec<u8>> {
 
 impl App {
     /// The log key's public half.
-    pub fn log_public_key(&self) -> [u8; 32] {
+    pub fn log_public_key(&self) -> Vec<u8> {
         self.log_key.public_key()
     }
 

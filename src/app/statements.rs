@@ -151,12 +151,9 @@ impl TryFrom<pb::Region> for Region {
 impl TryFrom<pb::SealKey> for SealKey {
     type Error = AppError;
     fn try_from(k: pb::SealKey) -> Result<Self, AppError> {
-        let algorithm = match k.algorithm.as_str() {
-            "ed25519" | "" => KeyAlgorithm::Ed25519,
-            other => {
-                return Err(AppError::field("seal_key.algorithm", format!("{other:?} is not supported (ed25519)")));
-            }
-        };
+        let algorithm = KeyAlgorithm::parse(&k.algorithm).ok_or_else(|| {
+            AppError::field("seal_key.algorithm", format!("{:?} is not supported (ed25519 or sm2)", k.algorithm))
+        })?;
         seal::check_public_key(algorithm, &k.public_key)?;
         Ok(SealKey {
             key_id: required_line("seal_key.key_id", &k.key_id)?,

@@ -88,6 +88,11 @@ fn draft(prefix: &str, main: &[&str], dated: &str, body: String) -> pb::Document
 /// The demo's steps against a running server whose operator key is `operator` in the keystore at `keys`.
 pub async fn flow(server: &str, keys: &Path, log: &mut String) -> Result<DemoOutcome, CliError> {
     let c = Client::connect(server, keys, "operator", false).await?;
+    // 博山区财政局 seals with SM2/SM3 (the national algorithms), everyone else with Ed25519: both travel side by side.
+    let sm2 = Keystore::new(keys);
+    if !sm2.has(BOSHAN) {
+        sm2.generate_with(BOSHAN, None, crate::domain::model::KeyAlgorithm::Sm2)?;
+    }
     let baselines = ["鲁财采:2022:13".to_string(), "淄财采:2022:19".into(), "博财采:2022:18".into()];
     let loaded = c.load_registry(crate::registry_file::BUNDLED, true, &baselines).await?;
     let _ = writeln!(
@@ -98,6 +103,8 @@ pub async fn flow(server: &str, keys: &Path, log: &mut String) -> Result<DemoOut
         loaded.groups_created,
         keys.display()
     );
+    let _ =
+        writeln!(log, "{BOSHAN} (博山区财政局) seals with SM2/SM3 (GB/T 32918, GB/T 32905); the others with Ed25519");
     let _ = writeln!(log, "numbering continues from paper: 鲁财采 2022 after 13, 淄财采 after 19, 博财采 after 18");
 
     let table = table_rows(cut("山东省政府购买服务改革联系点名单\n\n地级市", "信息公开选项", 0, false));

@@ -1,4 +1,4 @@
-//! The client-side keystore: one file per unit (`<name>.key`, mode 0600) holding its Ed25519 seal key. Private keys
+//! The client-side keystore: one file per unit (`<name>.key`, mode 0600) holding its seal key (Ed25519 or SM2). Private keys
 //! never leave this directory; the server only ever sees public keys and signatures.
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::model::KeyAlgorithm;
 use crate::signing::Signer;
 
 /// Why a keystore operation failed.
@@ -73,8 +74,18 @@ impl Keystore {
 
     /// Generates and stores a new key for `name`; `key_id` defaults to `<name>#<8 hex of the public key>`.
     pub fn generate(&self, name: &str, key_id: Option<&str>) -> Result<Signer, KeystoreError> {
+        self.generate_with(name, key_id, KeyAlgorithm::Ed25519)
+    }
+
+    /// Like [`Keystore::generate`], for a chosen algorithm.
+    pub fn generate_with(
+        &self,
+        name: &str,
+        key_id: Option<&str>,
+        algorithm: KeyAlgorithm,
+    ) -> Result<Signer, KeystoreError> {
         let path = self.path(name)?;
-        let mut signer = Signer::generate("")?;
+        let mut signer = Signer::generate_with("", algorithm)?;
         signer.key_id = match key_id {
             Some(k) => k.to_owned(),
             None => format!("{name}#{}", &hex::encode(signer.public_key())[..8]),
@@ -89,7 +100,7 @@ impl Keystore {
         let body = KeyFile {
             name: name.to_owned(),
             key_id: signer.key_id.clone(),
-            algorithm: "ed25519".into(),
+            algorithm: signer.algorithm().name().into(),
             secret_key: B64.encode(signer.secret()),
             public_key: B64.encode(signer.public_key()),
         };
@@ -118,15 +129,10 @@ impl Keystore {
         };
         let bad = |reason: &str| KeystoreError::Malformed { path: path.display().to_string(), reason: reason.into() };
         let file: KeyFile = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
-        if file.algorithm != "ed25519" {
-            return Err(bad("only ed25519 keys are supported"));
-        }
-        let secret: [u8; 32] = B64
-            .decode(file.secret_key.as_bytes())
-            .map_err(|e| bad(&e.to_string()))?
-            .try_into()
-            .map_err(|_| bad("the secret key is not 32 bytes"))?;
-        let signer = Signer::from_secret(file.key_id, secret);
+        let algorithm =
+            KeyAlgorithm::parse(&file.algorithm).ok_or_else(|| bad("the algorithm is not ed25519 or sm2"))?;
+        let secret = B64.decode(file.secret_key.as_bytes()).map_err(|e| bad(&e.to_string()))?;
+        let signer = Signer::from_secret_with(file.key_id, algorithm, &secret).map_err(|e| bad(&e.to_string()))?;
         if B64.encode(signer.public_key()) != file.public_key {
             return Err(bad("the public key does not match the secret key"));
         }
@@ -170,6 +176,10 @@ mod tests {
         }
         assert!(matches!(ks.load("nobody"), Err(KeystoreError::Missing { .. })));
         ks.generate("u", Some("u-key")).expect("generate");
+        let sm2 = ks.generate_with("s", None, KeyAlgorithm::Sm2).expect("generate sm2");
+        let back = ks.load("s").expect("load sm2");
+        assert_eq!(back.algorithm(), KeyAlgorithm::Sm2);
+        assert_eq!(back.public_key(), sm2.public_key());
         let path = dir.path().join("u.key");
         let text = fs::read_to_string(&path).expect("read");
         let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");

@@ -157,6 +157,9 @@ pub enum Command {
         /// Key id (default: NAME#<8 hex digits of the public key>).
         #[arg(long)]
         key_id: Option<String>,
+        /// Signature algorithm: ed25519, or sm2 (SM2 with SM3, GB/T 32918).
+        #[arg(long, default_value = "ed25519")]
+        algorithm: String,
     },
     /// Registry: load, list and inspect regions, units and groups.
     #[command(subcommand)]
@@ -431,10 +434,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify { bundle: Some(path), live: false, log_key, operator_key, previous } => {
             audit::verify_file(&path, log_key, operator_key, previous, cli.json)
         }
-        Command::Keygen { name, key_id } => {
+        Command::Keygen { name, key_id, algorithm } => {
             let ks = keystore::Keystore::new(&cli.keys);
-            let signer = ks.generate(&name, key_id.as_deref())?;
+            let algorithm = crate::domain::model::KeyAlgorithm::parse(&algorithm)
+                .ok_or_else(|| CliError::Input(format!("unknown algorithm {algorithm:?}: use ed25519 or sm2")))?;
+            let signer = ks.generate_with(&name, key_id.as_deref(), algorithm)?;
             println!("key id:     {}", signer.key_id);
+            println!("algorithm:  {}", algorithm.name());
             println!("public key: {}", hex::encode(signer.public_key()));
             println!("stored in:  {}", ks.dir().join(format!("{name}.key")).display());
             Ok(())

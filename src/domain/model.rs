@@ -82,6 +82,8 @@ pub struct Region {
 pub enum KeyAlgorithm {
     /// Ed25519 (RFC 8032).
     Ed25519,
+    /// SM2 signatures with SM3 digests (GB/T 32918.2, GB/T 32905), distinguishing id `1234567812345678`.
+    Sm2,
 }
 
 impl KeyAlgorithm {
@@ -89,6 +91,16 @@ impl KeyAlgorithm {
     pub fn name(self) -> &'static str {
         match self {
             KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::Sm2 => "sm2",
+        }
+    }
+
+    /// Parses the wire name; an empty name means the default, Ed25519.
+    pub fn parse(name: &str) -> Option<KeyAlgorithm> {
+        match name {
+            "ed25519" | "" => Some(KeyAlgorithm::Ed25519),
+            "sm2" => Some(KeyAlgorithm::Sm2),
+            _ => None,
         }
     }
 }

@@ -1,7 +1,8 @@
-//! Electronic seals (电子印章): the DSSE pre-authentication encoding and Ed25519 signatures.
+//! Electronic seals (电子印章): the DSSE pre-authentication encoding, Ed25519 and SM2 signatures.
 //!
 //! Signatures cover `PAE(payload_type, payload)`, never a re-serialised struct, so a verifier needs only the bytes
-//! the server stored.
+//! the server stored. SM2 (GB/T 32918.2) hashes `Z_A || message` with SM3 (GB/T 32905) itself; `Z_A` binds the
+//! signer's distinguishing identifier, which is always [`SM2_DIST_ID`].
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
@@ -20,6 +21,16 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out.push(b' ');
     out.extend_from_slice(payload);
     out
+}
+
+/// The SM2 distinguishing identifier: the default of GM/T 0009-2012, which other SM2 implementations assume when
+/// none is agreed, so a third party can verify our seals with stock tools.
+pub const SM2_DIST_ID: &str = "1234567812345678";
+
+/// Signs `(payload_type, payload)` with an SM2 key; the signature is `r || s`, 64 bytes big-endian.
+pub fn sign_sm2(key: &sm2::dsa::SigningKey, payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let signature: sm2::dsa::Signature = key.sign(&pae(payload_type, payload));
+    signature.to_vec()
 }
 
 /// Signs `(payload_type, payload)` with an Ed25519 key.
@@ -59,6 +70,15 @@ pub fn verify(
                 DomainError::BadSignature(format!("the signature does not verify with key {}", key.key_id))
             })
         }
+        KeyAlgorithm::Sm2 => {
+            let public = sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_DIST_ID, &key.public_key)
+                .map_err(|_| DomainError::BadSignature(format!("key {} is not a valid SM2 point", key.key_id)))?;
+            let signature = sm2::dsa::Signature::from_slice(signature)
+                .map_err(|_| DomainError::BadSignature("the SM2 signature is not 64 bytes of r || s".into()))?;
+            public.verify(&pae(payload_type, payload), &signature).map_err(|_| {
+                DomainError::BadSignature(format!("the signature does not verify with key {}", key.key_id))
+            })
+        }
     }
 }
 
@@ -72,6 +92,11 @@ pub fn check_public_key(algorithm: KeyAlgorithm, public_key: &[u8]) -> Result<()
             VerifyingKey::from_bytes(&bytes)
                 .map(|_| ())
                 .map_err(|_| DomainError::field("public_key", "not a valid Ed25519 public key"))
+        }
+        KeyAlgorithm::Sm2 => {
+            sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_DIST_ID, public_key).map(|_| ()).map_err(|_| {
+                DomainError::field("public_key", "not a valid SM2 public key (SEC1 encoding, 33 or 65 bytes)")
+            })
         }
     }
 }
@@ -134,5 +159,70 @@ mod tests {
         assert!(check_public_key(KeyAlgorithm::Ed25519, &[1u8; 31]).is_err());
         let sk = SigningKey::from_bytes(&[3u8; 32]);
         assert!(check_public_key(KeyAlgorithm::Ed25519, sk.verifying_key().as_bytes()).is_ok());
+    }
+
+    /// GB/T 32918.5-2017 (GM/T 0003.5-2012) Annex A: the recommended curve, ID 1234567812345678, "message digest".
+    const SM2_SECRET: &str = "3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8";
+    const SM2_PUBLIC: &str = "0409F9DF311E5421A150DD7D161E4BC5C672179FAD1833FC076BB08FF356F35020\
+                              CCEA490CE26775A52DC6EA718CC1AA600AED05FBF35E084A6632F6072DA9AD13";
+    const SM2_SIGNATURE: &str = "F5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3\
+                                 B1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA";
+
+    fn unhex(s: &str) -> Vec<u8> {
+        hex::decode(s.split_whitespace().collect::<String>()).expect("test vector is hex")
+    }
+
+    #[test]
+    fn sm2_published_vector_verifies() {
+        use sm2::dsa::signature::Verifier as _;
+        let secret = sm2::dsa::SigningKey::from_slice(SM2_DIST_ID, &unhex(SM2_SECRET)).expect("valid scalar");
+        // The public key derived from the published secret is the published public key.
+        assert_eq!(secret.verifying_key().to_sec1_bytes().to_vec(), unhex(SM2_PUBLIC));
+        let public = sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_DIST_ID, &unhex(SM2_PUBLIC)).expect("valid point");
+        let sig = sm2::dsa::Signature::from_slice(&unhex(SM2_SIGNATURE)).expect("64 bytes");
+        assert!(public.verify(b"message digest", &sig).is_ok());
+        assert!(public.verify(b"message digesT", &sig).is_err());
+        // The identifier is part of what is signed.
+        let other_id = sm2::dsa::VerifyingKey::from_sec1_bytes("ALICE123@YAHOO.COM", &unhex(SM2_PUBLIC)).expect("ok");
+        assert!(other_id.verify(b"message digest", &sig).is_err());
+    }
+
+    #[test]
+    fn sm3_published_vectors() {
+        use sm3::Digest;
+        // GB/T 32905-2016 Annex A, examples 1 and 2.
+        assert_eq!(
+            hex::encode(sm3::Sm3::digest(b"abc")),
+            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+        );
+        assert_eq!(
+            hex::encode(sm3::Sm3::digest(b"abcd".repeat(16))),
+            "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
+        );
+    }
+
+    #[test]
+    fn sm2_seals_sign_and_verify_through_pae() {
+        let sk = sm2::dsa::SigningKey::from_slice(SM2_DIST_ID, &unhex(SM2_SECRET)).expect("valid scalar");
+        let k = SealKey {
+            key_id: "sm2#1".into(),
+            algorithm: KeyAlgorithm::Sm2,
+            public_key: sk.verifying_key().to_sec1_bytes().to_vec(),
+            valid_from: None,
+            revoked_at: None,
+        };
+        let now = Utc::now();
+        let sig = sign_sm2(&sk, "gongwen.v1.Acknowledge", b"abc");
+        assert_eq!(sig.len(), 64);
+        assert!(verify(&k, "gongwen.v1.Acknowledge", b"abc", &sig, now).is_ok());
+        assert!(verify(&k, "gongwen.v1.Acknowledge", b"abd", &sig, now).is_err());
+        assert!(verify(&k, "gongwen.v1.Complete", b"abc", &sig, now).is_err());
+        assert!(verify(&k, "gongwen.v1.Acknowledge", b"abc", &sig[..63], now).is_err());
+        // An Ed25519 signature is not an SM2 one, and an SM2 key registered as Ed25519 is refused.
+        let ed = sign_ed25519(&SigningKey::from_bytes(&[7u8; 32]), "gongwen.v1.Acknowledge", b"abc");
+        assert!(verify(&k, "gongwen.v1.Acknowledge", b"abc", &ed, now).is_err());
+        assert!(check_public_key(KeyAlgorithm::Sm2, &k.public_key).is_ok());
+        assert!(check_public_key(KeyAlgorithm::Ed25519, &k.public_key).is_err());
+        assert!(check_public_key(KeyAlgorithm::Sm2, &[4u8; 65]).is_err());
     }
 }

@@ -24,7 +24,7 @@ impl RegistryService for RegistryApi {
             operator_key_id: op.key_id.clone(),
             operator_public_key: op.public_key.clone(),
             max_attachment_bytes: self.app.max_attachment_bytes(),
-            log_public_key: self.app.log_public_key().to_vec(),
+            log_public_key: self.app.log_public_key(),
             log_origin: crate::app::log::origin(&self.app.log_public_key()),
         }))
     }
