@@ -27,7 +27,8 @@ statements!(
     StartHandling,
     SubmitReport,
     Complete,
-    Remind
+    Remind,
+    ImportDocument
 );
 
 /// A unit's (or the operator's) signing key.

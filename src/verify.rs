@@ -100,6 +100,14 @@ fn statement_actor(env: &pb::SignedEnvelope) -> Result<String, String> {
     }
 }
 
+/// The actor name the server records for operator-signed events.
+const OPERATOR: &str = "operator";
+
+/// Registry changes and imports are the operator's; every other event is a unit's.
+fn by_operator(kind: i32) -> bool {
+    kind == pb::LogEventKind::RegistryChanged as i32 || kind == pb::LogEventKind::Imported as i32
+}
+
 fn expected_type(kind: i32) -> Option<&'static str> {
     use pb::LogEventKind as K;
     Some(match K::try_from(kind).ok()? {
@@ -112,6 +120,7 @@ fn expected_type(kind: i32) -> Option<&'static str> {
         K::Reported => pb::SubmitReport::TYPE,
         K::Completed => pb::Complete::TYPE,
         K::Reminded => pb::Remind::TYPE,
+        K::Imported => pb::ImportDocument::TYPE,
         K::Unspecified => return None,
     })
 }
@@ -250,26 +259,41 @@ fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
     }
     let mut keys: HashMap<String, KnownKey> = HashMap::new();
     for (event_seq, entry, env, at) in &entries {
-        if entry.kind != pb::LogEventKind::RegistryChanged as i32 {
+        if !by_operator(entry.kind) {
             continue;
         }
         let seq = Some(*event_seq);
+        let (check, what) = if entry.kind == pb::LogEventKind::Imported as i32 {
+            ("import", "import")
+        } else {
+            ("registry", "registry change")
+        };
         if env.key_id != operator.key_id {
-            r.fail(seq, "registry", format!("signed by {:?}, not the operator key {:?}", env.key_id, operator.key_id));
+            r.fail(
+                seq,
+                check,
+                format!("{what} signed by {:?}, not the operator key {:?}", env.key_id, operator.key_id),
+            );
             continue;
         }
+        if entry.actor != OPERATOR {
+            r.fail(seq, "actor", format!("an operator-signed {what} is recorded for {}", entry.actor));
+        }
         if let Err(err) = seal::verify(&operator, &env.payload_type, &env.payload, &env.signature, *at) {
-            r.fail(seq, "signature", format!("registry change: {err}"));
+            r.fail(seq, "signature", format!("{what}: {err}"));
             continue;
         }
         r.signatures_ok += 1;
+        if entry.kind != pb::LogEventKind::RegistryChanged as i32 {
+            continue;
+        }
         match pb::RegistryChange::decode(env.payload.as_slice()) {
             Ok(change) => learn_keys(&change, &mut keys, *event_seq, *at, r),
             Err(err) => r.fail(seq, "registry", format!("the registry change does not decode: {err}")),
         }
     }
     for (seq, entry, env, at) in &entries {
-        if entry.kind == pb::LogEventKind::RegistryChanged as i32 {
+        if by_operator(entry.kind) {
             continue;
         }
         let seq = Some(*seq);

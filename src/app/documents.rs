@@ -19,8 +19,8 @@ use crate::pb;
 use crate::store::Tx;
 
 /// Everything about a new document that can be decided before the transaction.
-struct NewDocument {
-    doc: Document,
+pub(super) struct NewDocument {
+    pub(super) doc: Document,
     recipients: Vec<(String, Role, Option<NaiveDate>)>,
     /// For a forward: the source document and the forwarder's delivery of it.
     forwarding: Option<(String, String)>,
@@ -45,7 +45,7 @@ impl App {
             draft.disclosure.ok_or_else(|| AppError::field("draft.disclosure", "信息公开选项 is required"))?;
         let issuer = snap.unit(&signed.statement.unit_id)?.clone();
         let new = self.prepare(&snap, &issuer, draft, disclosure, &signed, vec![], None)?;
-        self.commit_document(signed, new).await
+        Ok(self.commit_document(signed, new).await?.0)
     }
 
     /// 转发: forwards a received document from a signed `ForwardDocument`.
@@ -98,11 +98,11 @@ impl App {
         let new = self.prepare(&snap, &forwarder, draft, disclosure, &signed, vec![first], Some(source_id))?;
         let blobs = self.blobs.clone();
         tokio::task::spawn_blocking(move || blobs.put(&record)).await??;
-        self.commit_document(signed, new).await
+        Ok(self.commit_document(signed, new).await?.0)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn prepare<M>(
+    pub(super) fn prepare<M>(
         &self,
         snap: &Snapshot,
         issuer: &Unit,
@@ -204,11 +204,18 @@ impl App {
             note: draft.note,
             issued_at: self.now(),
             event_seq: 0,
+            imported: None,
         };
         Ok(NewDocument { doc, recipients, forwarding })
     }
 
-    async fn commit_document<M: RequestMeta>(&self, signed: Signed<M>, new: NewDocument) -> Result<Document, AppError> {
+    /// Stores a prepared document with its deliveries and event. Returns the document and whether it is new (false
+    /// for a retried request, or an import of a source document imported before).
+    pub(super) async fn commit_document<M: RequestMeta>(
+        &self,
+        signed: Signed<M>,
+        new: NewDocument,
+    ) -> Result<(Document, bool), AppError> {
         let (actor, request_id) = (signed.statement.actor().to_owned(), signed.statement.request_id().to_owned());
         let (digest, envelope) = (signed.digest, signed.envelope);
         let key_id = envelope.key_id.clone();
@@ -229,12 +236,27 @@ impl App {
                 if schema::load_tx::<Document>(tx, &schema::document(&doc.id))?.is_some() {
                     return Err(AppError::AlreadyExists(format!("document {} exists already", doc.id)));
                 }
-                let kind = if forwarding.is_some() { EventKind::Forwarded } else { EventKind::Issued };
+                if doc.imported.is_some()
+                    && let Some(earlier) = super::import::number_taken(tx, &doc)?
+                {
+                    return Ok((earlier, false));
+                }
+                let kind = match (&doc.imported, &forwarding) {
+                    (Some(_), _) => EventKind::Imported,
+                    (None, Some(_)) => EventKind::Forwarded,
+                    (None, None) => EventKind::Issued,
+                };
                 let seq = super::append_event(tx, kind, &actor, Some(&doc.id), &envelope, at)?;
-                doc.number.serial = allocate_serial(tx, &doc.number.prefix, doc.number.year)?;
+                if doc.imported.is_none() {
+                    doc.number.serial = allocate_serial(tx, &doc.number.prefix, doc.number.year)?;
+                }
                 doc.event_seq = seq;
                 if let Some((source, forwarder)) = &forwarding {
-                    record_forward(tx, source, forwarder, &doc, seq, at, &key_id)?;
+                    if doc.imported.is_some() {
+                        super::import::record_imported_forward(tx, source, forwarder, &doc, seq, at, &key_id)?;
+                    } else {
+                        record_forward(tx, source, forwarder, &doc, seq, at, &key_id)?;
+                    }
                 }
                 schema::save(tx, &schema::document(&doc.id), &doc)?;
                 schema::save(tx, &schema::document_head(&doc.id), &DocHead::from(&doc))?;
@@ -243,6 +265,11 @@ impl App {
                 for a in &doc.attachments {
                     tx.put(&schema::attachment_use(&a.sha256, &doc.id), &[]);
                 }
+                let delivered_note = doc
+                    .imported
+                    .as_ref()
+                    .map(|i| format!("imported from {} (sha256 {})", i.source_name, i.source_sha256))
+                    .unwrap_or_default();
                 for (unit, role, deadline) in &recipients {
                     let delivery = Delivery {
                         document_id: doc.id.clone(),
@@ -255,7 +282,7 @@ impl App {
                             kind: StepKind::Delivered,
                             at,
                             actor: doc.issuer.clone(),
-                            text: String::new(),
+                            text: delivered_note.clone(),
                             attachments: vec![],
                             forward: None,
                             key_id: key_id.clone(),
@@ -273,7 +300,7 @@ impl App {
             let units: BTreeSet<String> = doc.expansion.main.iter().chain(&doc.expansion.cc).cloned().collect();
             self.publish(Notice { kind: StepKind::Delivered, document_id: doc.id.clone(), units: Arc::new(units) });
         }
-        Ok(doc)
+        Ok((doc, new))
     }
 
     /// Reads a document by id.
@@ -360,7 +387,7 @@ fn allocate_serial(tx: &mut dyn Tx, prefix: &str, year: u32) -> Result<u32, AppE
 }
 
 /// Marks the forwarder's delivery of `source` as forwarded, inside the forward's transaction.
-fn record_forward(
+pub(super) fn record_forward(
     tx: &mut dyn Tx,
     source: &str,
     forwarder: &str,
@@ -434,3 +461,12 @@ request_meta!(
     pb::Complete,
     pb::Remind
 );
+
+impl RequestMeta for pb::ImportDocument {
+    fn actor(&self) -> &str {
+        super::registry::OPERATOR_ACTOR
+    }
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}

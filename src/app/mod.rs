@@ -22,6 +22,7 @@ pub mod backup;
 pub mod deliveries;
 pub mod documents;
 pub mod error;
+pub mod import;
 pub mod limits;
 pub mod log;
 pub mod registry;
@@ -435,6 +436,7 @@ fn log_kind(kind: EventKind) -> pb::LogEventKind {
         EventKind::Reported => pb::LogEventKind::Reported,
         EventKind::Completed => pb::LogEventKind::Completed,
         EventKind::Reminded => pb::LogEventKind::Reminded,
+        EventKind::Imported => pb::LogEventKind::Imported,
     }
 }
 

@@ -223,7 +223,7 @@ fn check_change(
     Ok(add)
 }
 
-const OPERATOR_ACTOR: &str = "operator";
+pub(super) const OPERATOR_ACTOR: &str = "operator";
 
 impl App {
     /// Applies a signed registry change atomically.

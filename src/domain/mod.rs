@@ -3,6 +3,7 @@ pub mod error;
 pub mod jurisdiction;
 pub mod merkle;
 pub mod model;
+pub mod names;
 pub mod number;
 pub mod seal;
 pub mod state;

@@ -352,6 +352,21 @@ pub struct Document {
     pub issued_at: DateTime<Utc>,
     /// Sequence number of the issue event.
     pub event_seq: u64,
+    /// Set when the operator imported it rather than the issuer issuing it here.
+    pub imported: Option<ImportSource>,
+}
+
+/// Where an imported document came from (the importer's record, signed by the operator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSource {
+    /// SHA-256 of the source file, which is stored as a blob.
+    pub source_sha256: String,
+    /// The source file's name.
+    pub source_name: String,
+    /// Position in the file's forwarding chain, 0 = outermost.
+    pub position: u32,
+    /// The operator key that signed the import.
+    pub operator_key_id: String,
 }
 
 /// The few fields of a document that every delivery view shows, stored apart so that acting on one delivery of a
@@ -450,4 +465,6 @@ pub enum EventKind {
     Reported,
     Completed,
     Reminded,
+    /// The operator imported an existing document.
+    Imported,
 }

@@ -251,6 +251,12 @@ impl From<Document> for pb::Document {
             forwards_document_id: d.forwards.unwrap_or_default(),
             issued_at: Some(timestamp(d.issued_at)),
             event_seq: d.event_seq,
+            imported: d.imported.map(|i| pb::ImportSource {
+                source_sha256: i.source_sha256,
+                source_name: i.source_name,
+                position: i.position,
+                operator_key_id: i.operator_key_id,
+            }),
         }
     }
 }

@@ -113,6 +113,11 @@ impl DocumentService for DocumentApi {
         Ok(Response::new(self.app.forward(req.into_inner()).await?.into()))
     }
 
+    async fn import_document(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::ImportReply>, Status> {
+        let (doc, created) = self.app.import(req.into_inner()).await?;
+        Ok(Response::new(pb::ImportReply { document: Some(doc.into()), created }))
+    }
+
     async fn get_document(&self, req: Request<pb::GetDocumentRequest>) -> Result<Response<pb::Document>, Status> {
         let caller = caller(&req)?;
         let id = match req.into_inner().key {
