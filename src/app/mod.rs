@@ -30,6 +30,7 @@ pub mod schema;
 pub mod statements;
 pub mod supervision;
 pub mod trace;
+mod writer;
 
 pub use error::AppError;
 
@@ -147,6 +148,7 @@ impl Snapshot {
 /// The running service's state.
 pub struct App {
     store: Arc<dyn Store>,
+    writer: writer::Writer,
     blobs: Arc<BlobStore>,
     clock: Arc<dyn Clock>,
     config: AppConfig,
@@ -216,6 +218,7 @@ impl App {
         let registry = registry::load(store.as_ref())?;
         let (notices, _) = broadcast::channel(1024);
         Ok(App {
+            writer: writer::Writer::start(store.clone())?,
             store,
             blobs,
             clock,
@@ -294,18 +297,13 @@ impl App {
         let _ = self.notices.send(notice);
     }
 
-    /// Runs a transaction on a blocking thread; `Ok` means committed and durable.
+    /// Runs a transaction on the writer thread; `Ok` means committed and durable.
     async fn write<T, F>(&self, f: F) -> Result<T, AppError>
     where
         T: Send + 'static,
         F: FnOnce(&mut dyn Tx) -> Result<T, AppError> + Send + 'static,
     {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let store: &dyn Store = store.as_ref();
-            store.transact(f)
-        })
-        .await?
+        self.writer.write(f).await
     }
 
     /// Runs a read on a blocking thread.

@@ -84,6 +84,16 @@ pub trait Store: Send + Sync + 'static {
     /// (group commit). Blocking: call from a blocking thread.
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>) -> Result<(), StoreError>;
 
+    /// Runs `n` transactions one after another, transaction `i` being `run(i, tx)`; each sees the writes of the
+    /// committed ones before it, an aborted one leaves no trace, and the committed ones become durable together
+    /// before this returns (one flush for the group). Blocking: call from a blocking thread.
+    fn transact_many(&self, n: usize, run: &mut dyn FnMut(usize, &mut dyn Tx) -> Outcome) -> Result<(), StoreError> {
+        for i in 0..n {
+            self.transact_dyn(&mut |tx| Ok(run(i, tx)))?;
+        }
+        Ok(())
+    }
+
     /// Approximate bytes on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 

@@ -22,9 +22,13 @@ pub struct SledStore {
     flushed: Condvar,
 }
 
-/// How many committed batches have been applied (in memory) so far.
+/// Committed transactions: how many so far, and the writes of those not yet handed to sled.
 struct Applied {
     count: u64,
+    /// Writes of committed transactions since the last flush, newest value per key. Transactions read through
+    /// it; the flush leader hands it to sled as one batch. One `apply_batch` per flush instead of one per
+    /// transaction matters: sled's batch apply costs ~0.2 ms at the 90th percentile, under the write lock.
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 struct FlushState {
@@ -59,7 +63,7 @@ impl SledStore {
         Ok(SledStore {
             db,
             data_file,
-            write_lock: Mutex::new(Applied { count: 0 }),
+            write_lock: Mutex::new(Applied { count: 0, pending: BTreeMap::new() }),
             flush: Mutex::new(FlushState { durable: 0, in_progress: false, failed: None }),
             flushed: Condvar::new(),
         })
@@ -77,14 +81,13 @@ impl SledStore {
             }
             if !state.in_progress {
                 state.in_progress = true;
-                // Everything applied by now rides on this flush, including other writers' batches.
-                let target = lock(&self.write_lock).count;
                 drop(state);
-                let result = self.flush_to_disk();
+                // Everything committed by now rides on this flush, including other writers' transactions.
+                let result = self.apply_pending().and_then(|target| self.flush_to_disk().map(|()| target));
                 state = lock(&self.flush);
                 state.in_progress = false;
                 match result {
-                    Ok(()) => state.durable = state.durable.max(target),
+                    Ok(target) => state.durable = state.durable.max(target),
                     Err(e) => state.failed = Some(e.to_string()),
                 }
                 self.flushed.notify_all();
@@ -92,6 +95,23 @@ impl SledStore {
             }
             state = self.flushed.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+    }
+
+    /// Hands the committed writes to sled as one atomic batch; returns the count of transactions they cover. The
+    /// write lock is held throughout, so a transaction never sees them in neither place.
+    fn apply_pending(&self) -> Result<u64, StoreError> {
+        let mut applied = lock(&self.write_lock);
+        if !applied.pending.is_empty() {
+            let mut batch = sled::Batch::default();
+            for (k, v) in std::mem::take(&mut applied.pending) {
+                match v {
+                    Some(v) => batch.insert(k, v),
+                    None => batch.remove(k),
+                }
+            }
+            self.db.apply_batch(batch).map_err(backend)?;
+        }
+        Ok(applied.count)
     }
 
     fn flush_to_disk(&self) -> Result<(), StoreError> {
@@ -103,12 +123,14 @@ impl SledStore {
 
 struct SledTx<'a> {
     tree: &'a sled::Db,
+    /// Committed writes not yet in sled.
+    pending: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     staged: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Tx for SledTx<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self.staged.get(key) {
+        if let Some(v) = self.staged.get(key).or_else(|| self.pending.get(key)) {
             return Ok(v.clone());
         }
         Ok(self.tree.get(key).map_err(backend)?.map(|v| v.to_vec()))
@@ -167,25 +189,37 @@ impl Store for SledStore {
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>) -> Result<(), StoreError> {
         let ticket = {
             let mut applied = lock(&self.write_lock);
-            let mut tx = SledTx { tree: &self.db, staged: BTreeMap::new() };
+            let mut tx = SledTx { tree: &self.db, pending: &applied.pending, staged: BTreeMap::new() };
             if f(&mut tx)? == Outcome::Abort || tx.staged.is_empty() {
                 return Ok(());
             }
-            let mut batch = sled::Batch::default();
-            for (k, v) in tx.staged {
-                match v {
-                    Some(v) => batch.insert(k, v),
-                    None => batch.remove(k),
-                }
-            }
-            self.db.apply_batch(batch).map_err(backend)?;
+            let staged = tx.staged;
+            applied.pending.extend(staged);
             applied.count += 1;
             applied.count
         };
         self.wait_durable(ticket)
     }
 
+    fn transact_many(&self, n: usize, run: &mut dyn FnMut(usize, &mut dyn Tx) -> Outcome) -> Result<(), StoreError> {
+        let ticket = {
+            let mut applied = lock(&self.write_lock);
+            for i in 0..n {
+                let mut tx = SledTx { tree: &self.db, pending: &applied.pending, staged: BTreeMap::new() };
+                if run(i, &mut tx) == Outcome::Commit && !tx.staged.is_empty() {
+                    let staged = tx.staged;
+                    applied.pending.extend(staged);
+                    applied.count += 1;
+                }
+            }
+            applied.count
+        };
+        self.wait_durable(ticket)
+    }
+
     fn snapshot(&self, f: &mut Visit<'_>) -> Result<(), StoreError> {
+        // Writes still pending belong to transactions not yet acknowledged; sled holds a prefix of the commit
+        // order (groups are applied whole, in order), which is what a consistent snapshot needs.
         let _writers_wait = lock(&self.write_lock);
         for pair in self.db.iter() {
             let (k, v) = pair.map_err(backend)?;

@@ -54,6 +54,29 @@ fn suite(store: &dyn Store) {
     assert_eq!(store.get(b"t/w").expect("get"), None, "an aborted transaction writes nothing");
     assert_eq!(store.get(b"t/y").expect("get"), Some(b"2".to_vec()));
 
+    // A group: each transaction sees the committed ones before it; an aborted one leaves no trace.
+    store
+        .transact_many(3, &mut |i, tx| match i {
+            0 => {
+                tx.put(b"g/n", b"1");
+                Outcome::Commit
+            }
+            1 => {
+                tx.put(b"g/n", b"junk");
+                tx.put(b"g/aborted", b"x");
+                Outcome::Abort
+            }
+            _ => {
+                let seen = tx.get(b"g/n").ok().flatten();
+                tx.put(b"g/seen", &seen.unwrap_or_default());
+                Outcome::Commit
+            }
+        })
+        .expect("group");
+    assert_eq!(store.get(b"g/n").expect("get"), Some(b"1".to_vec()));
+    assert_eq!(store.get(b"g/seen").expect("get"), Some(b"1".to_vec()), "the third saw the first");
+    assert_eq!(store.get(b"g/aborted").expect("get"), None);
+
     // Scans stay inside their prefix, in both directions, with and without a start.
     for k in ["s/a", "s/b", "s/c", "s0", "r/z", "s/\u{ff}"] {
         put(store, k.as_bytes(), b"v");
