@@ -564,6 +564,8 @@ attachments up to {} bytes
             | Command::Demo { .. }
             | Command::Keygen { .. }
             | Command::Health
+            | Command::Parse { .. }
+            | Command::Import { .. }
             | Command::Restore { .. } => Err(CliError::Input("not a client command".into())),
         }
     }

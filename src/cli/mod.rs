@@ -8,6 +8,7 @@ pub mod audit;
 pub mod client;
 pub mod demo;
 pub mod draft;
+pub mod import;
 pub mod keystore;
 pub mod serve;
 pub mod views;
@@ -344,6 +345,20 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Read official-document files (.txt in UTF-8 or GB18030, .docx) and print what they hold: each document's
+    /// elements with line numbers, the forwarding chain, and warnings. Needs no server.
+    Parse {
+        /// Files to read.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Import document files, or directories of them, into the server as the operator: whole forwarding chains,
+    /// original numbers and dates kept. Importing a file again creates nothing new. Exits 1 if any file failed.
+    Import {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Verify an audit bundle offline, or the server's whole log (--live). Exits 1 on any failure.
     Verify {
         /// The bundle file (from `gongwen export`).
@@ -420,6 +435,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve::serve(args, &cli.keys).await,
         Command::Demo { data, listen, exit } => demo::run(&data, listen, exit).await,
         Command::Health => client::health(&cli.server).await,
+        Command::Parse { files } => import::parse_files(&files, cli.json),
+        Command::Import { paths } => {
+            let tls = client::Tls { ca: cli.tls_ca.clone(), client: cli.tls_client.clone() };
+            let client = client::Client::connect_with(&cli.server, &cli.keys, "operator", cli.json, &tls).await?;
+            let outcomes = import::import(&client, &paths, !cli.json).await?;
+            if cli.json {
+                let text = serde_json::to_string_pretty(&outcomes).map_err(|e| CliError::Input(e.to_string()))?;
+                println!("{text}");
+            } else {
+                print!("{}", import::summary(&outcomes));
+            }
+            match outcomes.iter().filter(|o| o.failed.is_some()).count() {
+                0 => Ok(()),
+                n => Err(CliError::Input(format!("{n} file(s) failed to import"))),
+            }
+        }
         Command::Restore { backup, data } => {
             let s = tokio::task::spawn_blocking(move || crate::app::backup::restore(&backup, &data))
                 .await

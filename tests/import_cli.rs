@@ -1,0 +1,124 @@
+//! `gongwen parse` and `gongwen import` as a user runs them: the real binary against the real server, a directory
+//! of files in several encodings and formats, a broken file, and a second run that must create nothing.
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Output;
+
+use gongwen::cli::client::Client;
+use gongwen::cli::keystore::Keystore;
+use gongwen::cli::serve::operator_seal;
+use gongwen::pb;
+use gongwen::server::{self, ServerConfig};
+
+const CORPUS: &str = include_str!("fixtures/forwarding-chain-lu-zi-bo-2022.txt");
+
+const LETTER: &str = "山东省财政厅文件\n\n鲁财采〔2022〕30号\n\n山东省财政厅关于报送采购统计的通知\n\n各市财政局：\n\n\
+请于12月31日前报送。\n\n山东省财政厅\n\n2022年12月1日\n\n信息公开选项：依申请公开\n";
+
+const NOTICE: [&str; 8] = [
+    "淄博市财政局文件",
+    "淄财采〔2022〕31号",
+    "淄博市财政局关于年度决算的通知",
+    "各区县财政局：",
+    "请按时完成年度决算。",
+    "淄博市财政局",
+    "2022年12月5日",
+    "信息公开选项：主动公开",
+];
+
+/// A minimal .docx: one paragraph per line of `paragraphs`.
+fn docx(paragraphs: &[&str]) -> Vec<u8> {
+    let body: String =
+        paragraphs.iter().map(|p| format!("<w:p><w:r><w:t>{p}</w:t></w:r></w:p>")).collect::<Vec<_>>().join("");
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w:document \
+         xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
+    );
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("word/document.xml", zip::write::SimpleFileOptions::default()).expect("zip entry");
+    zip.write_all(xml.as_bytes()).expect("zip write");
+    zip.finish().expect("zip finish").into_inner()
+}
+
+fn gongwen(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gongwen")).args(args).output().expect("run gongwen")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(name), bytes).expect("write fixture");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_imports_once_and_a_second_run_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    let operator = Keystore::new(&keys).generate("operator", None).expect("operator key");
+    let mut cfg = ServerConfig::new(dir.path().join("data"));
+    cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.cache_bytes = 16 << 20;
+    cfg.operator = Some(operator_seal(&operator));
+    let running = server::start(cfg).await.expect("server");
+    let addr = format!("http://{}", running.addr);
+    let client = Client::connect(&addr, &keys, "operator", false).await.expect("client");
+    client.load_registry(gongwen::registry_file::BUNDLED, true, &[]).await.expect("registry");
+
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(docs.join("2022")).expect("mkdir");
+    write(&docs, "chain.txt", CORPUS.as_bytes());
+    write(&docs, "letter-gb18030.txt", &encoding_rs::GB18030.encode(LETTER).0);
+    write(&docs.join("2022"), "notice.docx", &docx(&NOTICE));
+    write(&docs, "broken.txt", &[0xff, 0xfe, 0x00, 0xff]);
+    write(&docs, "readme.md", b"not a document: ignored by extension");
+
+    let keys_arg = keys.display().to_string();
+    let docs_arg = docs.display().to_string();
+    let first = gongwen(&["--server", &addr, "--keys", &keys_arg, "import", &docs_arg]);
+    let out = text(&first);
+    assert_eq!(first.status.code(), Some(1), "one file is broken: {out}");
+    assert!(out.contains("4 file(s): 5 document(s) imported, 0 skipped as duplicates, 1 file(s) failed"), "{out}");
+    assert!(out.contains("broken.txt: FAILED") && out.contains("neither UTF-8 nor GB18030"), "{out}");
+
+    // The chain is linked, numbered as printed, and marked as imported from its file.
+    let get = |n: &str| {
+        let req = pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Number(n.into())) };
+        let mut c = client.documents();
+        async move { c.get_document(req).await.expect("document").into_inner() }
+    };
+    let province = get("鲁财采〔2022〕14号").await;
+    let city = get("淄财采〔2022〕20号").await;
+    let district = get("博财采〔2022〕19号").await;
+    assert_eq!(city.forwards_document_id, province.id);
+    assert_eq!(district.forwards_document_id, city.id);
+    assert_eq!(city.imported.as_ref().map(|i| (i.source_name.as_str(), i.position)), Some(("chain.txt", 1)));
+    assert_eq!(province.draft.as_ref().map(|d| d.dated.as_str()), Some("2022-08-16"), "dated by its printing");
+    assert_eq!(
+        district.draft.as_ref().map(|d| d.disclosure),
+        Some(pb::Disclosure::Public as i32),
+        "inherited from the forwarded document"
+    );
+    assert!(province.attachments.first().is_some_and(|a| a.size > 0), "the contact-point table was uploaded");
+    let letter = get("鲁财采〔2022〕30号").await;
+    assert_eq!(letter.draft.as_ref().map(|d| d.disclosure), Some(pb::Disclosure::OnRequest as i32));
+    let notice = get("淄财采〔2022〕31号").await;
+    assert_eq!(notice.draft.as_ref().map(|d| d.title.as_str()), Some("淄博市财政局关于年度决算的通知"));
+
+    let before = running.app.content_digest().await.expect("digest");
+    let second = gongwen(&["--server", &addr, "--keys", &keys_arg, "import", &docs_arg]);
+    let out = text(&second);
+    assert!(out.contains("0 document(s) imported, 5 skipped as duplicates, 1 file(s) failed"), "{out}");
+    // Uploading the same files again stores nothing new either: content addressing.
+    assert_eq!(running.app.content_digest().await.expect("digest"), before, "a second run changes nothing");
+
+    let parsed = gongwen(&["parse", "--json", &docs.join("chain.txt").display().to_string()]);
+    assert!(parsed.status.success(), "{}", text(&parsed));
+    let json: serde_json::Value = serde_json::from_slice(&parsed.stdout).expect("json");
+    assert_eq!(json["documents"].as_array().map(Vec::len), Some(3));
+    assert_eq!(json["documents"][1]["number"]["value"], "淄财采〔2022〕20号");
+    assert_eq!(json["documents"][1]["forwards"], 2);
+    running.stop().await.expect("stop");
+}
