@@ -1,13 +1,22 @@
-//! Throughput and latency of the real service, measured through gRPC on loopback with the clients in the same
-//! process (so "2 cores, clients included"). Run: `cargo bench --bench ingest` (add `-- --quick` for a short run).
+//! Throughput, latency, start-up time and memory of the real service, measured through gRPC on loopback with the
+//! clients in the same process (so "2 cores, clients included"). Run: `cargo bench --bench ingest` (add
+//! `-- --quick` for a short run). Each scenario runs in its own process, so each gets its own peak RSS:
 //!
-//! - signed acknowledgment ingest from 1, 16 and 64 concurrent clients: acks/s, p50 and p99 latency, every reply
-//!   after a durable (flushed and fsynced) write;
-//! - the machine's limit for this work: Ed25519 verifications per second on one core, single and batched;
-//! - fan-out: issuing one directive to 10,000 and to 100,000 recipients;
-//! - trace and status matrix over the 100,000-delivery tree;
-//! - peak RSS at the end.
+//! - `ingest`: the machine's Ed25519 verify limit, then signed acknowledgment ingest from 1, 16 and 64 concurrent
+//!   clients (acks/s, p50, p99; every reply after a durable write); with `GONGWEN_BENCH_PG=<url>` the same workload,
+//!   client for client, against a small gRPC service that stores each acknowledgment as one PostgreSQL row;
+//! - `fanout`: issuing one directive to 10,000 and to 100,000 recipients, then trace and status matrix over that
+//!   1-level tree;
+//! - `tree`: a 4-level forwarding tree of 200,000+ deliveries built through issue and forward, then trace and
+//!   status matrix;
+//! - `cold-build` and `cold`: a store of 10 million events (kept in `GONGWEN_BENCH_COLD_DIR` when set, so it is
+//!   built once), then the time from starting the `gongwen serve` process to health SERVING and to a first answer.
+//!
+//! `GONGWEN_BENCH_SCENARIOS=tree,cold` runs only those; `-- --scenario NAME` runs one in this process.
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signer as _, SigningKey, Verifier};
@@ -15,12 +24,21 @@ use gongwen::app::AppConfig;
 use gongwen::auth::SignRequests;
 use gongwen::pb;
 use gongwen::pb::delivery_service_client::DeliveryServiceClient;
-use gongwen::server::{self, ServerConfig};
+use gongwen::server::{self, Running, ServerConfig};
 use gongwen::signing::Signer;
 use tonic::transport::Channel;
 use tower::Layer;
 
+#[path = "ingest/cold.rs"]
+mod cold;
+#[path = "ingest/pg.rs"]
+mod pg;
+#[path = "ingest/tree.rs"]
+mod tree;
+
 type Ch = gongwen::auth::Signed<Channel>;
+
+const SCENARIOS: &[&str] = &["ingest", "fanout", "tree", "cold-build", "cold"];
 
 /// Request ids must differ, or the server rightly answers a retry with the first result.
 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -35,30 +53,76 @@ fn unit_id(i: usize) -> String {
     format!("370000.b{i:06}")
 }
 
-async fn register(ch: &Ch, operator: &Signer, from: usize, to: usize, first: bool) {
+/// The issuing 财政厅's key (outside the range of department keys).
+fn issuer_key() -> Signer {
+    unit_key(usize::MAX - 1)
+}
+
+/// A server on a fresh or existing data directory, and an operator-signed channel to it.
+pub struct Bench {
+    pub running: Running,
+    pub raw: Channel,
+    pub op: Ch,
+    pub operator: Signer,
+}
+
+impl Bench {
+    pub async fn start(data: &Path, operator: Signer) -> Bench {
+        let mut cfg = ServerConfig::new(data);
+        cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
+        cfg.app = AppConfig {
+            max_message_bytes: 64 << 20,
+            rate_per_sec: 1_000_000,
+            rate_burst: 1_000_000,
+            ..AppConfig::default()
+        };
+        let running = server::start(cfg).await.expect("server");
+        let raw =
+            Channel::from_shared(format!("http://{}", running.addr)).expect("uri").connect().await.expect("connect");
+        let op: Ch = SignRequests::new("operator", operator.clone()).layer(raw.clone());
+        Bench { running, raw, op, operator }
+    }
+
+    pub async fn apply(&self, change: pb::RegistryChange) {
+        let env = self.operator.envelope(&change);
+        pb::registry_service_client::RegistryServiceClient::new(self.op.clone())
+            .max_decoding_message_size(64 << 20)
+            .apply_registry_change(env)
+            .await
+            .expect("registry");
+    }
+}
+
+fn bench_operator() -> Signer {
+    Signer::from_secret("operator#bench", [9u8; 32])
+}
+
+/// Registers departments `from..to` of the province (and, the first time, the province, its 财政厅 and the group
+/// 省直各部门、单位).
+async fn register(b: &Bench, from: usize, to: usize, first: bool) {
     let mut change = pb::RegistryChange { request_id: format!("units-{from}"), ..Default::default() };
     if first {
         change.regions.push(pb::Region {
             code: "370000".into(),
             name: "山东省".into(),
             parent_code: String::new(),
-            level: 1,
+            level: pb::Level::Province as i32,
         });
-        let mut issuer = pb::Unit {
+        change.units.push(pb::Unit {
             id: "370000.czt".into(),
             full_name: "山东省财政厅".into(),
             region_code: "370000".into(),
-            level: 1,
+            level: pb::Level::Province as i32,
             kind: pb::UnitKind::FinanceBureau as i32,
             number_prefixes: vec!["鲁财采".into()],
+            seal_keys: vec![issuer_key().seal_key()],
             ..Default::default()
-        };
-        issuer.seal_keys = vec![unit_key(usize::MAX - 1).seal_key()];
-        change.units.push(issuer);
+        });
         change.groups.push(pb::RecipientGroup {
             name: "省直各部门、单位".into(),
             scope: pb::GroupScope::SameRegion as i32,
-            level: 1,
+            level: pb::Level::Province as i32,
             kinds: vec![pb::UnitKind::Department as i32],
             ..Default::default()
         });
@@ -68,29 +132,30 @@ async fn register(ch: &Ch, operator: &Signer, from: usize, to: usize, first: boo
             id: unit_id(i),
             full_name: format!("测试部门{i}"),
             region_code: "370000".into(),
-            level: 1,
+            level: pb::Level::Province as i32,
             kind: pb::UnitKind::Department as i32,
             seal_keys: vec![unit_key(i).seal_key()],
             ..Default::default()
         });
     }
-    let env = operator.envelope(&change);
-    pb::registry_service_client::RegistryServiceClient::new(ch.clone())
-        .max_decoding_message_size(64 << 20)
-        .apply_registry_change(env)
-        .await
-        .expect("registry");
+    b.apply(change).await;
 }
 
-async fn issue(ch: &Ch, n: usize) -> (pb::Document, Duration) {
-    let issuer = unit_key(usize::MAX - 1);
-    let m = pb::IssueDocument {
-        request_id: format!("issue-{n}-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+/// Registers `n` departments in changes of 10,000.
+async fn register_departments(b: &Bench, n: usize) {
+    for from in (0..n).step_by(10_000) {
+        register(b, from, (from + 10_000).min(n), from == 0).await;
+    }
+}
+
+fn issue_statement(tag: &str) -> pb::IssueDocument {
+    pb::IssueDocument {
+        request_id: format!("issue-{tag}"),
         unit_id: "370000.czt".into(),
         draft: Some(pb::DocumentDraft {
             number_prefix: "鲁财采".into(),
             number_year: 2022,
-            title: format!("山东省财政厅关于第{n}项工作的通知"),
+            title: format!("山东省财政厅关于第{tag}项工作的通知"),
             genre: pb::Genre::Notice as i32,
             main_recipients: vec![pb::Recipient {
                 target: Some(pb::recipient::Target::Group("省直各部门、单位".into())),
@@ -99,8 +164,13 @@ async fn issue(ch: &Ch, n: usize) -> (pb::Document, Duration) {
             disclosure: pb::Disclosure::Public as i32,
             ..Default::default()
         }),
-    };
-    let env = issuer.envelope(&m);
+    }
+}
+
+/// The 财政厅 issues a directive to every department; returns it and the time the RPC took.
+async fn issue(ch: &Ch, n: usize) -> (pb::Document, Duration) {
+    let tag = format!("{n}-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let env = issuer_key().envelope(&issue_statement(&tag));
     let start = Instant::now();
     let doc = pb::document_service_client::DocumentServiceClient::new(ch.clone())
         .max_decoding_message_size(256 << 20)
@@ -115,8 +185,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
 }
 
-/// `clients` tasks, each acknowledging its share of `units` deliveries of `doc`.
-async fn ingest(raw: &Channel, doc: &str, units: &[usize], clients: usize) -> (f64, Duration, Duration) {
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Throughput and latency of one ingest run.
+#[derive(Clone, Copy)]
+pub struct Rate {
+    pub per_sec: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+/// `clients` tasks, each acknowledging its share of `units` deliveries of `doc` through `raw` (gongwen, or the
+/// PostgreSQL stand-in: the client side is the same code).
+async fn ingest(raw: &Channel, doc: &str, units: &[usize], clients: usize) -> Rate {
     let per = units.len() / clients;
     let start = Instant::now();
     let mut tasks = vec![];
@@ -149,7 +232,7 @@ async fn ingest(raw: &Channel, doc: &str, units: &[usize], clients: usize) -> (f
     }
     let secs = start.elapsed().as_secs_f64();
     all.sort();
-    (all.len() as f64 / secs, percentile(&all, 0.5), percentile(&all, 0.99))
+    Rate { per_sec: all.len() as f64 / secs, p50: percentile(&all, 0.5), p99: percentile(&all, 0.99) }
 }
 
 fn ed25519_limit() -> (f64, f64) {
@@ -175,76 +258,260 @@ fn ed25519_limit() -> (f64, f64) {
     (single, batched)
 }
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// A `VmHWM`/`VmRSS`-style field of a process's status file, in MiB.
+fn status_mib(pid: &str, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let operator = Signer::from_secret("operator#bench", [9u8; 32]);
-    let mut cfg = ServerConfig::new(dir.path().join("data"));
-    cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
-    cfg.app = AppConfig {
-        max_message_bytes: 64 << 20,
-        rate_per_sec: 1_000_000,
-        rate_burst: 1_000_000,
-        ..AppConfig::default()
-    };
-    let running = server::start(cfg).await.expect("server");
-    let raw = Channel::from_shared(format!("http://{}", running.addr)).expect("uri").connect().await.expect("connect");
-    let op: Ch = SignRequests::new("operator", operator.clone()).layer(raw.clone());
+fn peak_rss_mib() -> f64 {
+    status_mib("self", "VmHWM:")
+}
 
+/// The 1, 5 and 15 minute load averages, as `uptime` shows them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// A line for the driver's closing summary (and the scenario's own output).
+fn summary(line: impl AsRef<str>) {
+    println!("summary: {}", line.as_ref());
+}
+
+/// Median and max of some timings, in ms.
+fn median_max(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    (ms(percentile(&v, 0.5)), ms(*v.last().unwrap_or(&Duration::ZERO)))
+}
+
+async fn scenario_ingest(quick: bool) {
     let (single, batched) = tokio::task::spawn_blocking(ed25519_limit).await.expect("limit");
     println!(
         "machine: {} cores; Ed25519 verify, one core: {single:.0}/s single, {batched:.0}/s batched (64)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-
+    summary(format!("Ed25519 verify, one core: {single:.0}/s single, {batched:.0}/s batched (64)"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Bench::start(&dir.path().join("data"), bench_operator()).await;
     let units = if quick { 2_000 } else { 10_000 };
-    register(&op, &operator, 0, units, true).await;
+    register_departments(&b, units).await;
+    let pg = match std::env::var("GONGWEN_BENCH_PG") {
+        Ok(url) if !url.is_empty() => Some(pg::Postgres::connect(&url, units).await),
+        _ => None,
+    };
     println!("\nsigned acknowledgment ingest over gRPC, durable writes ({units} deliveries per run):");
+    if pg.is_some() {
+        println!("(each client count runs against gongwen, then against the PostgreSQL stand-in, back to back)");
+    }
+    // The shared machine's load moves a lot from one minute to the next: several rounds, each client count
+    // against both back to back, and the medians over the rounds.
+    let rounds: usize = std::env::var("GONGWEN_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
+    println!("{rounds} rounds (GONGWEN_BENCH_ROUNDS)");
     println!("{:>8} {:>10} {:>10} {:>10}  share of the 1-core verify limit", "clients", "acks/s", "p50", "p99");
-    for clients in [1usize, 16, 64] {
-        let (doc, _) = issue(&op, units).await;
-        let take = if clients == 1 { units / 5 } else { units };
-        let ids: Vec<usize> = (0..take).collect();
-        let (rate, p50, p99) = ingest(&raw, &doc.id, &ids, clients).await;
-        println!(
-            "{clients:>8} {rate:>10.0} {:>9.2}ms {:>9.2}ms  {:.1}%",
-            p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3,
-            100.0 * rate / single
-        );
+    let mut per_clients: Vec<(usize, Vec<Rate>, Vec<Rate>)> = [1usize, 16, 64].map(|c| (c, vec![], vec![])).into();
+    for round in 1..=rounds {
+        println!("round {round}:");
+        for (clients, gs, ps) in per_clients.iter_mut() {
+            let clients = *clients;
+            let (doc, _) = issue(&b.op, units).await;
+            let take = if clients == 1 { units / 5 } else { units };
+            let ids: Vec<usize> = (0..take).collect();
+            let g = ingest(&b.raw, &doc.id, &ids, clients).await;
+            println!(
+                "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms  {:.1}%  gongwen (load {})",
+                g.per_sec,
+                ms(g.p50),
+                ms(g.p99),
+                100.0 * g.per_sec / single,
+                load_average()
+            );
+            gs.push(g);
+            if let Some(pg) = &pg {
+                let p = pg.run(&doc.id, &ids, clients).await;
+                println!(
+                    "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms  {:.1}%  PostgreSQL stand-in (load {}); \
+                     gongwen/PostgreSQL throughput {:.2}",
+                    p.per_sec,
+                    ms(p.p50),
+                    ms(p.p99),
+                    100.0 * p.per_sec / single,
+                    load_average(),
+                    g.per_sec / p.per_sec
+                );
+                ps.push(p);
+            }
+        }
     }
+    let median = |rates: &[Rate]| -> Rate {
+        let pick = |f: fn(&Rate) -> f64| {
+            let mut v: Vec<f64> = rates.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        Rate {
+            per_sec: pick(|r| r.per_sec),
+            p50: Duration::from_secs_f64(pick(|r| r.p50.as_secs_f64())),
+            p99: Duration::from_secs_f64(pick(|r| r.p99.as_secs_f64())),
+        }
+    };
+    for (clients, gs, ps) in &per_clients {
+        let g = median(gs);
+        summary(format!(
+            "gongwen ack ingest, {clients} clients, median of {rounds}: {:.0} acks/s, p50 {:.2} ms, p99 {:.2} ms \
+             (acks/s per round: {})",
+            g.per_sec,
+            ms(g.p50),
+            ms(g.p99),
+            gs.iter().map(|r| format!("{:.0}", r.per_sec)).collect::<Vec<_>>().join(", ")
+        ));
+        if !ps.is_empty() {
+            let p = median(ps);
+            let ratios: Vec<String> = gs.iter().zip(ps).map(|(g, p)| format!("{:.2}", g.per_sec / p.per_sec)).collect();
+            summary(format!(
+                "PostgreSQL ack ingest, {clients} clients, median of {rounds}: {:.0} acks/s, p50 {:.2} ms, p99 {:.2} \
+                 ms (acks/s per round: {}); gongwen/PostgreSQL throughput {:.2} (per round: {})",
+                p.per_sec,
+                ms(p.p50),
+                ms(p.p99),
+                ps.iter().map(|r| format!("{:.0}", r.per_sec)).collect::<Vec<_>>().join(", "),
+                g.per_sec / p.per_sec,
+                ratios.join(", ")
+            ));
+        }
+    }
+    if pg.is_none() {
+        println!("(GONGWEN_BENCH_PG not set: no PostgreSQL side-by-side run; see benches/pg/start-postgres.sh)");
+    }
+    b.running.stop().await.expect("stop");
+}
 
-    println!("\nfan-out (one IssueDocument, expansion, all deliveries and inbox entries in one durable write):");
-    let (_, t10k) = issue(&op, units).await;
-    println!("{units:>8} recipients: {:.0} ms", t10k.as_secs_f64() * 1e3);
+async fn trace_and_matrix(b: &Bench, doc: &str, runs: usize) -> (usize, Vec<Duration>, Vec<Duration>) {
+    let mut tracer =
+        pb::trace_service_client::TraceServiceClient::new(b.op.clone()).max_decoding_message_size(512 << 20);
+    let mut sup = pb::supervision_service_client::SupervisionServiceClient::new(b.op.clone())
+        .max_decoding_message_size(512 << 20);
+    let (mut traces, mut matrices, mut delivered) = (vec![], vec![], 0);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let tree = tracer.trace(pb::TraceRequest { document_id: doc.into() }).await.expect("trace").into_inner();
+        traces.push(t.elapsed());
+        delivered = tree.totals.map_or(0, |c| c.delivered as usize);
+        drop(tree);
+        let t = Instant::now();
+        sup.status_matrix(pb::MatrixRequest { document_id: doc.into(), with_units: false }).await.expect("matrix");
+        matrices.push(t.elapsed());
+    }
+    (delivered, traces, matrices)
+}
+
+async fn scenario_fanout(quick: bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Bench::start(&dir.path().join("data"), bench_operator()).await;
+    let small = if quick { 2_000 } else { 10_000 };
     let big = if quick { 20_000 } else { 100_000 };
-    for from in (units..big).step_by(10_000) {
-        register(&op, &operator, from, (from + 10_000).min(big), false).await;
+    register_departments(&b, small).await;
+    println!("fan-out (one IssueDocument, expansion, all deliveries and inbox entries in one durable write):");
+    let (_, t_small) = issue(&b.op, small).await;
+    println!("{small:>8} recipients: {:.0} ms (load {})", ms(t_small), load_average());
+    summary(format!("fan-out to {small}: {:.0} ms", ms(t_small)));
+    for from in (small..big).step_by(10_000) {
+        register(&b, from, (from + 10_000).min(big), false).await;
     }
-    let (doc, tbig) = issue(&op, big).await;
-    println!("{big:>8} recipients: {:.0} ms", tbig.as_secs_f64() * 1e3);
+    let (doc, t_big) = issue(&b.op, big).await;
+    println!("{big:>8} recipients: {:.0} ms (load {})", ms(t_big), load_average());
+    summary(format!("fan-out to {big}: {:.0} ms", ms(t_big)));
+    let runs = if quick { 3 } else { 5 };
+    let (n, traces, matrices) = trace_and_matrix(&b, &doc.id, runs).await;
+    let ((tm, tx), (mm, mx)) = (median_max(traces), median_max(matrices));
+    println!(
+        "1-level tree of {n} deliveries, {runs} runs: trace median {tm:.0} ms, max {tx:.0} ms; status matrix median \
+         {mm:.0} ms, max {mx:.0} ms (load {})",
+        load_average()
+    );
+    summary(format!(
+        "1-level {n}-delivery tree: trace median {tm:.0} ms / max {tx:.0} ms; matrix {mm:.0} / {mx:.0} ms"
+    ));
+    b.running.stop().await.expect("stop");
+}
 
-    let mut tracer = pb::trace_service_client::TraceServiceClient::new(op.clone()).max_decoding_message_size(512 << 20);
-    let t = Instant::now();
-    let tree = tracer.trace(pb::TraceRequest { document_id: doc.id.clone() }).await.expect("trace").into_inner();
-    let trace_ms = t.elapsed().as_secs_f64() * 1e3;
-    let mut sup =
-        pb::supervision_service_client::SupervisionServiceClient::new(op.clone()).max_decoding_message_size(512 << 20);
-    let t = Instant::now();
-    sup.status_matrix(pb::MatrixRequest { document_id: doc.id.clone(), with_units: false }).await.expect("matrix");
-    let matrix_ms = t.elapsed().as_secs_f64() * 1e3;
-    println!("\ntrace of a {}-delivery tree: {trace_ms:.0} ms; status matrix: {matrix_ms:.0} ms", tree.nodes.len());
-    println!("peak RSS (server and clients in one process): {:.0} MiB", peak_rss_mib());
-    running.stop().await.expect("stop");
+async fn run_scenario(name: &str, quick: bool) {
+    match name {
+        "ingest" => scenario_ingest(quick).await,
+        "fanout" => scenario_fanout(quick).await,
+        "tree" => tree::scenario(quick).await,
+        "cold-build" => cold::build(quick).await,
+        "cold" => cold::measure(quick).await,
+        other => panic!("unknown scenario {other:?} (known: {})", SCENARIOS.join(", ")),
+    }
+    let rss = peak_rss_mib();
+    println!("peak RSS of this scenario's process: {rss:.0} MiB");
+    summary(format!("{name}: peak RSS {rss:.0} MiB (this process: server and clients)"));
+}
+
+/// Runs each scenario as a child process of this binary, passing its output through, and prints every summary
+/// line at the end with the load average around each scenario.
+fn drive(quick: bool) {
+    let exe = std::env::current_exe().expect("current exe");
+    let chosen: Vec<String> = match std::env::var("GONGWEN_BENCH_SCENARIOS") {
+        Ok(s) if !s.is_empty() => s.split(',').map(|x| x.trim().to_owned()).collect(),
+        _ => SCENARIOS.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    // The cold scenarios share a store between two processes: a temporary one unless the caller keeps one.
+    let cold_tmp = (chosen.iter().any(|s| s.starts_with("cold"))
+        && std::env::var_os("GONGWEN_BENCH_COLD_DIR").is_none())
+    .then(|| tempfile::tempdir().expect("tempdir"));
+    let mut summaries = vec![];
+    for name in &chosen {
+        let before = load_average();
+        println!("\n=== scenario {name} (load average {before}) ===");
+        let started = Instant::now();
+        let mut cmd = Command::new(&exe);
+        cmd.arg("--scenario").arg(name).stdout(Stdio::piped());
+        if quick {
+            cmd.arg("--quick");
+        }
+        if let Some(tmp) = &cold_tmp {
+            cmd.env("GONGWEN_BENCH_COLD_DIR", tmp.path());
+        }
+        let mut child = cmd.spawn().expect("spawn scenario");
+        let out = child.stdout.take().expect("stdout");
+        let mut mine = vec![];
+        for line in BufReader::new(out).lines() {
+            let line = line.expect("read");
+            println!("{line}");
+            if let Some(s) = line.strip_prefix("summary: ") {
+                mine.push(s.to_owned());
+            }
+        }
+        let status = child.wait().expect("wait");
+        let after = load_average();
+        let secs = started.elapsed().as_secs_f64();
+        summaries.push(format!("[{name}] load average before {before}, after {after}; {secs:.0} s; {status}"));
+        summaries.extend(mine.into_iter().map(|s| format!("  {s}")));
+        assert!(status.success(), "scenario {name} failed: {status}");
+    }
+    println!("\n=== summary ===");
+    for s in summaries {
+        println!("{s}");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let scenario = args.iter().position(|a| a == "--scenario").and_then(|i| args.get(i + 1)).cloned();
+    match scenario {
+        None => drive(quick),
+        Some(name) => {
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            rt.block_on(run_scenario(&name, quick));
+        }
+    }
 }

@@ -1,0 +1,255 @@
+//! The PostgreSQL side of the side-by-side run: a small gRPC service that implements gongwen's own
+//! `DeliveryService.Acknowledge` (same proto, same client code, same two Ed25519 signatures per call) by checking
+//! the request token and the signed statement, then INSERTing one row per acknowledgment and replying only after
+//! the COMMIT (autocommit, with PostgreSQL's default `synchronous_commit = on` and `fsync = on`).
+//!
+//! What it leaves out, and gongwen does: the delivery state machine and its read of the delivery and document
+//! header, the Merkle log entry and nodes, inbox and index keys. What it keeps: gRPC over loopback with
+//! TCP_NODELAY, token checks (method, time, nonce, body digest, signature), statement signature and actor checks,
+//! the request-id uniqueness (primary key), and a durable write before the reply.
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use gongwen::domain::model::{KeyAlgorithm, SealKey};
+use gongwen::domain::seal;
+use gongwen::pb;
+use gongwen::pb::delivery_service_server::{DeliveryService, DeliveryServiceServer};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio_postgres::{Client, NoTls, Statement};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use super::{Rate, ingest, unit_id, unit_key};
+
+const METHOD: &str = "/gongwen.v1.DeliveryService/Acknowledge";
+const INSERT: &str = "INSERT INTO gongwen_acks (unit_id, request_id, document_id, envelope, acknowledged_at) VALUES ($1, $2, $3, $4, now())";
+
+/// The database and the units' public keys (the stand-in's registry).
+pub struct Postgres {
+    url: String,
+    keys: Arc<HashMap<String, (String, SealKey)>>,
+}
+
+/// A fixed pool: one connection per concurrent request at most.
+struct Pool {
+    conns: Vec<(Client, Statement)>,
+    free: tokio::sync::Mutex<Vec<usize>>,
+    available: tokio::sync::Semaphore,
+}
+
+struct Shim {
+    keys: Arc<HashMap<String, (String, SealKey)>>,
+    pool: Pool,
+    nonces: Mutex<HashSet<[u8; 16]>>,
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect to PostgreSQL");
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            eprintln!("PostgreSQL connection: {e}");
+        }
+    });
+    client
+}
+
+impl Postgres {
+    /// Connects once to create (or empty) the table and learns units 0..n's keys.
+    pub async fn connect(url: &str, n: usize) -> Postgres {
+        let c = connect(url).await;
+        c.batch_execute(
+            "CREATE TABLE IF NOT EXISTS gongwen_acks (
+                 unit_id text NOT NULL,
+                 request_id text NOT NULL,
+                 document_id text NOT NULL,
+                 envelope bytea NOT NULL,
+                 acknowledged_at timestamptz NOT NULL,
+                 PRIMARY KEY (unit_id, request_id))",
+        )
+        .await
+        .expect("create table");
+        let row = c
+            .query_one(
+                "SELECT version(), current_setting('fsync'), current_setting('synchronous_commit'), \
+                 current_setting('wal_sync_method')",
+                &[],
+            )
+            .await
+            .expect("settings");
+        let (v, fsync, sync, method): (String, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        println!("PostgreSQL: {v}; fsync={fsync}, synchronous_commit={sync}, wal_sync_method={method}");
+        let keys = (0..n)
+            .map(|i| {
+                let k = unit_key(i);
+                let seal = SealKey {
+                    key_id: k.key_id.clone(),
+                    algorithm: KeyAlgorithm::Ed25519,
+                    public_key: k.public_key().to_vec(),
+                    valid_from: None,
+                    revoked_at: None,
+                };
+                (k.key_id.clone(), (unit_id(i), seal))
+            })
+            .collect();
+        Postgres { url: url.to_owned(), keys: Arc::new(keys) }
+    }
+
+    /// The ingest workload against the stand-in with a pool of `clients` connections.
+    pub async fn run(&self, doc: &str, units: &[usize], clients: usize) -> Rate {
+        connect(&self.url).await.batch_execute("TRUNCATE gongwen_acks").await.expect("truncate");
+        let mut conns = vec![];
+        for _ in 0..clients {
+            let c = connect(&self.url).await;
+            let st = c.prepare(INSERT).await.expect("prepare");
+            conns.push((c, st));
+        }
+        let pool = Pool {
+            free: tokio::sync::Mutex::new((0..clients).collect()),
+            available: tokio::sync::Semaphore::new(clients),
+            conns,
+        };
+        let shim = Shim { keys: self.keys.clone(), pool, nonces: Mutex::new(HashSet::new()) };
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let incoming = TcpListenerStream::new(listener).map(|conn| {
+            conn.inspect(|c| {
+                let _ = c.set_nodelay(true);
+            })
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(DeliveryServiceServer::new(shim))
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = rx.await;
+                }),
+        );
+        let raw = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
+        let rate = ingest(&raw, doc, units, clients).await;
+        let rows: i64 =
+            connect(&self.url).await.query_one("SELECT count(*) FROM gongwen_acks", &[]).await.expect("count").get(0);
+        assert_eq!(rows as usize, units.len() / clients * clients, "one row per acknowledgment");
+        let _ = tx.send(());
+        server.await.expect("join").expect("serve");
+        rate
+    }
+}
+
+fn unauth(m: impl Into<String>) -> Status {
+    Status::unauthenticated(m.into())
+}
+
+impl Shim {
+    /// The same checks as gongwen's `App::authenticate` for a unit's token.
+    fn check_token(&self, req: &Request<pb::SignedEnvelope>) -> Result<(), Status> {
+        let raw = req
+            .metadata()
+            .get_bin(gongwen::auth::HEADER)
+            .ok_or_else(|| unauth("no request token"))?
+            .to_bytes()
+            .map_err(|_| unauth("bad token encoding"))?;
+        let token = pb::AuthToken::decode(raw).map_err(|e| unauth(e.to_string()))?;
+        let t = pb::RequestToken::decode(token.token.as_slice()).map_err(|e| unauth(e.to_string()))?;
+        if t.method != METHOD {
+            return Err(unauth("wrong method"));
+        }
+        let now = Utc::now();
+        let at = t.time.as_ref().map_or(0, |ts| ts.seconds);
+        if (now.timestamp() - at).abs() > 300 {
+            return Err(unauth("token time outside the skew"));
+        }
+        // The body as sent: one uncompressed gRPC frame of the message.
+        let body = req.get_ref().encode_to_vec();
+        let mut h = Sha256::new();
+        h.update([0u8]);
+        h.update((body.len() as u32).to_be_bytes());
+        h.update(&body);
+        if t.body_sha256 != h.finalize().as_slice() {
+            return Err(unauth("token made for another body"));
+        }
+        let (owner, key) = self.keys.get(&token.key_id).ok_or_else(|| unauth("unknown key"))?;
+        if owner != &t.unit_id {
+            return Err(unauth("key of another unit"));
+        }
+        seal::verify(key, gongwen::auth::TOKEN_TYPE, &token.token, &token.signature, now)
+            .map_err(|e| unauth(e.to_string()))?;
+        let nonce: [u8; 16] = t.nonce.as_slice().try_into().map_err(|_| unauth("nonce must be 16 bytes"))?;
+        if !self.nonces.lock().unwrap_or_else(|p| p.into_inner()).insert(nonce) {
+            return Err(unauth("replayed nonce"));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl DeliveryService for Shim {
+    async fn acknowledge(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        self.check_token(&req)?;
+        let env = req.into_inner();
+        if env.payload_type != "gongwen.v1.Acknowledge" {
+            return Err(Status::invalid_argument("not an Acknowledge"));
+        }
+        let ack =
+            pb::Acknowledge::decode(env.payload.as_slice()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (owner, key) = self.keys.get(&env.key_id).ok_or_else(|| unauth("unknown signing key"))?;
+        if owner != &ack.unit_id {
+            return Err(Status::permission_denied("key of another unit"));
+        }
+        seal::verify(key, &env.payload_type, &env.payload, &env.signature, Utc::now())
+            .map_err(|e| unauth(e.to_string()))?;
+        let _permit = self.pool.available.acquire().await.map_err(|e| Status::internal(e.to_string()))?;
+        let i = self.pool.free.lock().await.pop().ok_or_else(|| Status::internal("pool empty"))?;
+        let (client, insert) = &self.pool.conns[i];
+        let envelope = env.encode_to_vec();
+        let result = client.execute(insert, &[&ack.unit_id, &ack.request_id, &ack.document_id, &envelope]).await;
+        self.pool.free.lock().await.push(i);
+        result.map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::Delivery {
+            document_id: ack.document_id,
+            recipient_unit_id: ack.unit_id,
+            state: pb::DeliveryState::Acknowledged as i32,
+            ..Default::default()
+        }))
+    }
+
+    async fn r#return(&self, _: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+
+    async fn start_handling(&self, _: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+
+    async fn report(&self, _: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+
+    async fn complete(&self, _: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+
+    async fn remind(&self, _: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+
+    async fn get_delivery(&self, _: Request<pb::GetDeliveryRequest>) -> Result<Response<pb::Delivery>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+
+    async fn list_inbox(&self, _: Request<pb::ListInboxRequest>) -> Result<Response<pb::ListInboxReply>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+
+    type WatchInboxStream = tokio_stream::Empty<Result<pb::InboxNotice, Status>>;
+
+    async fn watch_inbox(&self, _: Request<pb::WatchInboxRequest>) -> Result<Response<Self::WatchInboxStream>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+}

@@ -1,0 +1,283 @@
+//! A 4-level forwarding tree built through the real service: the province's 财政厅 issues to the city bureaus,
+//! each city forwards to its county bureaus, each county to its township finance offices, each township office
+//! to the offices of its township. Every forwarder acknowledges first (a forward needs a received, acknowledged
+//! delivery); a quarter of the leaf offices acknowledge too. Then `Trace` and `StatusMatrix` over the whole tree,
+//! through gRPC and, for comparison, in-process on the application layer.
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use gongwen::auth::SignRequests;
+use gongwen::pb;
+use gongwen::signing::Signer;
+use sha2::{Digest, Sha256};
+use tower::Layer;
+
+use super::{Bench, bench_operator, load_average, median_max, summary, trace_and_matrix};
+
+/// One unit of the tree and the units it sends to.
+struct Node {
+    id: String,
+    prefix: String,
+    children: Vec<Node>,
+}
+
+fn key_for(id: &str) -> Signer {
+    Signer::from_secret(format!("{id}#k"), Sha256::digest(id.as_bytes()).into())
+}
+
+/// A unique 机关代字 for the `n`th issuing unit: 鲁 and three capital letters.
+fn prefix(n: usize) -> String {
+    let l = |k: usize| char::from(b'A' + u8::try_from(k % 26).unwrap_or(0));
+    format!("鲁{}{}{}", l(n / 676), l(n / 26), l(n))
+}
+
+fn unit(id: &str, name: String, region: &str, level: pb::Level, kind: pb::UnitKind, prefix: &str) -> pb::Unit {
+    pb::Unit {
+        id: id.into(),
+        full_name: name,
+        region_code: region.into(),
+        level: level as i32,
+        kind: kind as i32,
+        number_prefixes: if prefix.is_empty() { vec![] } else { vec![prefix.into()] },
+        seal_keys: vec![key_for(id).seal_key()],
+        ..Default::default()
+    }
+}
+
+fn region(code: &str, parent: &str, level: pb::Level) -> pb::Region {
+    pb::Region { code: code.into(), name: format!("区划{code}"), parent_code: parent.into(), level: level as i32 }
+}
+
+/// Registers regions and units and returns the tree, root first.
+async fn register(b: &Bench, shape: [usize; 4]) -> Node {
+    let [cities, counties, towns, leaves] = shape;
+    let mut bureaus = pb::RegistryChange { request_id: "tree-bureaus".into(), ..Default::default() };
+    let mut leaf_units = vec![];
+    let mut n = 0;
+    let mut next_prefix = || {
+        n += 1;
+        prefix(n)
+    };
+    bureaus.regions.push(region("370000", "", pb::Level::Province));
+    bureaus.units.push(unit(
+        "370000.czt",
+        "山东省财政厅".into(),
+        "370000",
+        pb::Level::Province,
+        pb::UnitKind::FinanceBureau,
+        "鲁财采",
+    ));
+    let mut root = Node { id: "370000.czt".into(), prefix: "鲁财采".into(), children: vec![] };
+    for c in 1..=cities {
+        let city = format!("37{c:02}00");
+        bureaus.regions.push(region(&city, "370000", pb::Level::City));
+        let (id, p) = (format!("{city}.czj"), next_prefix());
+        bureaus.units.push(unit(
+            &id,
+            format!("{city}市财政局"),
+            &city,
+            pb::Level::City,
+            pb::UnitKind::FinanceBureau,
+            &p,
+        ));
+        let mut city_node = Node { id, prefix: p, children: vec![] };
+        for k in 1..=counties {
+            let county = format!("37{c:02}{k:02}");
+            bureaus.regions.push(region(&county, &city, pb::Level::County));
+            let (id, p) = (format!("{county}.czj"), next_prefix());
+            bureaus.units.push(unit(
+                &id,
+                format!("{county}县财政局"),
+                &county,
+                pb::Level::County,
+                pb::UnitKind::FinanceBureau,
+                &p,
+            ));
+            let mut county_node = Node { id, prefix: p, children: vec![] };
+            for t in 1..=towns {
+                let town = format!("{county}{t:03}");
+                bureaus.regions.push(region(&town, &county, pb::Level::Township));
+                let (id, p) = (format!("{town}.czs"), next_prefix());
+                bureaus.units.push(unit(
+                    &id,
+                    format!("{town}镇财政所"),
+                    &town,
+                    pb::Level::Township,
+                    pb::UnitKind::FinanceOffice,
+                    &p,
+                ));
+                let mut town_node = Node { id, prefix: p, children: vec![] };
+                for l in 1..=leaves {
+                    let id = format!("{town}.u{l:02}");
+                    leaf_units.push(unit(
+                        &id,
+                        format!("{town}镇第{l}办公室"),
+                        &town,
+                        pb::Level::Township,
+                        pb::UnitKind::Office,
+                        "",
+                    ));
+                    town_node.children.push(Node { id, prefix: String::new(), children: vec![] });
+                }
+                county_node.children.push(town_node);
+            }
+            city_node.children.push(county_node);
+        }
+        root.children.push(city_node);
+    }
+    b.apply(bureaus).await;
+    for (i, chunk) in leaf_units.chunks(10_000).enumerate() {
+        b.apply(pb::RegistryChange {
+            request_id: format!("tree-leaves-{i}"),
+            units: chunk.to_vec(),
+            ..Default::default()
+        })
+        .await;
+    }
+    root
+}
+
+fn recipients(node: &Node) -> Vec<pb::Recipient> {
+    node.children.iter().map(|c| pb::Recipient { target: Some(pb::recipient::Target::UnitId(c.id.clone())) }).collect()
+}
+
+async fn acknowledge(b: &Bench, id: &str, doc: &str) {
+    let key = key_for(id);
+    let ch = SignRequests::new(id, key.clone()).layer(b.raw.clone());
+    let m = pb::Acknowledge {
+        request_id: format!("ack-{doc}"),
+        unit_id: id.into(),
+        document_id: doc.into(),
+        registration_number: String::new(),
+    };
+    pb::delivery_service_client::DeliveryServiceClient::new(ch).acknowledge(key.envelope(&m)).await.expect("ack");
+}
+
+/// `node` acknowledges `doc` and forwards it to its children; returns the new document's id.
+async fn forward(b: &Bench, node: &Node, doc: &str) -> String {
+    acknowledge(b, &node.id, doc).await;
+    let key = key_for(&node.id);
+    let ch = SignRequests::new(node.id.clone(), key.clone()).layer(b.raw.clone());
+    let m = pb::ForwardDocument {
+        request_id: format!("fwd-{doc}"),
+        unit_id: node.id.clone(),
+        source_document_id: doc.into(),
+        draft: Some(pb::DocumentDraft {
+            number_prefix: node.prefix.clone(),
+            number_year: 2022,
+            genre: pb::Genre::Notice as i32,
+            main_recipients: recipients(node),
+            dated: "2022-08-20".into(),
+            ..Default::default()
+        }),
+    };
+    pb::document_service_client::DocumentServiceClient::new(ch)
+        .max_decoding_message_size(64 << 20)
+        .forward_document(key.envelope(&m))
+        .await
+        .expect("forward")
+        .into_inner()
+        .id
+}
+
+pub async fn scenario(quick: bool) {
+    let shape = if quick { [4, 4, 8, 20] } else { [10, 10, 40, 50] };
+    let [c, k, t, l] = shape;
+    let expected = c + c * k + c * k * t + c * k * t * l;
+    println!(
+        "4-level forwarding tree: {c} cities × {k} counties × {t} townships × {l} offices = {expected} deliveries"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Bench::start(&dir.path().join("data"), bench_operator()).await;
+    let started = Instant::now();
+    let root = register(&b, shape).await;
+    println!("  registry of {} units: {:.1} s", expected + 1, started.elapsed().as_secs_f64());
+
+    let started = Instant::now();
+    let issue = pb::IssueDocument {
+        request_id: "tree-root".into(),
+        unit_id: root.id.clone(),
+        draft: Some(pb::DocumentDraft {
+            number_prefix: root.prefix.clone(),
+            number_year: 2022,
+            title: "山东省财政厅关于做好政府采购工作的通知".into(),
+            genre: pb::Genre::Notice as i32,
+            main_recipients: recipients(&root),
+            dated: "2022-08-16".into(),
+            disclosure: pb::Disclosure::Public as i32,
+            ..Default::default()
+        }),
+    };
+    let root_doc = pb::document_service_client::DocumentServiceClient::new(b.op.clone())
+        .issue_document(key_for(&root.id).envelope(&issue))
+        .await
+        .expect("issue")
+        .into_inner()
+        .id;
+    // Level by level: everyone who received a document and has recipients of its own acknowledges and forwards.
+    let mut level: Vec<(&Node, String)> = root.children.iter().map(|n| (n, root_doc.clone())).collect();
+    let mut forwards = 0;
+    while level.iter().any(|(n, _)| !n.children.is_empty()) {
+        let next: Vec<Vec<(&Node, String)>> = futures::stream::iter(level)
+            .map(|(n, doc)| {
+                let b = &b;
+                async move {
+                    let new = forward(b, n, &doc).await;
+                    n.children.iter().map(|c| (c, new.clone())).collect::<Vec<_>>()
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        forwards += next.len();
+        level = next.into_iter().flatten().collect();
+    }
+    let acked: Vec<(&Node, String)> = level.into_iter().step_by(4).collect();
+    let leaf_acks = acked.len();
+    futures::stream::iter(acked)
+        .map(|(n, doc)| {
+            let b = &b;
+            async move { acknowledge(b, &n.id, &doc).await }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    println!(
+        "  built through the service: 1 issue, {forwards} acknowledge+forward pairs, {leaf_acks} leaf acknowledgments \
+         in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let runs = if quick { 3 } else { 5 };
+    let (n, traces, matrices) = trace_and_matrix(&b, &root_doc, runs).await;
+    assert_eq!(n, expected, "the trace counts every delivery of the tree");
+    let ((tm, tx), (mm, mx)) = (median_max(traces), median_max(matrices));
+    let load = load_average();
+    println!(
+        "  over gRPC, {runs} runs: Trace median {tm:.0} ms, max {tx:.0} ms; StatusMatrix median {mm:.0} ms, max \
+         {mx:.0} ms (load {load})"
+    );
+    summary(format!(
+        "4-level {n}-delivery tree over gRPC: Trace median {tm:.0} ms / max {tx:.0} ms; StatusMatrix median {mm:.0} \
+         ms / max {mx:.0} ms (target < 200 ms)"
+    ));
+    let app = b.running.app.clone();
+    let (mut t_app, mut m_app): (Vec<Duration>, Vec<Duration>) = (vec![], vec![]);
+    for _ in 0..runs {
+        let t = Instant::now();
+        drop(app.trace(&root_doc).await.expect("trace"));
+        t_app.push(t.elapsed());
+        let t = Instant::now();
+        drop(app.matrix(&root_doc).await.expect("matrix"));
+        m_app.push(t.elapsed());
+    }
+    let ((tm, tx), (mm, mx)) = (median_max(t_app), median_max(m_app));
+    println!(
+        "  in-process App::trace median {tm:.0} ms, max {tx:.0} ms; App::matrix median {mm:.0} ms, max {mx:.0} ms \
+         (no gRPC encoding or transport)"
+    );
+    summary(format!(
+        "  of which the application layer (in-process): trace {tm:.0} / {tx:.0} ms, matrix {mm:.0} / {mx:.0} ms"
+    ));
+    b.running.stop().await.expect("stop");
+}
