@@ -82,7 +82,7 @@ fn time_of(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
 }
 
 /// The acting unit a statement names, by its payload type.
-fn statement_actor(env: &pb::SignedEnvelope) -> Result<String, String> {
+pub(crate) fn statement_actor(env: &pb::SignedEnvelope) -> Result<String, String> {
     fn unit<M: Statement>(payload: &[u8], f: fn(M) -> String) -> Result<String, String> {
         M::decode(payload).map(f).map_err(|e| format!("the {} payload does not decode: {e}", M::TYPE))
     }
@@ -100,7 +100,7 @@ fn statement_actor(env: &pb::SignedEnvelope) -> Result<String, String> {
     }
 }
 
-fn expected_type(kind: i32) -> Option<&'static str> {
+pub(crate) fn expected_type(kind: i32) -> Option<&'static str> {
     use pb::LogEventKind as K;
     Some(match K::try_from(kind).ok()? {
         K::RegistryChanged => pb::RegistryChange::TYPE,
