@@ -162,8 +162,10 @@ fn check_log(bundle: &pb::AuditBundle, checkpoint: &pb::Checkpoint, root: &Hash,
                 format!("entry {pos} comes after event #{previous}: the entries are out of order or repeated"),
             );
         }
-        if bundle.complete && seq > previous + 1 {
-            for missing in previous + 1..seq.min(previous + 1 + 100) {
+        // Saturating: a hostile bundle may number an entry u64::MAX, and the entry after it must not overflow.
+        let next = previous.saturating_add(1);
+        if bundle.complete && seq > next {
+            for missing in next..seq.min(next.saturating_add(100)) {
                 r.fail(Some(missing), "missing", "the bundle claims the whole log but this event is not in it");
             }
         }
