@@ -13,6 +13,8 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod metrics;
 pub mod parse;

@@ -82,7 +82,7 @@ fn time_of(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
 }
 
 /// The acting unit a statement names, by its payload type.
-fn statement_actor(env: &pb::SignedEnvelope) -> Result<String, String> {
+pub(crate) fn statement_actor(env: &pb::SignedEnvelope) -> Result<String, String> {
     fn unit<M: Statement>(payload: &[u8], f: fn(M) -> String) -> Result<String, String> {
         M::decode(payload).map(f).map_err(|e| format!("the {} payload does not decode: {e}", M::TYPE))
     }
@@ -108,7 +108,7 @@ fn by_operator(kind: i32) -> bool {
     kind == pb::LogEventKind::RegistryChanged as i32 || kind == pb::LogEventKind::Imported as i32
 }
 
-fn expected_type(kind: i32) -> Option<&'static str> {
+pub(crate) fn expected_type(kind: i32) -> Option<&'static str> {
     use pb::LogEventKind as K;
     Some(match K::try_from(kind).ok()? {
         K::RegistryChanged => pb::RegistryChange::TYPE,
@@ -171,8 +171,10 @@ fn check_log(bundle: &pb::AuditBundle, checkpoint: &pb::Checkpoint, root: &Hash,
                 format!("entry {pos} comes after event #{previous}: the entries are out of order or repeated"),
             );
         }
-        if bundle.complete && seq > previous + 1 {
-            for missing in previous + 1..seq.min(previous + 1 + 100) {
+        // Saturating: a hostile bundle may number an entry u64::MAX, and the entry after it must not overflow.
+        let next = previous.saturating_add(1);
+        if bundle.complete && seq > next {
+            for missing in next..seq.min(next.saturating_add(100)) {
                 r.fail(Some(missing), "missing", "the bundle claims the whole log but this event is not in it");
             }
         }

@@ -8,6 +8,7 @@ use super::{App, AppError, FirstResult, Notice, remember, replayed, schema};
 use crate::domain::model::{Delivery, DocHead, EventKind, Step, StepKind};
 use crate::domain::state::{Action, DeliveryState, is_overdue, transition};
 use crate::pb;
+use crate::signing::Statement;
 
 /// A delivery with what a reader needs to understand it.
 #[derive(Debug, Clone)]
@@ -23,135 +24,165 @@ pub struct DeliveryView {
 }
 
 /// One action on one delivery, decoded from its statement.
-struct Command {
-    action: Action,
-    step: StepKind,
-    event: EventKind,
-    document_id: String,
-    recipient: String,
-    text: String,
-    attachments: Vec<String>,
+pub(crate) struct Command {
+    pub(crate) action: Action,
+    pub(crate) step: StepKind,
+    pub(crate) event: EventKind,
+    pub(crate) document_id: String,
+    pub(crate) recipient: String,
+    pub(crate) text: String,
+    pub(crate) attachments: Vec<String>,
 }
 
-impl App {
-    /// 签收.
-    pub async fn acknowledge(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
-        let signed = self.open_envelope::<pb::Acknowledge>(&envelope)?;
-        let st = &signed.statement;
-        let cmd = Command {
+/// A signed delivery statement and the [`Command`] it asks for, after field checks (nothing is looked up).
+pub(crate) trait DeliveryStatement: Statement + RequestMeta {
+    fn command(&self) -> Result<Command, AppError>;
+}
+
+impl DeliveryStatement for pb::Acknowledge {
+    fn command(&self) -> Result<Command, AppError> {
+        Ok(Command {
             action: Action::Acknowledge,
             step: StepKind::Acknowledged,
             event: EventKind::Acknowledged,
-            document_id: st.document_id.clone(),
-            recipient: st.unit_id.clone(),
-            text: bounded("registration_number", &st.registration_number, 128)?,
+            document_id: self.document_id.clone(),
+            recipient: self.unit_id.clone(),
+            text: bounded("registration_number", &self.registration_number, 128)?,
             attachments: vec![],
-        };
-        self.act(&envelope, signed, cmd).await
+        })
     }
+}
 
-    /// 退回.
-    pub async fn return_delivery(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
-        let signed = self.open_envelope::<pb::ReturnDelivery>(&envelope)?;
-        let st = &signed.statement;
-        let reason = bounded("reason", &st.reason, 2000)?;
+impl DeliveryStatement for pb::ReturnDelivery {
+    fn command(&self) -> Result<Command, AppError> {
+        let reason = bounded("reason", &self.reason, 2000)?;
         if reason.trim().is_empty() {
             return Err(AppError::field("reason", "a return needs a reason"));
         }
-        let cmd = Command {
+        Ok(Command {
             action: Action::Return,
             step: StepKind::Returned,
             event: EventKind::Returned,
-            document_id: st.document_id.clone(),
-            recipient: st.unit_id.clone(),
+            document_id: self.document_id.clone(),
+            recipient: self.unit_id.clone(),
             text: reason,
             attachments: vec![],
-        };
-        self.act(&envelope, signed, cmd).await
+        })
     }
+}
 
-    /// 承办.
-    pub async fn start_handling(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
-        let signed = self.open_envelope::<pb::StartHandling>(&envelope)?;
-        let st = &signed.statement;
-        let lead = bounded("lead_office", &st.lead_office, 200)?;
-        let note = bounded("note", &st.note, 2000)?;
+impl DeliveryStatement for pb::StartHandling {
+    fn command(&self) -> Result<Command, AppError> {
+        let lead = bounded("lead_office", &self.lead_office, 200)?;
+        let note = bounded("note", &self.note, 2000)?;
         let text = match (lead.is_empty(), note.is_empty()) {
             (false, false) => format!("{lead}: {note}"),
             (false, true) => lead,
             _ => note,
         };
-        let cmd = Command {
+        Ok(Command {
             action: Action::StartHandling,
             step: StepKind::HandlingStarted,
             event: EventKind::HandlingStarted,
-            document_id: st.document_id.clone(),
-            recipient: st.unit_id.clone(),
+            document_id: self.document_id.clone(),
+            recipient: self.unit_id.clone(),
             text,
             attachments: vec![],
-        };
-        self.act(&envelope, signed, cmd).await
+        })
+    }
+}
+
+impl DeliveryStatement for pb::SubmitReport {
+    fn command(&self) -> Result<Command, AppError> {
+        let text = bounded("text", &self.text, 1 << 20)?;
+        let attachments =
+            self.attachment_sha256.iter().map(|a| sha256("attachment_sha256", a)).collect::<Result<Vec<_>, _>>()?;
+        if text.trim().is_empty() && attachments.is_empty() {
+            return Err(AppError::field("text", "a report needs text or attachments"));
+        }
+        Ok(Command {
+            action: Action::Report,
+            step: StepKind::Reported,
+            event: EventKind::Reported,
+            document_id: self.document_id.clone(),
+            recipient: self.unit_id.clone(),
+            text,
+            attachments,
+        })
+    }
+}
+
+impl DeliveryStatement for pb::Complete {
+    fn command(&self) -> Result<Command, AppError> {
+        Ok(Command {
+            action: Action::Complete,
+            step: StepKind::Completed,
+            event: EventKind::Completed,
+            document_id: self.document_id.clone(),
+            recipient: self.unit_id.clone(),
+            text: bounded("note", &self.note, 2000)?,
+            attachments: vec![],
+        })
+    }
+}
+
+impl DeliveryStatement for pb::Remind {
+    fn command(&self) -> Result<Command, AppError> {
+        if self.recipient_unit_id.is_empty() {
+            return Err(AppError::field("recipient_unit_id", "the late recipient is required"));
+        }
+        Ok(Command {
+            action: Action::Remind,
+            step: StepKind::Reminded,
+            event: EventKind::Reminded,
+            document_id: self.document_id.clone(),
+            recipient: self.recipient_unit_id.clone(),
+            text: bounded("message", &self.message, 2000)?,
+            attachments: vec![],
+        })
+    }
+}
+
+impl App {
+    /// 签收.
+    pub async fn acknowledge(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
+        self.act_on::<pb::Acknowledge>(envelope).await
+    }
+
+    /// 退回.
+    pub async fn return_delivery(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
+        self.act_on::<pb::ReturnDelivery>(envelope).await
+    }
+
+    /// 承办.
+    pub async fn start_handling(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
+        self.act_on::<pb::StartHandling>(envelope).await
     }
 
     /// 报送.
     pub async fn report(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
-        let signed = self.open_envelope::<pb::SubmitReport>(&envelope)?;
-        let st = &signed.statement;
-        let text = bounded("text", &st.text, 1 << 20)?;
-        let attachments =
-            st.attachment_sha256.iter().map(|a| sha256("attachment_sha256", a)).collect::<Result<Vec<_>, _>>()?;
-        if text.trim().is_empty() && attachments.is_empty() {
-            return Err(AppError::field("text", "a report needs text or attachments"));
-        }
-        for a in &attachments {
-            if self.blobs.size_of(a)?.is_none() {
-                return Err(AppError::NotFound(format!("attachment {a} was never uploaded")));
-            }
-        }
-        let cmd = Command {
-            action: Action::Report,
-            step: StepKind::Reported,
-            event: EventKind::Reported,
-            document_id: st.document_id.clone(),
-            recipient: st.unit_id.clone(),
-            text,
-            attachments,
-        };
-        self.act(&envelope, signed, cmd).await
+        self.act_on::<pb::SubmitReport>(envelope).await
     }
 
     /// 办结.
     pub async fn complete(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
-        let signed = self.open_envelope::<pb::Complete>(&envelope)?;
-        let st = &signed.statement;
-        let cmd = Command {
-            action: Action::Complete,
-            step: StepKind::Completed,
-            event: EventKind::Completed,
-            document_id: st.document_id.clone(),
-            recipient: st.unit_id.clone(),
-            text: bounded("note", &st.note, 2000)?,
-            attachments: vec![],
-        };
-        self.act(&envelope, signed, cmd).await
+        self.act_on::<pb::Complete>(envelope).await
     }
 
     /// 催办: by the issuer or a unit above it.
     pub async fn remind(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
-        let signed = self.open_envelope::<pb::Remind>(&envelope)?;
-        let st = &signed.statement;
-        if st.recipient_unit_id.is_empty() {
-            return Err(AppError::field("recipient_unit_id", "the late recipient is required"));
+        self.act_on::<pb::Remind>(envelope).await
+    }
+
+    /// Opens a delivery statement, checks its fields and the files it names, and acts on it.
+    async fn act_on<M: DeliveryStatement>(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
+        let signed = self.open_envelope::<M>(&envelope)?;
+        let cmd = signed.statement.command()?;
+        for a in &cmd.attachments {
+            if self.blobs.size_of(a)?.is_none() {
+                return Err(AppError::NotFound(format!("attachment {a} was never uploaded")));
+            }
         }
-        let cmd = Command {
-            action: Action::Remind,
-            step: StepKind::Reminded,
-            event: EventKind::Reminded,
-            document_id: st.document_id.clone(),
-            recipient: st.recipient_unit_id.clone(),
-            text: bounded("message", &st.message, 2000)?,
-            attachments: vec![],
-        };
         self.act(&envelope, signed, cmd).await
     }
 

@@ -37,12 +37,7 @@ impl App {
         let signed = self.open_envelope::<pb::IssueDocument>(&envelope)?;
         let snap = self.snapshot();
         self.verify_unit(&snap, &signed.statement.unit_id, &envelope)?;
-        let draft = Draft::try_from(signed.statement.draft.clone().unwrap_or_default())?;
-        if draft.title.is_empty() {
-            return Err(AppError::field("draft.title", "标题 is required"));
-        }
-        let disclosure =
-            draft.disclosure.ok_or_else(|| AppError::field("draft.disclosure", "信息公开选项 is required"))?;
+        let (draft, disclosure) = issue_draft(&signed.statement)?;
         let issuer = snap.unit(&signed.statement.unit_id)?.clone();
         let new = self.prepare(&snap, &issuer, draft, disclosure, &signed, vec![], None)?;
         Ok(self.commit_document(signed, new).await?.0)
@@ -54,16 +49,9 @@ impl App {
         let snap = self.snapshot();
         let st = &signed.statement;
         self.verify_unit(&snap, &st.unit_id, &envelope)?;
-        let source_id = st.source_document_id.clone();
-        if source_id.is_empty() {
-            return Err(AppError::field("source_document_id", "the document to forward is required"));
-        }
+        let source_id = forward_source(st)?;
         let source = self.document(&source_id).await?;
-        let mut wire_draft = st.draft.clone().unwrap_or_default();
-        if wire_draft.genre == 0 {
-            wire_draft.genre = pb::Genre::Notice as i32;
-        }
-        let mut draft = Draft::try_from(wire_draft)?;
+        let mut draft = forward_draft(st)?;
         if draft.title.is_empty() {
             draft.title = title::forwarding_title(&source.title, &source.issuer_name);
         }
@@ -368,6 +356,35 @@ impl App {
     pub fn max_attachment_bytes(&self) -> u64 {
         self.config.max_attachment_bytes
     }
+}
+
+/// The checked draft of an `IssueDocument` statement and its disclosure option (both title and disclosure are
+/// required when issuing).
+pub(crate) fn issue_draft(st: &pb::IssueDocument) -> Result<(Draft, Disclosure), AppError> {
+    let draft = Draft::try_from(st.draft.clone().unwrap_or_default())?;
+    if draft.title.is_empty() {
+        return Err(AppError::field("draft.title", "标题 is required"));
+    }
+    let disclosure = draft.disclosure.ok_or_else(|| AppError::field("draft.disclosure", "信息公开选项 is required"))?;
+    Ok((draft, disclosure))
+}
+
+/// The document a `ForwardDocument` statement forwards.
+pub(crate) fn forward_source(st: &pb::ForwardDocument) -> Result<String, AppError> {
+    if st.source_document_id.is_empty() {
+        return Err(AppError::field("source_document_id", "the document to forward is required"));
+    }
+    Ok(st.source_document_id.clone())
+}
+
+/// The checked draft of a `ForwardDocument` statement: the genre defaults to 通知; an empty title is derived from
+/// the source by the caller.
+pub(crate) fn forward_draft(st: &pb::ForwardDocument) -> Result<Draft, AppError> {
+    let mut wire_draft = st.draft.clone().unwrap_or_default();
+    if wire_draft.genre == 0 {
+        wire_draft.genre = pb::Genre::Notice as i32;
+    }
+    Draft::try_from(wire_draft)
 }
 
 /// The next serial for (prefix, year): one more than the last, skipping numbers already taken (imports).

@@ -113,14 +113,7 @@ impl App {
     pub async fn inclusion_proof(&self, seq: u64, tree_size: u64) -> Result<pb::InclusionProof, AppError> {
         let (proof, entry, size, root) = self
             .read(move |s| {
-                let current = size(s)?;
-                let size = if tree_size == 0 { current } else { tree_size };
-                if size > current {
-                    return Err(AppError::field("tree_size", format!("the log has only {current} events")));
-                }
-                if seq == 0 || seq > size {
-                    return Err(AppError::NotFound(format!("no event #{seq} in a log of {size} events")));
-                }
+                let size = inclusion_size(seq, tree_size, size(s)?)?;
                 let nodes = StoreNodes(s);
                 let proof = merkle::inclusion_proof(&nodes, seq - 1, size)?;
                 Ok((proof, entry_bytes(s, seq)?, size, merkle::root(&nodes, size)?))
@@ -133,14 +126,7 @@ impl App {
     /// Proof that the log of `new` events extends the log of `old` events (new 0: now).
     pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<pb::ConsistencyProof, AppError> {
         self.read(move |s| {
-            let current = size(s)?;
-            let new = if new == 0 { current } else { new };
-            if old == 0 || old > new || new > current {
-                return Err(AppError::field(
-                    "old_size",
-                    format!("need 1 ≤ old_size ≤ new_size ≤ {current}, got {old} and {new}"),
-                ));
-            }
+            let new = consistency_size(old, new, size(s)?)?;
             let proof = merkle::consistency_proof(&StoreNodes(s), old, new)?;
             Ok(pb::ConsistencyProof { old_size: old, new_size: new, hashes: hashes(proof) })
         })
@@ -249,6 +235,30 @@ impl App {
         })
         .await
     }
+}
+
+/// The tree size an inclusion proof of event `seq` is made for (`tree_size` 0: the log's `current` size).
+pub(crate) fn inclusion_size(seq: u64, tree_size: u64, current: u64) -> Result<u64, AppError> {
+    let size = if tree_size == 0 { current } else { tree_size };
+    if size > current {
+        return Err(AppError::field("tree_size", format!("the log has only {current} events")));
+    }
+    if seq == 0 || seq > size {
+        return Err(AppError::NotFound(format!("no event #{seq} in a log of {size} events")));
+    }
+    Ok(size)
+}
+
+/// The new size a consistency proof from `old` is made for (`new` 0: the log's `current` size).
+pub(crate) fn consistency_size(old: u64, new: u64, current: u64) -> Result<u64, AppError> {
+    let new = if new == 0 { current } else { new };
+    if old == 0 || old > new || new > current {
+        return Err(AppError::field(
+            "old_size",
+            format!("need 1 ≤ old_size ≤ new_size ≤ {current}, got {old} and {new}"),
+        ));
+    }
+    Ok(new)
 }
 
 /// What an export covers.

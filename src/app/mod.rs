@@ -316,21 +316,9 @@ impl App {
         tokio::task::spawn_blocking(move || f(store.as_ref())).await?
     }
 
-    /// Decodes an envelope's statement after checking its type. The signature is checked by [`App::verify_unit`]
-    /// or [`App::verify_operator`] once the acting unit is known from the statement.
+    /// Decodes an envelope's statement after checking its type (see [`open_envelope`]).
     fn open_envelope<M: Statement>(&self, envelope: &pb::SignedEnvelope) -> Result<Signed<M>, AppError> {
-        let expected_type = M::TYPE;
-        if envelope.payload_type != expected_type {
-            return Err(AppError::Invalid(format!(
-                "this RPC takes a {expected_type} statement, not {:?}",
-                envelope.payload_type
-            )));
-        }
-        let statement = M::decode(envelope.payload.as_slice())
-            .map_err(|e| AppError::Invalid(format!("the {expected_type} payload does not decode: {e}")))?;
-        let mut h = Sha256::new();
-        h.update(seal::pae(&envelope.payload_type, &envelope.payload));
-        Ok(Signed { statement, envelope: envelope.clone(), digest: h.finalize().into() })
+        open_envelope(envelope)
     }
 
     /// Checks that `envelope` is signed by a valid key of `unit_id`.
@@ -369,6 +357,23 @@ impl App {
         seal::verify(&self.operator, &envelope.payload_type, &envelope.payload, &envelope.signature, self.now())
             .map_err(|e| AppError::Unauthenticated(e.to_string()))
     }
+}
+
+/// Decodes an envelope's statement after checking its type. The signature is checked by [`App::verify_unit`]
+/// or [`App::verify_operator`] once the acting unit is known from the statement.
+pub(crate) fn open_envelope<M: Statement>(envelope: &pb::SignedEnvelope) -> Result<Signed<M>, AppError> {
+    let expected_type = M::TYPE;
+    if envelope.payload_type != expected_type {
+        return Err(AppError::Invalid(format!(
+            "this RPC takes a {expected_type} statement, not {:?}",
+            envelope.payload_type
+        )));
+    }
+    let statement = M::decode(envelope.payload.as_slice())
+        .map_err(|e| AppError::Invalid(format!("the {expected_type} payload does not decode: {e}")))?;
+    let mut h = Sha256::new();
+    h.update(seal::pae(&envelope.payload_type, &envelope.payload));
+    Ok(Signed { statement, envelope: envelope.clone(), digest: h.finalize().into() })
 }
 
 /// The server's log key: read from the store, or made and stored at the first start.

@@ -47,16 +47,16 @@ pub struct ChangeSummary {
 }
 
 /// The new items of a change, checked against the registry they extend.
-struct Additions {
-    regions: Vec<Region>,
-    units: Vec<Unit>,
-    groups: Vec<Group>,
+pub(crate) struct Additions {
+    pub(crate) regions: Vec<Region>,
+    pub(crate) units: Vec<Unit>,
+    pub(crate) groups: Vec<Group>,
     baselines: Vec<(String, u32, u32)>,
-    grants: Vec<(String, String)>,
+    pub(crate) grants: Vec<(String, String)>,
     keys_changed: u32,
     /// Units whose keys changed, as they are after the change.
     rekeyed: Vec<Unit>,
-    next: Registry,
+    pub(crate) next: Registry,
 }
 
 fn count(n: usize) -> u32 {
@@ -64,7 +64,7 @@ fn count(n: usize) -> u32 {
 }
 
 /// Checks every item of a change against `current` (and the items before it) and keeps what is new.
-fn check_change(
+pub(crate) fn check_change(
     current: &Registry,
     change: pb::RegistryChange,
     now: chrono::DateTime<chrono::Utc>,

@@ -185,6 +185,70 @@ mod tests {
         }
     }
 
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// 1 to 16 characters, at least one Chinese: Chinese characters, sometimes with capital letters around them
+        /// (never 号, which would end the number).
+        fn prefix() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[\u{4e00}-\u{9fff}]{1,16}",
+                "[A-Z]{0,3}[\u{4e00}-\u{9fff}]{1,8}[A-Z]{0,3}",
+                "[\u{3400}-\u{4dbf}\u{f900}-\u{faff}\u{4e00}-\u{9fff}]{1,6}",
+            ]
+            .prop_filter("号 ends a number", |p| !p.contains('号'))
+        }
+
+        fn full_width(s: &str) -> String {
+            s.chars()
+                .map(|c| match c.to_digit(10) {
+                    Some(d) if c.is_ascii_digit() => char::from_u32(u32::from('０') + d).unwrap_or(c),
+                    _ => c,
+                })
+                .collect()
+        }
+
+        proptest! {
+            #[test]
+            fn any_valid_number_prints_in_hexagonal_brackets_and_parses_back(
+                p in prefix(), year in 1949u32..=2999, serial in 1u32..=999_999,
+            ) {
+                let n = DocNumber { prefix: p.clone(), year, serial };
+                let printed = n.to_string();
+                prop_assert_eq!(&printed, &format!("{p}〔{year}〕{serial}号"));
+                prop_assert_eq!(DocNumber::parse(&printed).ok(), Some(n.clone()));
+                for (open, close) in BRACKETS {
+                    let variant = format!("{p}{open}{year}{close}{serial}号");
+                    prop_assert_eq!(DocNumber::parse(&variant).ok(), Some(n.clone()), "{}", variant);
+                    prop_assert_eq!(DocNumber::parse(&full_width(&variant)).ok(), Some(n.clone()), "{}", variant);
+                }
+                let padded = format!("{p}〔{year}〕{serial:07}号");
+                prop_assert_eq!(DocNumber::parse(&padded).ok(), Some(n.clone()));
+                let spaced: String = printed.chars().flat_map(|c| [c, ' ']).collect();
+                prop_assert_eq!(DocNumber::parse(&spaced).ok(), Some(n));
+            }
+
+            #[test]
+            fn years_and_serials_out_of_range_are_refused(
+                p in prefix(), year in prop_oneof![1000u32..1949, 3000u32..=9999], serial in 1_000_000u32..,
+            ) {
+                for text in [format!("{p}〔{year}〕1号"), format!("{p}〔2022〕{serial}号"), format!("{p}〔2022〕0号")] {
+                    prop_assert!(DocNumber::parse(&text).is_err(), "{}", text);
+                }
+            }
+
+            #[test]
+            fn whatever_parses_prints_canonically_and_parses_back(text in "[鲁财采A-Z0-9０-９〔〕\\[\\]【】（）() 号]{0,24}") {
+                if let Ok(n) = DocNumber::parse(&text) {
+                    prop_assert!(validate_prefix(&n.prefix).is_ok());
+                    prop_assert_eq!(DocNumber::parse(&n.to_string()).ok(), Some(n));
+                }
+            }
+        }
+    }
+
     #[test]
     fn prefixes() {
         assert!(validate_prefix("鲁财采").is_ok());

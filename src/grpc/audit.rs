@@ -22,6 +22,20 @@ pub struct AuditApi {
 
 type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
 
+/// What an audit bundle covers.
+pub(crate) fn export_scope(scope: Option<pb::export_request::Scope>) -> Result<ExportScope, Status> {
+    match scope {
+        Some(pb::export_request::Scope::DocumentId(id)) => Ok(ExportScope::Document(id)),
+        Some(pb::export_request::Scope::Range(r)) => Ok(ExportScope::Range { from: r.from_seq, to: r.to_seq }),
+        None => Err(Status::invalid_argument("give a document id or a range of events")),
+    }
+}
+
+/// The first event and the number of events a log stream sends (limit 0: all).
+pub(crate) fn log_window(r: &pb::StreamLogRequest) -> (u64, u64) {
+    (r.from_seq.max(1), if r.limit == 0 { u64::MAX } else { r.limit })
+}
+
 #[tonic::async_trait]
 impl AuditService for AuditApi {
     async fn get_checkpoint(
@@ -65,12 +79,12 @@ impl AuditService for AuditApi {
         self.app.may_read_log(&caller(&req)?)?;
         let r = req.into_inner();
         let app = self.app.clone();
-        let limit = if r.limit == 0 { u64::MAX } else { r.limit };
+        let (from, limit) = log_window(&r);
         let permit = self.app.stream_permit()?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             let _permit = permit;
-            let (mut next, mut sent) = (r.from_seq.max(1), 0u64);
+            let (mut next, mut sent) = (from, 0u64);
             while sent < limit {
                 let batch = match app.log_records(next, STREAM_BATCH.min(limit - sent)).await {
                     Ok(b) => b,
@@ -95,17 +109,13 @@ impl AuditService for AuditApi {
     async fn export_bundle(&self, req: Request<pb::ExportRequest>) -> Result<Response<pb::AuditBundle>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
-        let scope = match r.scope {
-            Some(pb::export_request::Scope::DocumentId(id)) => {
-                self.app.may_trace(&caller, &id).await?;
-                ExportScope::Document(id)
+        let scope = export_scope(r.scope)?;
+        match &scope {
+            ExportScope::Document(id) => {
+                self.app.may_trace(&caller, id).await?;
             }
-            Some(pb::export_request::Scope::Range(r)) => {
-                self.app.may_read_log(&caller)?;
-                ExportScope::Range { from: r.from_seq, to: r.to_seq }
-            }
-            None => return Err(Status::invalid_argument("give a document id or a range of events")),
-        };
+            ExportScope::Range { .. } => self.app.may_read_log(&caller)?,
+        }
         Ok(Response::new(self.app.export_bundle(scope, r.previous_size).await?))
     }
 }

@@ -11,6 +11,7 @@ use super::auth::caller;
 use super::convert::{state_from_wire, step_kind};
 use super::page;
 use crate::app::{App, AppError};
+use crate::domain::state::DeliveryState;
 use crate::pb;
 use crate::pb::delivery_service_server::DeliveryService;
 
@@ -20,6 +21,13 @@ pub struct DeliveryApi {
 }
 
 type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::InboxNotice, Status>> + Send>>;
+
+/// The delivery states an inbox listing asks for.
+pub(crate) fn inbox_states(wire: &[i32]) -> Result<Vec<DeliveryState>, AppError> {
+    wire.iter()
+        .map(|s| state_from_wire(*s).ok_or_else(|| AppError::field("states", format!("{s} is not a delivery state"))))
+        .collect()
+}
 
 #[tonic::async_trait]
 impl DeliveryService for DeliveryApi {
@@ -59,15 +67,7 @@ impl DeliveryService for DeliveryApi {
         let r = req.into_inner();
         self.app.unit(&r.unit_id)?;
         self.app.may_see_unit(&caller, &r.unit_id)?;
-        let mut states = vec![];
-        for s in r.states {
-            match state_from_wire(s) {
-                Some(st) => states.push(st),
-                None => {
-                    return Err(AppError::field("states", format!("{s} is not a delivery state")).into());
-                }
-            }
-        }
+        let states = inbox_states(&r.states)?;
         let (size, token) = page(r.page);
         let (rows, next) = self.app.inbox(&r.unit_id, states, &token, size).await?;
         Ok(Response::new(pb::ListInboxReply {

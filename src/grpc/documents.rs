@@ -51,6 +51,25 @@ impl DocumentApi {
     }
 }
 
+/// The expected hash an upload's first message (its meta) announces, if any.
+pub(crate) fn upload_meta(first: pb::UploadChunk) -> Result<Option<String>, Status> {
+    let Some(pb::upload_chunk::Part::Meta(meta)) = first.part else {
+        return Err(Status::invalid_argument("the first upload message must carry meta"));
+    };
+    match meta.expected_sha256.as_str() {
+        "" => Ok(None),
+        s => Ok(Some(statements::sha256("expected_sha256", s)?)),
+    }
+}
+
+/// A later upload message: only file bytes may follow the meta.
+pub(crate) fn upload_chunk(msg: pb::UploadChunk) -> Result<Vec<u8>, Status> {
+    let Some(pb::upload_chunk::Part::Chunk(bytes)) = msg.part else {
+        return Err(Status::invalid_argument("only the first upload message may carry meta"));
+    };
+    Ok(bytes)
+}
+
 #[tonic::async_trait]
 impl DocumentService for DocumentApi {
     async fn upload_attachment(
@@ -59,22 +78,14 @@ impl DocumentService for DocumentApi {
     ) -> Result<Response<pb::UploadReply>, Status> {
         let mut stream = req.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty upload"))?;
-        let Some(pb::upload_chunk::Part::Meta(meta)) = first.part else {
-            return Err(Status::invalid_argument("the first upload message must carry meta"));
-        };
-        let expected = match meta.expected_sha256.as_str() {
-            "" => None,
-            s => Some(statements::sha256("expected_sha256", s)?),
-        };
+        let expected = upload_meta(first)?;
         let blobs = self.app.blobs().clone();
         let mut writer = tokio::task::spawn_blocking(move || blobs.writer())
             .await
             .map_err(AppError::from)?
             .map_err(AppError::from)?;
         while let Some(msg) = stream.message().await? {
-            let Some(pb::upload_chunk::Part::Chunk(bytes)) = msg.part else {
-                return Err(Status::invalid_argument("only the first upload message may carry meta"));
-            };
+            let bytes = upload_chunk(msg)?;
             writer = tokio::task::spawn_blocking(move || writer.write(&bytes).map(|()| writer))
                 .await
                 .map_err(AppError::from)?

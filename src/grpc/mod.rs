@@ -18,7 +18,7 @@ const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
 /// (page size, token) from an optional page request.
-fn page(p: Option<pb::PageRequest>) -> (usize, String) {
+pub(crate) fn page(p: Option<pb::PageRequest>) -> (usize, String) {
     let p = p.unwrap_or_default();
     let size = match usize::try_from(p.page_size).unwrap_or(MAX_PAGE) {
         0 => DEFAULT_PAGE,

@@ -4,15 +4,25 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::page;
-use crate::app::App;
 use crate::app::registry::UnitFilter;
 use crate::app::statements;
+use crate::app::{App, AppError};
 use crate::pb;
 use crate::pb::registry_service_server::RegistryService;
 
 /// Serves the registry.
 pub struct RegistryApi {
     pub app: Arc<App>,
+}
+
+/// The filter of a unit listing (0 for level or kind: any).
+pub(crate) fn unit_filter(r: pb::ListUnitsRequest) -> Result<UnitFilter, AppError> {
+    Ok(UnitFilter {
+        region_subtree: r.region_subtree,
+        level: if r.level == 0 { None } else { Some(statements::level("level", r.level)?) },
+        kind: if r.kind == 0 { None } else { Some(statements::kind("kind", r.kind)?) },
+        tag: r.tag,
+    })
 }
 
 #[tonic::async_trait]
@@ -61,14 +71,9 @@ impl RegistryService for RegistryApi {
     }
 
     async fn list_units(&self, req: Request<pb::ListUnitsRequest>) -> Result<Response<pb::ListUnitsReply>, Status> {
-        let r = req.into_inner();
-        let filter = UnitFilter {
-            region_subtree: r.region_subtree,
-            level: if r.level == 0 { None } else { Some(statements::level("level", r.level)?) },
-            kind: if r.kind == 0 { None } else { Some(statements::kind("kind", r.kind)?) },
-            tag: r.tag,
-        };
-        let (size, token) = page(r.page);
+        let mut r = req.into_inner();
+        let (size, token) = page(r.page.take());
+        let filter = unit_filter(r)?;
         let (units, next) = self.app.units(&filter, &token, size)?;
         Ok(Response::new(pb::ListUnitsReply {
             units: units.into_iter().map(Into::into).collect(),

@@ -60,29 +60,57 @@ impl From<OverdueItem> for pb::OverdueItem {
     }
 }
 
+/// What an overdue listing covers.
+pub(crate) fn overdue_scope(scope: Option<pb::overdue_request::Scope>) -> Result<OverdueScope, Status> {
+    match scope {
+        Some(pb::overdue_request::Scope::DocumentId(id)) => Ok(OverdueScope::Document(id)),
+        Some(pb::overdue_request::Scope::RegionCode(code)) => Ok(OverdueScope::Region(code)),
+        None => Err(Status::invalid_argument("give a document id or a region code")),
+    }
+}
+
+/// The order of an overdue listing.
+pub(crate) fn overdue_order(order: i32) -> Result<OverdueOrder, Status> {
+    match pb::OverdueOrder::try_from(order) {
+        Ok(pb::OverdueOrder::DaysLateDesc) => Ok(OverdueOrder::DaysLateDesc),
+        Ok(pb::OverdueOrder::DaysLateAsc) => Ok(OverdueOrder::DaysLateAsc),
+        Ok(pb::OverdueOrder::Unit) => Ok(OverdueOrder::Unit),
+        Err(_) => Err(Status::invalid_argument(format!("order: {order} is not an order"))),
+    }
+}
+
+/// The kind and file format of a report.
+pub(crate) fn report_choice(kind: i32, format: i32) -> Result<(ReportKind, ReportFormat), Status> {
+    let kind = match pb::ReportKind::try_from(kind) {
+        Ok(pb::ReportKind::Trace) => ReportKind::Trace,
+        Ok(pb::ReportKind::Matrix) => ReportKind::Matrix,
+        Ok(pb::ReportKind::Overdue) => ReportKind::Overdue,
+        _ => return Err(Status::invalid_argument("kind: choose trace, matrix or overdue")),
+    };
+    let format = match pb::ReportFormat::try_from(format) {
+        Ok(pb::ReportFormat::Csv) => ReportFormat::Csv,
+        Ok(pb::ReportFormat::Xlsx) => ReportFormat::Xlsx,
+        Err(_) => return Err(Status::invalid_argument("format: choose csv or xlsx")),
+    };
+    Ok((kind, format))
+}
+
 #[tonic::async_trait]
 impl SupervisionService for SupervisionApi {
     async fn list_overdue(&self, req: Request<pb::OverdueRequest>) -> Result<Response<pb::OverdueReply>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
-        let scope = match r.scope {
-            Some(pb::overdue_request::Scope::DocumentId(id)) => {
-                self.app.may_trace(&caller, &id).await?;
-                OverdueScope::Document(id)
+        let scope = overdue_scope(r.scope)?;
+        match &scope {
+            OverdueScope::Document(id) => {
+                self.app.may_trace(&caller, id).await?;
             }
-            Some(pb::overdue_request::Scope::RegionCode(code)) => {
-                self.app.region(&code)?;
-                self.app.may_see_region(&caller, &code)?;
-                OverdueScope::Region(code)
+            OverdueScope::Region(code) => {
+                self.app.region(code)?;
+                self.app.may_see_region(&caller, code)?;
             }
-            None => return Err(Status::invalid_argument("give a document id or a region code")),
-        };
-        let order = match pb::OverdueOrder::try_from(r.order) {
-            Ok(pb::OverdueOrder::DaysLateDesc) => OverdueOrder::DaysLateDesc,
-            Ok(pb::OverdueOrder::DaysLateAsc) => OverdueOrder::DaysLateAsc,
-            Ok(pb::OverdueOrder::Unit) => OverdueOrder::Unit,
-            Err(_) => return Err(Status::invalid_argument(format!("order: {} is not an order", r.order))),
-        };
+        }
+        let order = overdue_order(r.order)?;
         let items = self.app.overdue(scope, order).await?;
         Ok(Response::new(pb::OverdueReply { items: items.into_iter().map(Into::into).collect() }))
     }
@@ -130,17 +158,7 @@ impl SupervisionService for SupervisionApi {
         } else {
             self.app.may_trace(&caller, &r.document_id).await?;
         }
-        let kind = match pb::ReportKind::try_from(r.kind) {
-            Ok(pb::ReportKind::Trace) => ReportKind::Trace,
-            Ok(pb::ReportKind::Matrix) => ReportKind::Matrix,
-            Ok(pb::ReportKind::Overdue) => ReportKind::Overdue,
-            _ => return Err(Status::invalid_argument("kind: choose trace, matrix or overdue")),
-        };
-        let format = match pb::ReportFormat::try_from(r.format) {
-            Ok(pb::ReportFormat::Csv) => ReportFormat::Csv,
-            Ok(pb::ReportFormat::Xlsx) => ReportFormat::Xlsx,
-            Err(_) => return Err(Status::invalid_argument("format: choose csv or xlsx")),
-        };
+        let (kind, format) = report_choice(r.kind, r.format)?;
         let (file_name, media_type, content) =
             self.app.report_file(kind, format, &r.document_id, &r.region_code).await?;
         Ok(Response::new(pb::ReportFile { file_name, media_type, content }))
