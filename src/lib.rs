@@ -15,6 +15,7 @@ pub mod cli;
 pub mod domain;
 pub mod grpc;
 pub mod metrics;
+pub mod parse;
 pub mod registry_file;
 pub mod reports;
 pub mod server;
