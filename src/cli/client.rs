@@ -564,6 +564,7 @@ attachments up to {} bytes
             | Command::Demo { .. }
             | Command::Keygen { .. }
             | Command::Health
+            | Command::Parse { .. }
             | Command::Restore { .. } => Err(CliError::Input("not a client command".into())),
         }
     }

@@ -9,6 +9,7 @@ pub mod client;
 pub mod demo;
 pub mod draft;
 pub mod keystore;
+pub mod parse;
 pub mod serve;
 pub mod views;
 
@@ -358,6 +359,13 @@ pub enum Command {
         #[arg(long)]
         previous: Option<PathBuf>,
     },
+    /// Read official documents from text (UTF-8 or GB18030), .docx or PDF files and print their structure: the
+    /// elements of each document with their lines, the forwarding chain, and warnings (--json for JSON). Local:
+    /// no server is asked.
+    Parse {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Print a unit's new deliveries and reminders as they arrive.
     Watch {
         #[arg(long = "as", value_name = "UNIT")]
@@ -431,6 +439,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify { bundle: Some(path), live: false, log_key, operator_key, previous } => {
             audit::verify_file(&path, log_key, operator_key, previous, cli.json)
         }
+        Command::Parse { files } => parse::run(&files, cli.json),
         Command::Keygen { name, key_id } => {
             let ks = keystore::Keystore::new(&cli.keys);
             let signer = ks.generate(&name, key_id.as_deref())?;

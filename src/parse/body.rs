@@ -51,7 +51,7 @@ impl Builder<'_> {
             let list = lines.split_off(at);
             self.read_attachment_list(d, &list);
         }
-        self.read_body(d, &lines, j >= self.lines.len());
+        self.read_body(d, &lines, j >= self.lines.len() && date.is_none());
         self.phase[d] = Phase::AfterBody;
         if let Some((k, date)) = date {
             self.set_date(d, k, date);
@@ -83,8 +83,10 @@ impl Builder<'_> {
         let texts: Vec<&str> = lines.iter().map(|k| self.lines[*k].text.as_str()).collect();
         let body = mend(&texts);
         let (first_no, last_no) = (self.lines[first].no, self.lines[last].no);
-        if at_end && !body.ends_with(ENDS_PARAGRAPH) && self.docs[d].attachments.is_empty() {
-            let message = format!("the text stops in mid-sentence at line {last_no}: the file may be cut short");
+        if at_end {
+            // Nothing follows the body: no date, no 版记. A whole document does not end so.
+            let how = if body.ends_with(ENDS_PARAGRAPH) { "after the body" } else { "in mid-sentence" };
+            let message = format!("the text stops {how} at line {last_no}: the file may be cut short");
             self.warn(Some(last_no), Some(d), message);
         }
         match self.docs[d].body.as_mut() {

@@ -163,7 +163,7 @@ impl Builder<'_> {
             let joined: String = (0..=k).map(text).collect();
             balanced(&joined) && GENRES.iter().any(|g| joined.ends_with(g))
         };
-        let title_end = (0..cand.len().min(5)).find(|k| ends_title(*k));
+        let first_end = (0..cand.len().min(5)).find(|k| ends_title(*k));
         let recipients_at = (0..cand.len().min(7)).find(|k| {
             let t = text(*k);
             t.ends_with(['：', ':'])
@@ -171,8 +171,17 @@ impl Builder<'_> {
                 && !t.ends_with("如下:")
                 && !t.contains(['。', '《'])
                 && t.chars().count() <= 400
-                && title_end.is_none_or(|e| *k > e && *k - e <= 3)
+                && first_end.is_none_or(|e| *k > e)
         });
+        // Before the recipients the title is as long as it can be: a line break may leave a genre word such as
+        // 通知 at the end of a title's first line (关于加强通知 / 管理的通知).
+        let last_end = recipients_at.and_then(|r| (0..r.min(5)).rev().find(|k| ends_title(*k)));
+        let (title_end, recipients_at) = match (recipients_at, last_end) {
+            (Some(r), Some(e)) if r - e <= 3 => (Some(e), Some(r)),
+            (Some(r), None) => (None, Some(r)),
+            // Recipients far below the title are a body line ending in a colon.
+            _ => (first_end, None),
+        };
         let title_lines = match (title_end, recipients_at) {
             (Some(e), _) => e + 1,
             (None, Some(r)) => r,

@@ -39,6 +39,15 @@ impl Default for Style {
     }
 }
 
+/// 信息公开选项 as printed.
+pub fn disclosure_text(d: Disclosure) -> &'static str {
+    match d {
+        Disclosure::Public => "主动公开",
+        Disclosure::OnRequest => "依申请公开",
+        Disclosure::NotPublic => "不予公开",
+    }
+}
+
 /// Every outermost document of `parsed` with the documents nested in it, in the standard layout.
 pub fn render(parsed: &Parsed) -> String {
     render_with(parsed, &Style::default())
@@ -182,12 +191,7 @@ impl Out<'_> {
 
     fn trailer(&mut self, doc: &ParsedDocument) {
         if let Some(x) = &doc.disclosure {
-            let option = match x.value {
-                Disclosure::Public => "主动公开",
-                Disclosure::OnRequest => "依申请公开",
-                Disclosure::NotPublic => "不予公开",
-            };
-            self.line(&format!("信息公开选项：{option}"));
+            self.line(&format!("信息公开选项：{}", disclosure_text(x.value)));
         }
         if let Some(cc) = &doc.cc {
             self.line(&format!("抄送：{}。", cc.value.written));
