@@ -147,6 +147,9 @@ fn elements(doc: &ParsedDocument) -> Vec<(String, String, String)> {
         let rows = a.text.lines().count();
         add(&name, at(f), format!("{} ({rows} line(s))", a.title.clone().unwrap_or_default()));
     }
+    if let Some(f) = &doc.keywords {
+        add("subject words", at(f), f.value.join(" "));
+    }
     if let Some(f) = &doc.disclosure {
         add("disclosure", at(f), disclosure_text(f.value).to_owned());
     }

@@ -47,7 +47,12 @@ impl Builder<'_> {
         let contact: Vec<usize> = lines.iter().copied().filter(|k| self.kind(*k) == Some(&Kind::Contact)).collect();
         lines.retain(|k| !contact.contains(k));
         self.read_contact(d, &contact);
-        if let Some(at) = lines.iter().rposition(|k| matches!(self.kind(*k), Some(Kind::AttachList(_)))) {
+        let listed = |s: &Self, k: usize| matches!(s.kind(k), Some(Kind::AttachList(_)));
+        if let Some(mut at) = lines.iter().rposition(|k| listed(self, *k)) {
+            // 附件1：… 附件2：… puts the label on every entry.
+            while at > 0 && listed(self, lines[at - 1]) {
+                at -= 1;
+            }
             let list = lines.split_off(at);
             self.read_attachment_list(d, &list);
         }
@@ -119,10 +124,10 @@ impl Builder<'_> {
     /// 附件：1. … / 2. … or a single 附件：…; a line that does not start with an ordinal continues the entry above.
     fn read_attachment_list(&mut self, d: usize, lines: &[usize]) {
         let mut items: Vec<(Option<u32>, String, usize, usize)> = Vec::new();
-        for (n, &k) in lines.iter().enumerate() {
+        for &k in lines {
             let line = &self.lines[k];
-            let text = match (&line.kind, n) {
-                (Kind::AttachList(rest), 0) => rest.as_str(),
+            let text = match &line.kind {
+                Kind::AttachList(rest) => rest.as_str(),
                 _ => line.text.as_str(),
             };
             if text.trim().is_empty() {
@@ -319,7 +324,7 @@ pub(crate) fn span(doc: &ParsedDocument) -> (usize, usize) {
         ($($f:ident),*) => { $( if let Some(x) = &doc.$f { all.push(x.lines); } )* };
     }
     add!(copy_number, classification, urgency, banner, number, signers, title, main_recipients, body);
-    add!(dated, note, contact, disclosure, cc, printed_by, printed_on);
+    add!(dated, note, contact, keywords, disclosure, cc, printed_by, printed_on);
     all.extend(doc.attachments.iter().map(|x| x.lines));
     all.extend(doc.signature.iter().map(|x| x.lines));
     all.extend(doc.annexes.iter().map(|x| x.lines));

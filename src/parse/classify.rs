@@ -34,6 +34,8 @@ pub(crate) enum Kind {
     AnnexHeading(Option<u32>),
     /// 联系人…, 联系电话…, optionally in brackets.
     Contact,
+    /// 主题词：… (版记 of documents laid out by GB/T 9704-1999).
+    Keywords(String),
 }
 
 pub(crate) fn classify(text: &str, compact: &str) -> Kind {
@@ -88,8 +90,11 @@ fn keyword_line(text: &str, compact: &str) -> Option<Kind> {
             return Some(Kind::Disclosure(rest.trim_end_matches(['。', '.']).to_owned()));
         }
     }
-    if let Some(rest) = after_label(text, compact, "抄送") {
-        return Some(Kind::Cc(rest.to_owned()));
+    // 抄报 (to units above) is the 1999 layout's other cc line.
+    for label in ["抄送", "抄报"] {
+        if let Some(rest) = after_label(text, compact, label) {
+            return Some(Kind::Cc(rest.to_owned()));
+        }
     }
     if let Some(rest) = after_label(text, compact, "附件") {
         return Some(Kind::AttachList(rest.to_owned()));
@@ -104,6 +109,18 @@ fn keyword_line(text: &str, compact: &str) -> Option<Kind> {
         if let Some(n) = ordinal(rest) {
             return Some(Kind::AnnexHeading(Some(n)));
         }
+        // 附件1：title, one entry a line, is another way to write the attachment list.
+        if let Some((n, title)) = rest.split_once(['：', ':']).and_then(|(n, t)| ordinal(n).map(|n| (n, t))) {
+            let title = text.split_once(['：', ':']).map_or(title, |(_, t)| t.trim());
+            return Some(if title.is_empty() {
+                Kind::AnnexHeading(Some(n))
+            } else {
+                Kind::AttachList(format!("{n}. {title}"))
+            });
+        }
+    }
+    if let Some(rest) = after_label(text, compact, "主题词") {
+        return Some(Kind::Keywords(rest.to_owned()));
     }
     let unbracketed = compact.trim_start_matches(['（', '(']);
     if ["联系人", "联系电话", "联系方式"].iter().any(|w| unbracketed.starts_with(w)) {
@@ -217,6 +234,10 @@ mod tests {
         assert_eq!(kind("附件2"), Kind::AnnexHeading(Some(2)));
         assert_eq!(kind("附件十二"), Kind::AnnexHeading(Some(12)));
         assert_eq!(kind("附件名单"), Kind::Other);
+        assert_eq!(kind("附件2：预算表"), Kind::AttachList("2. 预算表".into()));
+        assert_eq!(kind("附件２："), Kind::AnnexHeading(Some(2)));
+        assert_eq!(kind("主题词：财政　采购　通知"), Kind::Keywords("财政　采购　通知".into()));
+        assert_eq!(kind("抄报：省政府。"), Kind::Cc("省政府。".into()));
         assert_eq!(kind("联系人及电话：王高文 0531-51769834。"), Kind::Contact);
         assert_eq!(kind("（联系人：张三，电话：12345678）"), Kind::Contact);
         assert_eq!(kind("信息公开选项：主动公开"), Kind::Disclosure("主动公开".into()));

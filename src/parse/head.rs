@@ -122,11 +122,15 @@ impl Builder<'_> {
                 Kind::Signer(s) if doc.signers.is_none() => {
                     self.docs[d].signers = Some(Found::new(split_wide(&s), no, no));
                 }
-                // More signers, one a line under the first (签发人：张三 / 李四).
+                // More signers on a further row: GB/T 9704 §7.2.4 sets two names a row, so a row follows only a
+                // full one, and holds only names of two to four characters.
                 Kind::Other
-                    if doc.signers.as_ref().is_some_and(|s| s.lines.1 + 1 == no)
-                        && (2..=4).contains(&line.compact.chars().count())
-                        && !line.compact.contains(['。', '，', '《']) =>
+                    if doc.signers.as_ref().is_some_and(|s| s.lines.1 + 1 == no && s.value.len() % 2 == 0)
+                        && split_wide(&text).iter().all(|n| {
+                            (2..=4).contains(&n.chars().count())
+                                && n.chars().all(super::classify::is_cjk)
+                                && !n.starts_with("关于")
+                        }) =>
                 {
                     if let Some(s) = self.docs[d].signers.as_mut() {
                         s.value.extend(split_wide(&text));

@@ -24,6 +24,8 @@ mod head;
 mod lines;
 pub mod render;
 pub mod source;
+#[cfg(test)]
+mod tests;
 mod trailer;
 
 /// An element as found, and where: the first and last source line it was read from (1-based).
@@ -145,6 +147,8 @@ pub struct ParsedDocument {
     pub contact: Option<Found<Contact>>,
     /// Attachments printed after the document that are not documents (a forwarded document is in `forwards`).
     pub annexes: Vec<Found<Annex>>,
+    /// 主题词, in documents laid out by GB/T 9704-1999 (the 2012 standard dropped it).
+    pub keywords: Option<Found<Vec<String>>>,
     /// 信息公开选项.
     pub disclosure: Option<Found<Disclosure>>,
     /// 抄送机关.

@@ -190,6 +190,9 @@ impl Out<'_> {
     }
 
     fn trailer(&mut self, doc: &ParsedDocument) {
+        if let Some(k) = &doc.keywords {
+            self.line(&format!("主题词：{}", k.value.join(" ")));
+        }
         if let Some(x) = &doc.disclosure {
             self.line(&format!("信息公开选项：{}", disclosure_text(x.value)));
         }

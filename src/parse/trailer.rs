@@ -10,6 +10,7 @@ use crate::domain::model::Disclosure;
 
 #[derive(Default)]
 struct Block {
+    keywords: Option<(String, usize)>,
     disclosure: Option<(String, usize)>,
     cc: Option<(String, usize, usize)>,
     printed_by: Option<(String, usize)>,
@@ -31,7 +32,7 @@ impl Builder<'_> {
     /// a printing line that has none.
     pub fn trailer_starts(&self, i: usize) -> bool {
         match self.kind(i) {
-            Some(Kind::Disclosure(_) | Kind::Cc(_) | Kind::Printed { .. }) => true,
+            Some(Kind::Disclosure(_) | Kind::Cc(_) | Kind::Printed { .. } | Kind::Keywords(_)) => true,
             Some(Kind::Other) => self.office_line(i),
             _ => false,
         }
@@ -48,9 +49,14 @@ impl Builder<'_> {
         while let Some(line) = self.lines.get(j) {
             let no = line.no;
             match line.kind.clone() {
+                Kind::Keywords(v) if b.keywords.is_none() => b.keywords = Some((v, no)),
                 Kind::Disclosure(v) if b.disclosure.is_none() => b.disclosure = Some((v, no)),
-                Kind::Cc(v) if b.cc.is_none() => {
-                    let mut text = v;
+                // 抄报 and 抄送 (1999 layout) stand on consecutive lines; both are read as the cc list.
+                Kind::Cc(v) if b.cc.as_ref().is_none_or(|c| j > 0 && self.lines[j - 1].no == c.2) => {
+                    let (mut text, first) = match b.cc.take() {
+                        Some((before, first, _)) => (format!("{}，{v}", before.trim_end_matches(['。', '.'])), first),
+                        None => (v, no),
+                    };
                     let mut last = no;
                     // A long cc list wraps onto further lines until its closing 。.
                     while !text.ends_with(['。', '.'])
@@ -62,7 +68,7 @@ impl Builder<'_> {
                         text.push_str(&self.lines[j].text);
                         last = self.lines[j].no;
                     }
-                    b.cc = Some((text, no, last));
+                    b.cc = Some((text, first, last));
                 }
                 Kind::Other if b.printed_by.is_none() && self.office_line(j) => {
                     b.printed_by = Some((line.compact.clone(), no))
@@ -90,6 +96,7 @@ impl Builder<'_> {
         let fits = |s: &Self, d: usize| {
             let doc = &s.docs[d];
             !(b.disclosure.is_some() && doc.disclosure.is_some()
+                || b.keywords.is_some() && doc.keywords.is_some()
                 || b.cc.is_some() && doc.cc.is_some()
                 || (b.printed_by.is_some() || b.printed_on.is_some())
                     && (doc.printed_by.is_some() || doc.printed_on.is_some()))
@@ -110,6 +117,9 @@ impl Builder<'_> {
         };
         while self.stack.last().is_some_and(|top| *top != d) {
             self.stack.pop();
+        }
+        if let Some((v, no)) = b.keywords {
+            self.docs[d].keywords = Some(Found::new(v.split_whitespace().map(str::to_owned).collect(), no, no));
         }
         if let Some((v, no)) = b.disclosure {
             match disclosure(&v) {
