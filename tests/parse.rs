@@ -332,3 +332,32 @@ fn empty_and_strange_inputs() {
     let p = parse_text("山东省财政厅文件\n鲁财采〔2022〕0号\n");
     assert!(messages(&p).iter().any(|m| m.contains("unreadable document number")), "{:?}", messages(&p));
 }
+
+#[test]
+fn hard_wrapped_pdf_text_without_blank_lines_reads_the_same() {
+    // pdftotext-style: every printed line its own line (28 characters, as a GB/T 9704 page sets them), no blanks.
+    let mut wrapped = String::new();
+    for line in CORPUS.lines().filter(|l| !l.trim().is_empty()) {
+        let chars: Vec<char> = line.chars().collect();
+        let width = if line.contains('\t') { chars.len().max(1) } else { 28 };
+        for chunk in chars.chunks(width) {
+            wrapped.extend(chunk);
+            wrapped.push('\n');
+        }
+    }
+    let (a, b) = (parse_text(&wrapped), parse_text(CORPUS));
+    assert_eq!(a.documents.len(), 3);
+    assert_eq!(a.documents[0].title.as_ref().map(|t| t.lines), Some((3, 4)), "the title spans two lines");
+    for (x, y) in a.documents.iter().zip(&b.documents) {
+        assert_eq!((title(x), number(x), main_written(x)), (title(y), number(y), main_written(y)));
+        let values = |d: &ParsedDocument| {
+            let a: Vec<_> = d.attachments.iter().map(|a| a.value.clone()).collect();
+            (a, d.contact.as_ref().map(|c| c.value.clone()), d.printed_on.as_ref().map(|p| p.value), d.forwards)
+        };
+        assert_eq!(values(x), values(y));
+        // Where a printed line happened to end with 。 the paragraph stays split; the text is the same.
+        let flat = |d: &ParsedDocument| d.body.as_ref().map(|b| b.value.replace('\n', ""));
+        assert_eq!(flat(x), flat(y));
+    }
+    assert_eq!(messages(&a), messages(&b));
+}

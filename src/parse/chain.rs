@@ -4,7 +4,6 @@
 use super::classify::{Kind, is_unit_name};
 use super::lines::Line;
 use super::{Parsed, ParsedDocument, Warning};
-use crate::domain::title::{forwarding_title, quoted_title};
 
 /// Where an open document stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +27,8 @@ pub(super) struct Builder<'a> {
     pub stack: Vec<usize>,
     /// The line just after a lone 附件 heading: a document starting there is an attachment of the open one.
     pub heading_before: Option<usize>,
+    /// The document whose 版记 was read last: attachments printed after a 版记 are its own.
+    pub closed: Option<usize>,
 }
 
 pub(super) fn build(lines: &[Line]) -> Parsed {
@@ -38,6 +39,7 @@ pub(super) fn build(lines: &[Line]) -> Parsed {
         warnings: Vec::new(),
         stack: Vec::new(),
         heading_before: None,
+        closed: None,
     };
     let mut i = 0;
     while i < lines.len() {
@@ -72,6 +74,14 @@ impl Builder<'_> {
             return self.open_document(i);
         }
         let Some(&top) = self.stack.last() else {
+            if let (Some(Kind::AnnexHeading(_)), Some(c)) = (self.kind(i), self.closed) {
+                // Some layouts print the 版记 on the document's last page, before its attachments.
+                self.stack.push(c);
+                self.phase[c] = Phase::AfterDate;
+                let message = format!("the attachments of {} follow its 版记", self.name(c));
+                self.warn(Some(self.lines[i].no), Some(c), message);
+                return self.after_main(c, i);
+            }
             if self.docs.is_empty() {
                 // Text before the first banner (a web page's header, a file name) is skipped when a document
                 // start follows shortly; otherwise the text is one document without banner or number.
@@ -186,10 +196,7 @@ impl Builder<'_> {
         if self.docs.is_empty() {
             self.warn(None, None, "no document found: the text is empty".into());
         }
-        self.fill_issuers();
-        self.link_attachments();
-        self.check_titles();
-        self.check_missing();
+        self.checks();
         for d in (0..self.docs.len()).rev() {
             let span = super::body::span(&self.docs[d]);
             let doc = &mut self.docs[d];
@@ -200,111 +207,6 @@ impl Builder<'_> {
             }
         }
         Parsed { documents: self.docs, warnings: self.warnings }
-    }
-
-    fn fill_issuers(&mut self) {
-        for d in 0..self.docs.len() {
-            let doc = &mut self.docs[d];
-            if doc.issuer.is_none()
-                && let Some(sig) = doc.signature.first()
-            {
-                doc.issuer = Some(sig.clone());
-                let line = sig.lines.0;
-                let message = format!("{}: no banner; the issuer is taken from the signature", self.name(d));
-                self.warn(Some(line), Some(d), message);
-            }
-        }
-    }
-
-    /// Points attachment-list entries at the nested document they name (by number, or by title as quoted).
-    fn link_attachments(&mut self) {
-        let pairs: Vec<(usize, usize)> =
-            self.docs.iter().enumerate().filter_map(|(c, doc)| doc.attached_to.map(|d| (d, c))).collect();
-        for (d, c) in pairs {
-            {
-                let child = &self.docs[c];
-                let title = child.title.as_ref().map(|t| t.value.clone()).unwrap_or_default();
-                let issuer = child.issuer.as_ref().map(|t| t.value.clone()).unwrap_or_default();
-                let number = child.number.as_ref().map(|n| n.value.clone());
-                let quoted = quoted_title(&title, &issuer);
-                for item in self.docs[d].attachments.iter_mut().filter(|i| i.value.document.is_none()) {
-                    let by_number = number.is_some() && item.value.number == number;
-                    let t = &item.value.title;
-                    let by_title = !title.is_empty() && (*t == quoted || *t == title || *t == format!("《{title}》"));
-                    if by_number || by_title {
-                        item.value.document = Some(c);
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    /// A forwarding document's title must be the one derived from the document it forwards (domain.md §1). The
-    /// issuer's own name in front (淄博市财政局关于转发…) is the long title form GB/T 9704 §7.3.1 allows.
-    fn check_titles(&mut self) {
-        for d in 0..self.docs.len() {
-            let Some(title) = self.docs[d].title.as_ref().map(|t| (t.value.clone(), t.lines.0)) else { continue };
-            let Some(f) = self.docs[d].forwards else {
-                if title.0.contains("转发") {
-                    let message = format!(
-                        "{}: the title says it forwards a document, but no forwarded document follows in the text",
-                        self.name(d)
-                    );
-                    self.warn(Some(title.1), Some(d), message);
-                }
-                continue;
-            };
-            let inner_title = self.docs[f].title.as_ref().map(|t| t.value.clone());
-            let inner_issuer = self.docs[f].issuer.as_ref().map(|t| t.value.clone());
-            let (Some(inner_title), Some(inner_issuer)) = (inner_title, inner_issuer) else {
-                let message = format!(
-                    "{}: its title cannot be checked, the forwarded {} has no title or issuer",
-                    self.name(d),
-                    self.name(f)
-                );
-                self.warn(Some(title.1), Some(d), message);
-                continue;
-            };
-            if !title.0.contains("转发") {
-                continue;
-            }
-            let derived = forwarding_title(&inner_title, &inner_issuer);
-            let own = self.docs[d].issuer.as_ref().map(|t| t.value.clone()).unwrap_or_default();
-            if title.0 != derived && title.0 != format!("{own}{derived}") {
-                let message = format!(
-                    "{}: title 「{}」 differs from 「{derived}」, the title derived from the forwarded {}",
-                    self.name(d),
-                    title.0,
-                    self.name(f)
-                );
-                self.warn(Some(title.1), Some(d), message);
-            }
-        }
-    }
-
-    fn check_missing(&mut self) {
-        for d in 0..self.docs.len() {
-            let doc = &self.docs[d];
-            let first = doc.banner.as_ref().or(doc.title.as_ref()).map(|f| f.lines.0);
-            let mut missing = Vec::new();
-            if doc.number.is_none() {
-                missing.push("document number (发文字号)");
-            }
-            if doc.title.is_none() {
-                missing.push("title (标题)");
-            }
-            if doc.issuer.is_none() {
-                missing.push("issuer (banner or signature)");
-            }
-            if doc.dated.is_none() {
-                missing.push("date (成文日期)");
-            }
-            if !missing.is_empty() {
-                let message = format!("{}: no {} found", self.name(d), missing.join(", no "));
-                self.warn(first, Some(d), message);
-            }
-        }
     }
 }
 

@@ -18,6 +18,7 @@ use crate::domain::number::DocNumber;
 
 mod body;
 mod chain;
+mod checks;
 mod classify;
 mod dates;
 mod head;

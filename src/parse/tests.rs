@@ -49,3 +49,25 @@ fn the_1999_layout_and_labelled_attachment_entries() {
     assert_eq!(d.cc.as_ref().map(|c| c.lines), Some((11, 12)));
     assert_eq!(value(&d.dated), chrono::NaiveDate::from_ymd_opt(2010, 3, 5));
 }
+
+const CITY_BEFORE: &str = "淄博市财政局文件\n淄财采〔2022〕20号\n关于转发《山东省财政厅关于做好政府购买服务改革重点工作的通知》的通知\n各区县财政局：\n现将《山东省财政厅关于做好政府购买服务改革重点工作的通知》转发给你们，请贯彻执行。\n附件：《山东省财政厅关于做好政府购买服务改革重点工作的通知》\n淄博市财政局\n2022年12月20日\n抄送：市政府办公室。\n淄博市财政局办公室　　2022年12月20日印发\n";
+const PROVINCE_AFTER: &str = "山东省财政厅文件\n鲁财采〔2022〕14号\n山东省财政厅关于做好政府购买服务改革重点工作的通知\n各市财政局：\n正文。\n山东省财政厅\n2022年8月16日\n山东省财政厅办公室　　2022年8月16日印发\n";
+
+#[test]
+fn a_chain_printed_with_the_版记_before_the_attachment() {
+    for heading in ["附件\n", ""] {
+        let p = parse_text(&format!("{CITY_BEFORE}{heading}{PROVINCE_AFTER}"));
+        assert_eq!(p.documents.len(), 2, "{p:#?}");
+        assert_eq!(p.chain(0), [0, 1], "heading {heading:?}");
+        assert_eq!((p.documents[1].depth, p.documents[1].attached_to), (1, Some(0)));
+        assert_eq!(p.documents[0].attachments[0].value.document, Some(1));
+        assert_eq!(value(&p.documents[0].cc).map(|c| c.written).as_deref(), Some("市政府办公室"));
+        assert_eq!(value(&p.documents[1].printed_by).as_deref(), Some("山东省财政厅办公室"));
+        // Read so, and said so: the layout is not GB/T 9704's, and the title check ran.
+        assert_eq!(p.warnings.len(), 1, "{:#?}", p.warnings);
+        assert!(p.warnings[0].message.contains("版记"), "{:#?}", p.warnings);
+    }
+    // Two documents in one file that do not list one another stay apart.
+    let p = parse_text(&format!("{PROVINCE_AFTER}{PROVINCE_AFTER}"));
+    assert_eq!((p.documents.len(), p.documents[1].attached_to), (2, None));
+}

@@ -142,6 +142,7 @@ impl Builder<'_> {
         }
         if closes {
             self.stack.pop();
+            self.closed = Some(d);
         }
     }
 }
