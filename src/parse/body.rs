@@ -45,7 +45,7 @@ impl Builder<'_> {
             }
         }
         let contact: Vec<usize> = lines.iter().copied().filter(|k| self.kind(*k) == Some(&Kind::Contact)).collect();
-        lines.retain(|k| !contact.contains(k));
+        lines.retain(|k| contact.binary_search(k).is_err());
         self.read_contact(d, &contact);
         let listed = |s: &Self, k: usize| matches!(s.kind(k), Some(Kind::AttachList(_)));
         if let Some(mut at) = lines.iter().rposition(|k| listed(self, *k)) {
@@ -110,13 +110,19 @@ impl Builder<'_> {
             let c = contact(&self.lines[k].text);
             match self.docs[d].contact.as_mut() {
                 None => self.docs[d].contact = Some(Found::new(c, no, no)),
-                // A second line (联系电话：…) completes the first.
-                Some(existing) if existing.lines.1 + 2 >= no => {
+                // A line with the phone (联系电话：…) completes one with the name only.
+                Some(existing) if existing.value.phone.is_none() && existing.lines.1 + 2 >= no => {
                     existing.value.text = format!("{} {}", existing.value.text, c.text);
-                    existing.value.phone = existing.value.phone.take().or(c.phone);
+                    existing.value.phone = c.phone;
                     existing.lines.1 = no;
                 }
-                Some(_) => self.warn(Some(no), Some(d), "a second contact line; the first one is kept".into()),
+                Some(existing) => {
+                    let first = existing.lines.0;
+                    if self.extra_contact_told.insert(d) {
+                        let message = format!("more contact lines than one; the one on line {first} is kept");
+                        self.warn(Some(no), Some(d), message);
+                    }
+                }
             }
         }
     }

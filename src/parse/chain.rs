@@ -29,6 +29,8 @@ pub(super) struct Builder<'a> {
     pub heading_before: Option<usize>,
     /// The document whose 版记 was read last: attachments printed after a 版记 are its own.
     pub closed: Option<usize>,
+    /// Documents already warned about a second contact line (one warning each).
+    pub extra_contact_told: std::collections::HashSet<usize>,
 }
 
 pub(super) fn build(lines: &[Line]) -> Parsed {
@@ -40,6 +42,7 @@ pub(super) fn build(lines: &[Line]) -> Parsed {
         stack: Vec::new(),
         heading_before: None,
         closed: None,
+        extra_contact_told: Default::default(),
     };
     let mut i = 0;
     while i < lines.len() {

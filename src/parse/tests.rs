@@ -54,7 +54,7 @@ const CITY_BEFORE: &str = "淄博市财政局文件\n淄财采〔2022〕20号\n�
 const PROVINCE_AFTER: &str = "山东省财政厅文件\n鲁财采〔2022〕14号\n山东省财政厅关于做好政府购买服务改革重点工作的通知\n各市财政局：\n正文。\n山东省财政厅\n2022年8月16日\n山东省财政厅办公室　　2022年8月16日印发\n";
 
 #[test]
-fn a_chain_printed_with_the_版记_before_the_attachment() {
+fn a_chain_printed_with_the_trailer_before_the_attachment() {
     for heading in ["附件\n", ""] {
         let p = parse_text(&format!("{CITY_BEFORE}{heading}{PROVINCE_AFTER}"));
         assert_eq!(p.documents.len(), 2, "{p:#?}");
@@ -70,4 +70,18 @@ fn a_chain_printed_with_the_版记_before_the_attachment() {
     // Two documents in one file that do not list one another stay apart.
     let p = parse_text(&format!("{PROVINCE_AFTER}{PROVINCE_AFTER}"));
     assert_eq!((p.documents.len(), p.documents[1].attached_to), (2, None));
+}
+
+#[test]
+fn a_contact_over_two_lines_merges_and_further_ones_are_reported_once() {
+    let extra = "联系人：李四 0533-7654321\n".repeat(3);
+    let text = format!(
+        "山东省财政厅文件\n鲁财采〔2022〕14号\n关于做好工作的通知\n各市财政局：\n正文。\n联系人：王高文\n联系电话：0531-51769834\n{extra}山东省财政厅\n2022年8月16日\n"
+    );
+    let p = parse_text(&text);
+    let c = value(&p.documents[0].contact);
+    assert_eq!(c.as_ref().map(|c| c.text.as_str()), Some("王高文 0531-51769834"));
+    assert_eq!(c.and_then(|c| c.phone).as_deref(), Some("0531-51769834"));
+    let told: Vec<&Warning> = p.warnings.iter().filter(|w| w.message.contains("contact")).collect();
+    assert_eq!((told.len(), told[0].line), (1, Some(8)), "{:#?}", p.warnings);
 }

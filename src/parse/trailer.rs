@@ -105,7 +105,8 @@ impl Builder<'_> {
         let named = |s: &Self, d: usize| {
             s.docs[d].issuer.as_ref().is_some_and(|x| !office.is_empty() && office.starts_with(&x.value))
         };
-        let open: Vec<usize> = self.stack.iter().rev().copied().collect();
+        // Real chains are a few documents deep; looking further down would only cost time on hostile input.
+        let open: Vec<usize> = self.stack.iter().rev().take(16).copied().collect();
         let owner = open
             .iter()
             .copied()
