@@ -1,6 +1,6 @@
 //! The walk over the lines: which document each line belongs to, and the stack of documents printed inside one
 //! another. Elements are read by the `impl Builder` blocks in head.rs, body.rs and trailer.rs; the checks that
-//! need the whole text (links, titles, missing elements) run in [`Builder::finish`].
+//! need the whole text (links, titles, missing elements) are in checks.rs.
 use super::classify::{Kind, is_unit_name};
 use super::lines::Line;
 use super::{Parsed, ParsedDocument, Warning};
@@ -143,7 +143,7 @@ impl Builder<'_> {
         let number_at = |k: usize| matches!(self.kind(k), Some(Kind::Number { .. } | Kind::Signer(_)));
         match self.kind(j) {
             Some(Kind::Banner(name)) => !name.is_empty() && (free || marked || number_at(j + 1)),
-            Some(Kind::Number { number, .. }) => free || marked || (number.is_ok() && self.stack.is_empty()),
+            Some(Kind::Number { .. }) => free || marked,
             Some(Kind::Other) if self.single_unit_name(j) => {
                 // Joint banners print one issuer a line above 文件; a letter (函) prints the name alone.
                 let mut k = j + 1;

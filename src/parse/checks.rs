@@ -18,8 +18,8 @@ fn names(item: &AttachmentItem, doc: &ParsedDocument) -> bool {
 
 impl Builder<'_> {
     pub(super) fn checks(&mut self) {
-        self.relink_listed();
         self.fill_issuers();
+        self.relink_listed();
         self.link_attachments();
         self.check_titles();
         self.check_missing();
@@ -99,6 +99,10 @@ impl Builder<'_> {
                 }
                 continue;
             };
+            if !title.0.contains("转发") {
+                // 印发 or 批转 an attached document is not forwarding it; the rule does not apply.
+                continue;
+            }
             let inner_title = self.docs[f].title.as_ref().map(|t| t.value.clone());
             let inner_issuer = self.docs[f].issuer.as_ref().map(|t| t.value.clone());
             let (Some(inner_title), Some(inner_issuer)) = (inner_title, inner_issuer) else {
@@ -110,9 +114,6 @@ impl Builder<'_> {
                 self.warn(Some(title.1), Some(d), message);
                 continue;
             };
-            if !title.0.contains("转发") {
-                continue;
-            }
             let derived = forwarding_title(&inner_title, &inner_issuer);
             let own = self.docs[d].issuer.as_ref().map(|t| t.value.clone()).unwrap_or_default();
             if title.0 != derived && title.0 != format!("{own}{derived}") {
