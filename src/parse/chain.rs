@@ -89,6 +89,16 @@ impl Builder<'_> {
                 // Text before the first banner (a web page's header, a file name) is skipped when a document
                 // start follows shortly; otherwise the text is one document without banner or number.
                 if let Some(start) = (i + 1..self.lines.len().min(i + 6)).find(|j| self.document_starts(*j)) {
+                    // A web page prints the title above the number; anything else before the header is noise.
+                    if matches!(self.kind(start), Some(Kind::Number { .. })) {
+                        let d = self.docs.len();
+                        let next = self.open_document(start);
+                        let above = self.docs[d].title.is_none() && self.title_above(d, i, start);
+                        if !above {
+                            self.stray(i, start, None, "text before the first document");
+                        }
+                        return next;
+                    }
                     self.stray(i, start, None, "text before the first document");
                     return start;
                 }

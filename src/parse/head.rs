@@ -36,6 +36,11 @@ pub(crate) fn split_wide(text: &str) -> Vec<String> {
     parts
 }
 
+/// A whole title: it ends in a genre with every bracket closed, and holds no full stop.
+pub(crate) fn is_title(compact: &str) -> bool {
+    balanced(compact) && GENRES.iter().any(|g| compact.ends_with(g)) && !compact.contains('。')
+}
+
 /// Brackets opened are closed again: a title or entry is not cut inside 《…》 or （…）.
 pub(crate) fn balanced(text: &str) -> bool {
     let count = |c: char| text.chars().filter(|x| *x == c).count();
@@ -154,6 +159,18 @@ impl Builder<'_> {
         }
     }
 
+    /// A title printed above the number (web pages put it first): lines `from..to`, when they read as one.
+    pub fn title_above(&mut self, d: usize, from: usize, to: usize) -> bool {
+        let compact: String = self.lines[from..to].iter().map(|l| l.compact.as_str()).collect();
+        let plain = self.lines[from..to].iter().all(|l| l.kind == Kind::Other);
+        if !plain || to - from > 4 || !is_title(&compact) {
+            return false;
+        }
+        let (first, last) = (self.lines[from].no, self.lines[to - 1].no);
+        self.docs[d].title = Some(Found::new(compact, first, last));
+        true
+    }
+
     /// Reads the title and the main recipients from line `i`; returns the first line after them.
     pub fn title_and_recipients(&mut self, d: usize, i: usize) -> usize {
         let mut cand = Vec::new();
@@ -163,10 +180,7 @@ impl Builder<'_> {
             j += 1;
         }
         let text = |k: usize| self.lines[cand[k]].compact.as_str();
-        let ends_title = |k: usize| {
-            let joined: String = (0..=k).map(text).collect();
-            balanced(&joined) && GENRES.iter().any(|g| joined.ends_with(g))
-        };
+        let ends_title = |k: usize| is_title(&(0..=k).map(text).collect::<String>());
         let first_end = (0..cand.len().min(5)).find(|k| ends_title(*k));
         let recipients_at = (0..cand.len().min(7)).find(|k| {
             let t = text(*k);

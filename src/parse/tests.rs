@@ -85,3 +85,20 @@ fn a_contact_over_two_lines_merges_and_further_ones_are_reported_once() {
     let told: Vec<&Warning> = p.warnings.iter().filter(|w| w.message.contains("contact")).collect();
     assert_eq!((told.len(), told[0].line), (1, Some(8)), "{:#?}", p.warnings);
 }
+
+#[test]
+fn a_web_page_prints_the_title_above_the_number() {
+    let text = "山东省财政厅关于做好政府购买服务\n改革重点工作的通知\n鲁财采〔2022〕14号\n各市财政局，省直各部门、单位：\n正文。\n山东省财政厅\n2022年8月16日\n";
+    let p = parse_text(text);
+    let d = &p.documents[0];
+    assert_eq!(value(&d.title).as_deref(), Some("山东省财政厅关于做好政府购买服务改革重点工作的通知"));
+    assert_eq!(d.title.as_ref().map(|t| t.lines), Some((1, 2)));
+    assert_eq!(value(&d.number).map(|n| n.serial), Some(14));
+    assert_eq!(value(&d.main_recipients).map(|r| r.written).as_deref(), Some("各市财政局，省直各部门、单位"));
+    // Only the missing banner is worth a word.
+    assert_eq!(p.warnings.len(), 1, "{:#?}", p.warnings);
+    // A line above the number that is no title is skipped, and said so.
+    let p = parse_text(&format!("打印本页\n{}", &text[text.find("鲁财采").unwrap_or(0)..]));
+    assert!(p.documents[0].title.is_none());
+    assert!(p.warnings.iter().any(|w| w.message.contains("before the first document")), "{:#?}", p.warnings);
+}
