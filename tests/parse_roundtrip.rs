@@ -237,9 +237,8 @@ fn fields(p: &Parsed) -> serde_json::Value {
     v
 }
 
+// 256 cases by default; PROPTEST_CASES=5000 for a longer run.
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
     #[test]
     fn render_then_parse_gives_the_same_fields(want in chain(), style in style()) {
         let text = render_with(&want, &style);
