@@ -114,6 +114,7 @@ fn the_parse_command_prints_json_and_text() {
 /// A one-page PDF whose text layer holds `lines`, set in a CID font (Identity-H) with a ToUnicode map, as Word,
 /// WPS and most PDF printers write Chinese text. The font itself is not embedded: text extraction needs only the
 /// map.
+#[cfg(feature = "pdf")]
 fn pdf(lines: &[&str]) -> Vec<u8> {
     let mut chars: Vec<char> = lines.iter().flat_map(|l| l.chars()).collect();
     chars.sort_unstable();
