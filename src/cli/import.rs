@@ -1,5 +1,5 @@
-//! `gongwen parse` and `gongwen import`: reading document files, and bringing whole chains into a server as the
-//! operator. Each file is imported innermost document first, so a forward can name the document it forwards.
+//! `gongwen import`: bringing whole chains read by [`crate::parse`] into a server as the operator. Each file is
+//! imported innermost document first, so a forward can name the document it forwards.
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::CliError;
 use super::client::Client;
-use crate::parse::{self, Parsed, ParsedDocument};
+use crate::domain::model::Disclosure;
+use crate::parse::{self, Found, Parsed, ParsedDocument};
 use crate::pb;
 
 /// File kinds the importer reads; anything else in a directory is left alone.
@@ -22,70 +23,6 @@ fn parse_file(path: &Path) -> Result<(Vec<u8>, Parsed), CliError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let text = parse::source::text_from_bytes(&name, &bytes).map_err(|e| CliError::Input(e.to_string()))?;
     Ok((bytes, parse::parse_text(&text)))
-}
-
-/// `gongwen parse FILE…`.
-pub fn parse_files(files: &[PathBuf], json: bool) -> Result<(), CliError> {
-    #[derive(Serialize)]
-    struct Out<'a> {
-        file: String,
-        #[serde(flatten)]
-        parsed: &'a Parsed,
-    }
-    for path in files {
-        let (_, parsed) = parse_file(path)?;
-        if json {
-            let out = Out { file: path.display().to_string(), parsed: &parsed };
-            let text = serde_json::to_string_pretty(&out).map_err(|e| CliError::Input(e.to_string()))?;
-            println!("{text}");
-        } else {
-            print!("{}", describe(path, &parsed));
-        }
-    }
-    Ok(())
-}
-
-fn describe(path: &Path, p: &Parsed) -> String {
-    let mut s = format!("{}: {} document(s)\n", path.display(), p.documents.len());
-    for (k, d) in p.documents.iter().enumerate() {
-        let _ = writeln!(s, "\n[{k}] lines {}–{}", d.lines.0, d.lines.1);
-        let mut field = |label: &str, value: Option<(String, usize)>| {
-            if let Some((v, line)) = value {
-                let _ = writeln!(s, "  {label:<12} {v}  (line {line})");
-            }
-        };
-        let f = |x: &Option<parse::Found<String>>| x.as_ref().map(|f| (f.value.clone(), f.first_line));
-        field("banner", f(&d.banner));
-        field("issuer", f(&d.issuer));
-        field("number", f(&d.number));
-        field("signer", f(&d.signer));
-        field("title", f(&d.title));
-        field("main", d.main_recipients.as_ref().map(|r| (r.value.join("，"), r.first_line)));
-        field("body", d.body.as_ref().map(|b| (format!("{} characters", b.value.chars().count()), b.first_line)));
-        for a in &d.attachments {
-            field("attachment", Some((format!("{}. {}", a.value.ordinal, a.value.title), a.first_line)));
-        }
-        field("contact", f(&d.contact));
-        field("signature", d.signature.as_ref().map(|x| (x.value.join("、"), x.first_line)));
-        field("dated", d.dated.as_ref().map(|x| (x.value.to_string(), x.first_line)));
-        field("note", f(&d.note));
-        for a in &d.attached {
-            field("attached", Some((format!("附件{} {}", a.value.ordinal, a.value.title), a.first_line)));
-        }
-        field("disclosure", f(&d.disclosure));
-        field("cc", d.cc.as_ref().map(|x| (x.value.join("，"), x.first_line)));
-        field("printed by", f(&d.printed_by));
-        field("printed on", d.printed_on.as_ref().map(|x| (x.value.to_string(), x.first_line)));
-        if let Some(i) = d.forwards {
-            let _ = writeln!(s, "  forwards     [{i}]");
-        }
-    }
-    for w in &p.warnings {
-        let at = w.line.map(|l| format!("line {l}: ")).unwrap_or_default();
-        let doc = w.document.map(|d| format!("[{d}] ")).unwrap_or_default();
-        let _ = writeln!(s, "warning: {doc}{at}{}", w.message);
-    }
-    s
 }
 
 /// What happened to one file.
@@ -163,13 +100,14 @@ async fn import_file(client: &Client, path: &Path, out: &mut FileOutcome) -> Res
     let mut ids: Vec<Option<String>> = vec![None; parsed.documents.len()];
     for k in (0..parsed.documents.len()).rev() {
         let doc = &parsed.documents[k];
-        let number = doc.number.as_ref().map(|n| n.value.clone()).ok_or_else(|| {
+        let number = doc.number.as_ref().map(|n| n.value.to_string()).ok_or_else(|| {
             CliError::Input(format!(
                 "document [{k}] has no readable number, so it and the documents around it stop here"
             ))
         })?;
         let forwards = doc.forwards.and_then(|i| ids.get(i).cloned().flatten());
-        let m = statement(client, doc, k, &source, &name, forwards).await?;
+        let m = statement(client, doc, k, &source, &name, &ids).await?;
+        debug_assert_eq!(m.forwards_document_id, forwards.unwrap_or_default());
         let env = client.sign("operator", &m)?;
         match client.documents().import_document(env).await {
             Ok(reply) => {
@@ -194,11 +132,11 @@ async fn import_file(client: &Client, path: &Path, out: &mut FileOutcome) -> Res
 }
 
 fn disclosure(d: &ParsedDocument) -> pb::Disclosure {
-    match d.disclosure.as_ref().map(|x| x.value.as_str()) {
-        Some("主动公开") => pb::Disclosure::Public,
-        Some("依申请公开") => pb::Disclosure::OnRequest,
-        Some("不予公开") => pb::Disclosure::NotPublic,
-        _ => pb::Disclosure::Unspecified,
+    match d.disclosure.as_ref().map(|x| x.value) {
+        Some(Disclosure::Public) => pb::Disclosure::Public,
+        Some(Disclosure::OnRequest) => pb::Disclosure::OnRequest,
+        Some(Disclosure::NotPublic) => pb::Disclosure::NotPublic,
+        None => pb::Disclosure::Unspecified,
     }
 }
 
@@ -224,25 +162,28 @@ fn genre(title: &str) -> pb::Genre {
     endings.iter().find(|(e, _)| title.ends_with(e)).map_or(G::Notice, |(_, g)| *g)
 }
 
+/// The import statement for document `k` of a file; `ids` holds the ids of the documents after it in the file
+/// (imported first), so attachments that are documents and the forwarded document can be linked.
 async fn statement(
     client: &Client,
     d: &ParsedDocument,
     k: usize,
     source: &str,
     name: &str,
-    forwards: Option<String>,
+    ids: &[Option<String>],
 ) -> Result<pb::ImportDocument, CliError> {
-    let text = |x: &Option<parse::Found<String>>| x.as_ref().map(|f| f.value.clone()).unwrap_or_default();
-    let date = |x: &Option<parse::Found<chrono::NaiveDate>>| x.as_ref().map(|f| f.value.to_string());
+    let text = |x: &Option<Found<String>>| x.as_ref().map(|f| f.value.clone()).unwrap_or_default();
+    let date = |x: &Option<Found<chrono::NaiveDate>>| x.as_ref().map(|f| f.value.to_string());
+    let id_of = |i: Option<usize>| i.and_then(|i| ids.get(i).cloned().flatten());
     let title = text(&d.title);
     let mut attachments = vec![];
-    for (i, a) in d.attachments.iter().enumerate() {
+    for a in &d.attachments {
         let mut item = pb::ImportedAttachment { title: a.value.title.clone(), ..Default::default() };
-        if i == 0 && forwards.is_some() {
-            item.document_id = forwards.clone().unwrap_or_default();
-        } else if let Some(t) = d.attached.iter().find(|t| t.value.ordinal == a.value.ordinal) {
-            let up =
-                client.upload_bytes(&t.value.title, "text/plain; charset=utf-8", t.value.text.clone().into_bytes());
+        if let Some(id) = id_of(a.value.document) {
+            item.document_id = id;
+        } else if let Some(annex) = d.annexes.iter().find(|t| t.value.ordinal.unwrap_or(1) == a.value.ordinal) {
+            let title = annex.value.title.clone().unwrap_or_else(|| a.value.title.clone());
+            let up = client.upload_bytes(&title, "text/plain; charset=utf-8", annex.value.text.clone().into_bytes());
             item.sha256 = up.await?.sha256;
             item.media_type = "text/plain; charset=utf-8".into();
         }
@@ -251,24 +192,24 @@ async fn statement(
     Ok(pb::ImportDocument {
         request_id: format!("import-{}-{k}", source.get(..16).unwrap_or(source)),
         issuer_name: text(&d.issuer),
-        number: text(&d.number),
+        number: d.number.as_ref().map(|n| n.value.to_string()).unwrap_or_default(),
         draft: Some(pb::DocumentDraft {
             genre: genre(&title) as i32,
             title,
-            signer: text(&d.signer),
+            signer: d.signers.as_ref().map(|s| s.value.join("、")).unwrap_or_default(),
             body: text(&d.body),
             // A document whose 成文日期 did not survive extraction is dated by its printing.
             dated: date(&d.dated).or_else(|| date(&d.printed_on)).unwrap_or_default(),
             printed_by: text(&d.printed_by),
             printed_on: date(&d.printed_on).unwrap_or_default(),
             disclosure: disclosure(d) as i32,
-            contact: text(&d.contact),
+            contact: d.contact.as_ref().map(|c| c.value.text.clone()).unwrap_or_default(),
             note: text(&d.note),
             ..Default::default()
         }),
-        main_written: d.main_recipients.as_ref().map(|r| r.value.clone()).unwrap_or_default(),
-        cc_written: d.cc.as_ref().map(|r| r.value.clone()).unwrap_or_default(),
-        forwards_document_id: forwards.unwrap_or_default(),
+        main_written: d.main_recipients.as_ref().map(|r| r.value.groups.clone()).unwrap_or_default(),
+        cc_written: d.cc.as_ref().map(|r| r.value.groups.clone()).unwrap_or_default(),
+        forwards_document_id: id_of(d.forwards).unwrap_or_default(),
         attachments,
         source_sha256: source.to_owned(),
         source_name: name.to_owned(),

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod draft;
 pub mod import;
 pub mod keystore;
+pub mod parse;
 pub mod serve;
 pub mod views;
 
@@ -345,14 +346,7 @@ pub enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Read official-document files (.txt in UTF-8 or GB18030, .docx) and print what they hold: each document's
-    /// elements with line numbers, the forwarding chain, and warnings. Needs no server.
-    Parse {
-        /// Files to read.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
-    /// Import document files, or directories of them, into the server as the operator: whole forwarding chains,
+    /// Import document files (text, .docx, PDF), or directories of them, into the server as the operator: whole forwarding chains,
     /// original numbers and dates kept. Importing a file again creates nothing new. Exits 1 if any file failed.
     Import {
         /// Files or directories.
@@ -375,6 +369,14 @@ pub enum Command {
         /// A checkpoint file saved earlier, to check the log only grew since.
         #[arg(long)]
         previous: Option<PathBuf>,
+    },
+    /// Read official documents from text (UTF-8 or GB18030), .docx or PDF files and print their structure: the
+    /// elements of each document with their lines, the forwarding chain, and warnings (--json for JSON). Local:
+    /// no server is asked.
+    Parse {
+        /// Files to read.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Print a unit's new deliveries and reminders as they arrive.
     Watch {
@@ -435,7 +437,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve::serve(args, &cli.keys).await,
         Command::Demo { data, listen, exit } => demo::run(&data, listen, exit).await,
         Command::Health => client::health(&cli.server).await,
-        Command::Parse { files } => import::parse_files(&files, cli.json),
+        Command::Parse { files } => parse::run(&files, cli.json),
         Command::Import { paths } => {
             let tls = client::Tls { ca: cli.tls_ca.clone(), client: cli.tls_client.clone() };
             let client = client::Client::connect_with(&cli.server, &cli.keys, "operator", cli.json, &tls).await?;

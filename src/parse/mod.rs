@@ -1,196 +1,199 @@
-//! Reading official documents laid out by GB/T 9704-2012 from their text (解析): the elements of each document,
-//! the chain of documents forwarded inside one another, and warnings for whatever could not be read. Pure: text in,
-//! structure out, no I/O; [`source`] turns file bytes (UTF-8, GB18030, .docx, PDF) into that text.
+//! Reading official documents laid out by GB/T 9704-2012 (党政机关公文格式) from their text (解析).
 //!
-//! Text extracted from PDFs stacks a forwarding chain: the outer document, then the document it forwards (its
-//! attachment), and so on; the 版记 blocks (disclosure, cc, printing office and date) of the outer documents come
-//! after the innermost document, innermost first. The parser follows that layout.
+//! Pure: text in, structure out, no I/O, no panics on any input. [`source`] turns file bytes (UTF-8, GB18030,
+//! .docx, PDF) into text; [`parse_text`] finds the documents in it, every element with its source lines, the chain
+//! of documents forwarded inside one another, and warnings for whatever could not be read; [`render`] prints the
+//! structure back as text.
+//!
+//! The layout followed (GB/T 9704-2012 §7): 版头 (copy number, classification, urgency, issuer banner, document
+//! number with the signer), 主体 (title, main recipients, body, attachment list, signature, date, note, then the
+//! attachments themselves on new pages), 版记 (cc, printing office and date; Shandong also prints the disclosure
+//! option there). A forwarding document's attachment is the forwarded document, printed whole with its own 版记,
+//! so in a chain the 版记 blocks follow the innermost document, innermost first.
+use chrono::NaiveDate;
 use serde::Serialize;
 
-mod colophon;
-mod document;
+use crate::domain::model::Disclosure;
+use crate::domain::number::DocNumber;
+
+mod body;
+mod chain;
+mod checks;
+mod classify;
+mod dates;
+mod head;
+mod lines;
 pub mod render;
 pub mod source;
-pub mod text;
+#[cfg(test)]
+mod tests;
+mod trailer;
 
-pub use colophon::Colophon;
-
-/// An element and where it stands in the source: 1-based line numbers, first and last.
+/// An element as found, and where: the first and last source line it was read from (1-based).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Found<T> {
     pub value: T,
-    pub first_line: usize,
-    pub last_line: usize,
+    pub lines: (usize, usize),
 }
 
 impl<T> Found<T> {
-    fn at(value: T, first_line: usize, last_line: usize) -> Found<T> {
-        Found { value, first_line, last_line }
+    pub(crate) fn new(value: T, first: usize, last: usize) -> Found<T> {
+        Found { value, lines: (first, last.max(first)) }
     }
 }
 
-/// One item of an attachment list (附件说明).
+/// A recipient list (主送 or 抄送) as written, without its closing ：or 。 and without PDF stray spaces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AttachmentItem {
-    /// 1, 2, …; 1 for a single unnumbered attachment.
-    pub ordinal: u32,
-    /// The title as listed.
-    pub title: String,
+pub struct Recipients {
+    /// The whole list, e.g. 各市财政局，省直各部门、单位.
+    pub written: String,
+    /// Split at every ，、；: 各市财政局 / 省直各部门 / 单位. A separator inside brackets does not split, so
+    /// 各县（市、区）财政局 stays whole.
+    pub items: Vec<String>,
+    /// Split at ，and ；only, which keeps group names such as 省直各部门、单位 whole (the registry's groups are
+    /// named so).
+    pub groups: Vec<String>,
 }
 
-/// An attachment printed after the document (附件 heading, title, content), other than a nested document.
+impl Recipients {
+    /// A list as written (主送 or 抄送 line without its label), split as the parser splits it.
+    pub fn from_written(text: &str) -> Recipients {
+        head::recipients(text)
+    }
+}
+
+/// One entry of the attachment list (附件说明).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AttachedText {
-    /// The ordinal in its heading (附件1), 1 when the heading has none.
+pub struct AttachmentItem {
+    /// 1, 2, … as printed; 1 for a single unnumbered attachment.
     pub ordinal: u32,
-    /// Its title line.
+    /// The title as listed, without a document number in brackets after it.
     pub title: String,
-    /// Its content, lines joined with newlines.
+    /// The document number printed after the title, as in 《…》（淄财采〔2022〕20号）.
+    pub number: Option<DocNumber>,
+    /// Index of the nested document this entry names, when it is in the text.
+    pub document: Option<usize>,
+}
+
+/// An attachment printed after the document (附件 heading, title, content) that is not itself a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Annex {
+    /// The ordinal in the heading (附件2), when it has one.
+    pub ordinal: Option<u32>,
+    /// The attachment's title line.
+    pub title: Option<String>,
+    /// Its content, one source line per line (tables keep their tabs).
     pub text: String,
 }
 
-/// One document found in the text. Every element is optional: what could not be found is `None` (or empty) and
-/// named in the warnings.
+/// 联系人及电话.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Contact {
+    /// What follows the label, e.g. 王高文 0531-51769834.
+    pub text: String,
+    /// The person, when one can be told apart.
+    pub name: Option<String>,
+    /// The phone number, when there is one.
+    pub phone: Option<String>,
+}
+
+impl Contact {
+    /// A contact from the text after its label, e.g. 王高文 0531-51769834.
+    pub fn from_text(text: &str) -> Contact {
+        body::contact_from_text(text)
+    }
+}
+
+/// One document found in the text. What could not be found is `None` or empty, and the warnings say why when it
+/// should have been there.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ParsedDocument {
-    /// 0 for the outermost document, 1 for the one it forwards, and so on.
+    /// 0 for an outermost document, 1 for the document it forwards, and so on.
     pub depth: usize,
-    /// Index (in [`Parsed::documents`]) of the document this one forwards or attaches.
+    /// Index (in [`Parsed::documents`]) of the document this one forwards: the one printed as its attachment.
     pub forwards: Option<usize>,
-    /// First and last source lines of the document's own part.
+    /// Index of the document this one is printed inside, as its attachment.
+    pub attached_to: Option<usize>,
+    /// First and last source line of this document, its attachments included.
     pub lines: (usize, usize),
-    /// The banner (版头) as printed, e.g. 淄博市财政局文件.
+    /// 份号.
+    pub copy_number: Option<Found<String>>,
+    /// 密级和保密期限, as printed (秘密★1年).
+    pub classification: Option<Found<String>>,
+    /// 紧急程度, as printed (特急, 加急).
+    pub urgency: Option<Found<String>>,
+    /// 发文机关标志 as printed, e.g. 淄博市财政局文件.
     pub banner: Option<Found<String>>,
-    /// The issuer's name: from the banner, else from the signature.
+    /// The issuer's name: from the banner, else from the signature (a warning says so).
     pub issuer: Option<Found<String>>,
-    /// 发文字号 in its standard form (〔〕 brackets, half-width digits).
-    pub number: Option<Found<String>>,
-    /// 签发人.
-    pub signer: Option<Found<String>>,
+    /// 发文字号.
+    pub number: Option<Found<DocNumber>>,
+    /// 签发人, one name per entry.
+    pub signers: Option<Found<Vec<String>>>,
     /// 标题, with PDF line breaks and stray spaces removed.
     pub title: Option<Found<String>>,
-    /// 主送 as written, split at ，and ；(a 、 inside a group name such as 省直各部门、单位 is kept).
-    pub main_recipients: Option<Found<Vec<String>>>,
-    /// 正文, paragraphs joined with newlines, page breaks inside a paragraph mended.
+    /// 主送机关.
+    pub main_recipients: Option<Found<Recipients>>,
+    /// 正文: one paragraph per line; lines a page break split are joined again.
     pub body: Option<Found<String>>,
     /// 附件说明.
     pub attachments: Vec<Found<AttachmentItem>>,
-    /// The issuer's signature (发文机关署名) above the date; several lines for a joint document.
-    pub signature: Option<Found<Vec<String>>>,
+    /// 发文机关署名: the signing unit(s) above the date, one per entry.
+    pub signature: Vec<Found<String>>,
     /// 成文日期.
-    pub dated: Option<Found<chrono::NaiveDate>>,
-    /// 附注 (without its parentheses).
+    pub dated: Option<Found<NaiveDate>>,
+    /// 附注, without its brackets.
     pub note: Option<Found<String>>,
     /// 联系人及电话.
-    pub contact: Option<Found<String>>,
-    /// Attachments printed after the document, other than nested documents.
-    pub attached: Vec<Found<AttachedText>>,
-    /// 信息公开选项: 主动公开, 依申请公开 or 不予公开.
-    pub disclosure: Option<Found<String>>,
-    /// 抄送 as written.
-    pub cc: Option<Found<Vec<String>>>,
+    pub contact: Option<Found<Contact>>,
+    /// Attachments printed after the document that are not documents (a forwarded document is in `forwards`).
+    pub annexes: Vec<Found<Annex>>,
+    /// 主题词, in documents laid out by GB/T 9704-1999 (the 2012 standard dropped it).
+    pub keywords: Option<Found<Vec<String>>>,
+    /// 信息公开选项.
+    pub disclosure: Option<Found<Disclosure>>,
+    /// 抄送机关.
+    pub cc: Option<Found<Recipients>>,
     /// 印发机关.
     pub printed_by: Option<Found<String>>,
     /// 印发日期.
-    pub printed_on: Option<Found<chrono::NaiveDate>>,
+    pub printed_on: Option<Found<NaiveDate>>,
 }
 
-/// Something the parser could not read, or a check that failed.
+/// Something that could not be read, or a check that failed, in plain words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
-    /// Source line, when one is to blame.
+    /// The source line concerned, when there is one.
     pub line: Option<usize>,
-    /// Index of the document concerned, when one is.
+    /// Index of the document concerned, when there is one.
     pub document: Option<usize>,
-    /// What is wrong, in plain words.
     pub message: String,
 }
 
-/// What a text holds: its documents, outermost first, and the warnings.
+/// The documents in a text, outermost first (a forwarding document before the one it forwards), and warnings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Parsed {
     pub documents: Vec<ParsedDocument>,
     pub warnings: Vec<Warning>,
 }
 
-/// Parses the text of one file.
+impl Parsed {
+    /// The chain starting at document `first`, following `forwards`: outermost first.
+    pub fn chain(&self, first: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut seen = vec![false; self.documents.len()];
+        let mut at = Some(first);
+        while let Some(i) = at.filter(|i| seen.get(*i) == Some(&false)) {
+            seen[i] = true;
+            out.push(i);
+            at = self.documents[i].forwards;
+        }
+        out
+    }
+}
+
+/// Reads every document in `text`. Never fails: what cannot be read is reported in [`Parsed::warnings`].
 pub fn parse_text(text: &str) -> Parsed {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Parsed::default();
-    let starts = document::starts(&lines);
-    if starts.is_empty() {
-        out.warnings.push(Warning { line: None, document: None, message: "the text is empty".into() });
-        return out;
-    }
-    let (blocks, claimed) = colophon::find(&lines);
-    for (k, &start) in starts.iter().enumerate() {
-        let end = starts.get(k + 1).copied().unwrap_or(lines.len());
-        let (doc, warnings) = document::parse(&lines, start, end, &claimed);
-        out.documents.push(ParsedDocument { depth: k, forwards: (k + 1 < starts.len()).then_some(k + 1), ..doc });
-        out.warnings.extend(warnings.into_iter().map(|(line, message)| Warning { line, document: Some(k), message }));
-    }
-    colophon::assign(&blocks, &starts, &mut out);
-    check_chain(&mut out);
-    for (k, d) in out.documents.iter().enumerate() {
-        missing(&mut out.warnings, k, d);
-    }
-    out
+    let lines = lines::split(text);
+    chain::build(&lines)
 }
-
-fn missing(warnings: &mut Vec<Warning>, k: usize, d: &ParsedDocument) {
-    let mut say = |what: &str| {
-        warnings.push(Warning { line: Some(d.lines.0), document: Some(k), message: format!("no {what} found") })
-    };
-    if d.number.is_none() {
-        say("document number (发文字号)");
-    }
-    if d.title.is_none() {
-        say("title (标题)");
-    }
-    if d.issuer.is_none() {
-        say("issuer (neither a banner nor a signature)");
-    }
-    if d.dated.is_none() && d.printed_on.is_none() {
-        say("date (neither 成文日期 nor 印发日期)");
-    }
-}
-
-/// Each nested document is the attachment of the one before it: the outer attachment list should name it, and a
-/// forward's title should be the one the forwarding rule derives from it.
-fn check_chain(out: &mut Parsed) {
-    let mut warnings = vec![];
-    for (k, outer) in out.documents.iter().enumerate() {
-        let Some(inner) = outer.forwards.and_then(|i| out.documents.get(i)) else { continue };
-        let inner_title = inner.title.as_ref().map(|t| t.value.as_str()).unwrap_or_default();
-        let inner_number = inner.number.as_ref().map(|n| n.value.as_str()).unwrap_or_default();
-        let named = outer.attachments.iter().any(|a| {
-            let t = text::squeeze(&a.value.title).replace(['〈', '〉'], "").replace(['《', '》'], "");
-            let plain = inner_title.replace(['〈', '〉', '《', '》'], "");
-            (!inner_number.is_empty() && t.contains(inner_number)) || (!plain.is_empty() && t.contains(&plain))
-        });
-        if !named {
-            warnings.push(Warning {
-                line: Some(outer.lines.0),
-                document: Some(k),
-                message: format!(
-                    "the attachment list does not name the attached document {inner_number} {inner_title}"
-                ),
-            });
-        }
-        let (Some(title), Some(issuer)) = (&outer.title, &inner.issuer) else { continue };
-        if title.value.starts_with("关于转发") {
-            let derived = crate::domain::title::forwarding_title(inner_title, &issuer.value);
-            if derived != title.value {
-                warnings.push(Warning {
-                    line: Some(title.first_line),
-                    document: Some(k),
-                    message: format!("the title {} is not the forwarding title {derived}", title.value),
-                });
-            }
-        }
-    }
-    out.warnings.extend(warnings);
-}
-
-#[cfg(test)]
-mod tests;
