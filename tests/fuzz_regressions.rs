@@ -21,6 +21,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("title", fuzzing::title),
     ("request_token", fuzzing::request_token),
     ("requests", fuzzing::requests),
+    ("parse", fuzzing::parse),
 ];
 
 fn fixtures(target: &str) -> PathBuf {
@@ -70,6 +71,7 @@ regressions!(
     title_fixtures => "title",
     request_token_fixtures => "request_token",
     requests_fixtures => "requests",
+    parse_fixtures => "parse",
 );
 
 /// The harness itself can fail: a property that does not hold panics, and `run` reports the file.
@@ -356,6 +358,10 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                 with(0x83, pb::RequestToken { method: "/x".into(), ..Default::default() }.encode_to_vec()),
             ]
         }
+        "parse" => {
+            let corpus = include_bytes!("fixtures/forwarding-chain-lu-zi-bo-2022.txt");
+            vec![with(5, corpus), with(1, &corpus[..corpus.len() / 2]), with(0, b"PK\x03\x04")]
+        }
         "requests" => fuzzing::REQUESTS.iter().enumerate().map(|(i, (name, _))| request_seed(i, name)).collect(),
         other => panic!("no seeds for {other}"),
     }
@@ -391,6 +397,21 @@ fn request_seed(index: usize, name: &str) -> Vec<u8> {
         "IssueDocument" => env(pb::IssueDocument::TYPE),
         "ForwardDocument" => env(pb::ForwardDocument::TYPE),
         "ApplyRegistryChange" => env(pb::RegistryChange::TYPE),
+        "ImportDocument" => operator_key()
+            .envelope(&pb::ImportDocument {
+                request_id: "import-1".into(),
+                issuer_name: "淄博市财政局".into(),
+                number: "淄财采〔2022〕20号".into(),
+                draft: Some(draft()),
+                main_written: vec!["各区县财政局".into(), "高新区、经济开发区、文昌湖区财政局".into()],
+                cc_written: vec![],
+                forwards_document_id: String::new(),
+                attachments: vec![],
+                source_sha256: "ab".repeat(32),
+                source_name: "chain.txt".into(),
+                position: 1,
+            })
+            .encode_to_vec(),
         "GetDelivery" => {
             pb::GetDeliveryRequest { document_id: "d-1".into(), recipient_unit_id: UNIT.into() }.encode_to_vec()
         }
