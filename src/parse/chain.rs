@@ -195,7 +195,13 @@ impl Builder<'_> {
         }
         self.stack.push(d);
         let j = self.header(d, i);
-        self.title_and_recipients(d, j)
+        let next = self.title_and_recipients(d, j);
+        if next <= i && next < self.lines.len() {
+            // Nothing read as header or title (a bannerless text opening with a sentence): the first line is
+            // body text, and must be read as such here, since the walk moves past a line that consumed nothing.
+            return self.main_part(d, next);
+        }
+        next
     }
 
     /// Whether document `p` announces attachments: an attachment list, or a title that forwards or issues one.

@@ -102,3 +102,16 @@ fn a_web_page_prints_the_title_above_the_number() {
     assert!(p.documents[0].title.is_none());
     assert!(p.warnings.iter().any(|w| w.message.contains("before the first document")), "{:#?}", p.warnings);
 }
+
+/// Found by the `parse` fuzz target: a bannerless text opening with a sentence lost that sentence, and the
+/// document came back with no lines at all.
+#[test]
+fn a_text_that_opens_with_a_sentence_keeps_it_as_body() {
+    let d = one("请各单位于月底前报送。\n");
+    assert_eq!(value(&d.body).as_deref(), Some("请各单位于月底前报送。"));
+    assert_eq!(d.lines, (1, 1));
+    assert!(d.title.is_none());
+    let d = one("请各单位于月底前报送。\n联系人：王高文 0531-51769834\n山东省财政厅\n2022年8月1日\n");
+    assert_eq!(value(&d.body).as_deref(), Some("请各单位于月底前报送。"));
+    assert_eq!(d.dated.as_ref().map(|x| x.lines), Some((4, 4)));
+}
