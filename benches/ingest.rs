@@ -13,6 +13,10 @@
 //!   built once), then the time from starting the `gongwen serve` process to health SERVING and to a first answer.
 //!
 //! `GONGWEN_BENCH_SCENARIOS=tree,cold` runs only those; `-- --scenario NAME` runs one in this process.
+// The same allocator as the `gongwen` binary, so in-process servers measure what `gongwen serve` runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;

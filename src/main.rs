@@ -3,6 +3,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// glibc's allocator spent a tenth of the server's time in malloc/free on large traces and write bursts
+// (BENCHMARKS.md); mimalloc is the measured replacement.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = gongwen::cli::Cli::parse();
