@@ -268,7 +268,7 @@ pub async fn scenario(quick: bool) {
         drop(app.trace(&root_doc).await.expect("trace"));
         t_app.push(t.elapsed());
         let t = Instant::now();
-        drop(app.matrix(&root_doc).await.expect("matrix"));
+        drop(app.matrix(&root_doc, false).await.expect("matrix"));
         m_app.push(t.elapsed());
     }
     let ((tm, tx), (mm, mx)) = (median_max(t_app), median_max(m_app));

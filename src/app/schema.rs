@@ -148,6 +148,11 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 /// Decodes a record read at `key`.
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    decode_borrowed(key, bytes)
+}
+
+/// Decodes a record read at `key` into a type that borrows from `bytes`.
+pub fn decode_borrowed<'a, T: serde::Deserialize<'a>>(key: &[u8], bytes: &'a [u8]) -> Result<T, StoreError> {
     postcard::from_bytes(bytes)
         .map_err(|e| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })
 }

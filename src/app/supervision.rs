@@ -1,10 +1,10 @@
 //! Supervision (督办): overdue scans, status matrices and per-unit views over the forwarding trees.
 use std::collections::BTreeMap;
 
-use super::trace::Node;
+use super::trace::{LeanDelivery, Node};
 use super::{App, AppError, schema};
 use crate::domain::model::{Delivery, Document, Level, Role, StepKind};
-use crate::domain::state::{DeliveryState, days_late};
+use crate::domain::state::{DeliveryState, days_late, is_overdue};
 use crate::reports::{self, Cell, Table};
 
 /// One overdue delivery.
@@ -40,37 +40,64 @@ pub enum OverdueScope {
     Region(String),
 }
 
-/// The matrix columns of one row, with the units behind them.
+/// One figure of a matrix row: how many deliveries, and to which units when they were asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Figure {
+    pub count: u32,
+    /// Unit ids in unit-id order; empty unless the matrix was built with units.
+    pub units: Vec<String>,
+}
+
+/// The matrix columns of one row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Row {
     pub key: String,
     pub label: String,
-    pub delivered: Vec<String>,
-    pub acknowledged: Vec<String>,
-    pub forwarded: Vec<String>,
-    pub reported: Vec<String>,
-    pub completed: Vec<String>,
-    pub returned: Vec<String>,
-    pub overdue: Vec<String>,
+    pub delivered: Figure,
+    pub acknowledged: Figure,
+    pub forwarded: Figure,
+    pub reported: Figure,
+    pub completed: Figure,
+    pub returned: Figure,
+    pub overdue: Figure,
 }
 
 impl Row {
-    fn add(&mut self, n: &Node) {
-        let d = &n.delivery;
-        let id = n.unit_id.clone();
-        self.delivered.push(id.clone());
-        let has = |k: StepKind| d.steps.iter().any(|s| s.kind == k);
-        for (yes, col) in [
+    fn new(key: &str, label: &str) -> Row {
+        Row { key: key.to_owned(), label: label.to_owned(), ..Row::default() }
+    }
+
+    fn add(&mut self, d: &LeanDelivery<'_>, overdue: bool, with_units: bool) {
+        let has = |k: StepKind| d.has(k);
+        for (yes, fig) in [
+            (true, &mut self.delivered),
             (d.state.is_acknowledged(), &mut self.acknowledged),
             (has(StepKind::Forwarded), &mut self.forwarded),
             (has(StepKind::Reported), &mut self.reported),
             (d.state == DeliveryState::Completed, &mut self.completed),
             (d.state == DeliveryState::Returned, &mut self.returned),
-            (n.overdue, &mut self.overdue),
+            (overdue, &mut self.overdue),
         ] {
             if yes {
-                col.push(id.clone());
+                fig.count = fig.count.saturating_add(1);
+                if with_units {
+                    fig.units.push(d.recipient.to_owned());
+                }
             }
+        }
+    }
+
+    fn sort_units(&mut self) {
+        for fig in [
+            &mut self.delivered,
+            &mut self.acknowledged,
+            &mut self.forwarded,
+            &mut self.reported,
+            &mut self.completed,
+            &mut self.returned,
+            &mut self.overdue,
+        ] {
+            fig.units.sort_unstable();
         }
     }
 }
@@ -188,33 +215,51 @@ impl App {
         Ok(items)
     }
 
-    /// The status matrix of a document's forwarding tree.
-    pub async fn matrix(&self, document_id: &str) -> Result<Matrix, AppError> {
-        let tree = self.trace(document_id).await?;
-        let document_number = tree.document.number.to_string();
+    /// The status matrix of a document's forwarding tree, with the units behind each figure if `with_units`.
+    /// Counts straight from the deliveries: no trace nodes are built.
+    pub async fn matrix(&self, document_id: &str, with_units: bool) -> Result<Matrix, AppError> {
+        #[derive(Default)]
+        struct Acc {
+            by_level: BTreeMap<u8, Row>,
+            by_region: BTreeMap<String, Row>,
+            total: Row,
+        }
         let snap = self.snapshot();
-        let mut by_level: BTreeMap<u8, Row> = BTreeMap::new();
-        let mut by_region: BTreeMap<String, Row> = BTreeMap::new();
-        let mut total = Row { key: "total".into(), label: "合计".into(), ..Row::default() };
-        for n in tree.flatten() {
-            if let Some(level) = n.level {
-                by_level
-                    .entry(level.depth())
-                    .or_insert_with(|| Row { key: level.name().into(), label: level.name().into(), ..Row::default() })
-                    .add(&n);
-            }
-            let label = snap.registry.regions.get(&n.region).map(|r| r.name.clone()).unwrap_or_default();
-            by_region
-                .entry(n.region.clone())
-                .or_insert_with(|| Row { key: n.region.clone(), label, ..Row::default() })
-                .add(&n);
-            total.add(&n);
+        let now = self.now();
+        let (document, mut acc) = self
+            .each_delivery(document_id, Acc::default(), move |acc, d, _depth| {
+                let overdue = is_overdue(d.deadline(), d.state, now);
+                let unit = snap.registry.units.get(d.recipient);
+                if let Some(level) = unit.map(|u| u.level) {
+                    acc.by_level
+                        .entry(level.depth())
+                        .or_insert_with(|| Row::new(level.name(), level.name()))
+                        .add(d, overdue, with_units);
+                }
+                let region = unit.map(|u| u.region.as_str()).unwrap_or_default();
+                if let Some(row) = acc.by_region.get_mut(region) {
+                    row.add(d, overdue, with_units);
+                } else {
+                    let label = snap.registry.regions.get(region).map(|r| r.name.as_str()).unwrap_or_default();
+                    let mut row = Row::new(region, label);
+                    row.add(d, overdue, with_units);
+                    acc.by_region.insert(region.to_owned(), row);
+                }
+                acc.total.add(d, overdue, with_units);
+            })
+            .await?;
+        acc.total.key = "total".into();
+        acc.total.label = "合计".into();
+        let mut rows: Vec<&mut Row> = acc.by_level.values_mut().chain(acc.by_region.values_mut()).collect();
+        rows.push(&mut acc.total);
+        for row in rows {
+            row.sort_units();
         }
         Ok(Matrix {
-            document_number,
-            by_level: by_level.into_values().collect(),
-            by_region: by_region.into_values().collect(),
-            total,
+            document_number: document.number.to_string(),
+            by_level: acc.by_level.into_values().collect(),
+            by_region: acc.by_region.into_values().collect(),
+            total: acc.total,
         })
     }
 
@@ -288,7 +333,7 @@ fn state_zh(s: DeliveryState) -> &'static str {
 fn matrix_table(m: &Matrix) -> Table {
     let headers = ["分组", "名称", "送达", "已签收", "已转发", "已报送", "已办结", "已退回", "逾期"];
     let row = |group: &str, r: &Row| -> Vec<Cell> {
-        let n = |v: &Vec<String>| Cell::from(u32::try_from(v.len()).unwrap_or(u32::MAX));
+        let n = |f: &Figure| Cell::from(f.count);
         vec![
             group.into(),
             r.label.clone().into(),
@@ -389,7 +434,7 @@ impl App {
                 (format!("{number}-trace"), trace_table(&tree.flatten(), &format!("{number} 转发追踪")))
             }
             ReportKind::Matrix => {
-                let m = self.matrix(document_id).await?;
+                let m = self.matrix(document_id, false).await?;
                 (format!("{}-matrix", m.document_number), matrix_table(&m))
             }
             ReportKind::Overdue => {

@@ -1,7 +1,8 @@
 //! The forwarding tree under a document (督办追踪): every unit reached directly or through forwards.
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
 
 use super::{App, AppError, schema};
 use crate::domain::model::{Delivery, Document, Registry, Role, StepKind};
@@ -107,6 +108,7 @@ impl Walker<'_> {
             let (k, v) = pair?;
             forwards.entry(String::from_utf8_lossy(&v).into_owned()).or_default().push(schema::last_part(&k));
         }
+        let via_number = doc.number.to_string();
         let mut out = vec![];
         for pair in self.store.scan(&schema::deliveries_of(&doc.id), None, false) {
             let (k, v) = pair?;
@@ -120,7 +122,7 @@ impl Walker<'_> {
                 level: unit.map(|u| u.level),
                 depth,
                 via_document_id: doc.id.clone(),
-                via_document_number: doc.number.to_string(),
+                via_document_number: via_number.clone(),
                 overdue,
                 forwarded_as: vec![],
                 counts: own_counts(&delivery, overdue),
@@ -140,6 +142,73 @@ impl Walker<'_> {
             out.push(node);
         }
         Ok(out)
+    }
+}
+
+/// A stored [`Delivery`] read in place: strings borrowed, times left as their text. Counting over a tree of
+/// hundreds of thousands of deliveries spends most of its time allocating strings and parsing times it does not
+/// need. postcard records carry no field names, so this mirrors `Delivery` and `Step` field for field;
+/// `tests::a_lean_delivery_reads_what_a_delivery_wrote` keeps them in step.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LeanDelivery<'a> {
+    #[serde(borrow)]
+    _document_id: &'a str,
+    pub recipient: &'a str,
+    _role: Role,
+    pub state: DeliveryState,
+    deadline: Option<&'a str>,
+    #[serde(borrow)]
+    steps: Vec<LeanStep<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LeanStep<'a> {
+    _event_seq: u64,
+    kind: StepKind,
+    _at: &'a str,
+    _actor: &'a str,
+    _text: &'a str,
+    #[serde(borrow)]
+    _attachments: Vec<&'a str>,
+    _forward: Option<(&'a str, &'a str)>,
+    _key_id: &'a str,
+}
+
+impl LeanDelivery<'_> {
+    pub fn deadline(&self) -> Option<NaiveDate> {
+        self.deadline.and_then(|d| d.parse().ok())
+    }
+
+    pub fn has(&self, kind: StepKind) -> bool {
+        self.steps.iter().any(|s| s.kind == kind)
+    }
+}
+
+impl Walker<'_> {
+    /// Every delivery in the tree under document `id`, with its depth, without building nodes: what counts over
+    /// a tree need. Visits each document once, so it ends on a corrupted store too.
+    fn each_delivery(
+        &mut self,
+        id: &str,
+        depth: u32,
+        f: &mut dyn FnMut(&LeanDelivery<'_>, u32) -> Result<(), AppError>,
+    ) -> Result<(), AppError> {
+        if depth > MAX_DEPTH || !self.seen.insert(id.to_owned()) {
+            return Ok(());
+        }
+        for pair in self.store.scan(&schema::deliveries_of(id), None, false) {
+            let (k, v) = pair?;
+            f(&schema::decode_borrowed::<LeanDelivery>(&k, &v)?, depth)?;
+        }
+        let forwarded: Vec<String> = self
+            .store
+            .scan(&schema::forwards_of(id), None, false)
+            .map(|pair| pair.map(|(k, _)| schema::last_part(&k)))
+            .collect::<Result<_, _>>()?;
+        for fwd in forwarded {
+            self.each_delivery(&fwd, depth + 1, f)?;
+        }
+        Ok(())
     }
 }
 
@@ -174,6 +243,33 @@ impl App {
         .await
     }
 
+    /// Calls `f` on every delivery in the tree under a document (any order), with the document itself first.
+    pub(crate) async fn each_delivery<T, F>(
+        &self,
+        document_id: &str,
+        init: T,
+        mut f: F,
+    ) -> Result<(Document, T), AppError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut T, &LeanDelivery<'_>, u32) + Send + 'static,
+    {
+        let snap = self.snapshot();
+        let now = self.now();
+        let id = document_id.to_owned();
+        self.read(move |store| {
+            let mut w = Walker { store, registry: &snap.registry, snapshot: &snap, now, seen: HashSet::new() };
+            let document = w.document(&id)?;
+            let mut acc = init;
+            w.each_delivery(&id, 1, &mut |d, depth| {
+                f(&mut acc, d, depth);
+                Ok(())
+            })?;
+            Ok((document, acc))
+        })
+        .await
+    }
+
     /// Main recipients at any depth that have not acted (pending or only acknowledged), by depth then unit id.
     pub async fn not_acted(&self, document_id: &str) -> Result<Vec<Node>, AppError> {
         let mut flat: Vec<Node> = self
@@ -188,5 +284,56 @@ impl App {
             .collect();
         flat.sort_by(|a, b| (a.depth, &a.unit_id, &a.via_document_id).cmp(&(b.depth, &b.unit_id, &b.via_document_id)));
         Ok(flat)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::model::Step;
+
+    #[test]
+    fn a_lean_delivery_reads_what_a_delivery_wrote() {
+        let at = Utc.with_ymd_and_hms(2022, 8, 16, 9, 30, 0).single().unwrap_or_default();
+        let step = |kind, forward: Option<(String, String)>| Step {
+            event_seq: 7,
+            kind,
+            at,
+            actor: "370300.czj".into(),
+            text: "收2022-118".into(),
+            attachments: vec!["ab".repeat(32), "cd".repeat(32)],
+            forward,
+            key_id: "k1".into(),
+        };
+        let full = Delivery {
+            document_id: "d-1".into(),
+            recipient: "370304.czj".into(),
+            role: Role::Main,
+            state: DeliveryState::Forwarded,
+            deadline: NaiveDate::from_ymd_opt(2022, 11, 30),
+            steps: vec![
+                step(StepKind::Delivered, None),
+                step(StepKind::Acknowledged, None),
+                step(StepKind::Forwarded, Some(("d-2".into(), "博财采〔2022〕19号".into()))),
+            ],
+        };
+        let bytes = schema::encode(&full).unwrap_or_default();
+        let lean: LeanDelivery = match schema::decode_borrowed(b"k", &bytes) {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!((lean._document_id, lean.recipient), ("d-1", "370304.czj"));
+        assert_eq!((lean._role, lean.state, lean.deadline()), (Role::Main, DeliveryState::Forwarded, full.deadline));
+        let kinds: Vec<StepKind> = lean.steps.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, [StepKind::Delivered, StepKind::Acknowledged, StepKind::Forwarded]);
+        assert!(lean.has(StepKind::Forwarded) && !lean.has(StepKind::Reported));
+        let last = lean.steps.last().map(|s| (s._at, s._forward, s._key_id));
+        assert_eq!(last, Some(("2022-08-16T09:30:00Z", Some(("d-2", "博财采〔2022〕19号")), "k1")));
+        let undated = Delivery { deadline: None, steps: vec![], ..full };
+        let bytes = schema::encode(&undated).unwrap_or_default();
+        let lean: Option<LeanDelivery> = schema::decode_borrowed(b"k", &bytes).ok();
+        assert_eq!(lean.map(|l| (l.deadline(), l.steps.len())), Some((None, 0)));
     }
 }

@@ -15,29 +15,25 @@ pub struct SupervisionApi {
     pub app: Arc<App>,
 }
 
-fn count(v: &[String]) -> u32 {
-    u32::try_from(v.len()).unwrap_or(u32::MAX)
-}
-
 fn row(r: Row, with_units: bool) -> pb::MatrixRow {
     pb::MatrixRow {
-        key: r.key.clone(),
-        label: r.label.clone(),
-        delivered: count(&r.delivered),
-        acknowledged: count(&r.acknowledged),
-        forwarded: count(&r.forwarded),
-        reported: count(&r.reported),
-        completed: count(&r.completed),
-        returned: count(&r.returned),
-        overdue: count(&r.overdue),
+        key: r.key,
+        label: r.label,
+        delivered: r.delivered.count,
+        acknowledged: r.acknowledged.count,
+        forwarded: r.forwarded.count,
+        reported: r.reported.count,
+        completed: r.completed.count,
+        returned: r.returned.count,
+        overdue: r.overdue.count,
         units: with_units.then_some(pb::MatrixUnits {
-            delivered: r.delivered,
-            acknowledged: r.acknowledged,
-            forwarded: r.forwarded,
-            reported: r.reported,
-            completed: r.completed,
-            returned: r.returned,
-            overdue: r.overdue,
+            delivered: r.delivered.units,
+            acknowledged: r.acknowledged.units,
+            forwarded: r.forwarded.units,
+            reported: r.reported.units,
+            completed: r.completed.units,
+            returned: r.returned.units,
+            overdue: r.overdue.units,
         }),
     }
 }
@@ -119,7 +115,7 @@ impl SupervisionService for SupervisionApi {
         let caller = caller(&req)?;
         let r = req.into_inner();
         self.app.may_trace(&caller, &r.document_id).await?;
-        let m = self.app.matrix(&r.document_id).await?;
+        let m = self.app.matrix(&r.document_id, r.with_units).await?;
         Ok(Response::new(pb::StatusMatrixReply {
             document_number: m.document_number,
             by_level: m.by_level.into_iter().map(|x| row(x, r.with_units)).collect(),
