@@ -56,6 +56,10 @@ pub trait Tx {
     fn delete(&mut self, key: &[u8]);
 }
 
+/// Names a point in the commit order: everything staged up to it, for [`Store::wait_durable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(pub u64);
+
 /// Whether a transaction's staged writes are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -88,9 +92,25 @@ pub trait Store: Send + Sync + 'static {
     /// committed ones before it, an aborted one leaves no trace, and the committed ones become durable together
     /// before this returns (one flush for the group). Blocking: call from a blocking thread.
     fn transact_many(&self, n: usize, run: &mut dyn FnMut(usize, &mut dyn Tx) -> Outcome) -> Result<(), StoreError> {
+        let ticket = self.stage_many(n, run)?;
+        self.wait_durable(ticket)
+    }
+
+    /// The first half of [`Store::transact_many`]: runs and commits the `n` transactions (later transactions and
+    /// groups see their writes) and returns a ticket without waiting for the disk. Nothing staged may be reported
+    /// as done to anyone until [`Store::wait_durable`] on its ticket returns `Ok`. Splitting the two lets one
+    /// thread stage the next group while another waits for the previous group's flush.
+    fn stage_many(&self, n: usize, run: &mut dyn FnMut(usize, &mut dyn Tx) -> Outcome) -> Result<Ticket, StoreError> {
         for i in 0..n {
             self.transact_dyn(&mut |tx| Ok(run(i, tx)))?;
         }
+        Ok(Ticket(0))
+    }
+
+    /// Waits until everything staged up to `ticket` is on disk (flushing if nobody else is); an `Err` means it may
+    /// not be, and neither may anything staged after it.
+    fn wait_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+        let _ = ticket;
         Ok(())
     }
 

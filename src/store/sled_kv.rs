@@ -9,7 +9,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use super::{Outcome, Pair, Store, StoreError, Tx, Visit};
+use super::{Outcome, Pair, Store, StoreError, Ticket, Tx, Visit};
 
 /// sled-backed store: one `Db`, one tree, prefixed key spaces, group-committed durable writes.
 pub struct SledStore {
@@ -70,7 +70,7 @@ impl SledStore {
     }
 
     /// Waits until batch `ticket` is durable, flushing as the leader if nobody else is.
-    fn wait_durable(&self, ticket: u64) -> Result<(), StoreError> {
+    fn wait_until(&self, ticket: u64) -> Result<(), StoreError> {
         let mut state = lock(&self.flush);
         loop {
             if state.durable >= ticket {
@@ -198,23 +198,24 @@ impl Store for SledStore {
             applied.count += 1;
             applied.count
         };
-        self.wait_durable(ticket)
+        self.wait_until(ticket)
     }
 
-    fn transact_many(&self, n: usize, run: &mut dyn FnMut(usize, &mut dyn Tx) -> Outcome) -> Result<(), StoreError> {
-        let ticket = {
-            let mut applied = lock(&self.write_lock);
-            for i in 0..n {
-                let mut tx = SledTx { tree: &self.db, pending: &applied.pending, staged: BTreeMap::new() };
-                if run(i, &mut tx) == Outcome::Commit && !tx.staged.is_empty() {
-                    let staged = tx.staged;
-                    applied.pending.extend(staged);
-                    applied.count += 1;
-                }
+    fn stage_many(&self, n: usize, run: &mut dyn FnMut(usize, &mut dyn Tx) -> Outcome) -> Result<Ticket, StoreError> {
+        let mut applied = lock(&self.write_lock);
+        for i in 0..n {
+            let mut tx = SledTx { tree: &self.db, pending: &applied.pending, staged: BTreeMap::new() };
+            if run(i, &mut tx) == Outcome::Commit && !tx.staged.is_empty() {
+                let staged = tx.staged;
+                applied.pending.extend(staged);
+                applied.count += 1;
             }
-            applied.count
-        };
-        self.wait_durable(ticket)
+        }
+        Ok(Ticket(applied.count))
+    }
+
+    fn wait_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+        self.wait_until(ticket.0)
     }
 
     fn snapshot(&self, f: &mut Visit<'_>) -> Result<(), StoreError> {
