@@ -199,22 +199,38 @@ pub struct Rate {
     pub per_sec: f64,
     pub p50: Duration,
     pub p99: Duration,
+    /// CPU time this process (server and clients) spent per acknowledgment: steadier than the rate on a shared
+    /// machine, where other work takes cores away.
+    pub cpu_per_ack: Duration,
+}
+
+/// CPU time (user + system) this process has used so far.
+pub fn process_cpu() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| {
+        // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+        let rest = s.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    });
+    // Linux reports in clock ticks of 1/100 s (USER_HZ) on every platform this runs on.
+    Duration::from_millis(ticks.unwrap_or(0) * 10)
 }
 
 /// `clients` tasks, each acknowledging its share of `units` deliveries of `doc` through `raw` (gongwen, or the
 /// PostgreSQL stand-in: the client side is the same code).
 async fn ingest(raw: &Channel, doc: &str, units: &[usize], clients: usize) -> Rate {
     let per = units.len() / clients;
-    let start = Instant::now();
+    // Each unit holds its key, as a real client does: deriving it is not part of an acknowledgment.
+    let keys: Vec<Vec<(usize, Signer)>> =
+        (0..clients).map(|c| units[c * per..(c + 1) * per].iter().map(|&i| (i, unit_key(i))).collect()).collect();
+    let (start, cpu) = (Instant::now(), process_cpu());
     let mut tasks = vec![];
-    for c in 0..clients {
-        let mine: Vec<usize> = units[c * per..(c + 1) * per].to_vec();
+    for mine in keys {
         let doc = doc.to_string();
         let raw = raw.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(mine.len());
-            for i in mine {
-                let key = unit_key(i);
+            for (i, key) in mine {
                 let ch = SignRequests::new(unit_id(i), key.clone()).layer(raw.clone());
                 let m = pb::Acknowledge {
                     request_id: format!("ack-{doc}-{i}"),
@@ -235,8 +251,9 @@ async fn ingest(raw: &Channel, doc: &str, units: &[usize], clients: usize) -> Ra
         all.extend(t.await.expect("task"));
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu_per_ack = (process_cpu() - cpu) / u32::try_from(all.len().max(1)).unwrap_or(u32::MAX);
     all.sort();
-    Rate { per_sec: all.len() as f64 / secs, p50: percentile(&all, 0.5), p99: percentile(&all, 0.99) }
+    Rate { per_sec: all.len() as f64 / secs, p50: percentile(&all, 0.5), p99: percentile(&all, 0.99), cpu_per_ack }
 }
 
 fn ed25519_limit() -> (f64, f64) {
@@ -317,7 +334,10 @@ async fn scenario_ingest(quick: bool) {
     // against both back to back, and the medians over the rounds.
     let rounds: usize = std::env::var("GONGWEN_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
     println!("{rounds} rounds (GONGWEN_BENCH_ROUNDS)");
-    println!("{:>8} {:>10} {:>10} {:>10}  share of the 1-core verify limit", "clients", "acks/s", "p50", "p99");
+    println!(
+        "{:>8} {:>10} {:>10} {:>10} {:>12}  share of the 1-core verify limit",
+        "clients", "acks/s", "p50", "p99", "CPU/ack"
+    );
     let mut per_clients: Vec<(usize, Vec<Rate>, Vec<Rate>)> = [1usize, 16, 64].map(|c| (c, vec![], vec![])).into();
     for round in 1..=rounds {
         println!("round {round}:");
@@ -328,10 +348,11 @@ async fn scenario_ingest(quick: bool) {
             let ids: Vec<usize> = (0..take).collect();
             let g = ingest(&b.raw, &doc.id, &ids, clients).await;
             println!(
-                "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms  {:.1}%  gongwen (load {})",
+                "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms {:>10.0}µs  {:.1}%  gongwen (load {})",
                 g.per_sec,
                 ms(g.p50),
                 ms(g.p99),
+                g.cpu_per_ack.as_secs_f64() * 1e6,
                 100.0 * g.per_sec / single,
                 load_average()
             );
@@ -339,11 +360,12 @@ async fn scenario_ingest(quick: bool) {
             if let Some(pg) = &pg {
                 let p = pg.run(&doc.id, &ids, clients).await;
                 println!(
-                    "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms  {:.1}%  PostgreSQL stand-in (load {}); \
+                    "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms {:>10.0}µs  {:.1}%  PostgreSQL stand-in (load {}); \
                      gongwen/PostgreSQL throughput {:.2}",
                     p.per_sec,
                     ms(p.p50),
                     ms(p.p99),
+                    p.cpu_per_ack.as_secs_f64() * 1e6,
                     100.0 * p.per_sec / single,
                     load_average(),
                     g.per_sec / p.per_sec
@@ -362,16 +384,18 @@ async fn scenario_ingest(quick: bool) {
             per_sec: pick(|r| r.per_sec),
             p50: Duration::from_secs_f64(pick(|r| r.p50.as_secs_f64())),
             p99: Duration::from_secs_f64(pick(|r| r.p99.as_secs_f64())),
+            cpu_per_ack: Duration::from_secs_f64(pick(|r| r.cpu_per_ack.as_secs_f64())),
         }
     };
     for (clients, gs, ps) in &per_clients {
         let g = median(gs);
         summary(format!(
-            "gongwen ack ingest, {clients} clients, median of {rounds}: {:.0} acks/s, p50 {:.2} ms, p99 {:.2} ms \
-             (acks/s per round: {})",
+            "gongwen ack ingest, {clients} clients, median of {rounds}: {:.0} acks/s, p50 {:.2} ms, p99 {:.2} ms, \
+             CPU {:.0} µs/ack (acks/s per round: {})",
             g.per_sec,
             ms(g.p50),
             ms(g.p99),
+            g.cpu_per_ack.as_secs_f64() * 1e6,
             gs.iter().map(|r| format!("{:.0}", r.per_sec)).collect::<Vec<_>>().join(", ")
         ));
         if !ps.is_empty() {
