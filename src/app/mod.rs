@@ -2,7 +2,7 @@
 //!
 //! Each operation authenticates the signed statement, checks it against the domain rules on a snapshot of the
 //! registry, and applies it in one atomic, durable store transaction together with its event and index entries.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -121,6 +121,9 @@ pub struct Snapshot {
     pub registry: Registry,
     /// Seal key id → owning unit id.
     pub key_owner: HashMap<String, String>,
+    /// Ids of keys with a revocation time: only steps signed with one of these can be suspect, and usually there
+    /// are none, so a trace asks this first.
+    revoked_keys: HashSet<String>,
 }
 
 impl Snapshot {
@@ -130,13 +133,31 @@ impl Snapshot {
             .values()
             .flat_map(|u| u.keys.iter().map(move |k| (k.key_id.clone(), u.id.clone())))
             .collect();
-        Snapshot { registry, key_owner }
+        let revoked_keys = registry
+            .units
+            .values()
+            .flat_map(|u| u.keys.iter().filter(|k| k.revoked_at.is_some()).map(|k| k.key_id.clone()))
+            .collect();
+        Snapshot { registry, key_owner, revoked_keys }
     }
 
     /// Why a step is suspect (signed with a key revoked at or before it), found through the key index.
     pub fn suspect(&self, step: &crate::domain::model::Step) -> Option<String> {
         let owner = self.key_owner.get(&step.key_id)?;
         self.registry.suspect(step, owner)
+    }
+
+    /// Why a step signed with `key_id` at `at()` is suspect; `at` is read only for a revoked key.
+    pub fn suspect_key<E>(
+        &self,
+        key_id: &str,
+        at: impl FnOnce() -> Result<DateTime<Utc>, E>,
+    ) -> Result<Option<String>, E> {
+        if self.revoked_keys.is_empty() || !self.revoked_keys.contains(key_id) {
+            return Ok(None);
+        }
+        let Some(owner) = self.key_owner.get(key_id) else { return Ok(None) };
+        Ok(self.registry.suspect_key(owner, key_id, at()?))
     }
 
     /// A unit or NOT_FOUND.

@@ -1,11 +1,12 @@
 //! The forwarding tree under a document (督办追踪): every unit reached directly or through forwards.
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::{App, AppError, schema};
-use crate::domain::model::{Delivery, Document, Registry, Role, StepKind};
+use crate::domain::instant::parse_utc;
+use crate::domain::model::{Document, Registry, Role, StepKind};
 use crate::domain::state::{DeliveryState, is_overdue};
 use crate::store::Store;
 
@@ -41,7 +42,7 @@ pub struct Node {
     pub depth: u32,
     pub via_document_id: String,
     pub via_document_number: String,
-    pub delivery: Delivery,
+    pub delivery: Progress,
     pub overdue: bool,
     pub forwarded_as: Vec<String>,
     pub counts: Counts,
@@ -54,6 +55,47 @@ impl Node {
     /// When the first step of `kind` happened.
     pub fn at(&self, kind: StepKind) -> Option<DateTime<Utc>> {
         self.delivery.first(kind)
+    }
+}
+
+/// What a trace shows of a delivery: its role, state and deadline, and when each kind of step first happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub role: Role,
+    pub state: DeliveryState,
+    pub deadline: Option<NaiveDate>,
+    reminders: u32,
+    /// Indexed by [`StepKind`] in declaration order.
+    first: [Option<DateTime<Utc>>; STEP_KINDS],
+}
+
+const STEP_KINDS: usize = 8;
+
+impl Progress {
+    /// Reminders received.
+    pub fn reminders(&self) -> u32 {
+        self.reminders
+    }
+
+    /// When the first step of this kind happened.
+    pub fn first(&self, kind: StepKind) -> Option<DateTime<Utc>> {
+        self.first.get(kind as usize).copied().flatten()
+    }
+
+    fn of(d: &LeanDelivery<'_>) -> Result<Progress, AppError> {
+        let mut first = [None; STEP_KINDS];
+        let mut reminders = 0u32;
+        for step in &d.steps {
+            if step.kind == StepKind::Reminded {
+                reminders = reminders.saturating_add(1);
+            }
+            if let Some(slot) = first.get_mut(step.kind as usize)
+                && slot.is_none()
+            {
+                *slot = Some(step.at()?);
+            }
+        }
+        Ok(Progress { role: d.role, state: d.state, deadline: d.deadline(), reminders, first })
     }
 }
 
@@ -99,11 +141,20 @@ impl Walker<'_> {
 
     /// Recipients of `doc` at `depth`, each with the subtree reached through its forwards of `doc`.
     fn nodes(&mut self, doc: &Document, depth: u32) -> Result<Vec<Node>, AppError> {
+        let mut out = self.shallow_nodes(doc, depth)?;
+        for node in &mut out {
+            self.grow(node)?;
+        }
+        Ok(out)
+    }
+
+    /// Recipients of `doc` at `depth` with the ids of their forwards of `doc` in `forwarded_as`, not yet grown.
+    fn shallow_nodes(&mut self, doc: &Document, depth: u32) -> Result<Vec<Node>, AppError> {
         if depth > MAX_DEPTH || !self.seen.insert(doc.id.clone()) {
             return Ok(vec![]);
         }
         // forwarder → the documents it forwarded `doc` as
-        let mut forwards: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut forwards: HashMap<String, Vec<String>> = HashMap::new();
         for pair in self.store.scan(&schema::forwards_of(&doc.id), None, false) {
             let (k, v) = pair?;
             forwards.entry(String::from_utf8_lossy(&v).into_owned()).or_default().push(schema::last_part(&k));
@@ -112,11 +163,18 @@ impl Walker<'_> {
         let mut out = vec![];
         for pair in self.store.scan(&schema::deliveries_of(&doc.id), None, false) {
             let (k, v) = pair?;
-            let delivery: Delivery = schema::decode(&k, &v)?;
-            let unit = self.registry.units.get(&delivery.recipient);
-            let overdue = is_overdue(delivery.deadline, delivery.state, self.now);
-            let mut node = Node {
-                unit_id: delivery.recipient.clone(),
+            let d: LeanDelivery = schema::decode_borrowed(&k, &v)?;
+            let unit = self.registry.units.get(d.recipient);
+            let progress = Progress::of(&d)?;
+            let overdue = is_overdue(progress.deadline, progress.state, self.now);
+            let mut flags = vec![];
+            for step in &d.steps {
+                if let Some(flag) = self.snapshot.suspect_key(step.key_id, || step.at())? {
+                    flags.push(flag);
+                }
+            }
+            out.push(Node {
+                unit_id: d.recipient.to_owned(),
                 unit_name: unit.map(|u| u.full_name.clone()).unwrap_or_default(),
                 region: unit.map(|u| u.region.clone()).unwrap_or_default(),
                 level: unit.map(|u| u.level),
@@ -124,24 +182,28 @@ impl Walker<'_> {
                 via_document_id: doc.id.clone(),
                 via_document_number: via_number.clone(),
                 overdue,
-                forwarded_as: vec![],
-                counts: own_counts(&delivery, overdue),
+                forwarded_as: forwards.remove(d.recipient).unwrap_or_default(),
+                counts: own_counts(progress.state, overdue),
                 children: vec![],
-                flags: delivery.steps.iter().filter_map(|s| self.snapshot.suspect(s)).collect(),
-                delivery,
-            };
-            for fwd_id in forwards.get(&node.unit_id).map(Vec::as_slice).unwrap_or_default() {
-                let fwd = self.document(fwd_id)?;
-                node.forwarded_as.push(fwd.number.to_string());
-                let children = self.nodes(&fwd, depth + 1)?;
-                for c in &children {
-                    node.counts.add(&c.counts);
-                }
-                node.children.extend(children);
-            }
-            out.push(node);
+                flags,
+                delivery: progress,
+            });
         }
         Ok(out)
+    }
+
+    /// Replaces the forward ids in `node.forwarded_as` by their numbers and hangs their recipients below it.
+    fn grow(&mut self, node: &mut Node) -> Result<(), AppError> {
+        for fwd_id in std::mem::take(&mut node.forwarded_as) {
+            let fwd = self.document(&fwd_id)?;
+            node.forwarded_as.push(fwd.number.to_string());
+            let children = self.nodes(&fwd, node.depth + 1)?;
+            for c in &children {
+                node.counts.add(&c.counts);
+            }
+            node.children.extend(children);
+        }
+        Ok(())
     }
 }
 
@@ -154,7 +216,7 @@ pub(crate) struct LeanDelivery<'a> {
     #[serde(borrow)]
     _document_id: &'a str,
     pub recipient: &'a str,
-    _role: Role,
+    pub role: Role,
     pub state: DeliveryState,
     deadline: Option<&'a str>,
     #[serde(borrow)]
@@ -165,13 +227,24 @@ pub(crate) struct LeanDelivery<'a> {
 struct LeanStep<'a> {
     _event_seq: u64,
     kind: StepKind,
-    _at: &'a str,
+    at: &'a str,
     _actor: &'a str,
     _text: &'a str,
     #[serde(borrow)]
     _attachments: Vec<&'a str>,
     _forward: Option<(&'a str, &'a str)>,
-    _key_id: &'a str,
+    key_id: &'a str,
+}
+
+impl LeanStep<'_> {
+    fn at(&self) -> Result<DateTime<Utc>, AppError> {
+        parse_utc(self.at).ok_or_else(|| {
+            AppError::Store(crate::store::StoreError::Corrupt {
+                key: "delivery step".into(),
+                reason: format!("{:?} is not a time", self.at),
+            })
+        })
+    }
 }
 
 impl LeanDelivery<'_> {
@@ -212,15 +285,15 @@ impl Walker<'_> {
     }
 }
 
-fn own_counts(d: &Delivery, overdue: bool) -> Counts {
+fn own_counts(state: DeliveryState, overdue: bool) -> Counts {
     let flag = |b: bool| u32::from(b);
     Counts {
         delivered: 1,
-        acknowledged: flag(d.state.is_acknowledged()),
-        acted: flag(d.state.is_acted()),
-        completed: flag(d.state == DeliveryState::Completed),
+        acknowledged: flag(state.is_acknowledged()),
+        acted: flag(state.is_acted()),
+        completed: flag(state == DeliveryState::Completed),
         overdue: flag(overdue),
-        returned: flag(d.state == DeliveryState::Returned),
+        returned: flag(state == DeliveryState::Returned),
     }
 }
 
@@ -292,7 +365,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::domain::model::Step;
+    use crate::domain::model::{Delivery, Step};
 
     #[test]
     fn a_lean_delivery_reads_what_a_delivery_wrote() {
@@ -325,11 +398,11 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         assert_eq!((lean._document_id, lean.recipient), ("d-1", "370304.czj"));
-        assert_eq!((lean._role, lean.state, lean.deadline()), (Role::Main, DeliveryState::Forwarded, full.deadline));
+        assert_eq!((lean.role, lean.state, lean.deadline()), (Role::Main, DeliveryState::Forwarded, full.deadline));
         let kinds: Vec<StepKind> = lean.steps.iter().map(|s| s.kind).collect();
         assert_eq!(kinds, [StepKind::Delivered, StepKind::Acknowledged, StepKind::Forwarded]);
         assert!(lean.has(StepKind::Forwarded) && !lean.has(StepKind::Reported));
-        let last = lean.steps.last().map(|s| (s._at, s._forward, s._key_id));
+        let last = lean.steps.last().map(|s| (s.at, s._forward, s.key_id));
         assert_eq!(last, Some(("2022-08-16T09:30:00Z", Some(("d-2", "博财采〔2022〕19号")), "k1")));
         let undated = Delivery { deadline: None, steps: vec![], ..full };
         let bytes = schema::encode(&undated).unwrap_or_default();

@@ -1,5 +1,6 @@
 //! Pure domain rules: numbers, titles, delivery states, jurisdiction, signatures. No I/O in here.
 pub mod error;
+pub mod instant;
 pub mod jurisdiction;
 pub mod merkle;
 pub mod model;
