@@ -410,6 +410,7 @@ fn request_seed(index: usize, name: &str) -> Vec<u8> {
                 source_sha256: "ab".repeat(32),
                 source_name: "chain.txt".into(),
                 position: 1,
+                ..Default::default()
             })
             .encode_to_vec(),
         "GetDelivery" => {

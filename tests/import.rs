@@ -51,6 +51,8 @@ fn import(sha: &str, item: Item) -> pb::ImportDocument {
         source_sha256: sha.into(),
         source_name: "forwarding-chain-lu-zi-bo-2022.txt".into(),
         position: item.position,
+        dated_from_printing: false,
+        source_media_type: "text/plain; charset=utf-8".into(),
     }
 }
 
@@ -200,6 +202,34 @@ async fn importing_again_creates_nothing_and_bad_imports_change_nothing() {
     no_issuer.issuer_name = "不存在的厅".into();
     refused(&h, Code::NotFound, send(&h, &no_issuer)).await;
 
+    // An unknown issuer does not hide unknown recipients: all of them in one answer.
+    let mut nothing_matches = province(&sha);
+    nothing_matches.issuer_name = "不存在的厅".into();
+    nothing_matches.main_written = vec!["各市财政局、月球财政局".into()];
+    nothing_matches.cc_written = vec!["火星各部门".into()];
+    let s = refused(&h, Code::NotFound, send(&h, &nothing_matches)).await;
+    for name in ["不存在的厅", "月球财政局", "火星各部门"] {
+        assert!(s.message().contains(name), "{name} missing from: {}", s.message());
+    }
+    assert!(!s.message().contains("各市财政局"), "a matching group is not listed: {}", s.message());
+
+    // No 成文日期 and no word that it is the printing date: refused, and the answer says what to do.
+    let mut undated = province(&sha);
+    if let Some(d) = undated.draft.as_mut() {
+        d.dated.clear();
+    }
+    let s = refused(&h, Code::InvalidArgument, send(&h, &undated)).await;
+    assert!(s.message().contains("dated_from_printing"), "{}", s.message());
+    // Dated by printing, but with no printing date, or with a 成文日期 that is another day: refused too.
+    undated.dated_from_printing = true;
+    refused(&h, Code::InvalidArgument, send(&h, &undated)).await;
+    let mut other_day = province(&sha);
+    other_day.dated_from_printing = true;
+    if let Some(d) = other_day.draft.as_mut() {
+        d.printed_on = "2022-08-17".into();
+    }
+    refused(&h, Code::InvalidArgument, send(&h, &other_day)).await;
+
     let mut not_uploaded = province(&sha);
     not_uploaded.source_sha256 = "0".repeat(64);
     refused(&h, Code::NotFound, send(&h, &not_uploaded)).await;
@@ -209,4 +239,38 @@ async fn importing_again_creates_nothing_and_bad_imports_change_nothing() {
     refused(&h, Code::Unauthenticated, h.documents().import_document(by_unit)).await;
 
     assert_eq!(h.digest().await, after_upload);
+}
+
+/// A source that prints no 成文日期 is dated by its 印发日期, and the record says so, so nobody takes that day for
+/// the date the document states.
+#[tokio::test]
+async fn a_document_without_its_date_is_dated_by_its_printing_and_marked_so() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let sha = h.upload(SOURCE).await.expect("upload").sha256;
+    let mut m = province(&sha);
+    m.dated_from_printing = true;
+    m.source_media_type = "application/pdf".into();
+    if let Some(d) = m.draft.as_mut() {
+        d.dated.clear();
+        d.printed_by = "山东省财政厅办公室".into();
+        d.printed_on = "2022-08-16".into();
+    }
+    let doc = send(&h, &m).await.expect("import").document.expect("doc");
+    let key = pb::get_document_request::Key::Number("鲁财采〔2022〕14号".into());
+    let request = pb::GetDocumentRequest { key: Some(key) };
+    let again = h.documents().get_document(request).await.expect("get").into_inner();
+    for d in [&doc, &again] {
+        assert_eq!(d.draft.as_ref().map(|d| d.dated.as_str()), Some("2022-08-16"));
+        let src = d.imported.as_ref().expect("imported");
+        assert!(src.dated_from_printing);
+        assert_eq!(src.source_media_type, "application/pdf");
+    }
+    // A document that states its date is not marked.
+    let mut dated = province(&sha);
+    dated.number = "鲁财采〔2022〕15号".into();
+    dated.position = 3;
+    dated.request_id = "import-dated".into();
+    let d = send(&h, &dated).await.expect("import").document.expect("doc");
+    assert_eq!(d.imported.map(|i| i.dated_from_printing), Some(false));
 }

@@ -53,12 +53,11 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).expect("write fixture");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_directory_imports_once_and_a_second_run_creates_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keys = dir.path().join("keys");
+/// A server on a fresh data directory under `dir` with the bundled registry, and the operator's client.
+async fn serve(dir: &Path) -> (server::Running, String, Client) {
+    let keys = dir.join("keys");
     let operator = Keystore::new(&keys).generate("operator", None).expect("operator key");
-    let mut cfg = ServerConfig::new(dir.path().join("data"));
+    let mut cfg = ServerConfig::new(dir.join("data"));
     cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     cfg.cache_bytes = 16 << 20;
     cfg.operator = Some(operator_seal(&operator));
@@ -66,6 +65,19 @@ async fn a_directory_imports_once_and_a_second_run_creates_nothing() {
     let addr = format!("http://{}", running.addr);
     let client = Client::connect(&addr, &keys, "operator", false).await.expect("client");
     client.load_registry(gongwen::registry_file::BUNDLED, true, &[]).await.expect("registry");
+    (running, addr, client)
+}
+
+async fn get(client: &Client, number: &str) -> pb::Document {
+    let req = pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Number(number.into())) };
+    client.documents().get_document(req).await.expect("document").into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_imports_once_and_a_second_run_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    let (running, addr, client) = serve(dir.path()).await;
 
     let docs = dir.path().join("docs");
     std::fs::create_dir_all(docs.join("2022")).expect("mkdir");
@@ -84,18 +96,24 @@ async fn a_directory_imports_once_and_a_second_run_creates_nothing() {
     assert!(out.contains("broken.txt: FAILED") && out.contains("not UTF-8, UTF-16 or GB18030"), "{out}");
 
     // The chain is linked, numbered as printed, and marked as imported from its file.
-    let get = |n: &str| {
-        let req = pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Number(n.into())) };
-        let mut c = client.documents();
-        async move { c.get_document(req).await.expect("document").into_inner() }
-    };
+    let get = |n: &'static str| get(&client, n);
     let province = get("鲁财采〔2022〕14号").await;
     let city = get("淄财采〔2022〕20号").await;
     let district = get("博财采〔2022〕19号").await;
     assert_eq!(city.forwards_document_id, province.id);
     assert_eq!(district.forwards_document_id, city.id);
     assert_eq!(city.imported.as_ref().map(|i| (i.source_name.as_str(), i.position)), Some(("chain.txt", 1)));
-    assert_eq!(province.draft.as_ref().map(|d| d.dated.as_str()), Some("2022-08-16"), "dated by its printing");
+    // The province's notice prints no 成文日期: it is dated by its printing, and the record says so.
+    assert_eq!(province.draft.as_ref().map(|d| d.dated.as_str()), Some("2022-08-16"));
+    assert_eq!(province.imported.as_ref().map(|i| i.dated_from_printing), Some(true));
+    assert_eq!(district.draft.as_ref().map(|d| d.dated.as_str()), Some("2022-12-22"));
+    assert_eq!(district.imported.as_ref().map(|i| i.dated_from_printing), Some(false), "it prints its date");
+    let media = |d: &pb::Document| d.imported.as_ref().map(|i| i.source_media_type.clone()).unwrap_or_default();
+    assert_eq!(media(&district), "text/plain; charset=utf-8");
+    let show = gongwen(&["--server", &addr, "--keys", &keys.display().to_string(), "show", "鲁财采〔2022〕14号"]);
+    let shown = text(&show);
+    assert!(shown.contains("2022-08-16 (not printed in the source: its 印发日期)"), "{shown}");
+    assert!(shown.contains("导入自") && shown.contains("chain.txt"), "{shown}");
     assert_eq!(
         district.draft.as_ref().map(|d| d.disclosure),
         Some(pb::Disclosure::Public as i32),
@@ -104,8 +122,10 @@ async fn a_directory_imports_once_and_a_second_run_creates_nothing() {
     assert!(province.attachments.first().is_some_and(|a| a.size > 0), "the contact-point table was uploaded");
     let letter = get("鲁财采〔2022〕30号").await;
     assert_eq!(letter.draft.as_ref().map(|d| d.disclosure), Some(pb::Disclosure::OnRequest as i32));
+    assert_eq!(media(&letter), "text/plain; charset=gb18030");
     let notice = get("淄财采〔2022〕31号").await;
     assert_eq!(notice.draft.as_ref().map(|d| d.title.as_str()), Some("淄博市财政局关于年度决算的通知"));
+    assert_eq!(media(&notice), "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
 
     let before = running.app.content_digest().await.expect("digest");
     let second = gongwen(&["--server", &addr, "--keys", &keys_arg, "import", &docs_arg]);
@@ -122,5 +142,43 @@ async fn a_directory_imports_once_and_a_second_run_creates_nothing() {
     let number = &file["documents"][1]["number"]["value"];
     assert_eq!((&number["prefix"], &number["year"], &number["serial"]), (&"淄财采".into(), &2022.into(), &20.into()));
     assert_eq!(file["documents"][1]["forwards"], 2);
+    running.stop().await.expect("stop");
+}
+
+#[cfg(feature = "pdf")]
+#[path = "fixtures/parse/pdf_writer.rs"]
+mod pdf_writer;
+
+/// A PDF through `gongwen import`: read from its text layer, stored as application/pdf, and, as it prints no
+/// 成文日期, dated by its printing and marked so.
+#[cfg(feature = "pdf")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pdf_imports_as_a_pdf() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, addr, client) = serve(dir.path()).await;
+    let bytes = pdf_writer::pdf(&[
+        "山东省财政厅文件",
+        "鲁财采〔2022〕40号",
+        "山东省财政厅关于报送GB/T 9704 执行情况的通知",
+        "各市财政局：",
+        "请于12月31日前报送执行情况。",
+        "信息公开选项：主动公开",
+        "山东省财政厅办公室　　2022年12月2日印发",
+    ]);
+    let file = dir.path().join("notice.pdf");
+    std::fs::write(&file, &bytes).expect("write the PDF");
+    let keys = dir.path().join("keys").display().to_string();
+    let out = gongwen(&["--server", &addr, "--keys", &keys, "import", &file.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("1 document(s) imported"), "{}", text(&out));
+
+    let doc = get(&client, "鲁财采〔2022〕40号").await;
+    let draft = doc.draft.clone().unwrap_or_default();
+    assert_eq!(draft.title, "山东省财政厅关于报送GB/T 9704执行情况的通知", "the real space stays");
+    assert_eq!((draft.dated.as_str(), draft.printed_on.as_str()), ("2022-12-02", "2022-12-02"));
+    let src = doc.imported.expect("imported");
+    assert_eq!(src.source_media_type, "application/pdf");
+    assert!(src.dated_from_printing);
+    assert_eq!(src.source_sha256, gongwen::app::import::source_sha256(&bytes));
     running.stop().await.expect("stop");
 }

@@ -361,3 +361,35 @@ fn hard_wrapped_pdf_text_without_blank_lines_reads_the_same() {
     }
     assert_eq!(messages(&a), messages(&b));
 }
+
+/// The corpus with three mistakes a transcription or a clerk can make: the district's attachment list names some
+/// other document, the city's 主送 is gone, and the district's signature names another unit. Each is a warning on
+/// its line, and the chain is still read.
+#[test]
+fn an_unlisted_attachment_a_missing_main_recipient_and_a_foreign_signature_are_reported() {
+    let lines: Vec<&str> = CORPUS.lines().collect();
+    let mut edited: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    assert!(
+        edited[12].starts_with("附件：")
+            && edited[26].starts_with("各区县财政局")
+            && edited[14] == "淄博市博山区财政局"
+    );
+    edited[12] = "附件：淄博市财政局关于年度决算的通知".into();
+    edited[26] = String::new();
+    edited[14] = "淄博市博山区人民政府".into();
+    let p = parse_text(&edited.join("\n"));
+    assert_eq!(p.chain(0), [0, 1, 2], "{:#?}", p.warnings);
+    let find = |needle: &str| {
+        let w: Vec<_> = p.warnings.iter().filter(|w| w.message.contains(needle)).collect();
+        assert_eq!(w.len(), 1, "{needle}: {:#?}", p.warnings);
+        (w[0].document, w[0].line)
+    };
+    assert_eq!(find("does not name document 1 (淄财采〔2022〕20号"), (Some(0), Some(13)));
+    assert_eq!(find("no main recipients (主送)"), (Some(1), Some(25)));
+    assert_eq!(find("signed by 「淄博市博山区人民政府」"), (Some(0), Some(15)));
+    // Untouched, the corpus says none of this.
+    let clean = parse_text(CORPUS);
+    assert!(
+        !messages(&clean).iter().any(|m| m.contains("主送") || m.contains("signed by") || m.contains("does not name"))
+    );
+}

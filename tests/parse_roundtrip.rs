@@ -133,9 +133,9 @@ fn own() -> impl Strategy<Value = Own> {
 
 fn style() -> impl Strategy<Value = Style> {
     let brackets = select(vec![('〔', '〕'), ('[', ']'), ('【', '】'), ('（', '）'), ('(', ')')]);
-    // A title cut after 2 to 4 characters under a full row of two signers would read as a third signer (GB/T 9704
-    // sets signers two a row), so cuts start at 5 characters.
-    (any::<[bool; 5]>(), brackets, prop::option::of(5usize..40)).prop_map(|(b, brackets, title_break)| Style {
+    // Cuts from the first character on: a title's first line of 2 to 4 characters under a full row of two signers
+    // looks like a further row of signers, and must still read as the title.
+    (any::<[bool; 5]>(), brackets, prop::option::of(1usize..40)).prop_map(|(b, brackets, title_break)| Style {
         blank_lines: b[0],
         chinese_dates: b[1],
         brackets,

@@ -111,62 +111,11 @@ fn the_parse_command_prints_json_and_text() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-file.txt"));
 }
 
-/// A one-page PDF whose text layer holds `lines`, set in a CID font (Identity-H) with a ToUnicode map, as Word,
-/// WPS and most PDF printers write Chinese text. The font itself is not embedded: text extraction needs only the
-/// map.
 #[cfg(feature = "pdf")]
-fn pdf(lines: &[&str]) -> Vec<u8> {
-    let mut chars: Vec<char> = lines.iter().flat_map(|l| l.chars()).collect();
-    chars.sort_unstable();
-    chars.dedup();
-    let cid = |c: char| chars.iter().position(|x| *x == c).map_or(0, |i| i + 1);
-    let mut content = String::from("BT\n/F1 16 Tf\n");
-    for (n, line) in lines.iter().enumerate() {
-        let hex: String = line.chars().map(|c| format!("{:04X}", cid(c))).collect();
-        content.push_str(&format!("1 0 0 1 60 {} Tm\n<{hex}> Tj\n", 780 - 24 * n as i32));
-    }
-    content.push_str("ET\n");
-    let mut cmap = String::from(
-        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n/CMapName /Test def\n/CMapType 2 def\n1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n",
-    );
-    for chunk in chars.chunks(100).enumerate().map(|(k, c)| (k * 100, c)) {
-        cmap.push_str(&format!("{} beginbfchar\n", chunk.1.len()));
-        for (i, c) in chunk.1.iter().enumerate() {
-            let mut utf16 = [0u16; 2];
-            let units: String = c.encode_utf16(&mut utf16).iter().map(|u| format!("{u:04X}")).collect();
-            cmap.push_str(&format!("<{:04X}> <{units}>\n", chunk.0 + i + 1));
-        }
-        cmap.push_str("endbfchar\n");
-    }
-    cmap.push_str("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>"
-            .to_owned(),
-        format!("<< /Length {} >>\nstream\n{content}endstream", content.len()),
-        "<< /Type /Font /Subtype /Type0 /BaseFont /SimSun /Encoding /Identity-H /DescendantFonts [6 0 R] /ToUnicode 8 0 R >>"
-            .to_owned(),
-        "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /SimSun /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /FontDescriptor 7 0 R /DW 1000 >>".to_owned(),
-        "<< /Type /FontDescriptor /FontName /SimSun /Flags 4 /FontBBox [0 -120 1000 880] /ItalicAngle 0 /Ascent 880 /Descent -120 /CapHeight 700 /StemV 80 >>".to_owned(),
-        format!("<< /Length {} >>\nstream\n{cmap}endstream", cmap.len()),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (n, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend(format!("{} 0 obj\n{body}\nendobj\n", n + 1).into_bytes());
-    }
-    let xref = out.len();
-    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).into_bytes());
-    for o in offsets {
-        out.extend(format!("{o:010} 00000 n \n").into_bytes());
-    }
-    out.extend(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).into_bytes(),
-    );
-    out
-}
+#[path = "fixtures/parse/pdf_writer.rs"]
+mod pdf_writer;
+#[cfg(feature = "pdf")]
+use pdf_writer::pdf;
 
 #[cfg(feature = "pdf")]
 #[test]

@@ -18,11 +18,6 @@ impl App {
         self.verify_operator(&envelope)?;
         let st = &signed.statement;
         let snap = self.snapshot();
-        let issuer = snap
-            .registry
-            .unit_named(&st.issuer_name)
-            .ok_or_else(|| AppError::NotFound(format!("no unit in the registry is named {:?}", st.issuer_name)))?
-            .clone();
         let number =
             DocNumber::parse(&st.number).map_err(|e| AppError::field("number", format!("{:?}: {e}", st.number)))?;
         let source_sha256 = statements::sha256("source_sha256", &st.source_sha256)?;
@@ -38,12 +33,19 @@ impl App {
             unmatched.extend(m);
             vec![]
         });
-        if !unmatched.is_empty() {
-            return Err(AppError::NotFound(format!(
-                "these recipients match no group or unit in the registry: {}",
-                unmatched.join("、")
-            )));
+        // Every name that does not match is listed in one answer, the issuer's with the recipients', so a
+        // transcription is corrected in one go.
+        let issuer = snap.registry.unit_named(&st.issuer_name).cloned();
+        let mut missing = vec![];
+        if issuer.is_none() {
+            missing.push(format!("issuer {:?} matches no unit", st.issuer_name));
         }
+        if !unmatched.is_empty() {
+            missing.push(format!("recipients {} match no group or unit", unmatched.join("、")));
+        }
+        let Some(issuer) = issuer.filter(|_| missing.is_empty()) else {
+            return Err(AppError::NotFound(format!("not in the registry: {}", missing.join("; "))));
+        };
         let mut wire = st.draft.clone().unwrap_or_default();
         wire.number_prefix = number.prefix.clone();
         wire.number_year = number.year;
@@ -52,6 +54,27 @@ impl App {
         wire.attachments = vec![];
         if wire.genre == 0 {
             wire.genre = pb::Genre::Notice as i32;
+        }
+        if st.dated_from_printing {
+            // Dated by its printing, and recorded as such: never a 成文日期 the document does not state.
+            let printed = statements::date("draft.printed_on", &wire.printed_on)?.ok_or_else(|| {
+                AppError::field("draft.printed_on", "dated_from_printing needs the 印发日期 it dates the document by")
+            })?;
+            if statements::date("draft.dated", &wire.dated)?.is_some_and(|d| d != printed) {
+                return Err(AppError::field(
+                    "draft.dated",
+                    format!(
+                        "{:?} differs from the 印发日期 {printed} that dated_from_printing dates it by",
+                        wire.dated
+                    ),
+                ));
+            }
+            wire.dated = printed.to_string();
+        } else if wire.dated.trim().is_empty() {
+            return Err(AppError::field(
+                "draft.dated",
+                "成文日期 is required; when the source prints none, set dated_from_printing to date it by its 印发日期",
+            ));
         }
         let mut draft = Draft::try_from(wire)?;
         if draft.title.is_empty() {
@@ -74,6 +97,8 @@ impl App {
             source_name: st.source_name.chars().take(256).collect(),
             position: st.position,
             operator_key_id: envelope.key_id.clone(),
+            dated_from_printing: st.dated_from_printing,
+            source_media_type: st.source_media_type.chars().take(128).collect(),
         };
         let mut new = self.prepare(&snap, &issuer, draft, disclosure, &signed, attachments, forwards)?;
         new.doc.number = number;

@@ -91,11 +91,7 @@ async fn import_file(client: &Client, path: &Path, out: &mut FileOutcome) -> Res
         return Err(CliError::Input("no document found".into()));
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let media = if name.to_ascii_lowercase().ends_with(".docx") {
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-    } else {
-        "text/plain"
-    };
+    let media = parse::source::media_type(&name, &bytes);
     let source = client.upload_bytes(&name, media, bytes).await?.sha256;
     let mut ids: Vec<Option<String>> = vec![None; parsed.documents.len()];
     for k in (0..parsed.documents.len()).rev() {
@@ -106,7 +102,7 @@ async fn import_file(client: &Client, path: &Path, out: &mut FileOutcome) -> Res
             ))
         })?;
         let forwards = doc.forwards.and_then(|i| ids.get(i).cloned().flatten());
-        let m = statement(client, doc, k, &source, &name, &ids).await?;
+        let m = statement(client, doc, k, &source, &name, media, &ids).await?;
         debug_assert_eq!(m.forwards_document_id, forwards.unwrap_or_default());
         let env = client.sign("operator", &m)?;
         match client.documents().import_document(env).await {
@@ -170,6 +166,7 @@ async fn statement(
     k: usize,
     source: &str,
     name: &str,
+    media: &str,
     ids: &[Option<String>],
 ) -> Result<pb::ImportDocument, CliError> {
     let text = |x: &Option<Found<String>>| x.as_ref().map(|f| f.value.clone()).unwrap_or_default();
@@ -198,8 +195,9 @@ async fn statement(
             title,
             signer: d.signers.as_ref().map(|s| s.value.join("、")).unwrap_or_default(),
             body: text(&d.body),
-            // A document whose 成文日期 did not survive extraction is dated by its printing.
-            dated: date(&d.dated).or_else(|| date(&d.printed_on)).unwrap_or_default(),
+            // A 成文日期 that is not in the source is left empty; the server dates the document by its printing
+            // and records that it did (`dated_from_printing`).
+            dated: date(&d.dated).unwrap_or_default(),
             printed_by: text(&d.printed_by),
             printed_on: date(&d.printed_on).unwrap_or_default(),
             disclosure: disclosure(d) as i32,
@@ -214,6 +212,8 @@ async fn statement(
         source_sha256: source.to_owned(),
         source_name: name.to_owned(),
         position: u32::try_from(k).unwrap_or(u32::MAX),
+        dated_from_printing: d.dated.is_none() && d.printed_on.is_some(),
+        source_media_type: media.to_owned(),
     })
 }
 

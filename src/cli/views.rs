@@ -74,6 +74,18 @@ pub struct DeadlineOut {
     pub due: String,
 }
 
+/// Where an imported document came from.
+#[derive(Serialize)]
+pub struct ImportedOut {
+    pub source_name: String,
+    pub source_sha256: String,
+    pub source_media_type: String,
+    pub position: u32,
+    pub operator_key_id: String,
+    /// The source printed no 成文日期; `dated` is its 印发日期.
+    pub dated_from_printing: bool,
+}
+
 #[derive(Serialize)]
 pub struct DocumentOut {
     pub id: String,
@@ -108,6 +120,8 @@ pub struct DocumentOut {
     pub attachments: Vec<AttachmentOut>,
     pub issued_at: String,
     pub event_seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported: Option<ImportedOut>,
     pub body: String,
 }
 
@@ -162,6 +176,14 @@ impl From<pb::Document> for DocumentOut {
                 .collect(),
             issued_at: time(&d.issued_at),
             event_seq: d.event_seq,
+            imported: d.imported.map(|i| ImportedOut {
+                source_name: i.source_name,
+                source_sha256: i.source_sha256,
+                source_media_type: i.source_media_type,
+                position: i.position,
+                operator_key_id: i.operator_key_id,
+                dated_from_printing: i.dated_from_printing,
+            }),
             body: draft.body,
         }
     }
@@ -190,7 +212,11 @@ impl DocumentOut {
         field("份号        ", &self.copy_number);
         field("主送        ", &self.main_recipients.join("，"));
         field("抄送        ", &self.cc_recipients.join("，"));
-        field("成文日期    ", &self.dated);
+        if self.imported.as_ref().is_some_and(|i| i.dated_from_printing) {
+            field("成文日期    ", &format!("{} (not printed in the source: its 印发日期)", self.dated));
+        } else {
+            field("成文日期    ", &self.dated);
+        }
         field("印发        ", format!("{} {}", self.printed_by, self.printed_on).trim());
         field("办理时限    ", &self.deadline);
         for d in &self.recipient_deadlines {
@@ -209,6 +235,15 @@ impl DocumentOut {
                 )
             };
             field("转发        ", &source);
+        }
+        if let Some(i) = &self.imported {
+            let media =
+                if i.source_media_type.is_empty() { String::new() } else { format!(", {}", i.source_media_type) };
+            let from = format!(
+                "{} (document {} of its chain{media}, SHA-256 {}), signed by {}",
+                i.source_name, i.position, i.source_sha256, i.operator_key_id
+            );
+            field("导入自      ", &from);
         }
         field("issued at   ", &format!("{} (event #{})", self.issued_at, self.event_seq));
         let mut out = format!("{}  {}\n{s}", self.number, self.title);

@@ -372,6 +372,10 @@ pub struct ImportSource {
     pub position: u32,
     /// The operator key that signed the import.
     pub operator_key_id: String,
+    /// The source printed no 成文日期: `dated` is its 印发日期, not a date the document states.
+    pub dated_from_printing: bool,
+    /// Media type of the source file.
+    pub source_media_type: String,
 }
 
 /// The few fields of a document that every delivery view shows, stored apart so that acting on one delivery of a

@@ -25,9 +25,30 @@ pub fn quoted_title(source_title: &str, source_issuer: &str) -> String {
 }
 
 /// A title with PDF-extraction noise removed: line breaks and stray spaces dropped, the text otherwise exact.
-/// Chinese titles have no meaningful spaces, so every whitespace character goes.
+///
+/// Chinese text has no meaningful spaces, so a space next to a CJK character (or any other non-ASCII one, such as
+/// 《) goes. Between two ASCII words a space is real (GB/T 9704, Excel 2016), so a run of spaces there becomes one.
+/// A line break is dropped wherever it stands: GB/T 9704 §7.3.3 has titles broken between words that stay whole,
+/// and a PDF line ends where its text box does, so neither side of a break says a space was there.
 pub fn normalize_title(raw: &str) -> String {
-    raw.chars().filter(|c| !c.is_whitespace()).collect()
+    let mut out = String::with_capacity(raw.len());
+    // A space seen since the last kept character, and not yet known to be between two ASCII words.
+    let mut pending_space = false;
+    for c in raw.chars() {
+        if c == '\n' || c == '\r' {
+            continue;
+        }
+        if c.is_whitespace() {
+            pending_space = true;
+            continue;
+        }
+        if pending_space && c.is_ascii_graphic() && out.chars().next_back().is_some_and(|p| p.is_ascii_graphic()) {
+            out.push(' ');
+        }
+        pending_space = false;
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -99,6 +120,27 @@ mod tests {
                 }
             }
 
+            /// Latin words, digits and CJK characters mixed: only single spaces between two ASCII characters stay,
+            /// and no other character is lost or added.
+            #[test]
+            fn normalising_keeps_single_spaces_between_ascii_words_only(
+                raw in "[山东省《》GBT/9704a-z0-9 \t\n\r\u{3000}]{0,40}",
+            ) {
+                let n = normalize_title(&raw);
+                let kept: Vec<char> = n.chars().filter(|c| *c != ' ').collect();
+                let source: Vec<char> = raw.chars().filter(|c| !c.is_whitespace()).collect();
+                prop_assert_eq!(kept, source);
+                let chars: Vec<char> = n.chars().collect();
+                for (i, c) in chars.iter().enumerate() {
+                    prop_assert!(!c.is_whitespace() || *c == ' ', "{:?}", n);
+                    if *c == ' ' {
+                        let between = i > 0 && i + 1 < chars.len();
+                        prop_assert!(between && chars[i - 1].is_ascii_graphic() && chars[i + 1].is_ascii_graphic(), "{:?}", n);
+                    }
+                }
+                prop_assert_eq!(normalize_title(&n), n);
+            }
+
             #[test]
             fn normalising_removes_every_space_and_nothing_else(raw in "[山东省财政厅 \t\n\r\u{3000}《》〈〉]{0,40}") {
                 let n = normalize_title(&raw);
@@ -117,5 +159,16 @@ mod tests {
             normalize_title("关于转发淄博市财政局 《关于转发〈山东省财政厅\u{3000}关于做好〉》"),
             "关于转发淄博市财政局《关于转发〈山东省财政厅关于做好〉》"
         );
+    }
+
+    #[test]
+    fn a_space_between_latin_words_or_digits_is_real() {
+        assert_eq!(normalize_title("关于贯彻执行GB/T 9704-2012的通知"), "关于贯彻执行GB/T 9704-2012的通知");
+        assert_eq!(normalize_title("关于 GB/T   9704 标准\t的通知"), "关于GB/T 9704标准的通知");
+        assert_eq!(normalize_title("关于Excel\u{3000}2016 培训的通知"), "关于Excel 2016培训的通知");
+        assert_eq!(normalize_title("《GB/T 9704》 的 解读"), "《GB/T 9704》的解读");
+        // A line break is never a space, even between two Latin words.
+        assert_eq!(normalize_title("关于GB/T\n9704的通知"), "关于GB/T9704的通知");
+        assert_eq!(normalize_title("  GB/T 9704  "), "GB/T 9704");
     }
 }

@@ -256,6 +256,8 @@ impl From<Document> for pb::Document {
                 source_name: i.source_name,
                 position: i.position,
                 operator_key_id: i.operator_key_id,
+                dated_from_printing: i.dated_from_printing,
+                source_media_type: i.source_media_type,
             }),
         }
     }

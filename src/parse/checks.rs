@@ -22,6 +22,8 @@ impl Builder<'_> {
         self.relink_listed();
         self.link_attachments();
         self.check_titles();
+        self.check_signature();
+        self.check_recipients();
         self.check_missing();
     }
 
@@ -49,7 +51,75 @@ impl Builder<'_> {
                 self.docs[d].attachments.iter_mut().find(|i| i.value.document.is_none() && names(&i.value, &child))
             {
                 item.value.document = Some(c);
+                continue;
             }
+            // Printed inside it but not listed: the list names something else, or the wrong document was attached.
+            let carried =
+                child.title.as_ref().map_or_else(|| self.name(c), |t| format!("{} 「{}」", self.name(c), t.value));
+            let (line, message) = match (self.docs[d].attachments.first(), self.docs[d].attachments.last()) {
+                (Some(first), Some(last)) => (
+                    Some(first.lines.0),
+                    format!(
+                        "{}: its attachment list (lines {}–{}) does not name {carried}, the document it carries",
+                        self.name(d),
+                        first.lines.0,
+                        last.lines.1
+                    ),
+                ),
+                _ => (
+                    // Spans are merged only after the checks: the child's first element says where it starts.
+                    [&child.banner, &child.title]
+                        .into_iter()
+                        .flatten()
+                        .map(|f| f.lines.0)
+                        .chain(child.number.as_ref().map(|n| n.lines.0))
+                        .min(),
+                    format!("{}: it has no attachment list, yet carries {carried}", self.name(d)),
+                ),
+            };
+            self.warn(line, Some(d), message);
+        }
+    }
+
+    /// The unit that signs (发文机关署名) is the one the banner names: GB/T 9704 allows the full name or a
+    /// standard short form in either place, so one name starting with the other counts as the same unit.
+    fn check_signature(&mut self) {
+        for d in 0..self.docs.len() {
+            let doc = &self.docs[d];
+            let (Some(banner), Some(issuer)) = (doc.banner.as_ref(), doc.issuer.as_ref()) else { continue };
+            if doc.signature.is_empty() {
+                continue;
+            }
+            let same = |s: &str| s.starts_with(issuer.value.as_str()) || issuer.value.starts_with(s);
+            if doc.signature.iter().any(|s| same(&s.value)) {
+                continue;
+            }
+            let signed: Vec<&str> = doc.signature.iter().map(|s| s.value.as_str()).collect();
+            let line = doc.signature[0].lines.0;
+            let message = format!(
+                "{}: signed by 「{}」 (line {line}), not by 「{}」, the issuer its banner names (line {})",
+                self.name(d),
+                signed.join("、"),
+                issuer.value,
+                banner.lines.0
+            );
+            self.warn(Some(line), Some(d), message);
+        }
+    }
+
+    /// Every document names its main recipients, except the genres GB/T 9704 §7.3.2 lets go without: those
+    /// published to all (公告, 通告, 公报) and the ones that address no one (命令, 决议, 纪要).
+    fn check_recipients(&mut self) {
+        const TO_ALL: [&str; 7] = ["公告", "通告", "公报", "命令", "令", "决议", "纪要"];
+        for d in 0..self.docs.len() {
+            let doc = &self.docs[d];
+            let Some(title) = doc.title.as_ref() else { continue };
+            if doc.main_recipients.is_some() || TO_ALL.iter().any(|g| title.value.ends_with(g)) {
+                continue;
+            }
+            let line = title.lines.1;
+            let message = format!("{}: no main recipients (主送) after its title (line {line})", self.name(d));
+            self.warn(Some(line), Some(d), message);
         }
     }
 

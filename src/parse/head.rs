@@ -127,16 +127,7 @@ impl Builder<'_> {
                 Kind::Signer(s) if doc.signers.is_none() => {
                     self.docs[d].signers = Some(Found::new(split_wide(&s), no, no));
                 }
-                // More signers on a further row: GB/T 9704 §7.2.4 sets two names a row, so a row follows only a
-                // full one, and holds only names of two to four characters.
-                Kind::Other
-                    if doc.signers.as_ref().is_some_and(|s| s.lines.1 + 1 == no && s.value.len() % 2 == 0)
-                        && split_wide(&text).iter().all(|n| {
-                            (2..=4).contains(&n.chars().count())
-                                && n.chars().all(super::classify::is_cjk)
-                                && !n.starts_with("关于")
-                        }) =>
-                {
+                Kind::Other if self.more_signers(d, j) => {
                     if let Some(s) = self.docs[d].signers.as_mut() {
                         s.value.extend(split_wide(&text));
                         s.lines.1 = no;
@@ -148,6 +139,31 @@ impl Builder<'_> {
         }
         // Name lines that were not followed by a banner or number were the start of the title after all.
         if names.is_empty() { j } else { names_from.unwrap_or(j) }
+    }
+
+    /// Whether line `j` is a further row of signers of document `d`. GB/T 9704 §7.2.4 sets signers two a row, so a
+    /// row follows only a full one and holds only names of two to four characters; and it puts the number on the
+    /// last signer row, so rows under a 签发人 row the number has not followed yet are names. Under the number a row
+    /// of names is rare and a title's first line cut after a few characters (山东省 / 财政厅关于…) is common, so
+    /// there it counts as signers only when it stands right under them and a blank line sets it off from what
+    /// follows, as the header block is set off from the title.
+    fn more_signers(&self, d: usize, j: usize) -> bool {
+        let Some(line) = self.lines.get(j) else { return false };
+        let doc = &self.docs[d];
+        let Some(signers) = doc.signers.as_ref() else { return false };
+        let names = split_wide(&line.text);
+        let full_row_above = signers.lines.1 + 1 == line.no && signers.value.len() % 2 == 0;
+        let only_names = names.iter().all(|n| {
+            (2..=4).contains(&n.chars().count()) && n.chars().all(super::classify::is_cjk) && !n.starts_with("关于")
+        });
+        if !full_row_above || !only_names || is_title(&line.compact) {
+            return false;
+        }
+        let number_above = doc.number.as_ref().is_some_and(|n| n.lines.0 <= signers.lines.1);
+        if !number_above {
+            return true;
+        }
+        !line.gap_before && self.lines.get(j + 1).is_none_or(|next| next.gap_before)
     }
 
     /// A letter (函) prints its issuer's name as the banner, without 文件.
@@ -167,7 +183,8 @@ impl Builder<'_> {
             return false;
         }
         let (first, last) = (self.lines[from].no, self.lines[to - 1].no);
-        self.docs[d].title = Some(Found::new(compact, first, last));
+        let raw: String = self.lines[from..to].iter().map(|l| l.text.as_str()).collect();
+        self.docs[d].title = Some(Found::new(normalize_title(&raw), first, last));
         true
     }
 

@@ -21,19 +21,51 @@ pub enum SourceError {
 /// The largest word/document.xml read, decompressed: far above any real document, low enough to stop a zip bomb.
 const MAX_XML_BYTES: u64 = 64 << 20;
 
-/// The text of a file, by its name's extension and its first bytes.
-pub fn text_from_bytes(file_name: &str, bytes: &[u8]) -> Result<String, SourceError> {
+/// What a source file is, told by its first bytes, else its name's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Pdf,
+    Docx,
+    OldWord,
+    Text,
+}
+
+fn kind(file_name: &str, bytes: &[u8]) -> Kind {
     let ext = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     if bytes.starts_with(b"%PDF") || ext == "pdf" {
-        return pdf_text(bytes);
+        Kind::Pdf
+    } else if bytes.starts_with(b"PK\x03\x04") || ext == "docx" {
+        Kind::Docx
+    } else if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) || ext == "doc" || ext == "wps" {
+        Kind::OldWord
+    } else {
+        Kind::Text
     }
-    if bytes.starts_with(b"PK\x03\x04") || ext == "docx" {
-        return docx_text(bytes);
+}
+
+/// The text of a file, by its name's extension and its first bytes.
+pub fn text_from_bytes(file_name: &str, bytes: &[u8]) -> Result<String, SourceError> {
+    match kind(file_name, bytes) {
+        Kind::Pdf => pdf_text(bytes),
+        Kind::Docx => docx_text(bytes),
+        Kind::OldWord => {
+            Err(SourceError::Unsupported("old binary Word (.doc/.wps) files cannot be read; save as .docx".into()))
+        }
+        Kind::Text => plain_text(bytes),
     }
-    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) || ext == "doc" || ext == "wps" {
-        return Err(SourceError::Unsupported("old binary Word (.doc/.wps) files cannot be read; save as .docx".into()));
+}
+
+/// The media type to store a source file under, told as [`text_from_bytes`] tells how to read it. Plain text
+/// names the encoding the bytes are in, since they are stored as they came.
+pub fn media_type(file_name: &str, bytes: &[u8]) -> &'static str {
+    match kind(file_name, bytes) {
+        Kind::Pdf => "application/pdf",
+        Kind::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        Kind::OldWord => "application/msword",
+        Kind::Text if std::str::from_utf8(bytes).is_ok() => "text/plain; charset=utf-8",
+        Kind::Text if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") => "text/plain; charset=utf-16",
+        Kind::Text => "text/plain; charset=gb18030",
     }
-    plain_text(bytes)
 }
 
 /// UTF-8 first (a BOM is dropped), then UTF-16 by its BOM, then GB18030; never a lossy decode, so that a file in
@@ -133,6 +165,21 @@ pub fn pdf_text(_bytes: &[u8]) -> Result<String, SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_types_follow_the_source_kind() {
+        let utf8 = "淄博市财政局文件\n";
+        assert_eq!(media_type("a.pdf", b"%PDF-1.4\n"), "application/pdf");
+        assert_eq!(media_type("scan", b"%PDF-1.7\n"), "application/pdf", "by its first bytes");
+        assert_eq!(
+            media_type("a.docx", b"PK\x03\x04"),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        );
+        assert_eq!(media_type("a.txt", utf8.as_bytes()), "text/plain; charset=utf-8");
+        assert_eq!(media_type("a.txt", &encoding_rs::GB18030.encode(utf8).0), "text/plain; charset=gb18030");
+        assert_eq!(media_type("a.txt", b"\xFF\xFE\x6e\x6d"), "text/plain; charset=utf-16");
+        assert_eq!(media_type("a.doc", b"\xD0\xCF\x11\xE0"), "application/msword");
+    }
 
     #[test]
     fn encodings() {

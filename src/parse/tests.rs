@@ -115,3 +115,109 @@ fn a_text_that_opens_with_a_sentence_keeps_it_as_body() {
     assert_eq!(value(&d.body).as_deref(), Some("请各单位于月底前报送。"));
     assert_eq!(d.dated.as_ref().map(|x| x.lines), Some((4, 4)));
 }
+
+fn warnings_for(p: &Parsed, d: usize) -> Vec<(Option<usize>, &str)> {
+    p.warnings.iter().filter(|w| w.document == Some(d)).map(|w| (w.line, w.message.as_str())).collect()
+}
+
+/// A title cut after a few characters under a full row of two signers (山东省 / 财政厅关于…) is the title, not a
+/// third signer: under the number, a row of names must stand apart from what follows.
+#[test]
+fn a_short_first_title_line_under_a_full_signer_row_is_the_title() {
+    for first in ["山东", "山东省", "山东省财"] {
+        let rest = &"山东省财政厅关于做好工作的通知"[first.len()..];
+        let d = one(&format!(
+            "山东省财政厅文件\n鲁财采〔2022〕14号　　签发人：张伟　李娜\n{first}\n{rest}\n各市财政局：\n正文。\n山东省财政厅\n2022年8月16日\n"
+        ));
+        assert_eq!(value(&d.signers), Some(vec!["张伟".to_owned(), "李娜".to_owned()]), "{first}");
+        assert_eq!(value(&d.title).as_deref(), Some("山东省财政厅关于做好工作的通知"), "{first}");
+        assert_eq!(d.title.as_ref().map(|t| t.lines), Some((3, 4)));
+    }
+}
+
+#[test]
+fn further_signer_rows_are_read_where_gb_t_9704_puts_them() {
+    // Under a 签发人 row that the number has not followed yet (the number sits on the last signer row).
+    let d = one(
+        "山东省财政厅文件\n签发人：张伟　李娜\n王芳　刘洋\n鲁财采〔2022〕14号\n山东省财政厅关于做好工作的请示\n财政部：\n正文。\n山东省财政厅\n2022年8月16日\n",
+    );
+    let want: Vec<String> = ["张伟", "李娜", "王芳", "刘洋"].map(String::from).to_vec();
+    assert_eq!(value(&d.signers), Some(want));
+    assert_eq!(d.signers.as_ref().map(|s| s.lines), Some((2, 3)));
+    assert_eq!(value(&d.title).as_deref(), Some("山东省财政厅关于做好工作的请示"));
+    // Under the number, right under the names and set apart from the title by a blank line.
+    let d = one(
+        "山东省财政厅文件\n鲁财采〔2022〕14号　　签发人：张伟　李娜\n王芳\n\n山东省财政厅关于做好工作的请示\n财政部：\n正文。\n山东省财政厅\n2022年8月16日\n",
+    );
+    assert_eq!(d.signers.as_ref().map(|s| s.value.len()), Some(3));
+    assert_eq!(value(&d.title).as_deref(), Some("山东省财政厅关于做好工作的请示"));
+}
+
+#[test]
+fn real_spaces_in_a_title_stay() {
+    let d = one(
+        "山东省财政厅文件\n鲁财采〔2022〕14号\n关于贯彻执行GB/T 9704-2012\n的通知\n各市财政局：\n正文。\n山东省财政厅\n2022年8月16日\n",
+    );
+    assert_eq!(value(&d.title).as_deref(), Some("关于贯彻执行GB/T 9704-2012的通知"));
+}
+
+const FORWARD_HEAD: &str = "淄博市财政局文件\n淄财采〔2022〕20号\n关于转发《山东省财政厅关于做好政府购买服务改革重点工作的通知》的通知\n各区县财政局：\n现将文件转发给你们，请贯彻执行。\n";
+const FORWARD_SIGNED: &str = "淄博市财政局\n2022年12月20日\n";
+const CARRIED: &str = "山东省财政厅文件\n鲁财采〔2022〕14号\n山东省财政厅关于做好政府购买服务改革重点工作的通知\n各市财政局：\n正文。\n山东省财政厅\n2022年8月16日\n山东省财政厅办公室　　2022年8月16日印发\n淄博市财政局办公室　　2022年12月20日印发\n";
+
+#[test]
+fn an_attachment_list_that_does_not_name_the_carried_document_is_reported() {
+    let listed =
+        format!("{FORWARD_HEAD}附件：山东省财政厅关于做好政府购买服务改革重点工作的通知\n{FORWARD_SIGNED}{CARRIED}");
+    let p = parse_text(&listed);
+    assert_eq!(p.chain(0), [0, 1], "{p:#?}");
+    assert!(warnings_for(&p, 0).is_empty(), "{:#?}", p.warnings);
+
+    let wrong = format!("{FORWARD_HEAD}附件：山东省财政厅关于加强预算绩效管理的通知\n{FORWARD_SIGNED}{CARRIED}");
+    let p = parse_text(&wrong);
+    assert_eq!(p.chain(0), [0, 1], "{p:#?}");
+    let w = warnings_for(&p, 0);
+    assert_eq!(w.len(), 1, "{:#?}", p.warnings);
+    assert_eq!(w[0].0, Some(6));
+    assert!(w[0].1.contains("lines 6–6") && w[0].1.contains("鲁财采〔2022〕14号"), "{}", w[0].1);
+    assert!(p.documents[0].attachments[0].value.document.is_none());
+
+    let unlisted = format!("{FORWARD_HEAD}{FORWARD_SIGNED}{CARRIED}");
+    let p = parse_text(&unlisted);
+    assert_eq!(p.chain(0), [0, 1], "{p:#?}");
+    let w = warnings_for(&p, 0);
+    assert_eq!(w.len(), 1, "{:#?}", p.warnings);
+    assert_eq!(w[0].0, Some(8), "the carried document's banner");
+    assert!(w[0].1.contains("no attachment list"), "{}", w[0].1);
+}
+
+#[test]
+fn a_signature_by_another_unit_than_the_banner_is_reported() {
+    let p = parse_text(
+        "山东省财政厅文件\n鲁财采〔2022〕14号\n关于做好工作的通知\n各市财政局：\n正文。\n山东省民政厅\n2022年8月16日\n",
+    );
+    let w = warnings_for(&p, 0);
+    assert_eq!(w.len(), 1, "{:#?}", p.warnings);
+    assert_eq!(w[0].0, Some(6));
+    assert!(w[0].1.contains("山东省民政厅") && w[0].1.contains("(line 1)"), "{}", w[0].1);
+    // A standard short form on either side is the same unit.
+    let p = parse_text(
+        "中共淄博市委文件\n淄委〔2022〕3号\n关于做好工作的通知\n各区县委：\n正文。\n中共淄博市委员会\n2022年8月16日\n",
+    );
+    assert!(p.warnings.is_empty(), "{:#?}", p.warnings);
+}
+
+#[test]
+fn a_document_without_main_recipients_is_reported_unless_its_genre_needs_none() {
+    let p = parse_text(
+        "山东省财政厅文件\n鲁财采〔2022〕14号\n关于做好工作的通知\n正文第一段。\n山东省财政厅\n2022年8月16日\n",
+    );
+    let w = warnings_for(&p, 0);
+    assert_eq!(w.len(), 1, "{:#?}", p.warnings);
+    assert_eq!(w[0].0, Some(3));
+    assert!(w[0].1.contains("主送"), "{}", w[0].1);
+    let p = parse_text(
+        "山东省财政厅文件\n鲁财采〔2022〕15号\n山东省财政厅公告\n正文第一段。\n山东省财政厅\n2022年8月16日\n",
+    );
+    assert!(p.warnings.is_empty(), "{:#?}", p.warnings);
+}
