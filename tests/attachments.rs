@@ -169,6 +169,6 @@ async fn a_file_is_attached_only_by_its_uploader_or_a_reader_of_a_document_listi
     upload_as(&h, ZIBO, secret_bytes).await.expect("the same content, uploaded by Zibo");
     assert_eq!(download_as(&h, ZIBO, &secret).await.expect("its own upload"), secret_bytes);
     let forwarded = h.forward(ZIBO, "fwd", &notice.id, fwd).await.expect("forward with its own upload");
-    assert_eq!(forwarded.attachments.iter().map(|a| a.sha256.as_str()).last(), Some(secret.as_str()));
+    assert_eq!(forwarded.attachments.last().map(|a| a.sha256.as_str()), Some(secret.as_str()));
     assert_eq!(download_as(&h, BOSHAN, &secret).await.expect("Boshan received the forward"), secret_bytes);
 }
