@@ -19,6 +19,8 @@ const AUDITOR: &str = "370300.sjj";
 const OUTSIDER: &str = "370000.mzt";
 const JINAN: &str = "370100.czj";
 const BOSHAN_DEPT: &str = "370304.jtj";
+/// An auditor whose grant (济南, 370100) holds none of the city document's issuer or recipients.
+const AUDITOR_OUT: &str = "370000.sjt";
 
 struct World {
     h: Harness,
@@ -32,11 +34,14 @@ async fn world() -> World {
     h.load_bundled().await;
     let grant = pb::RegistryChange {
         request_id: "grant".into(),
-        auditor_grants: vec![pb::AuditorGrant { unit_id: AUDITOR.into(), region_code: "370300".into() }],
+        auditor_grants: vec![
+            pb::AuditorGrant { unit_id: AUDITOR.into(), region_code: "370300".into() },
+            pb::AuditorGrant { unit_id: AUDITOR_OUT.into(), region_code: "370100".into() },
+        ],
         ..Default::default()
     };
     h.apply(grant).await.expect("grant");
-    let table = h.upload("联系点名单".as_bytes()).await.expect("upload").sha256;
+    let table = upload_as(&h, PROVINCE, "联系点名单".as_bytes()).await.expect("upload").sha256;
     let mut d = draft("鲁财采", "山东省财政厅关于访问控制的通知", vec![group("各市财政局")]);
     d.disclosure = pb::Disclosure::NotPublic as i32;
     d.attachments =
@@ -54,6 +59,20 @@ async fn world() -> World {
         .expect("forward");
     assert!(fwd.main_unit_ids.contains(&BOSHAN_DEPT.to_string()));
     World { h, province, city, table }
+}
+
+/// Uploads a file with a token of `unit`, which may then attach it.
+async fn upload_as(h: &Harness, unit: &str, bytes: &[u8]) -> Result<pb::UploadReply, tonic::Status> {
+    let meta =
+        pb::UploadMeta { file_name: "f".into(), media_type: "text/plain".into(), expected_sha256: String::new() };
+    let msgs = vec![
+        pb::UploadChunk { part: Some(pb::upload_chunk::Part::Meta(meta)) },
+        pb::UploadChunk { part: Some(pb::upload_chunk::Part::Chunk(bytes.to_vec())) },
+    ];
+    DocumentServiceClient::new(h.channel_as(unit))
+        .upload_attachment(tokio_stream::iter(msgs))
+        .await
+        .map(|r| r.into_inner())
 }
 
 fn code<T>(r: Result<T, tonic::Status>) -> Code {
@@ -293,4 +312,223 @@ async fn tokens_must_be_fresh_for_this_call_and_used_once() {
         key_id: w.h.signer(BOSHAN).key_id.clone(),
     };
     assert_eq!(code(client.list_groups(with_token(msg, &impostor)).await), Code::Unauthenticated);
+}
+
+/// A status's message with `id` replaced, to compare the shape of two answers.
+fn shape(s: &tonic::Status, id: &str) -> String {
+    s.message().replace(id, "<X>")
+}
+
+#[tokio::test]
+async fn a_refused_read_looks_like_a_missing_document_by_id_and_by_number() {
+    let w = world().await;
+    let mut jinan = DocumentServiceClient::new(w.h.channel_as(JINAN));
+    let missing_id = "d-00000000000000000000";
+    let refused = jinan.get_document(by_id(&w.city.id)).await.expect_err("Jinan may not read the city's forward");
+    let missing = jinan.get_document(by_id(missing_id)).await.expect_err("missing");
+    assert_eq!((refused.code(), missing.code()), (Code::PermissionDenied, Code::PermissionDenied));
+    assert_eq!(shape(&refused, &w.city.id), shape(&missing, missing_id));
+
+    let number = |n: &str| pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Number(n.into())) };
+    let missing_number = "淄财采〔2022〕999号";
+    // Any accepted bracket form; the answer names the number as printed, never the document's id.
+    let refused = jinan.get_document(number(&w.city.number.replace('〔', "[").replace('〕', "]"))).await;
+    let refused = refused.expect_err("refused");
+    let missing = jinan.get_document(number(missing_number)).await.expect_err("missing");
+    assert_eq!((refused.code(), missing.code()), (Code::PermissionDenied, Code::PermissionDenied));
+    assert_eq!(refused.message(), format!("no document numbered {} that you may read", w.city.number));
+    assert_eq!(shape(&refused, &w.city.number), shape(&missing, missing_number));
+    assert!(!refused.message().contains(&w.city.id), "{}", refused.message());
+    // Readers and the operator still get what is there (and the operator sees what is not).
+    assert_eq!(
+        code(DocumentServiceClient::new(w.h.channel_as(BOSHAN)).get_document(number(&w.city.number)).await),
+        Code::Ok
+    );
+    assert_eq!(code(w.h.documents().get_document(number(missing_number)).await), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_delivery_to_yourself_of_a_missing_or_unreadable_document_looks_the_same() {
+    let w = world().await;
+    let mut outsider = DeliveryServiceClient::new(w.h.channel_as(OUTSIDER));
+    let ask = |doc: &str| pb::GetDeliveryRequest { document_id: doc.into(), recipient_unit_id: OUTSIDER.into() };
+    let missing_id = "d-00000000000000000000";
+    let refused = outsider.get_delivery(ask(&w.city.id)).await.expect_err("not delivered, not readable");
+    let missing = outsider.get_delivery(ask(missing_id)).await.expect_err("no such document");
+    assert_eq!((refused.code(), missing.code()), (Code::PermissionDenied, Code::PermissionDenied));
+    assert_eq!(shape(&refused, &w.city.id), shape(&missing, missing_id));
+    // Someone else's delivery of an unreadable document: the same answer again.
+    let other = pb::GetDeliveryRequest { document_id: w.city.id.clone(), recipient_unit_id: BOSHAN.into() };
+    let s = outsider.get_delivery(other).await.expect_err("refused");
+    assert_eq!(shape(&s, &w.city.id), shape(&missing, missing_id));
+    // A reader of the document may learn it was not delivered to someone: the document names its recipients.
+    let mut boshan = DeliveryServiceClient::new(w.h.channel_as(BOSHAN));
+    let not_to_me = pb::GetDeliveryRequest { document_id: w.province.id.clone(), recipient_unit_id: BOSHAN.into() };
+    assert_eq!(code(boshan.get_delivery(not_to_me).await), Code::NotFound);
+}
+
+/// The read RPCs of the matrix, each on the city document (淄财采, forwarded to Boshan and on to its departments).
+#[derive(Debug, Clone, Copy)]
+enum Rpc {
+    GetDelivery,
+    WatchInbox,
+    ListIssued,
+    ExportDocument,
+    ExportRange,
+    StatusMatrix,
+    ExportReport,
+    ListNotActed,
+    OverdueByDocument,
+    Backup,
+    GetCheckpoint,
+    GetConsistencyProof,
+    GetRegion,
+    ListRegions,
+    GetUnit,
+    ExpandGroup,
+}
+
+/// Calls `rpc` over `ch` (signed or not) and returns the status code; a stream counts from its first message,
+/// except the inbox watch, which has none to send.
+async fn call<T>(ch: T, rpc: Rpc, doc: &str) -> Code
+where
+    T: tonic::client::GrpcService<tonic::body::Body> + Clone,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    use gongwen::pb::admin_service_client::AdminServiceClient;
+    let doc = doc.to_owned();
+    let audit = || AuditServiceClient::new(ch.clone()).max_decoding_message_size(64 * 1024 * 1024);
+    let sup = || SupervisionServiceClient::new(ch.clone());
+    let reg = || RegistryServiceClient::new(ch.clone());
+    match rpc {
+        Rpc::GetDelivery => code(
+            DeliveryServiceClient::new(ch.clone())
+                .get_delivery(pb::GetDeliveryRequest { document_id: doc, recipient_unit_id: BOSHAN.into() })
+                .await,
+        ),
+        Rpc::WatchInbox => code(
+            DeliveryServiceClient::new(ch.clone()).watch_inbox(pb::WatchInboxRequest { unit_id: BOSHAN.into() }).await,
+        ),
+        Rpc::ListIssued => code(
+            DocumentServiceClient::new(ch.clone())
+                .list_issued(pb::ListIssuedRequest { unit_id: ZIBO.into(), page: None })
+                .await,
+        ),
+        Rpc::ExportDocument => code(
+            audit()
+                .export_bundle(pb::ExportRequest {
+                    scope: Some(pb::export_request::Scope::DocumentId(doc)),
+                    previous_size: 0,
+                })
+                .await,
+        ),
+        Rpc::ExportRange => code(
+            audit()
+                .export_bundle(pb::ExportRequest {
+                    scope: Some(pb::export_request::Scope::Range(pb::SeqRange { from_seq: 1, to_seq: 0 })),
+                    previous_size: 0,
+                })
+                .await,
+        ),
+        Rpc::StatusMatrix => code(sup().status_matrix(pb::MatrixRequest { document_id: doc, with_units: true }).await),
+        Rpc::ExportReport => code(
+            sup()
+                .export_report(pb::ReportRequest {
+                    kind: pb::ReportKind::Matrix as i32,
+                    format: pb::ReportFormat::Csv as i32,
+                    document_id: doc,
+                    region_code: String::new(),
+                })
+                .await,
+        ),
+        Rpc::ListNotActed => {
+            code(TraceServiceClient::new(ch.clone()).list_not_acted(pb::TraceRequest { document_id: doc }).await)
+        }
+        Rpc::OverdueByDocument => code(
+            sup()
+                .list_overdue(pb::OverdueRequest { scope: Some(pb::overdue_request::Scope::DocumentId(doc)), order: 0 })
+                .await,
+        ),
+        Rpc::Backup => match AdminServiceClient::new(ch.clone()).backup(pb::BackupRequest {}).await {
+            Ok(s) => code(s.into_inner().message().await),
+            Err(s) => s.code(),
+        },
+        Rpc::GetCheckpoint => code(audit().get_checkpoint(pb::GetCheckpointRequest {}).await),
+        Rpc::GetConsistencyProof => {
+            code(audit().get_consistency_proof(pb::ConsistencyProofRequest { old_size: 1, new_size: 0 }).await)
+        }
+        Rpc::GetRegion => code(reg().get_region(pb::GetRegionRequest { code: "370300".into() }).await),
+        Rpc::ListRegions => code(reg().list_regions(pb::ListRegionsRequest { subtree_of: "370300".into() }).await),
+        Rpc::GetUnit => code(reg().get_unit(pb::GetUnitRequest { id: ZIBO.into() }).await),
+        Rpc::ExpandGroup => code(
+            reg()
+                .expand_group(pb::ExpandGroupRequest {
+                    group: "各区县财政局".into(), issuer_unit_id: ZIBO.into()
+                })
+                .await,
+        ),
+    }
+}
+
+#[tokio::test]
+async fn every_read_rpc_by_role() {
+    use Code::{Ok as OK, PermissionDenied as PD, Unauthenticated as UA};
+    let w = world().await;
+    // Columns: the operator, the city document's issuer, a direct recipient, a recipient through a forward, an
+    // unrelated unit, an auditor of the region, an auditor of another region, and a caller with no token.
+    let units = [ZIBO, BOSHAN, BOSHAN_DEPT, OUTSIDER, AUDITOR, AUDITOR_OUT];
+    let all = [OK, OK, OK, OK, OK, OK, OK, UA];
+    let tracers = [OK, OK, PD, PD, PD, OK, PD, UA];
+    let table: &[(Rpc, [Code; 8])] = &[
+        (Rpc::GetDelivery, [OK, OK, OK, OK, PD, OK, PD, UA]),
+        (Rpc::WatchInbox, [OK, PD, OK, PD, PD, OK, PD, UA]),
+        (Rpc::ListIssued, [OK, OK, PD, PD, PD, OK, PD, UA]),
+        (Rpc::ExportDocument, tracers),
+        // Auditors may ask for any stretch and get the events they may read in it.
+        (Rpc::ExportRange, [OK, PD, PD, PD, PD, OK, OK, UA]),
+        (Rpc::StatusMatrix, tracers),
+        (Rpc::ExportReport, tracers),
+        (Rpc::ListNotActed, tracers),
+        (Rpc::OverdueByDocument, tracers),
+        (Rpc::Backup, [OK, PD, PD, PD, PD, PD, PD, UA]),
+        (Rpc::GetCheckpoint, all),
+        (Rpc::GetConsistencyProof, all),
+        (Rpc::GetRegion, all),
+        (Rpc::ListRegions, all),
+        (Rpc::GetUnit, all),
+        (Rpc::ExpandGroup, all),
+    ];
+    let doc = w.city.id.as_str();
+    for (rpc, want) in table {
+        let mut got = vec![call(w.h.channel_as_operator(), *rpc, doc).await];
+        for u in units {
+            got.push(call(w.h.channel_as(u), *rpc, doc).await);
+        }
+        got.push(call(w.h.raw_channel(), *rpc, doc).await);
+        assert_eq!(got, want.to_vec(), "{rpc:?} for operator, {}, no token", units.join(", "));
+    }
+}
+
+#[tokio::test]
+async fn public_documents_by_number_and_their_attachments_need_no_token() {
+    let w = world().await;
+    let notice = upload_as(&w.h, PROVINCE, "公开的附件".as_bytes()).await.expect("upload");
+    let mut d = draft("鲁财采", "山东省财政厅关于公开附件的通知", vec![group("各市财政局")]);
+    d.attachments =
+        vec![pb::AttachmentRef { sha256: notice.sha256.clone(), title: "附件".into(), media_type: String::new() }];
+    let open = w.h.issue(PROVINCE, "open-with-file", d).await.expect("issue");
+    let mut public = PublicServiceClient::new(w.h.raw_channel());
+    let number = |n: &str| pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Number(n.into())) };
+    let got = public.get_public_document(number(&open.number)).await.expect("public by number").into_inner();
+    assert_eq!(got.id, open.id);
+    assert_eq!(code(public.get_public_document(number(&w.province.number)).await), Code::NotFound, "不予公开");
+    let req = pb::PublicAttachmentRequest { document_id: open.id.clone(), sha256: notice.sha256.clone() };
+    let mut stream = public.download_public_attachment(req).await.expect("download").into_inner();
+    let mut bytes = vec![];
+    while let Some(c) = stream.message().await.expect("chunk") {
+        bytes.extend(c.chunk);
+    }
+    assert_eq!(bytes, "公开的附件".as_bytes());
 }

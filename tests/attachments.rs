@@ -1,4 +1,5 @@
-//! Attachment files: chunked upload and download, content addressing, limits, and use in reports.
+//! Attachment files: chunked upload and download, content addressing, limits, use in reports, and who may attach
+//! a file (its uploader, or a reader of a document listing it; knowing its hash is not enough).
 mod common;
 
 use common::*;
@@ -18,6 +19,22 @@ fn meta(expected: &str) -> pb::UploadChunk {
 
 fn chunk(b: &[u8]) -> pb::UploadChunk {
     pb::UploadChunk { part: Some(pb::upload_chunk::Part::Chunk(b.to_vec())) }
+}
+
+/// Uploads with a token of `unit`, so the file counts as that unit's.
+async fn upload_as(h: &Harness, unit: &str, bytes: &[u8]) -> Result<pb::UploadReply, tonic::Status> {
+    let client = pb::document_service_client::DocumentServiceClient::new(h.channel_as(unit));
+    client.clone().upload_attachment(tokio_stream::iter(vec![meta(""), chunk(bytes)])).await.map(|r| r.into_inner())
+}
+
+async fn download_as(h: &Harness, unit: &str, sha: &str) -> Result<Vec<u8>, tonic::Status> {
+    let mut client = pb::document_service_client::DocumentServiceClient::new(h.channel_as(unit));
+    let mut s = client.download_attachment(pb::DownloadRequest { sha256: sha.into() }).await?.into_inner();
+    let mut out = vec![];
+    while let Some(c) = s.message().await? {
+        out.extend(c.chunk);
+    }
+    Ok(out)
 }
 
 async fn download(h: &Harness, sha: &str) -> Result<Vec<u8>, tonic::Status> {
@@ -89,7 +106,7 @@ async fn reports_carry_uploaded_attachments() {
         .await
         .expect("issue");
     h.ack(ZIBO, &doc.id).await.expect("ack");
-    let up = h.upload("淄博市政府购买服务改革工作进展情况".as_bytes()).await.expect("upload");
+    let up = upload_as(&h, ZIBO, "淄博市政府购买服务改革工作进展情况".as_bytes()).await.expect("upload");
     let report = |shas: Vec<String>, rid: &str| pb::SubmitReport {
         request_id: rid.into(),
         unit_id: ZIBO.into(),
@@ -103,4 +120,55 @@ async fn reports_carry_uploaded_attachments() {
     assert_eq!(d.history.last().map(|s| s.attachment_sha256.clone()), Some(vec![up.sha256]));
     let empty = pb::SubmitReport { text: String::new(), ..report(vec![], "r2") };
     refused(&h, Code::InvalidArgument, h.deliveries().report(h.sign(ZIBO, &empty))).await;
+}
+
+#[tokio::test]
+async fn a_file_is_attached_only_by_its_uploader_or_a_reader_of_a_document_listing_it() {
+    const JINAN: &str = "370100.czj";
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let secret_bytes = "济南市联系点名单（不予公开）".as_bytes();
+    let secret = upload_as(&h, PROVINCE, secret_bytes).await.expect("upload").sha256;
+    let with = |mut d: pb::DocumentDraft, sha: &str| {
+        d.attachments =
+            vec![pb::AttachmentRef { sha256: sha.into(), title: "名单".into(), media_type: String::new() }];
+        d
+    };
+    let mut to_jinan = with(draft("鲁财采", "山东省财政厅关于济南市联系点的通知", vec![unit(JINAN)]), &secret);
+    to_jinan.disclosure = pb::Disclosure::NotPublic as i32;
+    let listed = h.issue(PROVINCE, "p", to_jinan).await.expect("the uploader attaches its file");
+    let notice = h
+        .issue(PROVINCE, "q", draft("鲁财采", "山东省财政厅关于报送材料的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issue");
+    h.ack(ZIBO, &notice.id).await.expect("ack");
+
+    // Knowing the hash: refused in an issue, a forward and a report, and nothing is stored.
+    let boshan_draft = with(draft("博财采", "博山区财政局关于名单的通知", vec![group("区直各部门、单位")]), &secret);
+    let s = refused(&h, Code::PermissionDenied, h.issue(BOSHAN, "steal", boshan_draft)).await;
+    assert!(s.message().contains("uploaded itself"), "{}", s.message());
+    let fwd = with(forward_draft("淄财采", vec![group("各区县财政局")]), &secret);
+    refused(&h, Code::PermissionDenied, h.forward(ZIBO, "steal-fwd", &notice.id, fwd.clone())).await;
+    let report = |unit: &str, doc: &str, rid: &str| pb::SubmitReport {
+        request_id: rid.into(),
+        unit_id: unit.into(),
+        document_id: doc.into(),
+        text: "见附件".into(),
+        attachment_sha256: vec![secret.clone()],
+    };
+    let steal = report(ZIBO, &notice.id, "steal-report");
+    refused(&h, Code::PermissionDenied, h.deliveries().report(h.sign(ZIBO, &steal))).await;
+    for unit in [BOSHAN, ZIBO] {
+        assert_eq!(download_as(&h, unit, &secret).await.map_err(|s| s.code()), Err(Code::PermissionDenied));
+    }
+
+    // A reader of a document listing the file may attach it (Jinan reports with it).
+    h.ack(JINAN, &listed.id).await.expect("ack");
+    h.deliveries().report(h.sign(JINAN, &report(JINAN, &listed.id, "r"))).await.expect("a reader attaches");
+    // Holding the bytes is what counts: once Zibo uploads them itself, it may attach and download them.
+    upload_as(&h, ZIBO, secret_bytes).await.expect("the same content, uploaded by Zibo");
+    assert_eq!(download_as(&h, ZIBO, &secret).await.expect("its own upload"), secret_bytes);
+    let forwarded = h.forward(ZIBO, "fwd", &notice.id, fwd).await.expect("forward with its own upload");
+    assert_eq!(forwarded.attachments.last().map(|a| a.sha256.as_str()), Some(secret.as_str()));
+    assert_eq!(download_as(&h, BOSHAN, &secret).await.expect("Boshan received the forward"), secret_bytes);
 }

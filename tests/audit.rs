@@ -219,3 +219,55 @@ async fn tampered_bundles_are_rejected_precisely() {
     let report = verify_bundle(&full, &forked);
     assert!(report.failures.iter().any(|f| f.check == "consistency"), "{:?}", report.failures);
 }
+
+#[tokio::test]
+async fn an_auditor_reads_only_the_log_entries_of_its_region_with_the_gaps_showing() {
+    const AUDITOR: &str = "370300.sjj";
+    let mut h = Harness::start().await;
+    let (doc, fwd) = chain(&mut h).await;
+    let grant = pb::RegistryChange {
+        request_id: "grant".into(),
+        auditor_grants: vec![pb::AuditorGrant { unit_id: AUDITOR.into(), region_code: "370300".into() }],
+        ..Default::default()
+    };
+    h.apply(grant).await.expect("grant");
+    // Issuer and recipients all at the province: nothing of it lies in Zibo.
+    let outside = h
+        .issue(PROVINCE, "o", draft("鲁财采", "山东省财政厅关于省直单位的通知", vec![group("省直各部门、单位")]))
+        .await
+        .expect("issue");
+    let mut auditor = gongwen::pb::audit_service_client::AuditServiceClient::new(h.channel_as(AUDITOR));
+
+    let n = all_leaves(&h).await.len() as u64;
+    let mut s = auditor.stream_log(pb::StreamLogRequest { from_seq: 1, limit: 0 }).await.expect("stream").into_inner();
+    let mut seen = vec![];
+    while let Some(rec) = s.message().await.expect("record") {
+        let entry = <pb::LogEntry as prost::Message>::decode(rec.entry.as_slice()).expect("entry");
+        assert_eq!(entry.event_seq, rec.event_seq, "each entry keeps its own number");
+        seen.push((rec.event_seq, entry.document_id));
+    }
+    let seqs: Vec<u64> = seen.iter().map(|(q, _)| *q).collect();
+    assert!(seqs.contains(&doc.event_seq) && seqs.contains(&fwd.event_seq), "{seqs:?}");
+    assert!(!seqs.contains(&outside.event_seq), "the province-only notice is not the auditor's");
+    assert!(seen.iter().all(|(_, d)| d.is_empty() || *d == doc.id || *d == fwd.id), "{seen:?}");
+    assert_eq!(seen.iter().filter(|(_, d)| d.is_empty()).count(), 2, "both registry changes");
+    assert!((seqs.len() as u64) < n);
+
+    // Its proofs: the same refusal for an entry outside and for one past the end.
+    let proof = |seq: u64| pb::InclusionProofRequest { event_seq: seq, tree_size: 0 };
+    let refused = auditor.get_inclusion_proof(proof(outside.event_seq)).await.expect_err("outside");
+    let missing = auditor.get_inclusion_proof(proof(n + 5)).await.expect_err("past the end");
+    assert_eq!((refused.code(), missing.code()), (Code::PermissionDenied, Code::PermissionDenied));
+    assert_eq!(refused.message(), format!("no event #{} that you may read", outside.event_seq));
+    assert_eq!(missing.message(), format!("no event #{} that you may read", n + 5));
+    auditor.get_inclusion_proof(proof(fwd.event_seq)).await.expect("an event of its region");
+
+    // A range export holds the same events, each proved, and the offline verifier accepts it.
+    let req = pb::ExportRequest { scope: Some(whole()), previous_size: 0 };
+    let b = auditor.export_bundle(req).await.expect("export").into_inner();
+    assert!(!b.complete);
+    assert_eq!(b.entries.iter().map(|e| e.event_seq).collect::<Vec<_>>(), seqs);
+    let report = verify_bundle(&b, &trust(&h).await);
+    assert!(report.ok(), "{:?}", report.failures);
+    assert!(bundle(&h, whole(), 0).await.complete, "the operator's is the whole log");
+}

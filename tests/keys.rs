@@ -103,6 +103,13 @@ async fn a_compromise_revoked_back_to_its_date_flags_what_the_key_signed_after()
     h.ack(ZIBO, &doc.id).await.expect("before the compromise");
     let city =
         h.forward(ZIBO, "z", &doc.id, forward_draft("淄财采", vec![group("各区县财政局")])).await.expect("forward");
+    let zibo_notice = h
+        .issue(ZIBO, "zn", draft("淄财采", "淄博市财政局关于报送材料的通知", vec![group("各区县财政局")]))
+        .await
+        .expect("issue");
+    clock.set(t(21, 12));
+    let before = h.ack(BOSHAN, &zibo_notice.id).await.expect("signed before the key was stolen");
+    let before_seq = before.history.last().map(|s| s.event_seq).expect("ack step");
     clock.set(t(23, 1));
     h.ack(BOSHAN, &city.id).await.expect("signed with the key that later turns out stolen");
     // Discovered on the 25th: Boshan's key was stolen on the 22nd.
@@ -120,10 +127,19 @@ async fn a_compromise_revoked_back_to_its_date_flags_what_the_key_signed_after()
     let ack = d.history.iter().find(|s| s.kind == pb::EventKind::Acknowledged as i32).expect("ack step");
     assert_eq!(ack.key_id, boshan_key);
     assert!(!ack.flag.is_empty());
+    // What the same key signed before the compromise date stands: no flag in the trace or the delivery.
+    let earlier =
+        h.tracer().trace(pb::TraceRequest { document_id: zibo_notice.id.clone() }).await.expect("trace").into_inner();
+    let node = earlier.nodes.iter().find(|n| n.unit_id == BOSHAN).expect("boshan");
+    assert!(node.flags.is_empty(), "signed before the 22nd: {:?}", node.flags);
+    let d = h.delivery(&zibo_notice.id, BOSHAN).await;
+    let ack = d.history.iter().find(|s| s.kind == pb::EventKind::Acknowledged as i32).expect("ack step");
+    assert_eq!((ack.key_id.as_str(), ack.flag.as_str()), (boshan_key.as_str(), ""));
 
     let report = verify_bundle(&full_bundle(&h).await, &Trust::default());
     let failures: Vec<(Option<u64>, &str)> = report.failures.iter().map(|f| (f.event_seq, f.check)).collect();
     assert_eq!(failures.len(), 1, "{:?}", report.failures);
+    assert_ne!(failures[0].0, Some(before_seq), "the record signed before the compromise verifies cleanly");
     assert_eq!(failures[0].1, "signature");
     assert!(report.failures[0].detail.contains("revoked"));
     // The compromised key signs nothing now.

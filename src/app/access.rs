@@ -7,11 +7,17 @@
 //! - A unit reads the trace and the audit bundle of what it issued, and of everything forwarded from that (and so
 //!   may read those forwards too).
 //! - An auditor (a unit with a grant) reads everything whose issuer or recipient lies in its granted region
-//!   subtrees, the overdue lists of those regions, and the whole log.
-//! - Registry reads and checkpoints are open to every authenticated caller.
+//!   subtrees, the overdue lists of those regions, and of the log the entries about documents it may read, with
+//!   every registry change (the registry is open to every caller anyway, and the offline verifier learns unit keys
+//!   only from those entries). Only the operator reads the whole log: each entry carries a full signed statement.
+//! - Registry reads, checkpoints and consistency proofs (hashes only) are open to every authenticated caller.
+//! - A unit attaches (to what it issues, forwards or reports) only a file it uploaded itself or one listed in a
+//!   document it may read: knowing a file's SHA-256 is not a right to it.
 //!
 //! A refused read reveals nothing: a document that does not exist and one the caller may not read give the same
-//! answer.
+//! answer, by id and by number; so do a log event that does not exist and one the caller may not read.
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -19,6 +25,7 @@ use sha2::{Digest, Sha256};
 use super::{App, AppError, schema};
 use crate::auth::{STREAMING_REQUESTS, TOKEN_TYPE};
 use crate::domain::model::{Document, SealKey};
+use crate::domain::number::DocNumber;
 use crate::domain::seal;
 use crate::pb;
 
@@ -34,6 +41,30 @@ pub enum Caller {
 /// The answer to every refused or impossible document read, whichever it was.
 fn no_document(id: &str) -> AppError {
     AppError::Denied(format!("no document {id:?} that you may read"))
+}
+
+/// The same answer for a number that is not allocated and for one whose document the caller may not read.
+fn no_document_numbered(shown: &str) -> AppError {
+    AppError::Denied(format!("no document numbered {shown} that you may read"))
+}
+
+/// The same answer for an event past the end of the log and for one the caller may not read.
+fn no_event(seq: u64) -> AppError {
+    AppError::Denied(format!("no event #{seq} that you may read"))
+}
+
+/// Which log entries one caller may read, remembering the answer per document over a stream or an export.
+pub struct LogView {
+    caller: Caller,
+    auditor: bool,
+    documents: HashMap<String, bool>,
+}
+
+impl LogView {
+    /// True when the view lets every entry through (the operator's).
+    pub fn whole(&self) -> bool {
+        self.caller == Caller::Operator
+    }
 }
 
 /// Largest tree walked when deciding read access through forwards.
@@ -236,41 +267,160 @@ impl App {
         }
     }
 
-    /// The rule for one delivery: its recipient, or a reader of its document.
-    pub async fn may_see_delivery(&self, caller: &Caller, document_id: &str, recipient: &str) -> Result<(), AppError> {
-        if *caller == Caller::Unit(recipient.to_owned()) {
-            return Ok(());
-        }
-        self.readable_document(caller, document_id).await.map(|_| ())
+    /// A document by number that the caller may read. A unit gets one answer for a number not allocated and for a
+    /// document it may not read, so the number does not tell it the document exists (nor its id).
+    pub async fn readable_by_number(&self, caller: &Caller, number: &str) -> Result<Document, AppError> {
+        let shown = DocNumber::parse(number)?.to_string();
+        let doc = match self.document_by_number(number).await {
+            Ok(d) => d,
+            Err(AppError::NotFound(_)) if *caller != Caller::Operator => return Err(no_document_numbered(&shown)),
+            Err(e) => return Err(e),
+        };
+        if self.may_read(caller, &doc).await? { Ok(doc) } else { Err(no_document_numbered(&shown)) }
     }
 
-    /// The rule for attachment files: readers of any document that lists the file (or whose delivery reports do).
-    pub async fn may_download(&self, caller: &Caller, sha256: &str) -> Result<(), AppError> {
+    /// One delivery, for its recipient or a reader of its document. Asking for a delivery to yourself of a
+    /// document that does not exist and of one you neither received nor may read gives the same answer.
+    pub async fn readable_delivery(
+        &self,
+        caller: &Caller,
+        document_id: &str,
+        recipient: &str,
+    ) -> Result<super::deliveries::DeliveryView, AppError> {
         if *caller == Caller::Operator {
-            return Ok(());
+            return self.delivery(document_id, recipient).await;
         }
-        let prefix = schema::attachment_uses(sha256);
-        let docs: Vec<String> = self
-            .read(move |s| {
-                s.scan(&prefix, None, false).map(|p| Ok(schema::last_part(&p?.0))).collect::<Result<_, AppError>>()
-            })
-            .await?;
-        for d in docs {
-            if let Ok(doc) = self.document(&d).await
-                && self.may_read(caller, &doc).await?
-            {
-                return Ok(());
+        if *caller == Caller::Unit(recipient.to_owned()) {
+            match self.delivery(document_id, recipient).await {
+                Err(AppError::NotFound(_)) => {}
+                other => return other,
             }
         }
-        Err(AppError::Denied(format!("no attachment {sha256} that you may read")))
+        // Readers of the document see who it went to anyway, so "not delivered to" tells them nothing new.
+        self.readable_document(caller, document_id).await?;
+        self.delivery(document_id, recipient).await
     }
 
-    /// The rule for log-wide reads (stream, ranges, proofs that reveal entries).
+    /// The rule for attachment files: the operator, the unit that uploaded the file, and readers of any document
+    /// that lists the file (or whose delivery reports do).
+    pub async fn may_download(&self, caller: &Caller, sha256: &str) -> Result<(), AppError> {
+        match caller {
+            Caller::Operator => Ok(()),
+            Caller::Unit(unit) if self.may_attach(unit, sha256).await? => Ok(()),
+            Caller::Unit(_) => Err(AppError::Denied(format!("no attachment {sha256} that you may read"))),
+        }
+    }
+
+    /// Whether `unit` may name the file `sha256` in a statement: it uploaded the file itself, or may read a
+    /// document that lists it.
+    pub async fn may_attach(&self, unit: &str, sha256: &str) -> Result<bool, AppError> {
+        let (key, prefix) = (schema::uploaded(sha256, unit), schema::attachment_uses(sha256));
+        let (mine, docs) = self
+            .read(move |s| {
+                if s.get(&key)?.is_some() {
+                    return Ok((true, vec![]));
+                }
+                let docs = s
+                    .scan(&prefix, None, false)
+                    .map(|p| Ok(schema::last_part(&p?.0)))
+                    .collect::<Result<Vec<String>, AppError>>()?;
+                Ok((false, docs))
+            })
+            .await?;
+        if mine {
+            return Ok(true);
+        }
+        let caller = Caller::Unit(unit.to_owned());
+        for d in docs {
+            if let Ok(doc) = self.document(&d).await
+                && self.may_read(&caller, &doc).await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Refuses a statement by `unit` that names files it may not attach; files never uploaded are NOT_FOUND.
+    pub async fn check_attachable(&self, unit: &str, files: &[(&str, &str)]) -> Result<(), AppError> {
+        for &(sha256, title) in files {
+            if self.blobs.size_of(sha256)?.is_none() {
+                return Err(AppError::NotFound(format!("attachment {sha256} ({title}) was never uploaded")));
+            }
+            if !self.may_attach(unit, sha256).await? {
+                return Err(AppError::Denied(format!(
+                    "attachment {sha256} ({title}): {unit} may attach only a file it uploaded itself or one listed \
+                     in a document it may read"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records who uploaded a file, once the file is durable: what lets a unit attach it later.
+    pub async fn record_upload(&self, caller: &Caller, sha256: &str) -> Result<(), AppError> {
+        // The operator attaches nothing (imports vouch for files by their own rule), so nothing is recorded for it.
+        let Caller::Unit(unit) = caller else { return Ok(()) };
+        let key = schema::uploaded(sha256, unit);
+        self.write(move |tx| {
+            if tx.get(&key)?.is_none() {
+                tx.put(&key, &[]);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The rule for streaming the log and exporting stretches of it: the operator and auditors, who then get only
+    /// the entries a [`LogView`] lets through.
     pub fn may_read_log(&self, caller: &Caller) -> Result<(), AppError> {
         if self.is_operator_or_auditor(caller) {
             Ok(())
         } else {
-            Err(AppError::Denied("only the operator and auditors may read the whole log".into()))
+            Err(AppError::Denied("only the operator and auditors may read the log".into()))
         }
+    }
+
+    /// A fresh view of the log for `caller`.
+    pub fn log_view(&self, caller: &Caller) -> LogView {
+        LogView { caller: caller.clone(), auditor: self.is_operator_or_auditor(caller), documents: HashMap::new() }
+    }
+
+    /// Whether the view's caller may read a log entry: the operator every one; an auditor (and, for inclusion
+    /// proofs, any unit) the events of documents it may read; registry changes the operator and auditors.
+    pub async fn entry_visible(&self, view: &mut LogView, entry: &pb::LogEntry) -> Result<bool, AppError> {
+        if view.caller == Caller::Operator {
+            return Ok(true);
+        }
+        if entry.document_id.is_empty() {
+            return Ok(view.auditor);
+        }
+        if let Some(known) = view.documents.get(&entry.document_id) {
+            return Ok(*known);
+        }
+        let visible = match self.document(&entry.document_id).await {
+            Ok(doc) => self.may_read(&view.caller, &doc).await?,
+            Err(AppError::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        };
+        view.documents.insert(entry.document_id.clone(), visible);
+        Ok(visible)
+    }
+
+    /// An inclusion proof, for a caller that may read the event it proves (its entry travels with the proof).
+    pub async fn readable_inclusion_proof(
+        &self,
+        caller: &Caller,
+        seq: u64,
+        tree_size: u64,
+    ) -> Result<pb::InclusionProof, AppError> {
+        let proof = match self.inclusion_proof(seq, tree_size).await {
+            Err(AppError::NotFound(_)) if *caller != Caller::Operator => return Err(no_event(seq)),
+            other => other?,
+        };
+        let entry = pb::LogEntry::decode(proof.entry.as_slice()).map_err(|e| {
+            AppError::Store(crate::store::StoreError::Corrupt { key: format!("event #{seq}"), reason: e.to_string() })
+        })?;
+        if self.entry_visible(&mut self.log_view(caller), &entry).await? { Ok(proof) } else { Err(no_event(seq)) }
     }
 }

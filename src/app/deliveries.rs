@@ -174,15 +174,10 @@ impl App {
         self.act_on::<pb::Remind>(envelope).await
     }
 
-    /// Opens a delivery statement, checks its fields and the files it names, and acts on it.
+    /// Opens a delivery statement, checks its fields, and acts on it.
     async fn act_on<M: DeliveryStatement>(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
         let signed = self.open_envelope::<M>(&envelope)?;
         let cmd = signed.statement.command()?;
-        for a in &cmd.attachments {
-            if self.blobs.size_of(a)?.is_none() {
-                return Err(AppError::NotFound(format!("attachment {a} was never uploaded")));
-            }
-        }
         self.act(&envelope, signed, cmd).await
     }
 
@@ -195,6 +190,8 @@ impl App {
         let snap = self.snapshot();
         let actor = signed.statement.actor().to_owned();
         self.verify_unit(&snap, &actor, envelope)?;
+        let files: Vec<(&str, &str)> = cmd.attachments.iter().map(|a| (a.as_str(), "a report file")).collect();
+        self.check_attachable(&actor, &files).await?;
         if cmd.document_id.is_empty() {
             return Err(AppError::field("document_id", "the document is required"));
         }

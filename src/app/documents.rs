@@ -39,6 +39,7 @@ impl App {
         self.verify_unit(&snap, &signed.statement.unit_id, &envelope)?;
         let (draft, disclosure) = issue_draft(&signed.statement)?;
         let issuer = snap.unit(&signed.statement.unit_id)?.clone();
+        self.check_attachable(&issuer.id, &draft_files(&draft)).await?;
         let new = self.prepare(&snap, &issuer, draft, disclosure, &signed, vec![], None)?;
         Ok(self.commit_document(signed, new).await?.0)
     }
@@ -57,6 +58,7 @@ impl App {
         }
         let disclosure = draft.disclosure.unwrap_or(source.disclosure);
         let forwarder = snap.unit(&st.unit_id)?.clone();
+        self.check_attachable(&forwarder.id, &draft_files(&draft)).await?;
         let (unit_id, source_for_read, source_seq) = (forwarder.id.clone(), source_id.clone(), source.event_seq);
         let (held, event) = self
             .read(move |s| {
@@ -117,6 +119,7 @@ impl App {
         }
         let expansion = snap.registry.resolve_recipients(issuer, &draft.main, &draft.cc)?;
         for a in &draft.attachments {
+            // `check_attachable` (before `prepare`) refused files never uploaded; one removed since is missing.
             let size = self.blobs.size_of(&a.sha256)?.ok_or_else(|| {
                 AppError::NotFound(format!("attachment {} ({}) was never uploaded", a.sha256, a.title))
             })?;
@@ -356,6 +359,11 @@ impl App {
     pub fn max_attachment_bytes(&self) -> u64 {
         self.config.max_attachment_bytes
     }
+}
+
+/// The files a draft attaches, with their titles.
+fn draft_files(draft: &Draft) -> Vec<(&str, &str)> {
+    draft.attachments.iter().map(|a| (a.sha256.as_str(), a.title.as_str())).collect()
 }
 
 /// The checked draft of an `IssueDocument` statement and its disclosure option (both title and disclosure are

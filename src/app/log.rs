@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+use super::access::{Caller, LogView};
 use super::{App, AppError, schema};
 use crate::domain::merkle::{self, Hash, NodeSource};
 use crate::domain::seal;
@@ -155,7 +156,7 @@ impl App {
     pub async fn export_bundle(&self, scope: ExportScope, previous_size: u64) -> Result<pb::AuditBundle, AppError> {
         let docs = match &scope {
             ExportScope::Document(id) => Some(self.tree_documents(id).await?),
-            ExportScope::Range { .. } => None,
+            ExportScope::Range { .. } | ExportScope::Events(_) => None,
         };
         let log_key = self.log_key.clone();
         let now = self.now();
@@ -181,6 +182,7 @@ impl App {
                     seqs.extend(from..=to);
                     complete = from == 1 && to == size;
                 }
+                (ExportScope::Events(events), _) => seqs.extend(events),
                 _ => {}
             }
             let nodes = StoreNodes(s);
@@ -214,6 +216,39 @@ impl App {
             })
         })
         .await
+    }
+
+    /// Whether a stored log record is one the view's caller may read.
+    pub async fn record_visible(&self, view: &mut LogView, record: &pb::LogRecord) -> Result<bool, AppError> {
+        if view.whole() {
+            return Ok(true);
+        }
+        let entry = pb::LogEntry::decode(record.entry.as_slice()).map_err(|e| {
+            AppError::Store(StoreError::Corrupt { key: format!("event #{}", record.event_seq), reason: e.to_string() })
+        })?;
+        self.entry_visible(view, &entry).await
+    }
+
+    /// What `caller` may export of events `from..=to` (to 0: the end): the whole stretch for the operator, the
+    /// events it may read for anyone else.
+    pub async fn visible_range(&self, caller: &Caller, from: u64, to: u64) -> Result<ExportScope, AppError> {
+        if *caller == Caller::Operator {
+            return Ok(ExportScope::Range { from, to });
+        }
+        let end = if to == 0 { u64::MAX } else { to };
+        let mut view = self.log_view(caller);
+        let (mut events, mut next) = (BTreeSet::new(), from.max(1));
+        while next <= end {
+            let batch = self.log_records(next, 1000).await?;
+            let Some(last) = batch.last().map(|r| r.event_seq) else { break };
+            for rec in batch.iter().filter(|r| r.event_seq <= end) {
+                if self.record_visible(&mut view, rec).await? {
+                    events.insert(rec.event_seq);
+                }
+            }
+            next = last.saturating_add(1);
+        }
+        Ok(ExportScope::Events(events))
     }
 
     /// The document and every document reached from it by forwarding.
@@ -268,6 +303,8 @@ pub enum ExportScope {
     Document(String),
     /// Events `from..=to` (to 0: the end).
     Range { from: u64, to: u64 },
+    /// These events (with every registry change, as always): what a caller may read of a stretch.
+    Events(BTreeSet<u64>),
 }
 
 /// Checks a signed checkpoint against a log public key and decodes it.

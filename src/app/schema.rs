@@ -45,6 +45,10 @@ pub fn attachment_use(sha256: &str, document_id: &str) -> Vec<u8> {
 pub fn attachment_uses(sha256: &str) -> Vec<u8> {
     key(b"att/", &[sha256.as_bytes(), b""])
 }
+/// A unit that uploaded a file (value empty): the uploader may attach it, which knowing its hash does not allow.
+pub fn uploaded(sha256: &str, unit: &str) -> Vec<u8> {
+    key(b"upl/", &[sha256.as_bytes(), unit.as_bytes()])
+}
 
 /// An event by sequence number.
 pub fn event(seq: u64) -> Vec<u8> {

@@ -125,7 +125,8 @@ pub fn verify_file(
     print_report(&verify_bundle(&bundle, &trust), trusted, json)
 }
 
-/// Fetches the whole log from the server (with a consistency proof from `previous`) and verifies it.
+/// Fetches the log from the server (the whole log for the operator, the events an auditor may read otherwise; with
+/// a consistency proof from `previous`) and verifies it.
 pub async fn verify_live(
     c: &Client,
     log_key: Option<String>,
@@ -141,6 +142,13 @@ pub async fn verify_live(
         .map_or(0, |c| c.tree_size);
     let scope = pb::export_request::Scope::Range(pb::SeqRange { from_seq: 1, to_seq: 0 });
     let bundle = c.audit().export_bundle(pb::ExportRequest { scope: Some(scope), previous_size }).await?.into_inner();
+    if !bundle.complete && !json {
+        // An auditor gets the events it may read, each with its inclusion proof, not the whole log.
+        println!(
+            "note: the server sent the {} events you may read, each proved against the checkpoint",
+            bundle.entries.len()
+        );
+    }
     let trusted = trust.log_public_key.is_some() && trust.operator_public_key.is_some();
     print_report(&verify_bundle(&bundle, &trust), trusted, json)
 }

@@ -58,8 +58,7 @@ impl DeliveryService for DeliveryApi {
     async fn get_delivery(&self, req: Request<pb::GetDeliveryRequest>) -> Result<Response<pb::Delivery>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
-        self.app.may_see_delivery(&caller, &r.document_id, &r.recipient_unit_id).await?;
-        Ok(Response::new(self.app.delivery(&r.document_id, &r.recipient_unit_id).await?.into()))
+        Ok(Response::new(self.app.readable_delivery(&caller, &r.document_id, &r.recipient_unit_id).await?.into()))
     }
 
     async fn list_inbox(&self, req: Request<pb::ListInboxRequest>) -> Result<Response<pb::ListInboxReply>, Status> {

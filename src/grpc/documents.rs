@@ -8,7 +8,6 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::caller;
 use super::page;
-use crate::app::access::Caller;
 use crate::app::{App, AppError, statements};
 use crate::pb;
 use crate::pb::document_service_server::DocumentService;
@@ -76,6 +75,7 @@ impl DocumentService for DocumentApi {
         &self,
         req: Request<Streaming<pb::UploadChunk>>,
     ) -> Result<Response<pb::UploadReply>, Status> {
+        let caller = caller(&req)?;
         let mut stream = req.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty upload"))?;
         let expected = upload_meta(first)?;
@@ -101,6 +101,7 @@ impl DocumentService for DocumentApi {
             .await
             .map_err(AppError::from)?
             .map_err(AppError::from)?;
+        self.app.record_upload(&caller, &info.sha256).await?;
         Ok(Response::new(pb::UploadReply { sha256: info.sha256, size: info.size, newly_stored: info.newly_stored }))
     }
 
@@ -131,18 +132,12 @@ impl DocumentService for DocumentApi {
 
     async fn get_document(&self, req: Request<pb::GetDocumentRequest>) -> Result<Response<pb::Document>, Status> {
         let caller = caller(&req)?;
-        let id = match req.into_inner().key {
-            Some(pb::get_document_request::Key::Id(id)) => id,
-            Some(pb::get_document_request::Key::Number(n)) => match self.app.document_by_number(&n).await {
-                Ok(d) => d.id,
-                Err(AppError::NotFound(m)) if caller != Caller::Operator => {
-                    return Err(AppError::Denied(format!("{m} that you may read")).into());
-                }
-                Err(e) => return Err(e.into()),
-            },
+        let doc = match req.into_inner().key {
+            Some(pb::get_document_request::Key::Id(id)) => self.app.readable_document(&caller, &id).await?,
+            Some(pb::get_document_request::Key::Number(n)) => self.app.readable_by_number(&caller, &n).await?,
             None => return Err(Status::invalid_argument("give a document id or number")),
         };
-        Ok(Response::new(self.app.readable_document(&caller, &id).await?.into()))
+        Ok(Response::new(doc.into()))
     }
 
     async fn list_issued(&self, req: Request<pb::ListIssuedRequest>) -> Result<Response<pb::ListIssuedReply>, Status> {
