@@ -1,6 +1,7 @@
 //! Pure domain rules: numbers, titles, delivery states, jurisdiction, signatures. No I/O in here.
 pub mod error;
 pub mod jurisdiction;
+pub mod keys;
 pub mod merkle;
 pub mod model;
 pub mod names;
