@@ -717,6 +717,144 @@ mod tests {
         assert!(found.contains(&(Some(5), "registry")), "{found:?}");
     }
 
+    /// A province, a city and two of its districts, with finance bureaus keyed `p`, `c`, `d`, `e`.
+    fn tree(s: &mut Synthetic, keys: &[&Signer; 4]) {
+        let region = |code: &str, parent: &str, level: pb::Level| pb::Region {
+            code: code.into(),
+            name: code.into(),
+            parent_code: parent.into(),
+            level: level as i32,
+        };
+        let ids = ["370000.czt", "370300.czj", "370304.czj", "370302.czj"];
+        let places = [
+            ("370000", pb::Level::Province),
+            ("370300", pb::Level::City),
+            ("370304", pb::Level::County),
+            ("370302", pb::Level::County),
+        ];
+        let units = ids
+            .iter()
+            .zip(places)
+            .zip(keys)
+            .map(|((id, (code, level)), key)| pb::Unit {
+                id: (*id).into(),
+                full_name: format!("{id} 财政局"),
+                region_code: code.into(),
+                level: level as i32,
+                kind: pb::UnitKind::FinanceBureau as i32,
+                seal_keys: vec![key.seal_key()],
+                ..Default::default()
+            })
+            .collect();
+        let change = pb::RegistryChange {
+            request_id: "tree".into(),
+            regions: vec![
+                region("370000", "", pb::Level::Province),
+                region("370300", "370000", pb::Level::City),
+                region("370304", "370300", pb::Level::County),
+                region("370302", "370300", pb::Level::County),
+            ],
+            units,
+            ..Default::default()
+        };
+        let env = s.operator.envelope(&change);
+        s.push(pb::LogEventKind::RegistryChanged, "operator", 100, env);
+    }
+
+    fn key_change(
+        s: &mut Synthetic,
+        by: &Signer,
+        signer: &str,
+        unit: &str,
+        add: &Signer,
+        revoke: Option<(&str, i64)>,
+        at: i64,
+    ) {
+        let m = pb::ChangeUnitKeys {
+            request_id: format!("k{at}"),
+            signer_unit_id: signer.into(),
+            unit_id: unit.into(),
+            add_keys: vec![add.seal_key()],
+            revoke: revoke
+                .map(|(k, t)| pb::KeyRevocation { key_id: k.into(), revoked_at: ts(t), reason: String::new() })
+                .into_iter()
+                .collect(),
+        };
+        let env = by.envelope(&m);
+        let actor = if signer.is_empty() { "operator" } else { signer };
+        s.push(pb::LogEventKind::KeysChanged, actor, at, env);
+    }
+
+    fn checks(r: &Report) -> Vec<(Option<u64>, &'static str)> {
+        r.failures.iter().map(|f| (f.event_seq, f.check)).collect()
+    }
+
+    #[test]
+    fn a_parent_signed_rotation_teaches_the_new_key_and_retires_the_old() {
+        let (p, c, d, e) = (
+            Signer::from_secret("p", [10; 32]),
+            Signer::from_secret("c", [11; 32]),
+            Signer::from_secret("d", [12; 32]),
+            Signer::from_secret("e", [13; 32]),
+        );
+        let d2 = Signer::from_secret("d2", [14; 32]);
+        let mut s = Synthetic::new();
+        tree(&mut s, &[&p, &c, &d, &e]);
+        s.ack("370304.czj", &d, 150);
+        key_change(&mut s, &c, "370300.czj", "370304.czj", &d2, Some(("d", 200)), 200);
+        s.ack("370304.czj", &d2, 300);
+        let report = verify_bundle(&s.bundle(), &Trust::default());
+        assert!(report.ok(), "{:?}", report.failures);
+        assert_eq!(report.signatures_ok, 4);
+        // The old key after its revocation is flagged; the operator may rekey anyone.
+        s.ack("370304.czj", &d, 400);
+        let op = s.operator.clone();
+        key_change(&mut s, &op, "", "370000.czt", &Signer::from_secret("p2", [15; 32]), None, 500);
+        assert_eq!(checks(&verify_bundle(&s.bundle(), &Trust::default())), vec![(Some(5), "signature")]);
+    }
+
+    #[test]
+    fn key_changes_by_others_than_the_parent_are_named() {
+        let (p, c, d, e) = (
+            Signer::from_secret("p", [10; 32]),
+            Signer::from_secret("c", [11; 32]),
+            Signer::from_secret("d", [12; 32]),
+            Signer::from_secret("e", [13; 32]),
+        );
+        let x = Signer::from_secret("x", [16; 32]);
+        let mut s = Synthetic::new();
+        tree(&mut s, &[&p, &c, &d, &e]);
+        key_change(&mut s, &e, "370302.czj", "370304.czj", &x, None, 200); // a sibling
+        key_change(&mut s, &p, "370000.czt", "370304.czj", &x, None, 210); // the grandparent
+        key_change(&mut s, &d, "370304.czj", "370304.czj", &x, None, 220); // itself
+        key_change(&mut s, &d, "370300.czj", "370304.czj", &x, None, 230); // the child's key, claiming the parent
+        key_change(&mut s, &x, "", "370304.czj", &x, None, 240); // not the operator key
+        s.ack("370304.czj", &x, 300); // a key no valid change registered
+        let report = verify_bundle(&s.bundle(), &Trust::default());
+        let found = checks(&report);
+        for seq in 2..=6 {
+            assert!(found.contains(&(Some(seq), "keys")), "event #{seq}: {:?}", report.failures);
+        }
+        assert!(found.contains(&(Some(7), "key")), "{:?}", report.failures);
+        assert!(report.failures[0].detail.contains("370300.czj"), "{}", report.failures[0].detail);
+    }
+
+    #[test]
+    fn a_key_change_signed_with_a_key_compromised_before_it_is_flagged() {
+        let (p, c, d, e) = (
+            Signer::from_secret("p", [10; 32]),
+            Signer::from_secret("c", [11; 32]),
+            Signer::from_secret("d", [12; 32]),
+            Signer::from_secret("e", [13; 32]),
+        );
+        let mut s = Synthetic::new();
+        tree(&mut s, &[&p, &c, &d, &e]);
+        key_change(&mut s, &c, "370300.czj", "370304.czj", &Signer::from_secret("d2", [14; 32]), None, 300);
+        // Later the province finds the city's key was stolen at 250, before it signed that change.
+        key_change(&mut s, &p, "370000.czt", "370300.czj", &Signer::from_secret("c2", [17; 32]), Some(("c", 250)), 400);
+        assert_eq!(checks(&verify_bundle(&s.bundle(), &Trust::default())), vec![(Some(2), "signature")]);
+    }
+
     #[test]
     fn a_forked_checkpoint_is_rejected() {
         let mut s = Synthetic::new();
