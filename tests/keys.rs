@@ -448,3 +448,49 @@ async fn the_verifier_names_a_key_change_altered_to_come_from_a_sibling() {
     assert!(keys[0].detail.contains(SIBLING) && keys[0].detail.contains(ZIBO), "{}", keys[0].detail);
     assert!(keys[0].to_string().starts_with(&format!("event #{seq}: keys check failed")), "{}", keys[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gongwen_keys_rotates_a_childs_seal_from_the_command_line() {
+    use gongwen::cli::client::Client;
+    use gongwen::cli::keystore::Keystore;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    let operator = Keystore::new(&keys).generate("operator", None).expect("operator key");
+    let mut cfg = gongwen::server::ServerConfig::new(dir.path().join("data"));
+    cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.cache_bytes = 16 << 20;
+    cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
+    let running = gongwen::server::start(cfg).await.expect("server");
+    let addr = format!("http://{}", running.addr);
+    let client = Client::connect(&addr, &keys, "operator", false).await.expect("client");
+    client.load_registry(gongwen::registry_file::BUNDLED, true, &[]).await.expect("registry");
+    let old = Keystore::new(&keys).load(BOSHAN).expect("Boshan's key").key_id;
+    let new_keys = dir.path().join("new-keys");
+    let (keys_arg, new_arg) = (keys.to_string_lossy().into_owned(), new_keys.to_string_lossy().into_owned());
+    let gongwen = |args: &[&str]| {
+        let mut all = vec!["--server", addr.as_str(), "--keys", keys_arg.as_str()];
+        all.extend_from_slice(args);
+        std::process::Command::new(env!("CARGO_BIN_EXE_gongwen")).args(&all).output().expect("run gongwen")
+    };
+    let text = |o: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    };
+    let o = gongwen(&["keygen", BOSHAN, "--keys", &new_arg]);
+    assert!(o.status.success(), "{}", text(&o));
+    let new = Keystore::new(&new_keys).load(BOSHAN).expect("the new key").key_id;
+
+    // A sibling may not; the parent may.
+    let o = gongwen(&["keys", "add", "--unit", BOSHAN, "--as", SIBLING, "--from", &new_arg, "--revoke", &old]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("PERMISSION_DENIED"), "{}", text(&o));
+    let o = gongwen(&["keys", "add", "--unit", BOSHAN, "--as", ZIBO, "--from", &new_arg, "--revoke", &old]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("2 key change(s)"), "{}", text(&o));
+    let o = gongwen(&["keys", "revoke", "--unit", BOSHAN, "--as", ZIBO, "--key-id", &old, "--at", "not a time"]);
+    assert!(!o.status.success() && text(&o).contains("RFC 3339"), "{}", text(&o));
+
+    let unit = client.registry().get_unit(pb::GetUnitRequest { id: BOSHAN.into() }).await.expect("unit").into_inner();
+    let state: Vec<(String, bool)> =
+        unit.seal_keys.iter().map(|k| (k.key_id.clone(), k.revoked_at.is_some())).collect();
+    assert_eq!(state, vec![(old, true), (new, false)]);
+}
