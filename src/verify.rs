@@ -232,9 +232,10 @@ struct KnownKey {
     added_at: u64,
 }
 
-/// Registry changes signed by the operator teach unit keys (first pass, so a revocation recorded later but dated
-/// earlier — a compromised key — applies to everything signed after its date); every other entry must then be
-/// signed by its actor's key, registered before it and valid when the server recorded it.
+/// Registry changes signed by the operator, and key changes signed by the operator or the unit's parent unit,
+/// teach unit keys (first pass, so a revocation recorded later but dated earlier — a compromised key — applies to
+/// everything signed after its date, key changes included); every other entry must then be signed by its actor's
+/// key, registered before it and valid when the server recorded it.
 fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
     let operator_key = trust.operator_public_key.as_deref().unwrap_or(&bundle.operator_public_key);
     if operator_key != bundle.operator_public_key.as_slice() {

@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn the_nearest_rank_wins_and_a_tie_is_ambiguous() {
         let mut r = shandong();
-        // A township-rank unit in Boshan's region: the county bureau is nearer than nothing else there.
+        // A township-rank unit in Boshan's region answers to the county-rank bureau beside it.
         unit(&mut r, "370304.x", "370304", Level::Township, UnitKind::AuditBureau);
         assert_eq!(parent(&r, "370304.x"), Ok("370304.sjj".into()));
         unit(&mut r, "370304.sjj2", "370304", Level::County, UnitKind::AuditBureau);
