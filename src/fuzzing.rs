@@ -331,6 +331,7 @@ fn check_envelope(env: &pb::SignedEnvelope) {
     open_statement::<pb::SubmitReport>(env);
     open_statement::<pb::Complete>(env);
     open_statement::<pb::Remind>(env);
+    open_statement::<pb::ChangeUnitKeys>(env);
 }
 
 /// A statement type with the checks its RPC makes before anything is looked up; returns the acting unit.
@@ -342,6 +343,24 @@ impl Checked for pb::RegistryChange {
     fn check(&self) -> Option<String> {
         check_registry_change(self);
         None
+    }
+}
+
+impl Checked for pb::ChangeUnitKeys {
+    fn check(&self) -> Option<String> {
+        let base = base_registry();
+        let signer = (!self.signer_unit_id.is_empty()).then_some(self.signer_unit_id.as_str());
+        let now = Utc::now();
+        if let Ok((unit, keys)) = registry::check_key_change(base, signer, self, now) {
+            assert_eq!(unit.id, self.unit_id);
+            assert!(unit.keys.iter().any(|k| k.revoked_at.is_none_or(|t| t > now)), "a key change left no valid key");
+            assert_eq!(keys as usize, self.add_keys.len() + self.revoke.len());
+            if let (Some(signer), Some(before)) = (signer, base.units.get(&self.unit_id)) {
+                let parent = crate::domain::keys::parent_unit(base, before).map(|p| p.id.as_str());
+                assert_eq!(parent, Ok(signer), "a key change by someone other than the parent unit was accepted");
+            }
+        }
+        Some(if self.signer_unit_id.is_empty() { "operator".into() } else { self.signer_unit_id.clone() })
     }
 }
 
@@ -779,6 +798,7 @@ pub const REQUESTS: &[(&str, Check)] = &[
     ("TraceService/Trace", |_, b| plain::<pb::TraceRequest>(b)),
     ("TraceService/ListNotActed", |_, b| plain::<pb::TraceRequest>(b)),
     ("DocumentService/ImportDocument", |_, b| signed::<pb::ImportDocument>(b)),
+    ("RegistryService/ChangeUnitKeys", |_, b| signed::<pb::ChangeUnitKeys>(b)),
 ];
 
 /// Fuzz target `requests`: byte 0 picks the request type from [`REQUESTS`], byte 1 is state (log size for

@@ -28,7 +28,8 @@ statements!(
     SubmitReport,
     Complete,
     Remind,
-    ImportDocument
+    ImportDocument,
+    ChangeUnitKeys
 );
 
 /// A unit's (or the operator's) signing key.

@@ -1,5 +1,6 @@
 //! The offline verifier: checks an audit bundle without trusting the server. Every unit signature against keys
-//! learnt from operator-signed registry changes, every key's validity at signing time, the Merkle root against
+//! learnt from operator-signed registry changes and from key changes signed by the operator or by the unit's
+//! parent unit (with a key it held at the time), every key's validity at signing time, the Merkle root against
 //! the signed checkpoint (or each inclusion proof), the order and completeness of the entries, and consistency
 //! with an older checkpoint. Pure: bytes in, a report out.
 use std::collections::HashMap;
@@ -9,8 +10,9 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 
 use crate::app::log::open_checkpoint;
+use crate::domain::keys::parent_unit;
 use crate::domain::merkle::{self, Hash};
-use crate::domain::model::{KeyAlgorithm, SealKey};
+use crate::domain::model::{KeyAlgorithm, Region, Registry, SealKey, Unit};
 use crate::domain::seal;
 use crate::pb;
 use crate::signing::Statement;
@@ -20,8 +22,8 @@ use crate::signing::Statement;
 pub struct Failure {
     /// The event concerned, if the failure is about one.
     pub event_seq: Option<u64>,
-    /// Which check: checkpoint, order, missing, inclusion, root, entry, registry, key, signature, actor,
-    /// consistency.
+    /// Which check: checkpoint, order, missing, inclusion, root, entry, registry, keys (a key change by someone
+    /// who may not make it), key, signature, actor, consistency.
     pub check: &'static str,
     /// What exactly is wrong.
     pub detail: String,
@@ -96,6 +98,9 @@ pub(crate) fn statement_actor(env: &pb::SignedEnvelope) -> Result<String, String
         t if t == pb::SubmitReport::TYPE => unit::<pb::SubmitReport>(p, |m| m.unit_id),
         t if t == pb::Complete::TYPE => unit::<pb::Complete>(p, |m| m.unit_id),
         t if t == pb::Remind::TYPE => unit::<pb::Remind>(p, |m| m.unit_id),
+        t if t == pb::ChangeUnitKeys::TYPE => unit::<pb::ChangeUnitKeys>(p, |m| {
+            if m.signer_unit_id.is_empty() { OPERATOR.to_owned() } else { m.signer_unit_id }
+        }),
         other => Err(format!("unknown payload type {other:?}")),
     }
 }
@@ -121,6 +126,7 @@ pub(crate) fn expected_type(kind: i32) -> Option<&'static str> {
         K::Completed => pb::Complete::TYPE,
         K::Reminded => pb::Remind::TYPE,
         K::Imported => pb::ImportDocument::TYPE,
+        K::KeysChanged => pb::ChangeUnitKeys::TYPE,
         K::Unspecified => return None,
     })
 }
@@ -226,9 +232,10 @@ struct KnownKey {
     added_at: u64,
 }
 
-/// Registry changes signed by the operator teach unit keys (first pass, so a revocation recorded later but dated
-/// earlier — a compromised key — applies to everything signed after its date); every other entry must then be
-/// signed by its actor's key, registered before it and valid when the server recorded it.
+/// Registry changes signed by the operator, and key changes signed by the operator or the unit's parent unit,
+/// teach unit keys (first pass, so a revocation recorded later but dated earlier — a compromised key — applies to
+/// everything signed after its date, key changes included); every other entry must then be signed by its actor's
+/// key, registered before it and valid when the server recorded it.
 fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
     let operator_key = trust.operator_public_key.as_deref().unwrap_or(&bundle.operator_public_key);
     if operator_key != bundle.operator_public_key.as_slice() {
@@ -260,7 +267,17 @@ fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
         entries.push((e.event_seq, entry, env, at));
     }
     let mut keys: HashMap<String, KnownKey> = HashMap::new();
+    // Regions and units as the registry changes so far describe them: who is whose parent unit.
+    let mut registry = Registry::default();
+    let mut by_parents = vec![];
     for (event_seq, entry, env, at) in &entries {
+        if entry.kind == pb::LogEventKind::KeysChanged as i32 {
+            let event = KeyEvent { seq: *event_seq, entry, env, at: *at };
+            if let Some(signed_with) = learn_key_change(&event, &operator, &registry, &mut keys, r) {
+                by_parents.push((event, signed_with));
+            }
+            continue;
+        }
         if !by_operator(entry.kind) {
             continue;
         }
@@ -290,12 +307,25 @@ fn check_signatures(bundle: &pb::AuditBundle, trust: &Trust, r: &mut Report) {
             continue;
         }
         match pb::RegistryChange::decode(env.payload.as_slice()) {
-            Ok(change) => learn_keys(&change, &mut keys, *event_seq, *at, r),
+            Ok(change) => {
+                learn_units(&change, &mut registry);
+                learn_keys(&change, &mut keys, *event_seq, *at, r);
+            }
             Err(err) => r.fail(seq, "registry", format!("the registry change does not decode: {err}")),
         }
     }
+    // A parent's key revoked later but dated before its key change (a compromise) voids that change's signature.
+    for (event, key_id) in &by_parents {
+        let Some(known) = keys.get(key_id) else { continue };
+        if let Err(err) =
+            seal::verify(&known.key, &event.env.payload_type, &event.env.payload, &event.env.signature, event.at)
+        {
+            r.signatures_ok = r.signatures_ok.saturating_sub(1);
+            r.fail(Some(event.seq), "signature", format!("key change: {err}"));
+        }
+    }
     for (seq, entry, env, at) in &entries {
-        if by_operator(entry.kind) {
+        if by_operator(entry.kind) || entry.kind == pb::LogEventKind::KeysChanged as i32 {
             continue;
         }
         let seq = Some(*seq);
@@ -355,6 +385,133 @@ fn add_key(keys: &mut HashMap<String, KnownKey>, owner: &str, k: &pb::SealKey, s
     keys.entry(k.key_id.clone()).or_insert(KnownKey { owner: owner.to_owned(), key, added_at: seq });
 }
 
+/// Regions and units of a registry change, for finding parent units; what does not convert is left out (the
+/// server would have refused it, so no key change can rest on it).
+fn learn_units(change: &pb::RegistryChange, registry: &mut Registry) {
+    for region in &change.regions {
+        if let Ok(region) = Region::try_from(region.clone()) {
+            registry.regions.insert(region.code.clone(), region);
+        }
+    }
+    for unit in &change.units {
+        if let Ok(unit) = Unit::try_from(pb::Unit { seal_keys: vec![], ..unit.clone() }) {
+            registry.units.insert(unit.id.clone(), unit);
+        }
+    }
+}
+
+/// A `KEYS_CHANGED` entry being checked.
+struct KeyEvent<'a> {
+    seq: u64,
+    entry: &'a pb::LogEntry,
+    env: &'a pb::SignedEnvelope,
+    at: DateTime<Utc>,
+}
+
+/// Checks a key change — signed by the operator, or by the changed unit's parent unit with a key registered
+/// before and valid at the time — and applies it. Returns the parent's key id, to be checked again once every
+/// revocation in the bundle is known.
+fn learn_key_change(
+    e: &KeyEvent<'_>,
+    operator: &SealKey,
+    registry: &Registry,
+    keys: &mut HashMap<String, KnownKey>,
+    r: &mut Report,
+) -> Option<String> {
+    let seq = Some(e.seq);
+    let change = match pb::ChangeUnitKeys::decode(e.env.payload.as_slice()) {
+        Ok(c) => c,
+        Err(err) => {
+            r.fail(seq, "keys", format!("the key change does not decode: {err}"));
+            return None;
+        }
+    };
+    let target = &change.unit_id;
+    let signer = if change.signer_unit_id.is_empty() { OPERATOR } else { change.signer_unit_id.as_str() };
+    if e.entry.actor != signer {
+        r.fail(seq, "actor", format!("a key change signed for {signer} is recorded for {}", e.entry.actor));
+    }
+    let mut parent_key = None;
+    let key = if signer == OPERATOR {
+        if e.env.key_id != operator.key_id {
+            r.fail(
+                seq,
+                "keys",
+                format!("the key change for {target} is signed by {:?}, not the operator key", e.env.key_id),
+            );
+            return None;
+        }
+        operator
+    } else {
+        let Some(known) = keys.get(&e.env.key_id).filter(|k| k.added_at < e.seq) else {
+            r.fail(seq, "keys", format!("key {:?} was never registered before this key change", e.env.key_id));
+            return None;
+        };
+        if known.owner != signer {
+            r.fail(
+                seq,
+                "keys",
+                format!("key {:?} belongs to {}, not to the signer {signer}", e.env.key_id, known.owner),
+            );
+            return None;
+        }
+        let parent = registry.units.get(target).ok_or(None).and_then(|u| parent_unit(registry, u).map_err(Some));
+        match parent {
+            Ok(p) if p.id == signer => {}
+            Ok(p) => {
+                r.fail(
+                    seq,
+                    "keys",
+                    format!(
+                        "{signer} changed the keys of {target}, whose parent unit is {}: only it or the operator may",
+                        p.id
+                    ),
+                );
+                return None;
+            }
+            Err(_) => {
+                r.fail(
+                    seq,
+                    "keys",
+                    format!("{signer} changed the keys of {target}, which has no parent unit: only the operator may"),
+                );
+                return None;
+            }
+        }
+        parent_key = Some(e.env.key_id.clone());
+        &known.key
+    };
+    if let Err(err) = seal::verify(key, &e.env.payload_type, &e.env.payload, &e.env.signature, e.at) {
+        r.fail(seq, "signature", format!("key change: {err}"));
+        return None;
+    }
+    r.signatures_ok += 1;
+    for k in &change.add_keys {
+        add_key(keys, target, k, e.seq, r);
+    }
+    for rv in &change.revoke {
+        revoke_known(keys, target, rv, e.seq, e.at, r);
+    }
+    parent_key
+}
+
+fn revoke_known(
+    keys: &mut HashMap<String, KnownKey>,
+    unit: &str,
+    rv: &pb::KeyRevocation,
+    seq: u64,
+    at: DateTime<Utc>,
+    r: &mut Report,
+) {
+    match keys.get_mut(&rv.key_id) {
+        Some(known) if known.owner == unit => {
+            let when = time_of(&rv.revoked_at).unwrap_or(at);
+            known.key.revoked_at = Some(known.key.revoked_at.map_or(when, |old| old.min(when)));
+        }
+        _ => r.fail(Some(seq), "registry", format!("{unit} revokes key {:?}, which is not its own", rv.key_id)),
+    }
+}
+
 /// Applies one registry change recorded at `at` (the server's time for a revocation that names none).
 fn learn_keys(
     change: &pb::RegistryChange,
@@ -371,17 +528,7 @@ fn learn_keys(
     for kc in &change.key_changes {
         match &kc.change {
             Some(pb::key_change::Change::Add(k)) => add_key(keys, &kc.unit_id, k, seq, r),
-            Some(pb::key_change::Change::Revoke(rv)) => match keys.get_mut(&rv.key_id) {
-                Some(known) if known.owner == kc.unit_id => {
-                    let when = time_of(&rv.revoked_at).unwrap_or(at);
-                    known.key.revoked_at = Some(known.key.revoked_at.map_or(when, |old| old.min(when)));
-                }
-                _ => r.fail(
-                    Some(seq),
-                    "registry",
-                    format!("{} revokes key {:?}, which is not its own", kc.unit_id, rv.key_id),
-                ),
-            },
+            Some(pb::key_change::Change::Revoke(rv)) => revoke_known(keys, &kc.unit_id, rv, seq, at, r),
             None => {}
         }
     }
@@ -569,6 +716,144 @@ mod tests {
         assert!(found.contains(&(Some(1), "key")), "{found:?}");
         assert!(found.contains(&(Some(4), "actor")), "{found:?}");
         assert!(found.contains(&(Some(5), "registry")), "{found:?}");
+    }
+
+    /// A province, a city and two of its districts, with finance bureaus keyed `p`, `c`, `d`, `e`.
+    fn tree(s: &mut Synthetic, keys: &[&Signer; 4]) {
+        let region = |code: &str, parent: &str, level: pb::Level| pb::Region {
+            code: code.into(),
+            name: code.into(),
+            parent_code: parent.into(),
+            level: level as i32,
+        };
+        let ids = ["370000.czt", "370300.czj", "370304.czj", "370302.czj"];
+        let places = [
+            ("370000", pb::Level::Province),
+            ("370300", pb::Level::City),
+            ("370304", pb::Level::County),
+            ("370302", pb::Level::County),
+        ];
+        let units = ids
+            .iter()
+            .zip(places)
+            .zip(keys)
+            .map(|((id, (code, level)), key)| pb::Unit {
+                id: (*id).into(),
+                full_name: format!("{id} 财政局"),
+                region_code: code.into(),
+                level: level as i32,
+                kind: pb::UnitKind::FinanceBureau as i32,
+                seal_keys: vec![key.seal_key()],
+                ..Default::default()
+            })
+            .collect();
+        let change = pb::RegistryChange {
+            request_id: "tree".into(),
+            regions: vec![
+                region("370000", "", pb::Level::Province),
+                region("370300", "370000", pb::Level::City),
+                region("370304", "370300", pb::Level::County),
+                region("370302", "370300", pb::Level::County),
+            ],
+            units,
+            ..Default::default()
+        };
+        let env = s.operator.envelope(&change);
+        s.push(pb::LogEventKind::RegistryChanged, "operator", 100, env);
+    }
+
+    fn key_change(
+        s: &mut Synthetic,
+        by: &Signer,
+        signer: &str,
+        unit: &str,
+        add: &Signer,
+        revoke: Option<(&str, i64)>,
+        at: i64,
+    ) {
+        let m = pb::ChangeUnitKeys {
+            request_id: format!("k{at}"),
+            signer_unit_id: signer.into(),
+            unit_id: unit.into(),
+            add_keys: vec![add.seal_key()],
+            revoke: revoke
+                .map(|(k, t)| pb::KeyRevocation { key_id: k.into(), revoked_at: ts(t), reason: String::new() })
+                .into_iter()
+                .collect(),
+        };
+        let env = by.envelope(&m);
+        let actor = if signer.is_empty() { "operator" } else { signer };
+        s.push(pb::LogEventKind::KeysChanged, actor, at, env);
+    }
+
+    fn checks(r: &Report) -> Vec<(Option<u64>, &'static str)> {
+        r.failures.iter().map(|f| (f.event_seq, f.check)).collect()
+    }
+
+    #[test]
+    fn a_parent_signed_rotation_teaches_the_new_key_and_retires_the_old() {
+        let (p, c, d, e) = (
+            Signer::from_secret("p", [10; 32]),
+            Signer::from_secret("c", [11; 32]),
+            Signer::from_secret("d", [12; 32]),
+            Signer::from_secret("e", [13; 32]),
+        );
+        let d2 = Signer::from_secret("d2", [14; 32]);
+        let mut s = Synthetic::new();
+        tree(&mut s, &[&p, &c, &d, &e]);
+        s.ack("370304.czj", &d, 150);
+        key_change(&mut s, &c, "370300.czj", "370304.czj", &d2, Some(("d", 200)), 200);
+        s.ack("370304.czj", &d2, 300);
+        let report = verify_bundle(&s.bundle(), &Trust::default());
+        assert!(report.ok(), "{:?}", report.failures);
+        assert_eq!(report.signatures_ok, 4);
+        // The old key after its revocation is flagged; the operator may rekey anyone.
+        s.ack("370304.czj", &d, 400);
+        let op = s.operator.clone();
+        key_change(&mut s, &op, "", "370000.czt", &Signer::from_secret("p2", [15; 32]), None, 500);
+        assert_eq!(checks(&verify_bundle(&s.bundle(), &Trust::default())), vec![(Some(5), "signature")]);
+    }
+
+    #[test]
+    fn key_changes_by_others_than_the_parent_are_named() {
+        let (p, c, d, e) = (
+            Signer::from_secret("p", [10; 32]),
+            Signer::from_secret("c", [11; 32]),
+            Signer::from_secret("d", [12; 32]),
+            Signer::from_secret("e", [13; 32]),
+        );
+        let x = Signer::from_secret("x", [16; 32]);
+        let mut s = Synthetic::new();
+        tree(&mut s, &[&p, &c, &d, &e]);
+        key_change(&mut s, &e, "370302.czj", "370304.czj", &x, None, 200); // a sibling
+        key_change(&mut s, &p, "370000.czt", "370304.czj", &x, None, 210); // the grandparent
+        key_change(&mut s, &d, "370304.czj", "370304.czj", &x, None, 220); // itself
+        key_change(&mut s, &d, "370300.czj", "370304.czj", &x, None, 230); // the child's key, claiming the parent
+        key_change(&mut s, &x, "", "370304.czj", &x, None, 240); // not the operator key
+        s.ack("370304.czj", &x, 300); // a key no valid change registered
+        let report = verify_bundle(&s.bundle(), &Trust::default());
+        let found = checks(&report);
+        for seq in 2..=6 {
+            assert!(found.contains(&(Some(seq), "keys")), "event #{seq}: {:?}", report.failures);
+        }
+        assert!(found.contains(&(Some(7), "key")), "{:?}", report.failures);
+        assert!(report.failures[0].detail.contains("370300.czj"), "{}", report.failures[0].detail);
+    }
+
+    #[test]
+    fn a_key_change_signed_with_a_key_compromised_before_it_is_flagged() {
+        let (p, c, d, e) = (
+            Signer::from_secret("p", [10; 32]),
+            Signer::from_secret("c", [11; 32]),
+            Signer::from_secret("d", [12; 32]),
+            Signer::from_secret("e", [13; 32]),
+        );
+        let mut s = Synthetic::new();
+        tree(&mut s, &[&p, &c, &d, &e]);
+        key_change(&mut s, &c, "370300.czj", "370304.czj", &Signer::from_secret("d2", [14; 32]), None, 300);
+        // Later the province finds the city's key was stolen at 250, before it signed that change.
+        key_change(&mut s, &p, "370000.czt", "370300.czj", &Signer::from_secret("c2", [17; 32]), Some(("c", 250)), 400);
+        assert_eq!(checks(&verify_bundle(&s.bundle(), &Trust::default())), vec![(Some(2), "signature")]);
     }
 
     #[test]

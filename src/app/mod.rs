@@ -461,6 +461,7 @@ fn log_kind(kind: EventKind) -> pb::LogEventKind {
         EventKind::Completed => pb::LogEventKind::Completed,
         EventKind::Reminded => pb::LogEventKind::Reminded,
         EventKind::Imported => pb::LogEventKind::Imported,
+        EventKind::KeysChanged => pb::LogEventKind::KeysChanged,
     }
 }
 

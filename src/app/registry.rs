@@ -1,6 +1,11 @@
 //! Registry operations: signed registry changes by the operator, and registry reads.
 use super::{App, AppError, FirstResult, remember, replayed, schema};
-use crate::domain::model::{EventKind, Group, Region, Registry, Unit};
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::keys::{self, NoParent};
+use crate::domain::model::{EventKind, Group, Region, Registry, SealKey, Unit};
 use crate::pb;
 use crate::store::{Store, StoreError};
 
@@ -67,7 +72,7 @@ fn count(n: usize) -> u32 {
 pub(crate) fn check_change(
     current: &Registry,
     change: pb::RegistryChange,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Additions, AppError> {
     let mut next = current.clone();
     let mut add = Additions {
@@ -80,7 +85,7 @@ pub(crate) fn check_change(
         rekeyed: vec![],
         next: Registry::default(),
     };
-    let mut key_ids: std::collections::HashSet<String> =
+    let mut key_ids: HashSet<String> =
         current.units.values().flat_map(|u| u.keys.iter().map(|k| k.key_id.clone())).collect();
     for r in change.regions {
         let region = Region::try_from(r)?;
@@ -184,34 +189,8 @@ pub(crate) fn check_change(
             .get_mut(&kc.unit_id)
             .ok_or_else(|| AppError::NotFound(format!("key change: unknown unit {:?}", kc.unit_id)))?;
         match kc.change {
-            Some(pb::key_change::Change::Add(k)) => {
-                let key = crate::domain::model::SealKey::try_from(k)?;
-                if !key_ids.insert(key.key_id.clone()) {
-                    return Err(AppError::AlreadyExists(format!("seal key id {} is already registered", key.key_id)));
-                }
-                unit.keys.push(key);
-            }
-            Some(pb::key_change::Change::Revoke(r)) => {
-                let at = match &r.revoked_at {
-                    Some(t) => chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
-                        .ok_or_else(|| AppError::field("revoked_at", "out of range"))?,
-                    None => now,
-                };
-                let key = unit
-                    .keys
-                    .iter_mut()
-                    .find(|k| k.key_id == r.key_id)
-                    .ok_or_else(|| AppError::NotFound(format!("unit {} has no key {:?}", kc.unit_id, r.key_id)))?;
-                if let Some(earlier) = key.revoked_at
-                    && earlier <= at
-                {
-                    return Err(AppError::Precondition(format!(
-                        "key {} is already revoked since {earlier}; a revocation can only move earlier",
-                        r.key_id
-                    )));
-                }
-                key.revoked_at = Some(at);
-            }
+            Some(pb::key_change::Change::Add(k)) => add_key(unit, k, &mut key_ids)?,
+            Some(pb::key_change::Change::Revoke(r)) => revoke_key(unit, &r, now)?,
             None => return Err(AppError::field("key_changes", "add or revoke is required")),
         }
         add.keys_changed += 1;
@@ -221,6 +200,101 @@ pub(crate) fn check_change(
     }
     add.next = next;
     Ok(add)
+}
+
+/// Adds a new key to `unit`; `taken` holds every key id in the registry, and gets this one.
+fn add_key(unit: &mut Unit, k: pb::SealKey, taken: &mut HashSet<String>) -> Result<(), AppError> {
+    let key = SealKey::try_from(k)?;
+    if !taken.insert(key.key_id.clone()) {
+        return Err(AppError::AlreadyExists(format!("seal key id {} is already registered", key.key_id)));
+    }
+    unit.keys.push(key);
+    Ok(())
+}
+
+/// Revokes one of `unit`'s keys from the given time (`now` when unset). A compromise may be dated in the past;
+/// a revocation may only move earlier, since moving it later would revive signatures already refused.
+fn revoke_key(unit: &mut Unit, r: &pb::KeyRevocation, now: DateTime<Utc>) -> Result<(), AppError> {
+    let at = match &r.revoked_at {
+        Some(t) => DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+            .ok_or_else(|| AppError::field("revoked_at", "out of range"))?,
+        None => now,
+    };
+    let key = unit
+        .keys
+        .iter_mut()
+        .find(|k| k.key_id == r.key_id)
+        .ok_or_else(|| AppError::NotFound(format!("unit {} has no key {:?}", unit.id, r.key_id)))?;
+    if let Some(earlier) = key.revoked_at
+        && earlier <= at
+    {
+        return Err(AppError::Precondition(format!(
+            "key {} is already revoked since {earlier}; a revocation can only move earlier",
+            r.key_id
+        )));
+    }
+    key.revoked_at = Some(at);
+    Ok(())
+}
+
+/// Checks a `ChangeUnitKeys` for `signer` (`None`: the operator) against `current`: the signer must be the
+/// unit's parent unit, and the unit must keep a key that is not revoked at `now`. Returns the unit as it is after.
+pub(crate) fn check_key_change(
+    current: &Registry,
+    signer: Option<&str>,
+    change: &pb::ChangeUnitKeys,
+    now: DateTime<Utc>,
+) -> Result<(Unit, u32), AppError> {
+    let target = current
+        .units
+        .get(&change.unit_id)
+        .ok_or_else(|| AppError::NotFound(format!("unknown unit {:?}", change.unit_id)))?;
+    if let Some(signer) = signer {
+        may_change_keys(current, signer, target)?;
+    }
+    if change.add_keys.is_empty() && change.revoke.is_empty() {
+        return Err(AppError::field("add_keys", "a key change adds or revokes at least one key"));
+    }
+    let mut taken: HashSet<String> =
+        current.units.values().flat_map(|u| u.keys.iter().map(|k| k.key_id.clone())).collect();
+    let mut unit = target.clone();
+    for k in &change.add_keys {
+        add_key(&mut unit, k.clone(), &mut taken)?;
+    }
+    for (i, r) in change.revoke.iter().enumerate() {
+        if change.revoke[..i].iter().any(|o| o.key_id == r.key_id) {
+            return Err(AppError::field("revoke", format!("key {:?} is revoked twice in one change", r.key_id)));
+        }
+        revoke_key(&mut unit, r, now)?;
+    }
+    if !unit.keys.iter().any(|k| k.revoked_at.is_none_or(|t| t > now)) {
+        return Err(AppError::Precondition(format!(
+            "{} would keep no valid seal key; add its new key in the same change (retiring a unit is the operator's, \
+             through a registry change)",
+            unit.full_name
+        )));
+    }
+    Ok((unit, count(change.add_keys.len() + change.revoke.len())))
+}
+
+/// PERMISSION_DENIED unless `signer` is `target`'s parent unit.
+fn may_change_keys(registry: &Registry, signer: &str, target: &Unit) -> Result<(), AppError> {
+    match keys::parent_unit(registry, target) {
+        Ok(parent) if parent.id == signer => Ok(()),
+        Ok(parent) => Err(AppError::Denied(format!(
+            "only {} ({}), the parent unit of {}, or the operator may change its keys; {signer} may not",
+            parent.full_name, parent.id, target.full_name
+        ))),
+        Err(NoParent::None) => Err(AppError::Denied(format!(
+            "{} has no parent unit in the registry, so only the operator may change its keys",
+            target.full_name
+        ))),
+        Err(NoParent::Ambiguous(candidates)) => Err(AppError::Denied(format!(
+            "{} has no single parent unit ({} qualify equally), so only the operator may change its keys",
+            target.full_name,
+            candidates.join(", ")
+        ))),
+    }
 }
 
 pub(super) const OPERATOR_ACTOR: &str = "operator";
@@ -317,6 +391,57 @@ impl App {
             .await;
         let (summary, changed) = summary?;
         if changed {
+            self.set_snapshot(next);
+        }
+        Ok(summary)
+    }
+
+    /// Applies a signed `ChangeUnitKeys`: the parent unit's (with a seal valid now) or the operator's.
+    pub async fn change_unit_keys(&self, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
+        let signed = self.open_envelope::<pb::ChangeUnitKeys>(&envelope)?;
+        let signer = signed.statement.signer_unit_id.clone();
+        let actor = if signer.is_empty() {
+            self.verify_operator(&envelope)?;
+            OPERATOR_ACTOR.to_owned()
+        } else {
+            self.verify_unit(&self.snapshot(), &signer, &envelope)?;
+            signer
+        };
+        let _guard = self.registry_lock.lock().await;
+        let current = self.snapshot();
+        let at = self.now();
+        let by = (actor != OPERATOR_ACTOR).then_some(actor.as_str());
+        // Kept as a result: an identical retry gets its first answer even though the change no longer applies.
+        let checked = check_key_change(&current.registry, by, &signed.statement, at);
+        let request_id = signed.statement.request_id.clone();
+        let digest = signed.digest;
+        let envelope_bytes = signed.envelope;
+        let written_actor = actor.clone();
+        let (summary, unit) = self
+            .write(move |tx| {
+                let actor = written_actor;
+                if let Some(first) = replayed(tx, &actor, &request_id, &digest)? {
+                    return match first {
+                        FirstResult::Registry { regions, units, groups, baselines, keys, event_seq } => {
+                            Ok((ChangeSummary { regions, units, groups, baselines, keys, event_seq }, None))
+                        }
+                        _ => Err(AppError::AlreadyExists(format!(
+                            "request id {request_id:?} was used for another request"
+                        ))),
+                    };
+                }
+                let (unit, keys) = checked?;
+                schema::save(tx, &schema::unit(&unit.id), &unit)?;
+                let event_seq = super::append_event(tx, EventKind::KeysChanged, &actor, None, &envelope_bytes, at)?;
+                let summary = ChangeSummary { regions: 0, units: 0, groups: 0, baselines: 0, keys, event_seq };
+                let first = FirstResult::Registry { regions: 0, units: 0, groups: 0, baselines: 0, keys, event_seq };
+                remember(tx, &actor, &request_id, digest, first)?;
+                Ok((summary, Some(unit)))
+            })
+            .await?;
+        if let Some(unit) = unit {
+            let mut next = current.registry.clone();
+            next.units.insert(unit.id.clone(), unit);
             self.set_snapshot(next);
         }
         Ok(summary)

@@ -125,7 +125,7 @@ impl Client {
         TraceServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY)
     }
 
-    fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) -> Result<(), CliError> {
+    pub(super) fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) -> Result<(), CliError> {
         if self.json {
             let s = serde_json::to_string_pretty(value).map_err(|e| CliError::Input(e.to_string()))?;
             println!("{s}");
@@ -242,6 +242,7 @@ impl Client {
     pub async fn run(&self, command: Command) -> Result<(), CliError> {
         match command {
             Command::Registry(r) => self.registry_command(r).await,
+            Command::Keys(k) => self.keys_command(k).await,
             Command::Upload { file, media_type } => {
                 let (reply, _) = self.upload_file(&file, media_type.as_deref()).await?;
                 #[derive(Serialize)]

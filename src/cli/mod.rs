@@ -9,6 +9,7 @@ pub mod client;
 pub mod demo;
 pub mod draft;
 pub mod import;
+pub mod keys;
 pub mod keystore;
 pub mod parse;
 pub mod serve;
@@ -166,6 +167,9 @@ pub enum Command {
     /// Registry: load, list and inspect regions, units and groups.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Seal keys: a parent unit (or the operator) adds, rotates and revokes a unit's keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Upload an attachment file; prints its SHA-256.
     Upload {
         file: PathBuf,

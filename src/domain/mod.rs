@@ -2,6 +2,7 @@
 pub mod error;
 pub mod instant;
 pub mod jurisdiction;
+pub mod keys;
 pub mod merkle;
 pub mod model;
 pub mod names;

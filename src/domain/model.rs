@@ -476,4 +476,6 @@ pub enum EventKind {
     Reminded,
     /// The operator imported an existing document.
     Imported,
+    /// A parent unit or the operator changed a unit's seal keys.
+    KeysChanged,
 }

@@ -54,6 +54,18 @@ impl RegistryService for RegistryApi {
         }))
     }
 
+    async fn change_unit_keys(
+        &self,
+        req: Request<pb::SignedEnvelope>,
+    ) -> Result<Response<pb::RegistryChangeReply>, Status> {
+        let s = self.app.change_unit_keys(req.into_inner()).await?;
+        Ok(Response::new(pb::RegistryChangeReply {
+            event_seq: s.event_seq,
+            keys_changed: s.keys,
+            ..Default::default()
+        }))
+    }
+
     async fn get_region(&self, req: Request<pb::GetRegionRequest>) -> Result<Response<pb::Region>, Status> {
         Ok(Response::new(self.app.region(&req.into_inner().code)?.into()))
     }
