@@ -41,7 +41,7 @@ async fn world() -> World {
         ..Default::default()
     };
     h.apply(grant).await.expect("grant");
-    let table = upload_as(&h, PROVINCE, "联系点名单".as_bytes()).await.expect("upload").sha256;
+    let table = h.upload_as(PROVINCE, "联系点名单".as_bytes()).await.expect("upload").sha256;
     let mut d = draft("鲁财采", "山东省财政厅关于访问控制的通知", vec![group("各市财政局")]);
     d.disclosure = pb::Disclosure::NotPublic as i32;
     d.attachments =
@@ -59,20 +59,6 @@ async fn world() -> World {
         .expect("forward");
     assert!(fwd.main_unit_ids.contains(&BOSHAN_DEPT.to_string()));
     World { h, province, city, table }
-}
-
-/// Uploads a file with a token of `unit`, which may then attach it.
-async fn upload_as(h: &Harness, unit: &str, bytes: &[u8]) -> Result<pb::UploadReply, tonic::Status> {
-    let meta =
-        pb::UploadMeta { file_name: "f".into(), media_type: "text/plain".into(), expected_sha256: String::new() };
-    let msgs = vec![
-        pb::UploadChunk { part: Some(pb::upload_chunk::Part::Meta(meta)) },
-        pb::UploadChunk { part: Some(pb::upload_chunk::Part::Chunk(bytes.to_vec())) },
-    ];
-    DocumentServiceClient::new(h.channel_as(unit))
-        .upload_attachment(tokio_stream::iter(msgs))
-        .await
-        .map(|r| r.into_inner())
 }
 
 fn code<T>(r: Result<T, tonic::Status>) -> Code {
@@ -514,7 +500,7 @@ async fn every_read_rpc_by_role() {
 #[tokio::test]
 async fn public_documents_by_number_and_their_attachments_need_no_token() {
     let w = world().await;
-    let notice = upload_as(&w.h, PROVINCE, "公开的附件".as_bytes()).await.expect("upload");
+    let notice = w.h.upload_as(PROVINCE, "公开的附件".as_bytes()).await.expect("upload");
     let mut d = draft("鲁财采", "山东省财政厅关于公开附件的通知", vec![group("各市财政局")]);
     d.attachments =
         vec![pb::AttachmentRef { sha256: notice.sha256.clone(), title: "附件".into(), media_type: String::new() }];

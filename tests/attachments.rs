@@ -21,12 +21,6 @@ fn chunk(b: &[u8]) -> pb::UploadChunk {
     pb::UploadChunk { part: Some(pb::upload_chunk::Part::Chunk(b.to_vec())) }
 }
 
-/// Uploads with a token of `unit`, so the file counts as that unit's.
-async fn upload_as(h: &Harness, unit: &str, bytes: &[u8]) -> Result<pb::UploadReply, tonic::Status> {
-    let client = pb::document_service_client::DocumentServiceClient::new(h.channel_as(unit));
-    client.clone().upload_attachment(tokio_stream::iter(vec![meta(""), chunk(bytes)])).await.map(|r| r.into_inner())
-}
-
 async fn download_as(h: &Harness, unit: &str, sha: &str) -> Result<Vec<u8>, tonic::Status> {
     let mut client = pb::document_service_client::DocumentServiceClient::new(h.channel_as(unit));
     let mut s = client.download_attachment(pb::DownloadRequest { sha256: sha.into() }).await?.into_inner();
@@ -106,7 +100,7 @@ async fn reports_carry_uploaded_attachments() {
         .await
         .expect("issue");
     h.ack(ZIBO, &doc.id).await.expect("ack");
-    let up = upload_as(&h, ZIBO, "淄博市政府购买服务改革工作进展情况".as_bytes()).await.expect("upload");
+    let up = h.upload_as(ZIBO, "淄博市政府购买服务改革工作进展情况".as_bytes()).await.expect("upload");
     let report = |shas: Vec<String>, rid: &str| pb::SubmitReport {
         request_id: rid.into(),
         unit_id: ZIBO.into(),
@@ -128,7 +122,7 @@ async fn a_file_is_attached_only_by_its_uploader_or_a_reader_of_a_document_listi
     let mut h = Harness::start().await;
     h.load_bundled().await;
     let secret_bytes = "济南市联系点名单（不予公开）".as_bytes();
-    let secret = upload_as(&h, PROVINCE, secret_bytes).await.expect("upload").sha256;
+    let secret = h.upload_as(PROVINCE, secret_bytes).await.expect("upload").sha256;
     let with = |mut d: pb::DocumentDraft, sha: &str| {
         d.attachments =
             vec![pb::AttachmentRef { sha256: sha.into(), title: "名单".into(), media_type: String::new() }];
@@ -166,7 +160,7 @@ async fn a_file_is_attached_only_by_its_uploader_or_a_reader_of_a_document_listi
     h.ack(JINAN, &listed.id).await.expect("ack");
     h.deliveries().report(h.sign(JINAN, &report(JINAN, &listed.id, "r"))).await.expect("a reader attaches");
     // Holding the bytes is what counts: once Zibo uploads them itself, it may attach and download them.
-    upload_as(&h, ZIBO, secret_bytes).await.expect("the same content, uploaded by Zibo");
+    h.upload_as(ZIBO, secret_bytes).await.expect("the same content, uploaded by Zibo");
     assert_eq!(download_as(&h, ZIBO, &secret).await.expect("its own upload"), secret_bytes);
     let forwarded = h.forward(ZIBO, "fwd", &notice.id, fwd).await.expect("forward with its own upload");
     assert_eq!(forwarded.attachments.last().map(|a| a.sha256.as_str()), Some(secret.as_str()));

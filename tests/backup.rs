@@ -33,7 +33,7 @@ async fn backup_under_load_restores_to_the_same_log() {
         .issue(PROVINCE, "p", draft("鲁财采", "山东省财政厅关于备份的通知", vec![group("各市财政局")]))
         .await
         .expect("issue");
-    let up = h.upload(b"attachment kept in the backup").await.expect("upload");
+    let up = h.upload_as(PROVINCE, b"attachment kept in the backup").await.expect("upload");
     let mut d = draft("鲁财采", "山东省财政厅关于附件的通知", vec![group("各市财政局")]);
     d.attachments =
         vec![pb::AttachmentRef { sha256: up.sha256.clone(), title: "附件".into(), media_type: String::new() }];

@@ -32,7 +32,7 @@ async fn build_chain(h: &mut Harness) -> Chain {
     assert_eq!(set.baselines_set, 3);
 
     let table = "山东省政府购买服务改革联系点名单\n地级市\t联系点\n济南市\t市中区\n淄博市\t张店区\n";
-    let up = h.upload(table.as_bytes()).await.expect("upload");
+    let up = h.upload_as(PROVINCE, table.as_bytes()).await.expect("upload");
     let mut d = draft(
         "鲁财采",
         "山东省财政厅 关于做好政府购买 服务改革重点工作的通知",

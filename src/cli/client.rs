@@ -27,6 +27,8 @@ type Ch = crate::auth::Signed<Channel>;
 /// A connection to a server plus the local keystore.
 pub struct Client {
     channel: Ch,
+    /// The connection itself, for calls signed as someone other than the reader (uploads by the acting unit).
+    raw: Channel,
     pub keys: Keystore,
     json: bool,
 }
@@ -100,8 +102,9 @@ impl Client {
             .connect()
             .await
             .map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })?;
+        let raw = channel.clone();
         let channel = tower::Layer::layer(&crate::auth::SignRequests::new(reader, signer), channel);
-        Ok(Client { channel, keys, json })
+        Ok(Client { channel, raw, keys, json })
     }
 
     pub fn registry(&self) -> RegistryServiceClient<Ch> {
@@ -149,9 +152,11 @@ impl Client {
         Ok(self.documents().get_document(req).await?.into_inner().id)
     }
 
-    /// Uploads a file's bytes; returns the server's reply.
+    /// Uploads a file's bytes with a token of `uploader` (the reader when `None`): only the uploader, or a reader
+    /// of a document listing the file, may attach it. Returns the server's reply.
     pub async fn upload_bytes(
         &self,
+        uploader: Option<&str>,
         name: &str,
         media_type: &str,
         bytes: Vec<u8>,
@@ -168,20 +173,33 @@ impl Client {
                 .chunks(UPLOAD_CHUNK)
                 .map(|c| pb::UploadChunk { part: Some(pb::upload_chunk::Part::Chunk(c.to_vec())) }),
         );
-        Ok(self.documents().upload_attachment(tokio_stream::iter(msgs)).await?.into_inner())
+        let mut documents = match uploader {
+            Some(unit) => DocumentServiceClient::new(tower::Layer::layer(
+                &crate::auth::SignRequests::new(unit, self.keys.load(unit)?),
+                self.raw.clone(),
+            )),
+            None => self.documents(),
+        };
+        Ok(documents.upload_attachment(tokio_stream::iter(msgs)).await?.into_inner())
     }
 
-    async fn upload_file(&self, path: &Path, media_type: Option<&str>) -> Result<(pb::UploadReply, String), CliError> {
+    async fn upload_file(
+        &self,
+        uploader: Option<&str>,
+        path: &Path,
+        media_type: Option<&str>,
+    ) -> Result<(pb::UploadReply, String), CliError> {
         let media = media_type.map_or_else(|| media_type_for(path), str::to_owned);
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok((self.upload_bytes(&name, &media, read_file(path)?).await?, media))
+        Ok((self.upload_bytes(uploader, &name, &media, read_file(path)?).await?, media))
     }
 
-    async fn draft(&self, path: &Path) -> Result<pb::DocumentDraft, CliError> {
+    /// Reads a draft file and uploads its attachments as `uploader`, the unit about to issue it.
+    async fn draft(&self, uploader: &str, path: &Path) -> Result<pb::DocumentDraft, CliError> {
         let (file, base) = DraftFile::read(path)?;
         let mut refs = vec![];
         for a in &file.attachments {
-            let (reply, media) = self.upload_file(&base.join(&a.file), a.media_type.as_deref()).await?;
+            let (reply, media) = self.upload_file(Some(uploader), &base.join(&a.file), a.media_type.as_deref()).await?;
             refs.push(pb::AttachmentRef { sha256: reply.sha256, title: a.title.clone(), media_type: media });
         }
         file.to_wire(&base, refs)
@@ -244,7 +262,7 @@ impl Client {
             Command::Registry(r) => self.registry_command(r).await,
             Command::Keys(k) => self.keys_command(k).await,
             Command::Upload { file, media_type } => {
-                let (reply, _) = self.upload_file(&file, media_type.as_deref()).await?;
+                let (reply, _) = self.upload_file(None, &file, media_type.as_deref()).await?;
                 #[derive(Serialize)]
                 struct Out {
                     sha256: String,
@@ -258,7 +276,7 @@ impl Client {
             }
             Command::Download { sha256, output } => self.download(&sha256, output).await,
             Command::Issue { actor, draft } => {
-                let draft = self.draft(&draft).await?;
+                let draft = self.draft(&actor.unit, &draft).await?;
                 let m = pb::IssueDocument {
                     request_id: Self::request_id(&actor),
                     unit_id: actor.unit.clone(),
@@ -269,7 +287,7 @@ impl Client {
             }
             Command::Forward { actor, source, draft } => {
                 let source_document_id = self.resolve(&source).await?;
-                let draft = self.draft(&draft).await?;
+                let draft = self.draft(&actor.unit, &draft).await?;
                 let m = pb::ForwardDocument {
                     request_id: Self::request_id(&actor),
                     unit_id: actor.unit.clone(),
@@ -347,7 +365,7 @@ impl Client {
             Command::Report { actor, document, text, attach } => {
                 let mut attachment_sha256 = vec![];
                 for f in &attach {
-                    attachment_sha256.push(self.upload_file(f, None).await?.0.sha256);
+                    attachment_sha256.push(self.upload_file(Some(&actor.unit), f, None).await?.0.sha256);
                 }
                 let m = pb::SubmitReport {
                     request_id: Self::request_id(&actor),

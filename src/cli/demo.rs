@@ -108,7 +108,7 @@ pub async fn flow(server: &str, keys: &Path, log: &mut String) -> Result<DemoOut
     let _ = writeln!(log, "numbering continues from paper: 鲁财采 2022 after 13, 淄财采 after 19, 博财采 after 18");
 
     let table = table_rows(cut("山东省政府购买服务改革联系点名单\n\n地级市", "信息公开选项", 0, false));
-    let up = c.upload_bytes("联系点名单.txt", "text/plain; charset=utf-8", table.into_bytes()).await?;
+    let up = c.upload_bytes(Some(PROVINCE), "联系点名单.txt", "text/plain; charset=utf-8", table.into_bytes()).await?;
     let _ = writeln!(log, "uploaded 附件 山东省政府购买服务改革联系点名单 ({} bytes, sha256 {})", up.size, up.sha256);
 
     let mut p = draft(

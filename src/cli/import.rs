@@ -92,7 +92,7 @@ async fn import_file(client: &Client, path: &Path, out: &mut FileOutcome) -> Res
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let media = parse::source::media_type(&name, &bytes);
-    let source = client.upload_bytes(&name, media, bytes).await?.sha256;
+    let source = client.upload_bytes(None, &name, media, bytes).await?.sha256;
     let mut ids: Vec<Option<String>> = vec![None; parsed.documents.len()];
     for k in (0..parsed.documents.len()).rev() {
         let doc = &parsed.documents[k];
@@ -180,7 +180,8 @@ async fn statement(
             item.document_id = id;
         } else if let Some(annex) = d.annexes.iter().find(|t| t.value.ordinal.unwrap_or(1) == a.value.ordinal) {
             let title = annex.value.title.clone().unwrap_or_else(|| a.value.title.clone());
-            let up = client.upload_bytes(&title, "text/plain; charset=utf-8", annex.value.text.clone().into_bytes());
+            let up =
+                client.upload_bytes(None, &title, "text/plain; charset=utf-8", annex.value.text.clone().into_bytes());
             item.sha256 = up.await?.sha256;
             item.media_type = "text/plain; charset=utf-8".into();
         }

@@ -251,7 +251,21 @@ impl Harness {
             .into_inner()
     }
 
+    /// Uploads as the operator.
     pub async fn upload(&self, bytes: &[u8]) -> Result<pb::UploadReply, tonic::Status> {
+        self.upload_with(self.documents(), bytes).await
+    }
+
+    /// Uploads with a token of `unit`, so the file counts as that unit's and it may attach it.
+    pub async fn upload_as(&self, unit: &str, bytes: &[u8]) -> Result<pb::UploadReply, tonic::Status> {
+        self.upload_with(DocumentServiceClient::new(self.channel_as(unit)), bytes).await
+    }
+
+    async fn upload_with(
+        &self,
+        mut client: DocumentServiceClient<Ch>,
+        bytes: &[u8],
+    ) -> Result<pb::UploadReply, tonic::Status> {
         let mut msgs = vec![pb::UploadChunk {
             part: Some(pb::upload_chunk::Part::Meta(pb::UploadMeta {
                 file_name: "f".into(),
@@ -262,7 +276,7 @@ impl Harness {
         for c in bytes.chunks(64 * 1024) {
             msgs.push(pb::UploadChunk { part: Some(pb::upload_chunk::Part::Chunk(c.to_vec())) });
         }
-        self.documents().upload_attachment(tokio_stream::iter(msgs)).await.map(|r| r.into_inner())
+        client.upload_attachment(tokio_stream::iter(msgs)).await.map(|r| r.into_inner())
     }
 }
 
