@@ -108,7 +108,8 @@ async fn reports_carry_uploaded_attachments() {
         text: "见附件".into(),
         attachment_sha256: shas,
     };
-    refused(&h, Code::NotFound, h.deliveries().report(h.sign(ZIBO, &report(vec!["2".repeat(64)], "r0")))).await;
+    // Never uploaded: refused like a file of someone else's, so the answer says nothing of what is stored.
+    refused(&h, Code::PermissionDenied, h.deliveries().report(h.sign(ZIBO, &report(vec!["2".repeat(64)], "r0")))).await;
     let d =
         h.deliveries().report(h.sign(ZIBO, &report(vec![up.sha256.clone()], "r1"))).await.expect("report").into_inner();
     assert_eq!(d.history.last().map(|s| s.attachment_sha256.clone()), Some(vec![up.sha256]));
@@ -141,6 +142,10 @@ async fn a_file_is_attached_only_by_its_uploader_or_a_reader_of_a_document_listi
     let boshan_draft = with(draft("博财采", "博山区财政局关于名单的通知", vec![group("区直各部门、单位")]), &secret);
     let s = refused(&h, Code::PermissionDenied, h.issue(BOSHAN, "steal", boshan_draft)).await;
     assert!(s.message().contains("uploaded itself"), "{}", s.message());
+    let nowhere = "3".repeat(64);
+    let guess = with(draft("博财采", "博山区财政局关于名单的通知", vec![group("区直各部门、单位")]), &nowhere);
+    let n = refused(&h, Code::PermissionDenied, h.issue(BOSHAN, "guess", guess)).await;
+    assert_eq!(n.message().replace(&nowhere, "H"), s.message().replace(&secret, "H"), "stored or not, one answer");
     let fwd = with(forward_draft("淄财采", vec![group("各区县财政局")]), &secret);
     refused(&h, Code::PermissionDenied, h.forward(ZIBO, "steal-fwd", &notice.id, fwd.clone())).await;
     let report = |unit: &str, doc: &str, rid: &str| pb::SubmitReport {

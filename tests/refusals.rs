@@ -214,7 +214,8 @@ async fn document_fields_are_checked() {
     let mut unknown_attachment = base();
     unknown_attachment.attachments =
         vec![pb::AttachmentRef { sha256: "ab".repeat(32), title: "附件".into(), media_type: String::new() }];
-    refused(&h, Code::NotFound, h.issue(PROVINCE, "unknown-attachment", unknown_attachment)).await;
+    // A file never uploaded is refused like someone else's file, so a refusal says nothing of what is stored.
+    refused(&h, Code::PermissionDenied, h.issue(PROVINCE, "unknown-attachment", unknown_attachment)).await;
     refused(&h, Code::InvalidArgument, h.issue(PROVINCE, "", base())).await;
     refused(&h, Code::InvalidArgument, h.issue(PROVINCE, "bad id with spaces", base())).await;
     // The same request id with a different statement.

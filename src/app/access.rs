@@ -341,17 +341,18 @@ impl App {
         Ok(false)
     }
 
-    /// Refuses a statement by `unit` that names files it may not attach; files never uploaded are NOT_FOUND.
+    /// Refuses a statement by `unit` that names files it may not attach. The permission is checked first, so a
+    /// file never uploaded gets the same answer as someone else's: the refusal tells nothing of what is stored.
     pub async fn check_attachable(&self, unit: &str, files: &[(&str, &str)]) -> Result<(), AppError> {
         for &(sha256, title) in files {
-            if self.blobs.size_of(sha256)?.is_none() {
-                return Err(AppError::NotFound(format!("attachment {sha256} ({title}) was never uploaded")));
-            }
             if !self.may_attach(unit, sha256).await? {
                 return Err(AppError::Denied(format!(
                     "attachment {sha256} ({title}): {unit} may attach only a file it uploaded itself or one listed \
                      in a document it may read"
                 )));
+            }
+            if self.blobs.size_of(sha256)?.is_none() {
+                return Err(AppError::NotFound(format!("attachment {sha256} ({title}) is missing from the store")));
             }
         }
         Ok(())
