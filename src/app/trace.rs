@@ -8,7 +8,7 @@ use super::{App, AppError, schema};
 use crate::domain::instant::parse_utc;
 use crate::domain::model::{Document, Registry, Role, StepKind};
 use crate::domain::state::{DeliveryState, is_overdue};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Counts over a subtree or a whole tree.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,7 +82,7 @@ impl Progress {
         self.first.get(kind as usize).copied().flatten()
     }
 
-    fn of(d: &LeanDelivery<'_>) -> Result<Progress, AppError> {
+    fn of(d: &LeanDelivery<'_>) -> Result<Progress, StoreError> {
         let mut first = [None; STEP_KINDS];
         let mut reminders = 0u32;
         for step in &d.steps {
@@ -161,15 +161,15 @@ impl Walker<'_> {
         }
         let via_number = doc.number.to_string();
         let mut out = vec![];
-        for pair in self.store.scan(&schema::deliveries_of(&doc.id), None, false) {
-            let (k, v) = pair?;
-            let d: LeanDelivery = schema::decode_borrowed(&k, &v)?;
-            let unit = self.registry.units.get(d.recipient);
+        let (registry, snapshot, now) = (self.registry, self.snapshot, self.now);
+        self.store.visit(&schema::deliveries_of(&doc.id), &mut |k, v| {
+            let d: LeanDelivery = schema::decode_borrowed(k, v)?;
+            let unit = registry.units.get(d.recipient);
             let progress = Progress::of(&d)?;
-            let overdue = is_overdue(progress.deadline, progress.state, self.now);
+            let overdue = is_overdue(progress.deadline, progress.state, now);
             let mut flags = vec![];
             for step in &d.steps {
-                if let Some(flag) = self.snapshot.suspect_key(step.key_id, || step.at())? {
+                if let Some(flag) = snapshot.suspect_key(step.key_id, || step.at())? {
                     flags.push(flag);
                 }
             }
@@ -188,7 +188,8 @@ impl Walker<'_> {
                 flags,
                 delivery: progress,
             });
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -237,12 +238,10 @@ struct LeanStep<'a> {
 }
 
 impl LeanStep<'_> {
-    fn at(&self) -> Result<DateTime<Utc>, AppError> {
-        parse_utc(self.at).ok_or_else(|| {
-            AppError::Store(crate::store::StoreError::Corrupt {
-                key: "delivery step".into(),
-                reason: format!("{:?} is not a time", self.at),
-            })
+    fn at(&self) -> Result<DateTime<Utc>, StoreError> {
+        parse_utc(self.at).ok_or_else(|| StoreError::Corrupt {
+            key: "delivery step".into(),
+            reason: format!("{:?} is not a time", self.at),
         })
     }
 }
@@ -269,10 +268,19 @@ impl Walker<'_> {
         if depth > MAX_DEPTH || !self.seen.insert(id.to_owned()) {
             return Ok(());
         }
-        for pair in self.store.scan(&schema::deliveries_of(id), None, false) {
-            let (k, v) = pair?;
-            f(&schema::decode_borrowed::<LeanDelivery>(&k, &v)?, depth)?;
-        }
+        let mut failed = None;
+        self.store.visit(&schema::deliveries_of(id), &mut |k, v| {
+            let d = schema::decode_borrowed::<LeanDelivery>(k, v)?;
+            f(&d, depth).map_err(|e| {
+                // The visit stops on an error of its own type; the caller's error is kept and returned as it was.
+                failed = Some(e);
+                StoreError::Backend("stopped".into())
+            })
+        })
+        .or_else(|e| match failed.take() {
+            Some(app) => Err(app),
+            None => Err(AppError::from(e)),
+        })?;
         let forwarded: Vec<String> = self
             .store
             .scan(&schema::forwards_of(id), None, false)

@@ -83,6 +83,16 @@ pub trait Store: Send + Sync + 'static {
         reverse: bool,
     ) -> Box<dyn Iterator<Item = Result<Pair, StoreError>> + Send + '_>;
 
+    /// Calls `f` with every committed pair whose key starts with `prefix`, in key order, lending the bytes
+    /// instead of copying them out: what a walk over hundreds of thousands of records wants.
+    fn visit(&self, prefix: &[u8], f: &mut Visit<'_>) -> Result<(), StoreError> {
+        for pair in self.scan(prefix, None, false) {
+            let (k, v) = pair?;
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
+
     /// Runs `f` with exclusive write access. On [`Outcome::Commit`] its staged writes are applied as one atomic
     /// unit and are durable (flushed and fsynced) before this returns; concurrent callers share flushes
     /// (group commit). Blocking: call from a blocking thread.

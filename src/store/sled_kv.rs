@@ -218,6 +218,14 @@ impl Store for SledStore {
         self.wait_until(ticket.0)
     }
 
+    fn visit(&self, prefix: &[u8], f: &mut Visit<'_>) -> Result<(), StoreError> {
+        for pair in self.db.scan_prefix(prefix) {
+            let (k, v) = pair.map_err(backend)?;
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
+
     fn snapshot(&self, f: &mut Visit<'_>) -> Result<(), StoreError> {
         // Writes still pending belong to transactions not yet acknowledged; sled holds a prefix of the commit
         // order (groups are applied whole, in order), which is what a consistent snapshot needs.
