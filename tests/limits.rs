@@ -333,10 +333,12 @@ fn body_digest<M: prost::Message>(m: &M) -> Vec<u8> {
 }
 
 /// An operator token for `method` and `m`, dated `at`.
-fn token_at<M: prost::Message>(h: &Harness, method: &str, m: &M, at: chrono::DateTime<chrono::Utc>) -> tonic::Request<M>
-where
-    M: Clone,
-{
+fn token_at<M: prost::Message + Clone>(
+    h: &Harness,
+    method: &str,
+    m: &M,
+    at: chrono::DateTime<chrono::Utc>,
+) -> tonic::Request<M> {
     use prost::Message;
     let mut nonce = [0u8; 16];
     getrandom::getrandom(&mut nonce).expect("nonce");

@@ -125,7 +125,20 @@ fn serve_without_tls_refuses_to_start_unless_plaintext_is_asked_for() {
     for var in ["GONGWEN_CONFIG", "GONGWEN_PLAINTEXT", "GONGWEN_TLS_CERT", "GONGWEN_TLS_KEY", "GONGWEN_TLS_CLIENT_CA"] {
         serve.env_remove(var);
     }
-    let out = serve.output().expect("run gongwen serve");
+    let child = serve
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gongwen serve");
+    let pid = child.id().to_string();
+    // A server that wrongly starts would serve forever: wait for the refusal with a deadline, and stop it if not.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let Ok(out) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+        let _ = std::process::Command::new("kill").arg(&pid).status();
+        panic!("serve started without TLS or --plaintext");
+    };
+    let out = out.expect("gongwen serve output");
     assert!(!out.status.success(), "serve started without TLS or --plaintext");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no TLS certificate and key") && stderr.contains("--plaintext"), "{stderr}");

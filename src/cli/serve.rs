@@ -190,12 +190,12 @@ mod tests {
     #[test]
     fn plaintext_must_be_asked_for() {
         let dir = tempfile::tempdir().expect("tempdir");
+        assert!(config(&args(&[]), dir.path()).is_err() && !dir.path().join("operator.key").exists(), "no key made");
         for listen in ["127.0.0.1:50051", "0.0.0.0:50051"] {
             let refused = config(&args(&["--listen", listen]), dir.path());
             assert!(matches!(refused, Err(CliError::Input(m)) if m.contains("--plaintext")), "{listen}");
             assert!(config(&args(&["--listen", listen, "--plaintext"]), dir.path()).is_ok_and(|c| c.tls.is_none()));
         }
-        assert!(!dir.path().join("operator.key").exists(), "a refused start generates no key");
         let tls = args(&["--listen", "0.0.0.0:50051", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
         assert!(config(&tls, dir.path()).is_ok_and(|c| c.tls.is_some()));
         assert!(config(&args(&["--tls-cert", "c.pem"]), dir.path()).is_err(), "a certificate without a key");
