@@ -54,7 +54,7 @@ pub struct ServerConfig {
     pub operator: Option<SealKey>,
     /// Where to serve Prometheus metrics (plain HTTP); `None` serves none.
     pub metrics: Option<SocketAddr>,
-    /// TLS; `None` serves plaintext (the command line allows that only on loopback unless asked explicitly).
+    /// TLS; `None` serves plaintext (the command line refuses that unless `--plaintext` is given).
     pub tls: Option<TlsFiles>,
 }
 
@@ -169,29 +169,49 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         ),
         None => None,
     };
+    // The message limit is enforced in front of every service by `grpc::limit` (RESOURCE_EXHAUSTED, whatever the
+    // RPC); tonic's own per-service check (4 MiB by default, OUT_OF_RANGE) is raised to the same figure so the
+    // configured limit is the one that applies, above 4 MiB too.
+    let max_in = config.app.max_message_bytes;
     let router = builder
         .layer(crate::metrics::Measure { metrics })
         .layer(crate::grpc::auth::Authenticate { app: app.clone() })
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(pb::registry_service_server::RegistryServiceServer::new(RegistryApi { app: app.clone() }))
-        .add_service(pb::document_service_server::DocumentServiceServer::new(DocumentApi { app: app.clone() }))
-        .add_service(pb::delivery_service_server::DeliveryServiceServer::new(DeliveryApi { app: app.clone() }))
-        .add_service(pb::trace_service_server::TraceServiceServer::new(TraceApi { app: app.clone() }))
+        .add_service(health.max_decoding_message_size(max_in))
+        .add_service(reflection.max_decoding_message_size(max_in))
+        .add_service(
+            pb::registry_service_server::RegistryServiceServer::new(RegistryApi { app: app.clone() })
+                .max_decoding_message_size(max_in),
+        )
+        .add_service(
+            pb::document_service_server::DocumentServiceServer::new(DocumentApi { app: app.clone() })
+                .max_decoding_message_size(max_in),
+        )
+        .add_service(
+            pb::delivery_service_server::DeliveryServiceServer::new(DeliveryApi { app: app.clone() })
+                .max_decoding_message_size(max_in),
+        )
+        .add_service(
+            pb::trace_service_server::TraceServiceServer::new(TraceApi { app: app.clone() })
+                .max_decoding_message_size(max_in),
+        )
         .add_service(
             pb::audit_service_server::AuditServiceServer::new(AuditApi { app: app.clone() })
+                .max_decoding_message_size(max_in)
                 .max_encoding_message_size(MAX_REPLY),
         )
         .add_service(
             pb::supervision_service_server::SupervisionServiceServer::new(SupervisionApi { app: app.clone() })
+                .max_decoding_message_size(max_in)
                 .max_encoding_message_size(MAX_REPLY),
         )
-        .add_service(pb::public_service_server::PublicServiceServer::new(crate::grpc::public::PublicApi {
-            app: app.clone(),
-        }))
-        .add_service(pb::admin_service_server::AdminServiceServer::new(crate::grpc::admin::AdminApi {
-            app: app.clone(),
-        }));
+        .add_service(
+            pb::public_service_server::PublicServiceServer::new(crate::grpc::public::PublicApi { app: app.clone() })
+                .max_decoding_message_size(max_in),
+        )
+        .add_service(
+            pb::admin_service_server::AdminServiceServer::new(crate::grpc::admin::AdminApi { app: app.clone() })
+                .max_decoding_message_size(max_in),
+        );
     // Our own listener (for port 0) bypasses tonic's TCP_NODELAY setting; without it, Nagle's algorithm and delayed
     // ACKs add ~40 ms to every small reply.
     let incoming = TcpListenerStream::new(listener).map(|conn| {

@@ -19,7 +19,7 @@ const PROVINCE: &str = "370000.czt";
 /// Starts `gongwen serve` on a free port and waits for the line that says it is serving.
 async fn start(data: &Path, keys: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gongwen"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .arg("--keys")
         .arg(keys)

@@ -1,6 +1,8 @@
-//! Limits and hostile input: oversized requests, request floods and too many streams are RESOURCE_EXHAUSTED;
-//! garbage bytes, truncated messages and oversized frames leave the server serving everyone else; a second server
-//! on the same data directory refuses to start.
+//! Limits and hostile input: oversized messages (whatever the RPC), request floods (by unit, or by address without
+//! a token) and too many streams (uploads included) are RESOURCE_EXHAUSTED; request tokens dated outside the skew
+//! window or before the server started, or replayed, are UNAUTHENTICATED; garbage bytes, truncated messages and
+//! oversized frames leave the server serving everyone else; a second server on the same data directory refuses to
+//! start.
 mod common;
 
 use std::time::Duration;
@@ -55,6 +57,46 @@ async fn raw_call(h: &Harness, path: &'static str, body: Vec<u8>) -> Result<Vec<
     grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let path = http::uri::PathAndQuery::from_static(path);
     grpc.unary(tonic::Request::new(body), path, Raw).await.map(|r| r.into_inner())
+}
+
+/// The same call without a token (for public RPCs).
+async fn raw_public_call(h: &Harness, path: &'static str, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(h.raw_channel());
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = http::uri::PathAndQuery::from_static(path);
+    grpc.unary(tonic::Request::new(body), path, Raw).await.map(|r| r.into_inner())
+}
+
+/// An empty request message padded to about `size` bytes with an unknown field, which decoders skip: a valid
+/// request of any size.
+fn padded(size: usize) -> Vec<u8> {
+    let mut m = vec![];
+    prost::encoding::encode_key(1000, prost::encoding::WireType::LengthDelimited, &mut m);
+    prost::encoding::encode_varint(size as u64, &mut m);
+    m.resize(m.len() + size, 0x5a);
+    m
+}
+
+/// An upload of `chunks`, each one message.
+async fn upload_chunks(h: &Harness, chunks: Vec<Vec<u8>>) -> Result<pb::UploadReply, tonic::Status> {
+    let meta = pb::upload_chunk::Part::Meta(pb::UploadMeta {
+        file_name: "f".into(),
+        media_type: "application/octet-stream".into(),
+        expected_sha256: String::new(),
+    });
+    let msgs = std::iter::once(pb::UploadChunk { part: Some(meta) })
+        .chain(chunks.into_iter().map(|c| pb::UploadChunk { part: Some(pb::upload_chunk::Part::Chunk(c)) }));
+    h.documents().upload_attachment(tokio_stream::iter(msgs.collect::<Vec<_>>())).await.map(|r| r.into_inner())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn assert_too_large(s: &tonic::Status) {
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert!(s.message().contains("limit"), "{}", s.message());
 }
 
 async fn still_serving(h: &Harness) {
@@ -154,4 +196,199 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     let text = err.to_string();
     assert!(text.contains("in use by another gongwen process"), "{text}");
     still_serving(&h).await;
+}
+
+#[tokio::test]
+async fn oversized_messages_are_resource_exhausted_whatever_the_rpc() {
+    const LIMIT: usize = 64 * 1024;
+    let mut h = Harness::start_configured(|c| c.max_message_bytes = LIMIT).await;
+    h.load_bundled().await;
+    let (small, large) = (padded(LIMIT - 1024), padded(LIMIT + 1024));
+
+    // A signed unary request.
+    raw_call(&h, "/gongwen.v1.RegistryService/ListGroups", small.clone()).await.expect("within the limit");
+    let before = h.digest().await;
+    let s = raw_call(&h, "/gongwen.v1.RegistryService/ListGroups", large.clone()).await.expect_err("over");
+    assert_too_large(&s);
+
+    // A public request, which carries no token.
+    raw_public_call(&h, "/gongwen.v1.RegistryService/GetServerInfo", small).await.expect("public, within");
+    let s = raw_public_call(&h, "/gongwen.v1.RegistryService/GetServerInfo", large.clone()).await.expect_err("over");
+    assert_too_large(&s);
+    let s = raw_public_call(&h, "/gongwen.v1.PublicService/GetPublicDocument", large).await.expect_err("over");
+    assert_too_large(&s);
+
+    // An upload whose chunk is over the limit stores nothing; the same bytes in smaller chunks are fine.
+    let bytes: Vec<u8> = (0..LIMIT + 4096).map(|i| (i % 251) as u8).collect();
+    let s = upload_chunks(&h, vec![bytes.clone()]).await.expect_err("chunk over the limit");
+    assert_too_large(&s);
+    assert!(!attachment_stored(&h, &sha256_hex(&bytes)).await, "a refused upload stores nothing");
+    assert_eq!(before, h.digest().await, "refused requests changed the store");
+    let reply = upload_chunks(&h, bytes.chunks(LIMIT / 2).map(<[u8]>::to_vec).collect()).await.expect("small chunks");
+    assert_eq!(reply.sha256, sha256_hex(&bytes));
+    still_serving(&h).await;
+}
+
+#[tokio::test]
+async fn a_message_limit_above_four_mib_applies() {
+    const MIB: usize = 1024 * 1024;
+    let mut h = Harness::start_configured(|c| c.max_message_bytes = 8 * MIB).await;
+    h.load_bundled().await;
+    raw_call(&h, "/gongwen.v1.RegistryService/ListGroups", padded(5 * MIB)).await.expect("a 5 MiB unary request");
+    raw_public_call(&h, "/gongwen.v1.RegistryService/GetServerInfo", padded(5 * MIB)).await.expect("5 MiB public");
+    let chunk: Vec<u8> = (0..5 * MIB).map(|i| (i % 253) as u8).collect();
+    let reply = upload_chunks(&h, vec![chunk.clone()]).await.expect("a 5 MiB upload chunk");
+    assert_eq!(reply.sha256, sha256_hex(&chunk));
+    let s = raw_call(&h, "/gongwen.v1.RegistryService/ListGroups", padded(9 * MIB)).await.expect_err("9 MiB");
+    assert_too_large(&s);
+}
+
+#[tokio::test]
+async fn uploads_count_against_the_stream_cap() {
+    let mut h = Harness::start_configured(|c| c.max_streams = 1).await;
+    h.load_bundled().await;
+    let app = h.server.as_ref().expect("running").app.clone();
+    // An upload left open holds the only permit.
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::UploadChunk>(4);
+    let meta = pb::upload_chunk::Part::Meta(pb::UploadMeta {
+        file_name: "open.txt".into(),
+        media_type: "text/plain".into(),
+        expected_sha256: String::new(),
+    });
+    tx.send(pb::UploadChunk { part: Some(meta) }).await.expect("send meta");
+    let mut documents = h.documents();
+    let open = tokio::spawn(async move {
+        documents.upload_attachment(tokio_stream::wrappers::ReceiverStream::new(rx)).await.map(|r| r.into_inner())
+    });
+    tokio::time::timeout(DEADLINE, async {
+        while app.open_streams() < 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the open upload takes a stream permit");
+
+    let s = h.upload(b"second").await.expect_err("a second upload is over the cap");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert!(s.message().contains("streams"), "{}", s.message());
+    let mut deliveries = pb::delivery_service_client::DeliveryServiceClient::new(h.channel_as(ZIBO));
+    let s = deliveries.watch_inbox(pb::WatchInboxRequest { unit_id: ZIBO.into() }).await.expect_err("watch too");
+    assert_eq!(s.code(), Code::ResourceExhausted);
+
+    tx.send(pb::UploadChunk { part: Some(pb::upload_chunk::Part::Chunk(b"first".to_vec())) }).await.expect("send");
+    drop(tx);
+    let first = open.await.expect("join").expect("the open upload completes");
+    assert_eq!(first.size, 5);
+    let second = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match h.upload(b"second").await {
+                Ok(r) => return r,
+                Err(s) if s.code() == Code::ResourceExhausted => tokio::task::yield_now().await,
+                Err(s) => panic!("unexpected {s:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the permit comes back once the upload is done");
+    assert_eq!(second.size, 6);
+}
+
+#[tokio::test]
+async fn a_flood_without_a_token_is_refused_by_address_without_starving_units() {
+    let mut h = Harness::start_configured(|c| {
+        c.rate_per_sec = 1;
+        c.rate_burst = 5;
+    })
+    .await;
+    h.load_bundled().await;
+    let mut anonymous = pb::registry_service_client::RegistryServiceClient::new(h.raw_channel());
+    for _ in 0..5 {
+        anonymous.get_server_info(pb::GetServerInfoRequest {}).await.expect("within the burst");
+    }
+    let s = anonymous.get_server_info(pb::GetServerInfoRequest {}).await.expect_err("over the rate");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert!(s.message().contains("without a request token from 127.0.0.1"), "{}", s.message());
+    // One budget for every call without a token from that address: health checks and public reads too.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(h.raw_channel());
+    let s = health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect_err("health");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    let mut public = pb::public_service_client::PublicServiceClient::new(h.raw_channel());
+    let req = pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Id("d-nothing".into())) };
+    assert_eq!(public.get_public_document(req).await.expect_err("public").code(), Code::ResourceExhausted);
+    // Authenticated callers on the same address keep their own budgets.
+    let mut unit = pb::registry_service_client::RegistryServiceClient::new(h.channel_as(ZIBO));
+    unit.list_groups(pb::ListGroupsRequest {}).await.expect("a unit is unaffected");
+    unit.get_server_info(pb::GetServerInfoRequest {}).await.expect_err("a public call is charged to the address");
+    h.registry().list_groups(pb::ListGroupsRequest {}).await.expect("the operator is unaffected");
+}
+
+/// The gRPC body of a unary request: a 5-byte prefix and the message.
+fn body_digest<M: prost::Message>(m: &M) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let bytes = m.encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&u32::try_from(bytes.len()).expect("small").to_be_bytes());
+    framed.extend_from_slice(&bytes);
+    Sha256::digest(&framed).to_vec()
+}
+
+/// An operator token for `method` and `m`, dated `at`.
+fn token_at<M: prost::Message + Clone>(
+    h: &Harness,
+    method: &str,
+    m: &M,
+    at: chrono::DateTime<chrono::Utc>,
+) -> tonic::Request<M> {
+    use prost::Message;
+    let mut nonce = [0u8; 16];
+    getrandom::getrandom(&mut nonce).expect("nonce");
+    let token = pb::RequestToken {
+        unit_id: "operator".into(),
+        method: method.into(),
+        time: Some(prost_types::Timestamp {
+            seconds: at.timestamp(),
+            nanos: i32::try_from(at.timestamp_subsec_nanos()).expect("nanos"),
+        }),
+        nonce: nonce.to_vec(),
+        body_sha256: body_digest(m),
+    }
+    .encode_to_vec();
+    let auth = pb::AuthToken {
+        signature: h.operator.sign_raw(gongwen::auth::TOKEN_TYPE, &token),
+        token,
+        key_id: h.operator.key_id.clone(),
+    };
+    let mut req = tonic::Request::new(m.clone());
+    req.metadata_mut()
+        .insert_bin(gongwen::auth::HEADER, tonic::metadata::MetadataValue::from_bytes(&auth.encode_to_vec()));
+    req
+}
+
+#[tokio::test]
+async fn tokens_from_the_future_from_before_the_start_or_replayed_are_refused() {
+    const METHOD: &str = "/gongwen.v1.RegistryService/ListGroups";
+    let msg = pb::ListGroupsRequest {};
+    // A second before this server exists: what a token captured before a restart looks like afterwards.
+    let before_start = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let h = Harness::start_configured(|c| c.auth_skew_secs = 30).await;
+    let mut client = pb::registry_service_client::RegistryServiceClient::new(h.raw_channel());
+    let unauthenticated = |r: Result<tonic::Response<pb::ListGroupsReply>, tonic::Status>, why: &str| {
+        let s = r.expect_err("refused");
+        assert_eq!(s.code(), Code::Unauthenticated, "{}", s.message());
+        assert!(s.message().contains(why), "{}", s.message());
+    };
+
+    let now = chrono::Utc::now();
+    client.list_groups(token_at(&h, METHOD, &msg, now + chrono::Duration::seconds(10))).await.expect("within 30 s");
+    // 60 s ahead is inside the default 300 s, so this refusal is the configured window at work.
+    let ahead = client.list_groups(token_at(&h, METHOD, &msg, now + chrono::Duration::seconds(60))).await;
+    unauthenticated(ahead, "clock skew of 30 s");
+    let old = client.list_groups(token_at(&h, METHOD, &msg, before_start)).await;
+    unauthenticated(old, "before this server started");
+
+    let once = token_at(&h, METHOD, &msg, chrono::Utc::now());
+    let mut again = tonic::Request::new(msg);
+    *again.metadata_mut() = once.metadata().clone();
+    client.list_groups(once).await.expect("a fresh token");
+    unauthenticated(client.list_groups(again).await, "replayed");
 }

@@ -1,5 +1,7 @@
 //! TLS with rustls, configured by file paths: a server that requires client certificates answers a client that
-//! presents one, and refuses plaintext clients and clients without a certificate.
+//! presents one, and refuses plaintext clients and clients without a certificate; a server with only its own
+//! certificate answers any client that trusts it; `gongwen serve` without TLS material refuses to start unless
+//! plaintext is asked for.
 use std::net::SocketAddr;
 
 use gongwen::cli::client::{Client, Tls};
@@ -38,22 +40,25 @@ impl Pki {
     }
 }
 
+/// A server over a fresh data directory in `dir` with `tls`, and the operator's signer.
+async fn start_tls(dir: &std::path::Path, tls: TlsFiles) -> (server::Running, gongwen::signing::Signer) {
+    let operator = Keystore::new(dir.join("keys")).generate("operator", None).expect("operator");
+    let mut cfg = ServerConfig::new(dir.join("data"));
+    cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.cache_bytes = 16 << 20;
+    cfg.operator = Some(operator_seal(&operator));
+    cfg.tls = Some(tls);
+    (server::start(cfg).await.expect("server"), operator)
+}
+
 #[tokio::test]
 async fn mutual_tls_admits_certified_clients_only() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = dir.path().join("keys");
-    let operator = Keystore::new(&keys).generate("operator", None).expect("operator");
-    let mut cfg = ServerConfig::new(dir.path().join("data"));
-    cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    cfg.cache_bytes = 16 << 20;
-    cfg.operator = Some(operator_seal(&operator));
-    cfg.tls = Some(TlsFiles {
-        cert: pki.path("server.pem"),
-        key: pki.path("server.key"),
-        client_ca: Some(pki.path("ca.pem")),
-    });
-    let running = server::start(cfg).await.expect("server");
+    let tls =
+        TlsFiles { cert: pki.path("server.pem"), key: pki.path("server.key"), client_ca: Some(pki.path("ca.pem")) };
+    let (running, operator) = start_tls(dir.path(), tls).await;
     let https = format!("https://localhost:{}", running.addr.port());
 
     let certified =
@@ -78,4 +83,64 @@ async fn mutual_tls_admits_certified_clients_only() {
     };
     assert!(refused, "plaintext must not reach a TLS server");
     running.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn tls_without_client_certificates_serves_clients_that_trust_the_server() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    let tls = TlsFiles { cert: pki.path("server.pem"), key: pki.path("server.key"), client_ca: None };
+    let (running, operator) = start_tls(dir.path(), tls).await;
+    let https = format!("https://localhost:{}", running.addr.port());
+
+    let trusting = Tls { ca: Some(pki.path("ca.pem")), client: None };
+    let c = Client::connect_with(&https, &keys, "operator", false, &trusting).await.expect("TLS connection");
+    let info = c.registry().get_server_info(pb::GetServerInfoRequest {}).await.expect("answer over TLS").into_inner();
+    assert_eq!(info.operator_public_key, operator.public_key().to_vec());
+    c.registry().list_groups(pb::ListGroupsRequest {}).await.expect("signed calls over TLS, no client certificate");
+
+    // A client that does not trust the server's CA (the system roots only) cannot get in.
+    let untrusting = Tls { ca: None, client: None };
+    let refused = match Client::connect_with(&https, &keys, "operator", false, &untrusting).await {
+        Err(_) => true,
+        Ok(c) => c.registry().get_server_info(pb::GetServerInfoRequest {}).await.is_err(),
+    };
+    assert!(refused, "a certificate the client does not trust must not be accepted");
+    let plain = format!("http://127.0.0.1:{}", running.addr.port());
+    let refused = match Client::connect(&plain, &keys, "operator", false).await {
+        Err(_) => true,
+        Ok(c) => c.registry().get_server_info(pb::GetServerInfoRequest {}).await.is_err(),
+    };
+    assert!(refused, "plaintext must not reach a TLS server");
+    running.stop().await.expect("stop");
+}
+
+#[test]
+fn serve_without_tls_refuses_to_start_unless_plaintext_is_asked_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"));
+    serve.arg("--keys").arg(&keys).args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(&data);
+    for var in ["GONGWEN_CONFIG", "GONGWEN_PLAINTEXT", "GONGWEN_TLS_CERT", "GONGWEN_TLS_KEY", "GONGWEN_TLS_CLIENT_CA"] {
+        serve.env_remove(var);
+    }
+    let child = serve
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gongwen serve");
+    let pid = child.id().to_string();
+    // A server that wrongly starts would serve forever: wait for the refusal with a deadline, and stop it if not.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let Ok(out) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+        let _ = std::process::Command::new("kill").arg(&pid).status();
+        panic!("serve started without TLS or --plaintext");
+    };
+    let out = out.expect("gongwen serve output");
+    assert!(!out.status.success(), "serve started without TLS or --plaintext");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no TLS certificate and key") && stderr.contains("--plaintext"), "{stderr}");
+    assert!(!data.exists() && !keys.join("operator.key").exists(), "a refused start creates nothing");
 }

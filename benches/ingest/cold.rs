@@ -283,6 +283,7 @@ async fn start_once(dir: &Path, operator: &Signer) -> Start {
         .arg("--keys")
         .arg(dir.join("keys"))
         .arg("serve")
+        .arg("--plaintext")
         .arg("--data")
         .arg(dir.join("data"))
         .arg("--listen")

@@ -70,6 +70,9 @@ impl LogView {
 /// Largest tree walked when deciding read access through forwards.
 const MAX_WALK: usize = 100_000;
 
+/// The widest clock-skew window a server accepts: a day.
+pub const MAX_SKEW_SECS: u64 = 86_400;
+
 impl App {
     /// Checks a request token for `method` whose body hashed to `body_sha256`.
     pub fn authenticate(&self, token: &pb::AuthToken, method: &str, body_sha256: &[u8]) -> Result<Caller, AppError> {
@@ -87,11 +90,22 @@ impl App {
         // Freshness is a transport matter, judged by the machine's clock, not the service clock that deadlines
         // and records use (which tests and replays may set to another date).
         let now = Utc::now();
-        let skew = chrono::Duration::seconds(i64::try_from(self.config.auth_skew_secs).unwrap_or(300));
+        // Capped so the arithmetic below cannot overflow whatever a config says (the command line refuses more).
+        let skew = chrono::Duration::seconds(i64::try_from(self.config.auth_skew_secs.min(MAX_SKEW_SECS)).unwrap_or(0));
         if at < now - skew || at > now + skew {
             return Err(unauth(format!(
-                "the token's time {at} is outside the accepted clock skew of {} s",
+                "the token's time {at} is outside the accepted clock skew of {} s of the server's clock {now}",
                 skew.num_seconds()
+            )));
+        }
+        // The nonces used before a restart are gone, so a token from then could be replayed: refuse tokens dated
+        // before this process started. A client whose clock lags is refused only for that lag after a start.
+        let started = self.started;
+        if at < started {
+            return Err(unauth(format!(
+                "the token is dated {at}, before this server started at {started}; tokens made before a restart \
+                 are refused (their nonces are not remembered across it): sign the request again, and check the \
+                 client's clock if this persists"
             )));
         }
         if t.nonce.len() != 16 {

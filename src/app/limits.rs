@@ -1,5 +1,6 @@
-//! Limits that keep one caller from starving the others: a token bucket per caller, and a cap on open streams.
-//! Both answer RESOURCE_EXHAUSTED rather than queueing without end.
+//! Limits that keep one caller from starving the others: a token bucket per caller (per unit, or per address for
+//! calls without a token), and a cap on open streams. Both answer RESOURCE_EXHAUSTED rather than queueing without
+//! end.
 use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -26,7 +27,15 @@ impl Bucket {
             false
         }
     }
+
+    /// True when the bucket has refilled: forgetting it then changes nothing.
+    fn full(&self, rate: f64, burst: f64, now: Instant) -> bool {
+        self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * rate >= burst
+    }
 }
+
+/// Buckets kept before refilled ones are forgotten (addresses of anonymous callers are many and come and go).
+const MAX_BUCKETS: usize = 10_000;
 
 impl App {
     /// Spends one request of `caller`'s budget.
@@ -35,21 +44,40 @@ impl App {
             Caller::Operator => "operator",
             Caller::Unit(u) => u.as_str(),
         };
+        self.spend(name).then_some(()).ok_or_else(|| {
+            AppError::Exhausted(format!(
+                "{name} is over its request rate ({} a second, bursts of {}); retry shortly",
+                self.config.rate_per_sec, self.config.rate_burst
+            ))
+        })
+    }
+
+    /// Spends one request of the budget shared by the calls without a token from `peer` (health, reflection,
+    /// public reads), kept apart from every unit's so a flood of them cannot starve authenticated callers.
+    pub fn charge_anonymous(&self, peer: String) -> Result<(), AppError> {
+        let key = format!("anonymous {peer}");
+        self.spend(&key).then_some(()).ok_or_else(|| {
+            AppError::Exhausted(format!(
+                "calls without a request token from {peer} are over their request rate ({} a second, bursts of {}); \
+                 retry shortly",
+                self.config.rate_per_sec, self.config.rate_burst
+            ))
+        })
+    }
+
+    /// Takes one token from `key`'s bucket; false when it is empty.
+    fn spend(&self, key: &str) -> bool {
         let (rate, burst) = (f64::from(self.config.rate_per_sec), f64::from(self.config.rate_burst.max(1)));
         let now = Instant::now();
         let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = rates.entry(name.to_owned()).or_insert(Bucket { tokens: burst, last: now });
-        if bucket.take(rate, burst, now) {
-            Ok(())
-        } else {
-            Err(AppError::Exhausted(format!(
-                "{name} is over its request rate ({} a second, bursts of {}); retry shortly",
-                self.config.rate_per_sec, self.config.rate_burst
-            )))
+        if rates.len() >= MAX_BUCKETS && !rates.contains_key(key) {
+            rates.retain(|_, b| !b.full(rate, burst, now));
         }
+        let bucket = rates.entry(key.to_owned()).or_insert(Bucket { tokens: burst, last: now });
+        bucket.take(rate, burst, now)
     }
 
-    /// Server-streaming calls open now.
+    /// Streaming calls (server- or client-streaming) open now.
     pub fn open_streams(&self) -> usize {
         self.config.max_streams.saturating_sub(self.streams.available_permits())
     }
@@ -59,7 +87,7 @@ impl App {
         self.read(|s| Ok((super::log::size(s)?, s.size_on_disk()?))).await
     }
 
-    /// A permit to open one server-streaming call; dropped when the stream ends.
+    /// A permit to open one streaming call (watch, log, download, upload); dropped when the stream ends.
     pub fn stream_permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
         self.streams.clone().try_acquire_owned().map_err(|_| {
             AppError::Exhausted(format!(
@@ -85,6 +113,7 @@ mod tests {
         assert!(!b.take(1.0, 3.0, start + Duration::from_secs(1)));
         // Saving up stops at the burst.
         let later = start + Duration::from_secs(100);
+        assert!(b.full(1.0, 3.0, later) && !b.full(1.0, 3.0, start + Duration::from_secs(1)));
         assert!((0..3).all(|_| b.take(1.0, 3.0, later)));
         assert!(!b.take(1.0, 3.0, later));
     }

@@ -77,15 +77,15 @@ pub struct AppConfig {
     pub max_attachment_bytes: u64,
     /// Accept 机密 and 绝密 documents (off by default: they may not travel over an ordinary network).
     pub allow_confidential: bool,
-    /// How far a request token's time may be from the server's clock, in seconds.
+    /// How far a request token's time may be from the machine's clock, in seconds; used nonces are kept as long.
     pub auth_skew_secs: u64,
-    /// Largest request body of a unary call, in bytes.
+    /// Largest request message of any call (a unary request, an upload chunk, a public read), in bytes.
     pub max_message_bytes: usize,
     /// Requests per second each caller may make on average.
     pub rate_per_sec: u32,
     /// Requests a caller may make in a burst above the average.
     pub rate_burst: u32,
-    /// Server-streaming calls (watch, log stream, downloads) open at once, over all callers.
+    /// Streaming calls (watch, log stream, downloads, uploads) open at once, over all callers.
     pub max_streams: usize,
 }
 
@@ -182,6 +182,10 @@ pub struct App {
     notices: broadcast::Sender<Notice>,
     /// Request-token nonces seen within the skew window (digest → forget after).
     nonces: std::sync::Mutex<HashMap<[u8; 32], DateTime<Utc>>>,
+    /// The second this process opened the app, by the machine's clock: the nonces above are only those seen since,
+    /// so tokens dated earlier are refused rather than replayable after a restart. Whole seconds, because clients
+    /// may send token times without fractions.
+    started: DateTime<Utc>,
     /// Per-caller request budgets.
     rates: std::sync::Mutex<HashMap<String, limits::Bucket>>,
     /// Permits for server-streaming calls.
@@ -249,6 +253,7 @@ impl App {
             registry_lock: tokio::sync::Mutex::new(()),
             notices,
             nonces: std::sync::Mutex::new(HashMap::new()),
+            started: chrono::SubsecRound::trunc_subsecs(Utc::now(), 0),
             rates: std::sync::Mutex::new(HashMap::new()),
             streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
             config,

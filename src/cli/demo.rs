@@ -320,6 +320,8 @@ pub async fn run(data: &Path, listen: SocketAddr, exit: bool) -> Result<(), CliE
     let mut cfg = ServerConfig::new(data);
     cfg.listen = listen;
     cfg.operator = Some(operator_seal(&operator));
+    // Plaintext on purpose: a local demo with throwaway keys, spoken to by the commands it prints.
+    cfg.tls = None;
     let running = server::start(cfg).await?;
     let addr = format!("http://{}", running.addr);
     let mut log = String::new();
@@ -355,7 +357,7 @@ pub async fn run(data: &Path, listen: SocketAddr, exit: bool) -> Result<(), CliE
         return Ok(running.stop().await?);
     }
     println!(
-        "\nCtrl-C stops the server; restart it later with: gongwen serve --data {} --keys {}",
+        "\nCtrl-C stops the server; restart it later with: gongwen serve --plaintext --data {} --keys {}",
         data.display(),
         keys.display()
     );

@@ -121,9 +121,12 @@ pub struct ServeArgs {
     /// Require client certificates signed by this CA (PEM).
     #[arg(long, env = "GONGWEN_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
-    /// Serve without TLS on an address other than loopback (plaintext is only the default on 127.0.0.1/::1).
+    /// Serve without TLS, on purpose (without TLS material the server refuses to start unless this is given).
     #[arg(long, env = "GONGWEN_PLAINTEXT", num_args = 0..=1, default_missing_value = "true")]
     pub plaintext: Option<bool>,
+    /// How far a request token's time may be from the server's clock, in seconds (1 to 86400) [default: 300].
+    #[arg(long, env = "GONGWEN_AUTH_SKEW_SECS")]
+    pub auth_skew_secs: Option<u64>,
 }
 
 /// The acting unit.

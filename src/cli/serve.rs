@@ -37,6 +37,7 @@ pub struct FileSettings {
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
     pub plaintext: Option<bool>,
+    pub auth_skew_secs: Option<u64>,
 }
 
 fn read_settings(path: &Path) -> Result<FileSettings, CliError> {
@@ -64,6 +65,14 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     cfg.app.rate_per_sec = args.rate.or(file.rate).unwrap_or(cfg.app.rate_per_sec);
     cfg.app.rate_burst = args.burst.or(file.burst).unwrap_or(cfg.app.rate_burst);
     cfg.app.max_streams = args.max_streams.or(file.max_streams).unwrap_or(cfg.app.max_streams);
+    cfg.app.auth_skew_secs = args.auth_skew_secs.or(file.auth_skew_secs).unwrap_or(cfg.app.auth_skew_secs);
+    if !(1..=crate::app::access::MAX_SKEW_SECS).contains(&cfg.app.auth_skew_secs) {
+        return Err(CliError::Input(format!(
+            "auth_skew_secs must be between 1 and {} (a day), not {}",
+            crate::app::access::MAX_SKEW_SECS,
+            cfg.app.auth_skew_secs
+        )));
+    }
     let cert = args.tls_cert.clone().or(file.tls_cert);
     let key = args.tls_key.clone().or(file.tls_key);
     let client_ca = args.tls_client_ca.clone().or(file.tls_client_ca);
@@ -76,11 +85,13 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     if cfg.tls.is_some() && plaintext {
         return Err(CliError::Input("plaintext and TLS were both asked for; choose one".into()));
     }
-    if cfg.tls.is_none() && !plaintext && !cfg.listen.ip().is_loopback() {
-        return Err(CliError::Input(format!(
-            "{} is not a loopback address: give a TLS certificate and key, or plaintext = true to serve unencrypted on purpose (--plaintext)",
-            cfg.listen
-        )));
+    if cfg.tls.is_none() && !plaintext {
+        return Err(CliError::Input(
+            "no TLS certificate and key were given: serve TLS with --tls-cert and --tls-key (tls_cert, tls_key in \
+             the config file; GONGWEN_TLS_CERT, GONGWEN_TLS_KEY), or serve unencrypted on purpose with --plaintext \
+             (plaintext = true; GONGWEN_PLAINTEXT=true)"
+                .into(),
+        ));
     }
     let ks = Keystore::new(keys);
     let operator = if args.check_config {
@@ -106,7 +117,7 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
     std::net::TcpListener::bind(cfg.listen)
         .map_err(|source| CliError::Io { path: format!("listen address {}", cfg.listen), source })?;
     println!(
-        "configuration OK: listen {} ({}), data {}, cache {} MiB, attachments ≤ {} MiB, requests ≤ {} MiB, {} req/s (burst {}), {} streams",
+        "configuration OK: listen {} ({}), data {}, cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams, token clock skew {} s",
         cfg.listen,
         if cfg.tls.is_some() { "TLS" } else { "plaintext" },
         cfg.data_dir.display(),
@@ -115,7 +126,8 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
         cfg.app.max_message_bytes >> 20,
         cfg.app.rate_per_sec,
         cfg.app.rate_burst,
-        cfg.app.max_streams
+        cfg.app.max_streams,
+        cfg.app.auth_skew_secs
     );
     Ok(())
 }
@@ -176,22 +188,43 @@ mod tests {
     }
 
     #[test]
-    fn plaintext_beyond_loopback_must_be_asked_for() {
+    fn plaintext_must_be_asked_for() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(config(&args(&[]), dir.path()).is_ok(), "loopback plaintext is the default");
-        let open = args(&["--listen", "0.0.0.0:50051"]);
-        assert!(matches!(config(&open, dir.path()), Err(CliError::Input(m)) if m.contains("--plaintext")));
-        assert!(config(&args(&["--listen", "0.0.0.0:50051", "--plaintext"]), dir.path()).is_ok());
+        assert!(config(&args(&[]), dir.path()).is_err() && !dir.path().join("operator.key").exists(), "no key made");
+        for listen in ["127.0.0.1:50051", "0.0.0.0:50051"] {
+            let refused = config(&args(&["--listen", listen]), dir.path());
+            assert!(matches!(refused, Err(CliError::Input(m)) if m.contains("--plaintext")), "{listen}");
+            assert!(config(&args(&["--listen", listen, "--plaintext"]), dir.path()).is_ok_and(|c| c.tls.is_none()));
+        }
         let tls = args(&["--listen", "0.0.0.0:50051", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
         assert!(config(&tls, dir.path()).is_ok_and(|c| c.tls.is_some()));
         assert!(config(&args(&["--tls-cert", "c.pem"]), dir.path()).is_err(), "a certificate without a key");
+        let both = args(&["--tls-cert", "c.pem", "--tls-key", "k.pem", "--plaintext"]);
+        assert!(config(&both, dir.path()).is_err(), "TLS and plaintext at once");
+    }
+
+    #[test]
+    fn the_token_clock_skew_is_configurable_within_a_day() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("gongwen.toml");
+        std::fs::write(&file, "plaintext = true\nauth_skew_secs = 30\n").expect("write");
+        let f = file.to_string_lossy().into_owned();
+        assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").app.auth_skew_secs, 30);
+        let flag = config(&args(&["--config", &f, "--auth-skew-secs", "60"]), dir.path()).expect("config");
+        assert_eq!(flag.app.auth_skew_secs, 60, "the flag wins");
+        assert_eq!(config(&args(&["--plaintext"]), dir.path()).expect("config").app.auth_skew_secs, 300);
+        for bad in ["0", "86401"] {
+            let refused = config(&args(&["--plaintext", "--auth-skew-secs", bad]), dir.path());
+            assert!(matches!(refused, Err(CliError::Input(m)) if m.contains("auth_skew_secs")), "{bad}");
+        }
     }
 
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("gongwen.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:6000\"\nrate = 7\nmax_streams = 3\n").expect("write");
+        std::fs::write(&file, "listen = \"127.0.0.1:6000\"\nplaintext = true\nrate = 7\nmax_streams = 3\n")
+            .expect("write");
         let f = file.to_string_lossy().into_owned();
         let cfg = config(&args(&["--config", &f, "--rate", "9"]), dir.path()).expect("config");
         assert_eq!(cfg.listen.port(), 6000, "from the file");

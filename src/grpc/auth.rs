@@ -1,5 +1,7 @@
 //! Server side of request authentication: a tower layer in front of every service checks the token, and hands the
-//! established [`Caller`] to the handlers in the request's extensions.
+//! established [`Caller`] to the handlers in the request's extensions. It is also where every call meets the
+//! limits that need no handler: the message size (all calls), the request rate (per caller, or per address for
+//! calls without a token) and the stream cap for client-streaming uploads.
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use crate::app::access::Caller;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{HEADER, STREAMING_REQUESTS, decode_header};
+use crate::grpc::limit::{MessageLimit, too_large};
 
 /// Methods anyone may call without a token.
 const PUBLIC: &[&str] = &[
@@ -68,30 +71,40 @@ where
         let app = self.app.clone();
         Box::pin(async move {
             let method = req.uri().path().to_owned();
-            if PUBLIC.iter().any(|p| method.starts_with(p)) {
-                return inner.call(req).await;
-            }
             let (mut parts, body) = req.into_parts();
+            let limit = app.config().max_message_bytes;
+            let body = MessageLimit::new(body, limit);
+            if PUBLIC.iter().any(|p| method.starts_with(p)) {
+                // No token names these callers, so their budget is their address's.
+                if let Err(e) = app.charge_anonymous(peer(&parts.extensions)) {
+                    return Ok(Status::from(e).into_http());
+                }
+                return inner.call(http::Request::from_parts(parts, tonic::body::Body::new(body))).await;
+            }
             let Some(token) = parts.headers.get(HEADER).and_then(|v| decode_header(v.as_bytes())) else {
                 return Ok(
                     Status::unauthenticated(format!("{method} needs a signed request token in {HEADER}")).into_http()
                 );
             };
-            let limit = app.config().max_message_bytes;
-            let (digest, buffered, streaming) = if STREAMING_REQUESTS.contains(&method.as_str()) {
-                (vec![], None, Some(body))
+            let streaming = STREAMING_REQUESTS.contains(&method.as_str());
+            let (digest, body) = if streaming {
+                (vec![], tonic::body::Body::new(body))
             } else {
-                match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+                // One message and its prefix: more is not a unary request, and must not be buffered.
+                let total = limit.saturating_add(5);
+                match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, total)).await {
                     Ok(c) => {
                         let bytes = c.to_bytes();
-                        (Sha256::digest(&bytes).to_vec(), Some(bytes), None)
+                        (Sha256::digest(&bytes).to_vec(), tonic::body::Body::new(http_body_util::Full::new(bytes)))
                     }
-                    Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                        return Ok(
-                            Status::resource_exhausted(format!("the request is larger than {limit} bytes")).into_http()
-                        );
+                    Err(e) => {
+                        let status = match e.downcast::<Status>() {
+                            Ok(s) => *s,
+                            Err(e) if e.is::<http_body_util::LengthLimitError>() => too_large(None, limit),
+                            Err(e) => Status::invalid_argument(format!("unreadable request body: {e}")),
+                        };
+                        return Ok(status.into_http());
                     }
-                    Err(e) => return Ok(Status::invalid_argument(format!("unreadable request body: {e}")).into_http()),
                 }
             };
             match app.authenticate(&token, &method, &digest).and_then(|c| app.charge(&c).map(|()| c)) {
@@ -100,12 +113,34 @@ where
                 }
                 Err(e) => return Ok(Status::from(e).into_http()),
             }
-            let body = match (buffered, streaming) {
-                (Some(bytes), _) => tonic::body::Body::new(http_body_util::Full::new(bytes)),
-                (None, Some(stream)) => stream,
-                (None, None) => tonic::body::Body::empty(),
+            // A client-streaming call holds its permit until its handler has read the stream and replied.
+            let _permit = if streaming {
+                match app.stream_permit() {
+                    Ok(p) => Some(p),
+                    Err(e) => return Ok(Status::from(e).into_http()),
+                }
+            } else {
+                None
             };
             inner.call(http::Request::from_parts(parts, body)).await
         })
+    }
+}
+
+/// The address a caller without a token is counted by: its IP, or for IPv6 its /64 (one host's usual share), so
+/// one machine cannot spread a flood over many addresses.
+fn peer(extensions: &http::Extensions) -> String {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let addr = extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|t| t.get_ref().remote_addr()));
+    match addr.map(|a| a.ip().to_canonical()) {
+        Some(std::net::IpAddr::V4(ip)) => ip.to_string(),
+        Some(std::net::IpAddr::V6(ip)) => {
+            let s = ip.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        None => "an unknown address".to_owned(),
     }
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod convert;
 pub mod deliveries;
 pub mod documents;
+pub mod limit;
 pub mod public;
 pub mod registry;
 pub mod status;
