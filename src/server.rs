@@ -107,7 +107,22 @@ impl Running {
             let _ = tx.send(());
         }
         (&mut self.task).await??;
+        self.release().await;
         Ok(())
+    }
+
+    /// Connection tasks let go of the app a moment after the server has ended, and the store closes (releasing
+    /// the data directory's lock) only with the app's last reference: waits for that, within a bound, so a
+    /// restart in the same process finds the directory free. (A metrics endpoint keeps its reference for the life
+    /// of the process.)
+    async fn release(self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while Arc::strong_count(&self.app) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        // Dropping the last reference joins the writer threads: not on an async worker.
+        let app = self.app;
+        let _ = tokio::task::spawn_blocking(move || drop(app)).await;
     }
 
     /// Waits until the server ends on its own (or after `stop` was signalled elsewhere).

@@ -249,11 +249,8 @@ pub async fn scenario(quick: bool) {
     );
 
     // More runs (GONGWEN_BENCH_TREE_RUNS) make a profile of the reads stand out from the build.
-    let runs = std::env::var("GONGWEN_BENCH_TREE_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick {
-        3
-    } else {
-        5
-    });
+    let runs =
+        std::env::var("GONGWEN_BENCH_TREE_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick { 3 } else { 5 });
     let (n, traces, matrices) = trace_and_matrix(&b, &root_doc, runs).await;
     assert_eq!(n, expected, "the trace counts every delivery of the tree");
     let ((tm, tx), (mm, mx)) = (median_max(traces), median_max(matrices));

@@ -269,18 +269,19 @@ impl Walker<'_> {
             return Ok(());
         }
         let mut failed = None;
-        self.store.visit(&schema::deliveries_of(id), &mut |k, v| {
-            let d = schema::decode_borrowed::<LeanDelivery>(k, v)?;
-            f(&d, depth).map_err(|e| {
-                // The visit stops on an error of its own type; the caller's error is kept and returned as it was.
-                failed = Some(e);
-                StoreError::Backend("stopped".into())
+        self.store
+            .visit(&schema::deliveries_of(id), &mut |k, v| {
+                let d = schema::decode_borrowed::<LeanDelivery>(k, v)?;
+                f(&d, depth).map_err(|e| {
+                    // The visit stops on an error of its own type; the caller's error is kept and returned as it was.
+                    failed = Some(e);
+                    StoreError::Backend("stopped".into())
+                })
             })
-        })
-        .or_else(|e| match failed.take() {
-            Some(app) => Err(app),
-            None => Err(AppError::from(e)),
-        })?;
+            .or_else(|e| match failed.take() {
+                Some(app) => Err(app),
+                None => Err(AppError::from(e)),
+            })?;
         let forwarded: Vec<String> = self
             .store
             .scan(&schema::forwards_of(id), None, false)

@@ -87,6 +87,17 @@ fn suite(store: &dyn Store) {
     assert_eq!(keys(store.scan(b"s/", Some(b"s/c"), true)), ["s/b", "s/a"]);
     assert_eq!(keys(store.scan(b"s/", Some(b"r/"), false)), ["s/a", "s/b", "s/c", "s/\u{ff}"]);
     assert!(keys(store.scan(b"q/", None, false)).is_empty());
+    let mut visited = vec![];
+    store
+        .visit(b"s/", &mut |k, v| {
+            visited.push((String::from_utf8_lossy(k).into_owned(), v.to_vec()));
+            Ok(())
+        })
+        .expect("visit");
+    assert_eq!(visited.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["s/a", "s/b", "s/c", "s/\u{ff}"]);
+    assert!(visited.iter().all(|(_, v)| v == b"v"), "a visit lends the stored values");
+    let stop = store.visit(b"s/", &mut |_, _| Err(StoreError::Backend("enough".into())));
+    assert!(stop.is_err(), "the visitor's error ends the visit");
 }
 
 fn counter(store: &dyn Store) -> u64 {
