@@ -278,10 +278,7 @@ impl Walker<'_> {
                     StoreError::Backend("stopped".into())
                 })
             })
-            .or_else(|e| match failed.take() {
-                Some(app) => Err(app),
-                None => Err(AppError::from(e)),
-            })?;
+            .map_err(|e| failed.take().unwrap_or_else(|| AppError::from(e)))?;
         let forwarded: Vec<String> = self
             .store
             .scan(&schema::forwards_of(id), None, false)
