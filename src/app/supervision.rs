@@ -87,6 +87,22 @@ impl Row {
         }
     }
 
+    /// Adds another row's figures (of other deliveries) to this one's.
+    fn absorb(&mut self, other: Row) {
+        for (mine, theirs) in [
+            (&mut self.delivered, other.delivered),
+            (&mut self.acknowledged, other.acknowledged),
+            (&mut self.forwarded, other.forwarded),
+            (&mut self.reported, other.reported),
+            (&mut self.completed, other.completed),
+            (&mut self.returned, other.returned),
+            (&mut self.overdue, other.overdue),
+        ] {
+            mine.count = mine.count.saturating_add(theirs.count);
+            mine.units.extend(theirs.units);
+        }
+    }
+
     fn sort_units(&mut self) {
         for fig in [
             &mut self.delivered,
@@ -226,28 +242,36 @@ impl App {
         }
         let snap = self.snapshot();
         let now = self.now();
-        let (document, mut acc) = self
-            .each_delivery(document_id, Acc::default(), move |acc, d, _depth| {
-                let overdue = is_overdue(d.deadline(), d.state, now);
-                let unit = snap.registry.units.get(d.recipient);
-                if let Some(level) = unit.map(|u| u.level) {
-                    acc.by_level
-                        .entry(level.depth())
-                        .or_insert_with(|| Row::new(level.name(), level.name()))
-                        .add(d, overdue, with_units);
-                }
-                let region = unit.map(|u| u.region.as_str()).unwrap_or_default();
-                if let Some(row) = acc.by_region.get_mut(region) {
-                    row.add(d, overdue, with_units);
-                } else {
-                    let label = snap.registry.regions.get(region).map(|r| r.name.as_str()).unwrap_or_default();
-                    let mut row = Row::new(region, label);
-                    row.add(d, overdue, with_units);
-                    acc.by_region.insert(region.to_owned(), row);
-                }
-                acc.total.add(d, overdue, with_units);
-            })
-            .await?;
+        let add = move |acc: &mut Acc, d: &LeanDelivery<'_>, _depth: u32| {
+            let overdue = is_overdue(d.deadline(), d.state, now);
+            let unit = snap.registry.units.get(d.recipient);
+            if let Some(level) = unit.map(|u| u.level) {
+                acc.by_level
+                    .entry(level.depth())
+                    .or_insert_with(|| Row::new(level.name(), level.name()))
+                    .add(d, overdue, with_units);
+            }
+            let region = unit.map(|u| u.region.as_str()).unwrap_or_default();
+            if let Some(row) = acc.by_region.get_mut(region) {
+                row.add(d, overdue, with_units);
+            } else {
+                let label = snap.registry.regions.get(region).map(|r| r.name.as_str()).unwrap_or_default();
+                let mut row = Row::new(region, label);
+                row.add(d, overdue, with_units);
+                acc.by_region.insert(region.to_owned(), row);
+            }
+            acc.total.add(d, overdue, with_units);
+        };
+        let merge = |acc: &mut Acc, part: Acc| {
+            for (k, row) in part.by_level {
+                acc.by_level.entry(k).or_insert_with(|| Row::new(&row.key, &row.label)).absorb(row);
+            }
+            for (k, row) in part.by_region {
+                acc.by_region.entry(k).or_insert_with(|| Row::new(&row.key, &row.label)).absorb(row);
+            }
+            acc.total.absorb(part.total);
+        };
+        let (document, mut acc) = self.fold_deliveries(document_id, Acc::default, add, merge).await?;
         acc.total.key = "total".into();
         acc.total.label = "合计".into();
         let mut rows: Vec<&mut Row> = acc.by_level.values_mut().chain(acc.by_region.values_mut()).collect();

@@ -1,5 +1,8 @@
 //! The forwarding tree under a document (督办追踪): every unit reached directly or through forwards.
 use std::collections::{HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
@@ -263,32 +266,77 @@ impl Walker<'_> {
         &mut self,
         id: &str,
         depth: u32,
-        f: &mut dyn FnMut(&LeanDelivery<'_>, u32) -> Result<(), AppError>,
+        f: &mut dyn FnMut(&LeanDelivery<'_>, u32),
     ) -> Result<(), AppError> {
         if depth > MAX_DEPTH || !self.seen.insert(id.to_owned()) {
             return Ok(());
         }
-        let mut failed = None;
-        self.store
-            .visit(&schema::deliveries_of(id), &mut |k, v| {
-                let d = schema::decode_borrowed::<LeanDelivery>(k, v)?;
-                f(&d, depth).map_err(|e| {
-                    // The visit stops on an error of its own type; the caller's error is kept and returned as it was.
-                    failed = Some(e);
-                    StoreError::Backend("stopped".into())
-                })
-            })
-            .map_err(|e| failed.take().unwrap_or_else(|| AppError::from(e)))?;
-        let forwarded: Vec<String> = self
-            .store
-            .scan(&schema::forwards_of(id), None, false)
-            .map(|pair| pair.map(|(k, _)| schema::last_part(&k)))
-            .collect::<Result<_, _>>()?;
-        for fwd in forwarded {
+        self.own_deliveries(id, depth, f)?;
+        for fwd in self.forwards(id)? {
             self.each_delivery(&fwd, depth + 1, f)?;
         }
         Ok(())
     }
+
+    /// The deliveries of document `id` alone.
+    fn own_deliveries(&self, id: &str, depth: u32, f: &mut dyn FnMut(&LeanDelivery<'_>, u32)) -> Result<(), AppError> {
+        self.store.visit(&schema::deliveries_of(id), &mut |k, v| {
+            f(&schema::decode_borrowed::<LeanDelivery>(k, v)?, depth);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The ids of the documents that forward document `id`.
+    fn forwards(&self, id: &str) -> Result<Vec<String>, AppError> {
+        Ok(self
+            .store
+            .scan(&schema::forwards_of(id), None, false)
+            .map(|pair| pair.map(|(k, _)| schema::last_part(&k)))
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+/// `f` over `items` on up to as many threads as there are cores (this one among them), results in item order.
+/// Items are taken one at a time from a shared counter, so a few large subtrees spread as well as many small ones.
+fn in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> Result<R, AppError> + Sync,
+) -> Result<Vec<R>, AppError> {
+    let n = items.len();
+    let threads = std::thread::available_parallelism().map_or(1, |c| c.get()).clamp(1, 8).min(n);
+    if threads <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+    let results: Vec<Mutex<Option<Result<R, AppError>>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let (Some(slot), Some(out)) = (slots.get(i), results.get(i)) else { break };
+            let Some(item) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() else { continue };
+            // A bug in one subtree's walk must answer this request with an error, not take the server down.
+            let r = catch_unwind(AssertUnwindSafe(|| f(item)))
+                .unwrap_or_else(|_| Err(AppError::Store(StoreError::Backend("a trace walk panicked".into()))));
+            *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            // A thread that cannot be started leaves its share to the others.
+            let _ = std::thread::Builder::new().name("gongwen-trace".into()).spawn_scoped(scope, work);
+        }
+        work();
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(|| Err(AppError::Store(StoreError::Backend("a trace walk did not run".into()))))
+        })
+        .collect()
 }
 
 fn own_counts(state: DeliveryState, overdue: bool) -> Counts {
@@ -312,7 +360,15 @@ impl App {
         self.read(move |store| {
             let mut w = Walker { store, registry: &snap.registry, snapshot: &snap, now, seen: HashSet::new() };
             let document = w.document(&id)?;
-            let nodes = w.nodes(&document, 1)?;
+            // The subtrees under the root's recipients share nothing (a document forwards exactly one other), so
+            // they are grown on all cores; each walker keeps its own guard against a corrupted, cyclic store.
+            let top = w.shallow_nodes(&document, 1)?;
+            let seen = w.seen.clone();
+            let nodes = in_parallel(top, |mut node| {
+                let mut w = Walker { store, registry: &snap.registry, snapshot: &snap, now, seen: seen.clone() };
+                w.grow(&mut node)?;
+                Ok(node)
+            })?;
             let mut totals = Counts::default();
             for n in &nodes {
                 totals.add(&n.counts);
@@ -322,16 +378,21 @@ impl App {
         .await
     }
 
-    /// Calls `f` on every delivery in the tree under a document (any order), with the document itself first.
-    pub(crate) async fn each_delivery<T, F>(
+    /// Folds every delivery in the tree under a document (any order) into an accumulator: `f` adds one
+    /// delivery, `merge` adds an accumulator made by `init` for another part of the tree. The subtrees under the
+    /// root's forwards are folded on all cores.
+    pub(crate) async fn fold_deliveries<T, I, F, M>(
         &self,
         document_id: &str,
-        init: T,
-        mut f: F,
+        init: I,
+        f: F,
+        merge: M,
     ) -> Result<(Document, T), AppError>
     where
         T: Send + 'static,
-        F: FnMut(&mut T, &LeanDelivery<'_>, u32) + Send + 'static,
+        I: Fn() -> T + Send + Sync + 'static,
+        F: Fn(&mut T, &LeanDelivery<'_>, u32) + Send + Sync + 'static,
+        M: Fn(&mut T, T) + Send + 'static,
     {
         let snap = self.snapshot();
         let now = self.now();
@@ -339,11 +400,19 @@ impl App {
         self.read(move |store| {
             let mut w = Walker { store, registry: &snap.registry, snapshot: &snap, now, seen: HashSet::new() };
             let document = w.document(&id)?;
-            let mut acc = init;
-            w.each_delivery(&id, 1, &mut |d, depth| {
-                f(&mut acc, d, depth);
-                Ok(())
+            let mut acc = init();
+            w.seen.insert(id.clone());
+            w.own_deliveries(&id, 1, &mut |d, depth| f(&mut acc, d, depth))?;
+            let seen = w.seen.clone();
+            let parts = in_parallel(w.forwards(&id)?, |fwd| {
+                let mut w = Walker { store, registry: &snap.registry, snapshot: &snap, now, seen: seen.clone() };
+                let mut part = init();
+                w.each_delivery(&fwd, 2, &mut |d, depth| f(&mut part, d, depth))?;
+                Ok(part)
             })?;
+            for part in parts {
+                merge(&mut acc, part);
+            }
             Ok((document, acc))
         })
         .await
@@ -372,6 +441,17 @@ mod tests {
 
     use super::*;
     use crate::domain::model::{Delivery, Step};
+
+    #[test]
+    fn parallel_walks_keep_item_order_and_report_a_failure() {
+        let squares = in_parallel((0..100u64).collect(), |i| Ok(i * i));
+        assert_eq!(squares.ok(), Some((0..100u64).map(|i| i * i).collect::<Vec<_>>()));
+        let failed =
+            in_parallel((0..10u64).collect(), |i| if i == 7 { Err(AppError::NotFound("seven".into())) } else { Ok(i) });
+        assert!(matches!(failed, Err(AppError::NotFound(m)) if m == "seven"));
+        let empty: Result<Vec<u8>, AppError> = in_parallel(vec![], Ok);
+        assert_eq!(empty.ok(), Some(vec![]));
+    }
 
     #[test]
     fn a_lean_delivery_reads_what_a_delivery_wrote() {
