@@ -16,8 +16,13 @@ async fn health_and_reflection_answer_standard_clients() {
     let overall = health.check(HealthCheckRequest { service: String::new() }).await.expect("health").into_inner();
     assert_eq!(overall.status, ServingStatus::Serving as i32);
 
-    gongwen::cli::client::health(&format!("http://{}", h.addr)).await.expect("`gongwen health` says SERVING");
-    assert!(gongwen::cli::client::health("http://127.0.0.1:1").await.is_err(), "nothing listens there");
+    gongwen::cli::client::health(&format!("http://{}", h.addr), &Default::default())
+        .await
+        .expect("`gongwen health` says SERVING");
+    assert!(
+        gongwen::cli::client::health("http://127.0.0.1:1", &Default::default()).await.is_err(),
+        "nothing listens there"
+    );
 
     let mut reflection = ServerReflectionClient::new(h.raw_channel());
     let req = ServerReflectionRequest {

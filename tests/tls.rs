@@ -113,6 +113,23 @@ async fn tls_without_client_certificates_serves_clients_that_trust_the_server() 
         Ok(c) => c.registry().get_server_info(pb::GetServerInfoRequest {}).await.is_err(),
     };
     assert!(refused, "plaintext must not reach a TLS server");
+
+    // `gongwen health` (the container health check) speaks TLS with the CA it is given.
+    let server = https.clone();
+    let health = move |ca: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"));
+        cmd.args(["--server", &server]);
+        if let Some(ca) = ca {
+            cmd.arg("--tls-ca").arg(ca);
+        }
+        cmd.arg("health").output().expect("run gongwen health")
+    };
+    let ca = pki.path("ca.pem");
+    let (trusted, untrusted) =
+        tokio::task::spawn_blocking(move || (health(Some(&ca)), health(None))).await.expect("health runs");
+    assert!(trusted.status.success(), "{}", String::from_utf8_lossy(&trusted.stderr));
+    assert_eq!(String::from_utf8_lossy(&trusted.stdout).trim(), "SERVING");
+    assert!(!untrusted.status.success(), "without the CA the health check cannot trust the server");
     running.stop().await.expect("stop");
 }
 

@@ -86,22 +86,7 @@ impl Client {
     ) -> Result<Client, CliError> {
         let keys = Keystore::new(keys);
         let signer = keys.load(reader)?;
-        let mut endpoint = Channel::from_shared(server.to_owned())
-            .map_err(|e| CliError::Input(format!("bad server address {server:?}: {e}")))?;
-        if server.starts_with("https://") {
-            let mut t = tonic::transport::ClientTlsConfig::new();
-            if let Some(ca) = &tls.ca {
-                t = t.ca_certificate(tonic::transport::Certificate::from_pem(read_pem(ca)?));
-            }
-            if let Some([cert, key]) = tls.client.as_deref() {
-                t = t.identity(tonic::transport::Identity::from_pem(read_pem(cert)?, read_pem(key)?));
-            }
-            endpoint = endpoint.tls_config(t).map_err(|e| CliError::Input(format!("TLS: {e}")))?;
-        }
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })?;
+        let channel = connect_channel(server, tls).await?;
         let raw = channel.clone();
         let channel = tower::Layer::layer(&crate::auth::SignRequests::new(reader, signer), channel);
         Ok(Client { channel, raw, keys, json })
@@ -806,12 +791,26 @@ attachments up to {} bytes
 }
 
 /// `gongwen health`: the standard gRPC health check, no token needed.
-pub async fn health(server: &str) -> Result<(), CliError> {
-    let channel = Channel::from_shared(server.to_owned())
-        .map_err(|e| CliError::Input(format!("bad server address {server:?}: {e}")))?
-        .connect()
-        .await
-        .map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })?;
+/// A connection to `server`, over TLS (with `tls`'s CA and client certificate) for an `https://` address.
+async fn connect_channel(server: &str, tls: &Tls) -> Result<Channel, CliError> {
+    let mut endpoint = Channel::from_shared(server.to_owned())
+        .map_err(|e| CliError::Input(format!("bad server address {server:?}: {e}")))?;
+    if server.starts_with("https://") {
+        let mut t = tonic::transport::ClientTlsConfig::new();
+        if let Some(ca) = &tls.ca {
+            t = t.ca_certificate(tonic::transport::Certificate::from_pem(read_pem(ca)?));
+        }
+        if let Some([cert, key]) = tls.client.as_deref() {
+            t = t.identity(tonic::transport::Identity::from_pem(read_pem(cert)?, read_pem(key)?));
+        }
+        endpoint = endpoint.tls_config(t).map_err(|e| CliError::Input(format!("TLS: {e}")))?;
+    }
+    endpoint.connect().await.map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })
+}
+
+/// Asks the server's health service (no token needed), over TLS for an `https://` address.
+pub async fn health(server: &str, tls: &Tls) -> Result<(), CliError> {
+    let channel = connect_channel(server, tls).await?;
     let reply = tonic_health::pb::health_client::HealthClient::new(channel)
         .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
         .await?

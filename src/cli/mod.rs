@@ -443,7 +443,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve::serve(args, &cli.keys).await,
         Command::Demo { data, listen, exit } => demo::run(&data, listen, exit).await,
-        Command::Health => client::health(&cli.server).await,
+        Command::Health => {
+            let tls = client::Tls { ca: cli.tls_ca.clone(), client: cli.tls_client.clone() };
+            client::health(&cli.server, &tls).await
+        }
         Command::Parse { files } => parse::run(&files, cli.json),
         Command::Import { paths } => {
             let tls = client::Tls { ca: cli.tls_ca.clone(), client: cli.tls_client.clone() };
