@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -61,7 +61,8 @@ impl Metrics {
 }
 
 /// Serves `GET /metrics` on `addr` until the process ends; returns the bound address.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, app: Arc<App>) -> std::io::Result<SocketAddr> {
+/// The endpoint holds the app weakly: it must not keep the store open after the server has stopped.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, app: Weak<App>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
@@ -72,7 +73,10 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, app: Arc<App>) -> st
                 let n = conn.read(&mut buf).await.unwrap_or(0);
                 let request = String::from_utf8_lossy(&buf[..n]);
                 let (status, body) = if request.starts_with("GET /metrics ") {
-                    ("200 OK", metrics.render(&app).await)
+                    match app.upgrade() {
+                        Some(app) => ("200 OK", metrics.render(&app).await),
+                        None => ("503 Service Unavailable", "the server has stopped\n".to_owned()),
+                    }
                 } else {
                     ("404 Not Found", "only GET /metrics is served here\n".to_owned())
                 };

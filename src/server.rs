@@ -98,6 +98,8 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    data_dir: PathBuf,
+    cache_bytes: u64,
 }
 
 impl Running {
@@ -111,18 +113,35 @@ impl Running {
         Ok(())
     }
 
+    /// [`Running::stop`], then opens the store once more and closes it, which is when sled writes its snapshot:
+    /// sled replays its log from the last snapshot at every start, so without this the next start pays for every
+    /// write since this one began (seconds after a million). The cost moves to the stop. Skipped when the store
+    /// could not be released.
+    pub async fn stop_and_snapshot(mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await??;
+        let (db_dir, cache) = (self.data_dir.join("db"), self.cache_bytes);
+        if self.release().await {
+            tokio::task::spawn_blocking(move || SledStore::open(&db_dir, cache).map(drop)).await??;
+        }
+        Ok(())
+    }
+
     /// Connection tasks let go of the app a moment after the server has ended, and the store closes (releasing
     /// the data directory's lock) only with the app's last reference: waits for that, within a bound, so a
-    /// restart in the same process finds the directory free. (A metrics endpoint keeps its reference for the life
-    /// of the process.)
-    async fn release(self) {
+    /// restart in the same process finds the directory free. Returns whether the store was released.
+    async fn release(self) -> bool {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         while Arc::strong_count(&self.app) > 1 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
+        let last = Arc::strong_count(&self.app) == 1;
         // Dropping the last reference joins the writer threads: not on an async worker.
         let app = self.app;
         let _ = tokio::task::spawn_blocking(move || drop(app)).await;
+        last
     }
 
     /// Waits until the server ends on its own (or after `stop` was signalled elsewhere).
@@ -178,7 +197,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
     let metrics = Arc::new(crate::metrics::Metrics::new().map_err(|e| ServerError::Tls(format!("metrics: {e}")))?);
     let metrics_addr = match config.metrics {
         Some(a) => Some(
-            crate::metrics::serve(a, metrics.clone(), app.clone())
+            crate::metrics::serve(a, metrics.clone(), Arc::downgrade(&app))
                 .await
                 .map_err(|source| ServerError::Bind { addr: a, source })?,
         ),
@@ -238,5 +257,13 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         let _ = rx.await;
     }));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "gongwen serving");
-    Ok(Running { addr, app, metrics_addr, shutdown: Some(tx), task })
+    Ok(Running {
+        addr,
+        app,
+        metrics_addr,
+        shutdown: Some(tx),
+        task,
+        data_dir: config.data_dir.clone(),
+        cache_bytes: config.cache_bytes,
+    })
 }

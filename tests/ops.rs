@@ -82,3 +82,35 @@ async fn prometheus_metrics_count_requests_by_method_and_status() {
     assert!(text.contains("gongwen_open_streams 0"));
     running.stop().await.expect("stop");
 }
+
+/// The log position of sled's newest snapshot in a store directory (its files are named `snap.<LSN in hex>`).
+fn newest_snapshot(db: &std::path::Path) -> u64 {
+    std::fs::read_dir(db)
+        .expect("the store directory")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("snap.").map(str::to_owned))
+        .filter_map(|lsn| u64::from_str_radix(&lsn, 16).ok())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_graceful_stop_writes_the_snapshot_so_the_next_start_replays_nothing() {
+    // A plain stop leaves the snapshot of the last open: the next start replays every write since.
+    let mut plain = Harness::start().await;
+    let db = plain.data_dir().join("db");
+    let at_open = newest_snapshot(&db);
+    plain.load_bundled().await;
+    plain.stop().await;
+    assert_eq!(newest_snapshot(&db), at_open, "a plain stop writes no snapshot");
+
+    // The stop `gongwen serve` makes on SIGTERM covers the writes, and the data is all there afterwards.
+    let mut h = Harness::start().await;
+    let db = h.data_dir().join("db");
+    let at_open = newest_snapshot(&db);
+    h.load_bundled().await;
+    let units = h.expand("各市财政局", PROVINCE).await;
+    h.stop_and_snapshot().await;
+    assert!(newest_snapshot(&db) > at_open, "the snapshot covers the writes of the run");
+    h.restart().await;
+    assert_eq!(h.expand("各市财政局", PROVINCE).await, units, "everything written is there after the restart");
+}

@@ -168,8 +168,8 @@ pub async fn serve(args: ServeArgs, keys: &Path) -> Result<(), CliError> {
         eprintln!("metrics on http://{m}/metrics");
     }
     shutdown_signal().await;
-    eprintln!("stopping: finishing requests in flight");
-    running.stop().await?;
+    eprintln!("stopping: finishing requests in flight, then writing the store's snapshot for a quick next start");
+    running.stop_and_snapshot().await?;
     Ok(())
 }
 

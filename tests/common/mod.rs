@@ -123,6 +123,19 @@ impl Harness {
         }
     }
 
+    /// Stops the server as `gongwen serve` does on SIGTERM: leaving the store's snapshot written.
+    pub async fn stop_and_snapshot(&mut self) {
+        self.channel = None;
+        if let Some(s) = self.server.take() {
+            s.stop_and_snapshot().await.expect("clean stop with a snapshot");
+        }
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The unsigned channel, for requests that must carry no token.
     pub fn raw_channel(&self) -> Channel {
         self.channel.clone().expect("server running")
