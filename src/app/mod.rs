@@ -143,8 +143,7 @@ impl Snapshot {
 
     /// Why a step is suspect (signed with a key revoked at or before it), found through the key index.
     pub fn suspect(&self, step: &crate::domain::model::Step) -> Option<String> {
-        let owner = self.key_owner.get(&step.key_id)?;
-        self.registry.suspect(step, owner)
+        self.suspect_key(&step.key_id, || Ok::<_, std::convert::Infallible>(step.at)).unwrap_or_default()
     }
 
     /// Why a step signed with `key_id` at `at()` is suspect; `at` is read only for a revoked key.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{App, AppError, schema};
 use crate::domain::instant::parse_utc;
-use crate::domain::model::{Document, Registry, Role, StepKind};
+use crate::domain::model::{Document, Role, StepKind};
 use crate::domain::state::{DeliveryState, is_overdue};
 use crate::store::{Store, StoreError};
 
@@ -130,7 +130,6 @@ const MAX_DEPTH: u32 = 32;
 
 struct Walker<'a> {
     store: &'a dyn Store,
-    registry: &'a Registry,
     snapshot: &'a super::Snapshot,
     now: DateTime<Utc>,
     seen: HashSet<String>,
@@ -164,10 +163,10 @@ impl Walker<'_> {
         }
         let via_number = doc.number.to_string();
         let mut out = vec![];
-        let (registry, snapshot, now) = (self.registry, self.snapshot, self.now);
+        let (snapshot, now) = (self.snapshot, self.now);
         self.store.visit(&schema::deliveries_of(&doc.id), &mut |k, v| {
             let d: LeanDelivery = schema::decode_borrowed(k, v)?;
-            let unit = registry.units.get(d.recipient);
+            let unit = snapshot.registry.units.get(d.recipient);
             let progress = Progress::of(&d)?;
             let overdue = is_overdue(progress.deadline, progress.state, now);
             let mut flags = vec![];
@@ -358,14 +357,14 @@ impl App {
         let now = self.now();
         let id = document_id.to_owned();
         self.read(move |store| {
-            let mut w = Walker { store, registry: &snap.registry, snapshot: &snap, now, seen: HashSet::new() };
+            let mut w = Walker { store, snapshot: &snap, now, seen: HashSet::new() };
             let document = w.document(&id)?;
             // The subtrees under the root's recipients share nothing (a document forwards exactly one other), so
             // they are grown on all cores; each walker keeps its own guard against a corrupted, cyclic store.
             let top = w.shallow_nodes(&document, 1)?;
             let seen = w.seen.clone();
             let nodes = in_parallel(top, |mut node| {
-                let mut w = Walker { store, registry: &snap.registry, snapshot: &snap, now, seen: seen.clone() };
+                let mut w = Walker { store, snapshot: &snap, now, seen: seen.clone() };
                 w.grow(&mut node)?;
                 Ok(node)
             })?;
@@ -398,14 +397,14 @@ impl App {
         let now = self.now();
         let id = document_id.to_owned();
         self.read(move |store| {
-            let mut w = Walker { store, registry: &snap.registry, snapshot: &snap, now, seen: HashSet::new() };
+            let mut w = Walker { store, snapshot: &snap, now, seen: HashSet::new() };
             let document = w.document(&id)?;
             let mut acc = init();
             w.seen.insert(id.clone());
             w.own_deliveries(&id, 1, &mut |d, depth| f(&mut acc, d, depth))?;
             let seen = w.seen.clone();
             let parts = in_parallel(w.forwards(&id)?, |fwd| {
-                let mut w = Walker { store, registry: &snap.registry, snapshot: &snap, now, seen: seen.clone() };
+                let mut w = Walker { store, snapshot: &snap, now, seen: seen.clone() };
                 let mut part = init();
                 w.each_delivery(&fwd, 2, &mut |d, depth| f(&mut part, d, depth))?;
                 Ok(part)

@@ -185,11 +185,6 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Why a step is suspect: it was signed by `unit` with a key revoked at or before the step (a compromised key).
-    pub fn suspect(&self, step: &Step, unit: &str) -> Option<String> {
-        self.suspect_key(unit, &step.key_id, step.at)
-    }
-
     /// Why something `unit` signed with `key_id` at `at` is suspect: the key was revoked at or before `at`.
     pub fn suspect_key(&self, unit: &str, key_id: &str, at: DateTime<Utc>) -> Option<String> {
         let unit = self.units.get(unit)?;
