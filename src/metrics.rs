@@ -1,5 +1,5 @@
 //! Prometheus metrics on a separate plain-HTTP port (`GET /metrics`): requests by method and status, latency
-//! histograms, events appended, log size, store size and open streams.
+//! histograms, events appended, log size, store size, deferred keys and open streams.
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,6 +20,7 @@ pub struct Metrics {
     latency: HistogramVec,
     events: IntGauge,
     store_bytes: IntGauge,
+    deferred_keys: IntGauge,
     open_streams: IntGauge,
 }
 
@@ -38,13 +39,18 @@ impl Metrics {
         )?;
         let events = IntGauge::new("gongwen_log_events", "events in the log (its Merkle tree size)")?;
         let store_bytes = IntGauge::new("gongwen_store_bytes", "bytes the store takes on disk")?;
+        let deferred_keys = IntGauge::new(
+            "gongwen_store_deferred_keys",
+            "keys of acknowledged large commits not yet moved into the store's tree (readable already)",
+        )?;
         let open_streams = IntGauge::new("gongwen_open_streams", "server-streaming calls open now")?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(store_bytes.clone()))?;
+        registry.register(Box::new(deferred_keys.clone()))?;
         registry.register(Box::new(open_streams.clone()))?;
-        Ok(Metrics { registry, requests, latency, events, store_bytes, open_streams })
+        Ok(Metrics { registry, requests, latency, events, store_bytes, deferred_keys, open_streams })
     }
 
     /// The text exposition, with the gauges read from the app now.
@@ -53,6 +59,7 @@ impl Metrics {
             self.events.set(i64::try_from(events).unwrap_or(i64::MAX));
             self.store_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
+        self.deferred_keys.set(i64::try_from(app.deferred_keys()).unwrap_or(i64::MAX));
         self.open_streams.set(i64::try_from(app.open_streams()).unwrap_or(0));
         let mut out = vec![];
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

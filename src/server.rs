@@ -17,7 +17,7 @@ use crate::grpc::{
     supervision::SupervisionApi, trace::TraceApi,
 };
 use crate::pb;
-use crate::store::{BlobStore, SledStore, StoreError};
+use crate::store::{BlobStore, SledOptions, SledStore, StoreError};
 
 /// Largest reply: bundles and traces of large trees are far above tonic's 4 MiB default.
 const MAX_REPLY: usize = 512 * 1024 * 1024;
@@ -48,6 +48,11 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// sled page cache size in bytes.
     pub cache_bytes: u64,
+    /// A commit with at least this many new keys (a large fan-out) is acknowledged once it is logged, and moved
+    /// into sled's tree in the background ([`SledOptions::defer_at`]).
+    pub defer_at: usize,
+    /// Run that background move; off only in tests that look at the store before it.
+    pub apply_in_background: bool,
     /// Application limits.
     pub app: AppConfig,
     /// Operator key recorded at the first start of a new data directory.
@@ -80,6 +85,8 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: data_dir.into(),
             cache_bytes: 256 * 1024 * 1024,
+            defer_at: SledOptions::new(0).defer_at,
+            apply_in_background: true,
             app: AppConfig::default(),
             operator: None,
             metrics: None,
@@ -124,7 +131,8 @@ impl Running {
         (&mut self.task).await??;
         let (db_dir, cache) = (self.data_dir.join("db"), self.cache_bytes);
         if self.release().await {
-            tokio::task::spawn_blocking(move || SledStore::open(&db_dir, cache).map(drop)).await??;
+            let options = SledOptions { apply_in_background: false, ..SledOptions::new(cache) };
+            tokio::task::spawn_blocking(move || SledStore::open_with(&db_dir, options).map(drop)).await??;
         }
         Ok(())
     }
@@ -165,10 +173,14 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
 pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, ServerError> {
     let db_dir = config.data_dir.join("db");
     let blob_dir = config.data_dir.join("blobs");
-    let cache = config.cache_bytes;
+    let options = SledOptions {
+        cache_bytes: config.cache_bytes,
+        defer_at: config.defer_at,
+        apply_in_background: config.apply_in_background,
+    };
     let limit = config.app.max_attachment_bytes;
     let (store, blobs) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-        Ok((SledStore::open(&db_dir, cache)?, BlobStore::open(&blob_dir, limit)?))
+        Ok((SledStore::open_with(&db_dir, options)?, BlobStore::open(&blob_dir, limit)?))
     })
     .await??;
     let app =

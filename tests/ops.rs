@@ -79,6 +79,7 @@ async fn prometheus_metrics_count_requests_by_method_and_status() {
     assert!(text.contains("gongwen_request_seconds_bucket"));
     assert!(text.contains("gongwen_log_events 0"));
     assert!(text.contains("gongwen_store_bytes"));
+    assert!(text.contains("gongwen_store_deferred_keys 0"), "nothing is waiting after small commits");
     assert!(text.contains("gongwen_open_streams 0"));
     running.stop().await.expect("stop");
 }

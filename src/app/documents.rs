@@ -279,8 +279,10 @@ impl App {
                             key_id: key_id.clone(),
                         }],
                     };
-                    schema::save(tx, &schema::delivery(&doc.id, unit), &delivery)?;
-                    tx.put(&schema::inbox(unit, seq), doc.id.as_bytes());
+                    // New keys (the document id is new, and so is the event), which lets a fan-out to a whole
+                    // province be acknowledged before sled has sorted its 200,000 keys in.
+                    tx.put_new(&schema::delivery(&doc.id, unit), &schema::encode(&delivery)?);
+                    tx.put_new(&schema::inbox(unit, seq), doc.id.as_bytes());
                 }
                 remember(tx, &actor, &request_id, digest, FirstResult::Document(doc.id.clone()))?;
                 Ok((doc, true))

@@ -87,6 +87,11 @@ impl App {
         self.read(|s| Ok((super::log::size(s)?, s.size_on_disk()?))).await
     }
 
+    /// Keys of acknowledged commits the store is still moving into place (see [`crate::store::Store::deferred_keys`]).
+    pub fn deferred_keys(&self) -> usize {
+        self.store.deferred_keys()
+    }
+
     /// A permit to open one streaming call (watch, log, download, upload); dropped when the stream ends.
     pub fn stream_permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
         self.streams.clone().try_acquire_owned().map_err(|_| {

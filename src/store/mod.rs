@@ -4,12 +4,13 @@
 use thiserror::Error;
 
 pub mod blobs;
+mod deferred;
 pub mod sled_kv;
 #[cfg(test)]
 mod tests;
 
 pub use blobs::BlobStore;
-pub use sled_kv::SledStore;
+pub use sled_kv::{SledOptions, SledStore};
 
 /// The storage layer's one error type.
 #[derive(Debug, Error)]
@@ -54,6 +55,12 @@ pub trait Tx {
     fn put(&mut self, key: &[u8], value: &[u8]);
     /// Stages a delete.
     fn delete(&mut self, key: &[u8]);
+    /// Stages the write of a key that does not exist yet. Same effect as [`Tx::put`]; the promise lets a backend
+    /// apply a commit of very many new keys after acknowledging it, serving them from a durable log of its own
+    /// meanwhile (sled does: `store::deferred`). A key that did exist may keep its old value.
+    fn put_new(&mut self, key: &[u8], value: &[u8]) {
+        self.put(key, value);
+    }
 }
 
 /// Names a point in the commit order: everything staged up to it, for [`Store::wait_durable`].
@@ -122,6 +129,11 @@ pub trait Store: Send + Sync + 'static {
     fn wait_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
         let _ = ticket;
         Ok(())
+    }
+
+    /// Keys of acknowledged commits still being moved into place in the background; reads see them already.
+    fn deferred_keys(&self) -> usize {
+        0
     }
 
     /// Approximate bytes on disk.

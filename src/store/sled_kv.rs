@@ -3,23 +3,79 @@
 //! sled 0.34's own issue tracker documents the traps this file avoids: one `Db` per process, kept open; one tree with
 //! prefixed key spaces; an explicit cache size; no `flush_async` (it deadlocks across runtimes), and an fsync after
 //! `flush`, because on Linux sled flushes with `sync_file_range`, which does not make the data durable on its own.
-use std::collections::BTreeMap;
+//! sled writes large pages to files of their own under `blobs/` and never fsyncs them; the flush does that too.
+//!
+//! Commits that bring many new keys are applied to the tree in the background ([`super::deferred`]).
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsString;
 use std::fs::File;
 use std::ops::Bound;
-use std::path::Path;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
 
+use super::deferred::{self, Batch, Merge, Overlay, PRIVATE};
 use super::{Outcome, Pair, Store, StoreError, Ticket, Tx, Visit};
+
+/// How a [`SledStore`] is opened.
+#[derive(Debug, Clone)]
+pub struct SledOptions {
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+    /// A commit group with at least this many keys written by [`Tx::put_new`] is applied in the background.
+    pub defer_at: usize,
+    /// Run the background applier (tests turn it off to look at the overlay).
+    pub apply_in_background: bool,
+}
+
+impl SledOptions {
+    /// The defaults with a page cache of `cache_bytes`.
+    pub fn new(cache_bytes: u64) -> SledOptions {
+        // Below a few thousand keys sled applies a batch in tens of milliseconds: not worth a second copy.
+        SledOptions { cache_bytes, defer_at: 4096, apply_in_background: true }
+    }
+}
 
 /// sled-backed store: one `Db`, one tree, prefixed key spaces, group-committed durable writes.
 pub struct SledStore {
+    inner: Arc<Inner>,
+    applier: Option<JoinHandle<()>>,
+}
+
+struct Inner {
     db: sled::Db,
     /// sled's main data file, opened again only to fsync it.
     data_file: File,
+    blobs_dir: PathBuf,
+    defer_at: usize,
     /// Serialises writers: a transaction's reads and its batch see no interleaved writer.
     write_lock: Mutex<Applied>,
     flush: Mutex<FlushState>,
     flushed: Condvar,
+    blob_sync: Mutex<BlobSync>,
+    overlay: Overlay,
+    /// Tells the applier there is work, or that it must stop.
+    applier: Mutex<ApplierState>,
+    applier_wake: Condvar,
+}
+
+/// One staged write.
+#[derive(Debug, Clone)]
+enum Write {
+    Put(Vec<u8>),
+    /// A key that did not exist (see [`Tx::put_new`]).
+    New(Vec<u8>),
+    Delete,
+}
+
+impl Write {
+    fn value(&self) -> Option<Vec<u8>> {
+        match self {
+            Write::Put(v) | Write::New(v) => Some(v.clone()),
+            Write::Delete => None,
+        }
+    }
 }
 
 /// Committed transactions: how many so far, and the writes of those not yet handed to sled.
@@ -28,7 +84,9 @@ struct Applied {
     /// Writes of committed transactions since the last flush, newest value per key. Transactions read through
     /// it; the flush leader hands it to sled as one batch. One `apply_batch` per flush instead of one per
     /// transaction matters: sled's batch apply costs ~0.2 ms at the 90th percentile, under the write lock.
-    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pending: BTreeMap<Vec<u8>, Write>,
+    /// The id the next deferred batch gets.
+    next_batch: u64,
 }
 
 struct FlushState {
@@ -40,6 +98,19 @@ struct FlushState {
     failed: Option<String>,
 }
 
+/// Blob files already fsynced, and the directory's modification time when they were listed.
+#[derive(Default)]
+struct BlobSync {
+    synced: HashSet<OsString>,
+    listed_at: Option<SystemTime>,
+}
+
+#[derive(Default)]
+struct ApplierState {
+    stop: bool,
+    work: bool,
+}
+
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -49,26 +120,72 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Keys the background applier moves per step; the write lock is released between steps.
+const APPLY_STEP: usize = 2048;
+
 impl SledStore {
     /// Opens (or creates) the database under `dir` with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        SledStore::open_with(dir, SledOptions::new(cache_bytes))
+    }
+
+    /// Opens (or creates) the database under `dir`, loading deferred batches a previous run left unapplied.
+    pub fn open_with(dir: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
         let data_dir_error = |reason: String| StoreError::DataDir { path: dir.display().to_string(), reason };
-        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open().map_err(|e| match e {
+        let db = sled::Config::new().path(dir).cache_capacity(options.cache_bytes).open().map_err(|e| match e {
             sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
                 data_dir_error("it is in use by another gongwen process (sled holds a lock on it)".into())
             }
             other => data_dir_error(other.to_string()),
         })?;
         let data_file = File::open(dir.join("db")).map_err(|e| data_dir_error(format!("cannot open db file: {e}")))?;
-        Ok(SledStore {
+        let chunks = db.scan_prefix(deferred::log_prefix()).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())));
+        let waiting = Batch::load(chunks.map(|r| r.map_err(backend)))?;
+        let next_batch = waiting.last().map_or(0, |b| b.id + 1);
+        let overlay = Overlay::default();
+        let work = !waiting.is_empty();
+        for b in waiting {
+            overlay.push(Arc::new(b));
+        }
+        let inner = Arc::new(Inner {
             db,
             data_file,
-            write_lock: Mutex::new(Applied { count: 0, pending: BTreeMap::new() }),
+            blobs_dir: dir.join("blobs"),
+            defer_at: options.defer_at.max(1),
+            write_lock: Mutex::new(Applied { count: 0, pending: BTreeMap::new(), next_batch }),
             flush: Mutex::new(FlushState { durable: 0, in_progress: false, failed: None }),
             flushed: Condvar::new(),
-        })
+            blob_sync: Mutex::new(BlobSync::default()),
+            overlay,
+            applier: Mutex::new(ApplierState { stop: false, work }),
+            applier_wake: Condvar::new(),
+        });
+        let applier = if options.apply_in_background {
+            let worker = inner.clone();
+            let handle = std::thread::Builder::new()
+                .name("gongwen-apply".into())
+                .spawn(move || worker.run_applier())
+                .map_err(|e| data_dir_error(format!("cannot start the background applier: {e}")))?;
+            Some(handle)
+        } else {
+            None
+        };
+        Ok(SledStore { inner, applier })
     }
+}
 
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        lock(&self.inner.applier).stop = true;
+        self.inner.applier_wake.notify_all();
+        if let Some(handle) = self.applier.take() {
+            // A batch half applied is finished by the next start; nothing is lost by stopping here.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Inner {
     /// Waits until batch `ticket` is durable, flushing as the leader if nobody else is.
     fn wait_until(&self, ticket: u64) -> Result<(), StoreError> {
         let mut state = lock(&self.flush);
@@ -101,47 +218,207 @@ impl SledStore {
     /// write lock is held throughout, so a transaction never sees them in neither place.
     fn apply_pending(&self) -> Result<u64, StoreError> {
         let mut applied = lock(&self.write_lock);
-        if !applied.pending.is_empty() {
-            let mut batch = sled::Batch::default();
-            for (k, v) in std::mem::take(&mut applied.pending) {
-                match v {
-                    Some(v) => batch.insert(k, v),
-                    None => batch.remove(k),
-                }
+        if applied.pending.is_empty() {
+            return Ok(applied.count);
+        }
+        let pending = std::mem::take(&mut applied.pending);
+        let mut batch = sled::Batch::default();
+        // A delete must not let a waiting copy of the key show through: the waiting batches go into this one.
+        let view = self.overlay.view();
+        let drained = if !view.is_empty() && pending.iter().any(|(k, w)| matches!(w, Write::Delete) && view.contains(k))
+        {
+            for b in view.batches() {
+                self.stage_deferred(&mut batch, b, &b.entries.keys().collect::<Vec<_>>())?;
+                self.stage_chunk_removal(&mut batch, b.id)?;
             }
-            self.db.apply_batch(batch).map_err(backend)?;
+            view.batches().to_vec()
+        } else {
+            vec![]
+        };
+        let new_keys = pending.values().filter(|w| matches!(w, Write::New(_))).count();
+        let mut deferred = BTreeMap::new();
+        for (k, w) in pending {
+            match w {
+                Write::New(v) if new_keys >= self.defer_at => {
+                    deferred.insert(k, v);
+                }
+                Write::Put(v) | Write::New(v) => batch.insert(k, v),
+                Write::Delete => batch.remove(k),
+            }
+        }
+        let mut pushed = None;
+        if !deferred.is_empty() {
+            let b = Batch { id: applied.next_batch, entries: deferred };
+            applied.next_batch += 1;
+            for (k, v) in b.chunks()? {
+                batch.insert(k, v);
+            }
+            // Readers see the keys from the moment the rest of the batch lands.
+            let b = Arc::new(b);
+            self.overlay.push(b.clone());
+            pushed = Some(b.id);
+        }
+        if let Err(e) = self.db.apply_batch(batch) {
+            if let Some(id) = pushed {
+                self.overlay.remove(id);
+            }
+            return Err(backend(e));
+        }
+        for b in drained {
+            self.overlay.remove(b.id);
+        }
+        if pushed.is_some() {
+            lock(&self.applier).work = true;
+            self.applier_wake.notify_all();
         }
         Ok(applied.count)
+    }
+
+    /// Adds the waiting `keys` of `b` that the tree lacks to `batch`.
+    fn stage_deferred(&self, batch: &mut sled::Batch, b: &Batch, keys: &[&Vec<u8>]) -> Result<(), StoreError> {
+        for k in keys {
+            if !self.db.contains_key(k.as_slice()).map_err(backend)?
+                && let Some(v) = b.entries.get(k.as_slice())
+            {
+                batch.insert(k.as_slice(), v.as_slice());
+            }
+        }
+        Ok(())
+    }
+
+    fn stage_chunk_removal(&self, batch: &mut sled::Batch, id: u64) -> Result<(), StoreError> {
+        for chunk in self.db.scan_prefix(deferred::batch_prefix(id)).keys() {
+            batch.remove(chunk.map_err(backend)?);
+        }
+        Ok(())
     }
 
     fn flush_to_disk(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(backend)?;
         self.data_file.sync_all()?;
+        self.sync_blobs()
+    }
+
+    /// fsyncs the blob files sled made since the last flush, and their directory. The directory's modification
+    /// time says whether there are any, so a flush without new blobs costs one `stat`.
+    fn sync_blobs(&self) -> Result<(), StoreError> {
+        let modified = match std::fs::metadata(&self.blobs_dir) {
+            Ok(m) => m.modified()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut sync = lock(&self.blob_sync);
+        if sync.listed_at == Some(modified) {
+            return Ok(());
+        }
+        let mut present = HashSet::new();
+        for entry in std::fs::read_dir(&self.blobs_dir)? {
+            let name = entry?.file_name();
+            if !sync.synced.contains(&name) {
+                match File::open(self.blobs_dir.join(&name)) {
+                    Ok(f) => f.sync_all()?,
+                    // sled removed it meanwhile: a page rewritten since needs no sync of the old copy.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            present.insert(name);
+        }
+        File::open(&self.blobs_dir)?.sync_all()?;
+        sync.synced = present;
+        sync.listed_at = Some(modified);
         Ok(())
+    }
+
+    /// The background applier: moves waiting batches into the tree, oldest first, a step at a time.
+    fn run_applier(&self) {
+        loop {
+            {
+                let mut state = lock(&self.applier);
+                while !state.stop && !state.work {
+                    state = self.applier_wake.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+                if state.stop {
+                    return;
+                }
+                state.work = false;
+            }
+            while let Some(b) = self.overlay.oldest() {
+                match self.apply_deferred(&b) {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        // The batch stays readable through the overlay and is retried at the next start.
+                        tracing::error!(error = %e, batch = b.id, "applying a deferred batch failed");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one waiting batch; `Ok(false)` when told to stop first.
+    fn apply_deferred(&self, b: &Arc<Batch>) -> Result<bool, StoreError> {
+        let keys: Vec<&Vec<u8>> = b.entries.keys().collect();
+        for step in keys.chunks(APPLY_STEP) {
+            if lock(&self.applier).stop {
+                return Ok(false);
+            }
+            let _writers_wait = lock(&self.write_lock);
+            if !self.overlay.holds(b.id) {
+                // A delete drained it into a commit of its own (see `apply_pending`).
+                return Ok(true);
+            }
+            let mut batch = sled::Batch::default();
+            self.stage_deferred(&mut batch, b, step)?;
+            self.db.apply_batch(batch).map_err(backend)?;
+        }
+        let _writers_wait = lock(&self.write_lock);
+        let mut batch = sled::Batch::default();
+        self.stage_chunk_removal(&mut batch, b.id)?;
+        // sled recovers a prefix of its log, so if the removal survives a crash the keys before it do too.
+        self.db.apply_batch(batch).map_err(backend)?;
+        self.overlay.remove(b.id);
+        Ok(true)
     }
 }
 
 struct SledTx<'a> {
     tree: &'a sled::Db,
     /// Committed writes not yet in sled.
-    pending: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    staged: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pending: &'a BTreeMap<Vec<u8>, Write>,
+    overlay: &'a Overlay,
+    staged: BTreeMap<Vec<u8>, Write>,
 }
 
 impl Tx for SledTx<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self.staged.get(key).or_else(|| self.pending.get(key)) {
-            return Ok(v.clone());
+        if let Some(w) = self.staged.get(key).or_else(|| self.pending.get(key)) {
+            return Ok(w.value());
         }
-        Ok(self.tree.get(key).map_err(backend)?.map(|v| v.to_vec()))
+        // Under the write lock nothing moves between the tree and the overlay.
+        match self.tree.get(key).map_err(backend)? {
+            Some(v) => Ok(Some(v.to_vec())),
+            None if self.overlay.is_empty() => Ok(None),
+            None => Ok(self.overlay.view().get(key)),
+        }
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.staged.insert(key.to_vec(), Some(value.to_vec()));
+        self.staged.insert(key.to_vec(), Write::Put(value.to_vec()));
+    }
+
+    fn put_new(&mut self, key: &[u8], value: &[u8]) {
+        let write = match self.staged.get(key) {
+            // Written earlier in this transaction: not new to it, whatever the caller believes.
+            Some(_) => Write::Put(value.to_vec()),
+            None => Write::New(value.to_vec()),
+        };
+        self.staged.insert(key.to_vec(), write);
     }
 
     fn delete(&mut self, key: &[u8]) {
-        self.staged.insert(key.to_vec(), None);
+        self.staged.insert(key.to_vec(), Write::Delete);
     }
 }
 
@@ -157,28 +434,26 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-impl Store for SledStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(key).map_err(backend)?.map(|v| v.to_vec()))
+/// The end of a scan of `prefix`: the prefix's end, and never past the start of the store's private keys.
+fn scan_end(prefix: &[u8]) -> Vec<u8> {
+    match prefix_end(prefix) {
+        Some(end) if end.as_slice() <= [PRIVATE].as_slice() => end,
+        _ => vec![PRIVATE],
     }
+}
 
-    fn scan(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        reverse: bool,
-    ) -> Box<dyn Iterator<Item = Result<Pair, StoreError>> + Send + '_> {
+type Pairs<'a> = Box<dyn Iterator<Item = Result<Pair, StoreError>> + Send + 'a>;
+
+impl SledStore {
+    fn tree_scan(&self, prefix: &[u8], after: Option<&[u8]>, reverse: bool) -> Pairs<'_> {
+        let upper = Bound::Excluded(scan_end(prefix));
         let (lower, upper) = match (after, reverse) {
-            (Some(a), false) => {
-                (Bound::Excluded(a.to_vec()), prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded))
-            }
+            (Some(a), false) => (Bound::Excluded(a.to_vec()), upper),
             (Some(a), true) => (Bound::Included(prefix.to_vec()), Bound::Excluded(a.to_vec())),
-            (None, _) => {
-                (Bound::Included(prefix.to_vec()), prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded))
-            }
+            (None, _) => (Bound::Included(prefix.to_vec()), upper),
         };
         let prefix = prefix.to_vec();
-        let iter = self.db.range::<Vec<u8>, _>((lower, upper));
+        let iter = self.inner.db.range::<Vec<u8>, _>((lower, upper));
         let map =
             move |r: sled::Result<(sled::IVec, sled::IVec)>| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend);
         // `after` may lie outside the prefix; the filter keeps the promise that only prefixed keys come back.
@@ -186,40 +461,76 @@ impl Store for SledStore {
         if reverse { Box::new(iter.rev().map(map).filter(keep)) } else { Box::new(iter.map(map).filter(keep)) }
     }
 
+    fn stage(
+        &self,
+        applied: &mut Applied,
+        run: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = SledTx {
+            tree: &self.inner.db,
+            pending: &applied.pending,
+            overlay: &self.inner.overlay,
+            staged: BTreeMap::new(),
+        };
+        if run(&mut tx)? == Outcome::Abort || tx.staged.is_empty() {
+            return Ok(false);
+        }
+        let staged = tx.staged;
+        applied.pending.extend(staged);
+        applied.count += 1;
+        Ok(true)
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let view = (!self.inner.overlay.is_empty()).then(|| self.inner.overlay.view());
+        match self.inner.db.get(key).map_err(backend)? {
+            Some(v) => Ok(Some(v.to_vec())),
+            None => Ok(view.and_then(|v| v.get(key))),
+        }
+    }
+
+    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, reverse: bool) -> Pairs<'_> {
+        if self.inner.overlay.is_empty() {
+            return self.tree_scan(prefix, after, reverse);
+        }
+        let waiting = self.inner.overlay.view().range(prefix, after, reverse);
+        Box::new(Merge::new(self.tree_scan(prefix, after, reverse), waiting, reverse))
+    }
+
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>) -> Result<(), StoreError> {
         let ticket = {
-            let mut applied = lock(&self.write_lock);
-            let mut tx = SledTx { tree: &self.db, pending: &applied.pending, staged: BTreeMap::new() };
-            if f(&mut tx)? == Outcome::Abort || tx.staged.is_empty() {
+            let mut applied = lock(&self.inner.write_lock);
+            if !self.stage(&mut applied, f)? {
                 return Ok(());
             }
-            let staged = tx.staged;
-            applied.pending.extend(staged);
-            applied.count += 1;
             applied.count
         };
-        self.wait_until(ticket)
+        self.inner.wait_until(ticket)
     }
 
     fn stage_many(&self, n: usize, run: &mut dyn FnMut(usize, &mut dyn Tx) -> Outcome) -> Result<Ticket, StoreError> {
-        let mut applied = lock(&self.write_lock);
+        let mut applied = lock(&self.inner.write_lock);
         for i in 0..n {
-            let mut tx = SledTx { tree: &self.db, pending: &applied.pending, staged: BTreeMap::new() };
-            if run(i, &mut tx) == Outcome::Commit && !tx.staged.is_empty() {
-                let staged = tx.staged;
-                applied.pending.extend(staged);
-                applied.count += 1;
-            }
+            self.stage(&mut applied, &mut |tx| Ok(run(i, tx)))?;
         }
         Ok(Ticket(applied.count))
     }
 
     fn wait_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
-        self.wait_until(ticket.0)
+        self.inner.wait_until(ticket.0)
     }
 
     fn visit(&self, prefix: &[u8], f: &mut Visit<'_>) -> Result<(), StoreError> {
-        for pair in self.db.scan_prefix(prefix) {
+        if !self.inner.overlay.is_empty() {
+            for pair in self.scan(prefix, None, false) {
+                let (k, v) = pair?;
+                f(&k, &v)?;
+            }
+            return Ok(());
+        }
+        for pair in self.inner.db.range(prefix.to_vec()..scan_end(prefix)) {
             let (k, v) = pair.map_err(backend)?;
             f(&k, &v)?;
         }
@@ -228,16 +539,21 @@ impl Store for SledStore {
 
     fn snapshot(&self, f: &mut Visit<'_>) -> Result<(), StoreError> {
         // Writes still pending belong to transactions not yet acknowledged; sled holds a prefix of the commit
-        // order (groups are applied whole, in order), which is what a consistent snapshot needs.
-        let _writers_wait = lock(&self.write_lock);
-        for pair in self.db.iter() {
-            let (k, v) = pair.map_err(backend)?;
+        // order (groups are applied whole, in order), which is what a consistent snapshot needs. Waiting
+        // deferred keys belong to acknowledged commits and are part of it.
+        let _writers_wait = lock(&self.inner.write_lock);
+        for pair in self.scan(b"", None, false) {
+            let (k, v) = pair?;
             f(&k, &v)?;
         }
         Ok(())
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.db.size_on_disk().map_err(backend)
+        self.inner.db.size_on_disk().map_err(backend)
+    }
+
+    fn deferred_keys(&self) -> usize {
+        self.inner.overlay.waiting()
     }
 }

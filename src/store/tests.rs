@@ -221,3 +221,142 @@ fn blobs_clean_up_temp_files_on_drop_and_reopen() {
     let _again = BlobStore::open(dir.path(), 1 << 20).expect("reopen");
     assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
 }
+
+fn held(dir: &std::path::Path) -> SledStore {
+    let options = SledOptions { cache_bytes: 8 << 20, defer_at: 8, apply_in_background: false };
+    SledStore::open_with(dir, options).expect("open")
+}
+
+fn all(store: &dyn Store) -> Vec<(String, String)> {
+    store
+        .scan(b"", None, false)
+        .map(|r| {
+            let (k, v) = r.expect("scan");
+            (String::from_utf8_lossy(&k).into_owned(), String::from_utf8_lossy(&v).into_owned())
+        })
+        .collect()
+}
+
+/// Commits 20 new keys `n/00`..`n/19` and one ordinary key in one transaction.
+fn commit_new_keys(store: &dyn Store) {
+    store
+        .transact(|tx| -> Result<(), StoreError> {
+            for i in 0..20 {
+                tx.put_new(format!("n/{i:02}").as_bytes(), format!("v{i}").as_bytes());
+            }
+            tx.put(b"m/x", b"plain");
+            Ok(())
+        })
+        .expect("commit");
+}
+
+fn wait_applied(store: &dyn Store) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.deferred_keys() > 0 {
+        assert!(std::time::Instant::now() < deadline, "the background applier did not finish");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn sled_serves_a_deferred_commit_before_and_after_it_is_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let expected: Vec<(String, String)> = {
+        let store = held(dir.path());
+        commit_new_keys(&store);
+        assert_eq!(store.deferred_keys(), 20, "20 new keys reach the threshold of 8");
+        assert_eq!(store.get(b"n/07").expect("get"), Some(b"v7".to_vec()));
+        assert_eq!(store.get(b"m/x").expect("get"), Some(b"plain".to_vec()));
+        assert_eq!(keys(store.scan(b"n/", None, false)).len(), 20);
+        let back = keys(store.scan(b"n/", Some(b"n/05"), true));
+        assert_eq!(back, ["n/04", "n/03", "n/02", "n/01", "n/00"]);
+        assert_eq!(keys(store.scan(b"n/", Some(b"n/17"), false)), ["n/18", "n/19"]);
+        let mut visited = 0;
+        store
+            .visit(b"n/1", &mut |_, _| {
+                visited += 1;
+                Ok(())
+            })
+            .expect("visit");
+        assert_eq!(visited, 10);
+        // Transactions read them too, and a later write wins over the waiting copy.
+        (&store as &dyn Store)
+            .transact(|tx| -> Result<(), StoreError> {
+                assert_eq!(tx.get(b"n/03")?, Some(b"v3".to_vec()));
+                tx.put(b"n/03", b"later");
+                Ok(())
+            })
+            .expect("commit");
+        assert_eq!(store.get(b"n/03").expect("get"), Some(b"later".to_vec()));
+        let everything = all(&store);
+        assert_eq!(everything.len(), 21, "the log chunks are not visible: {everything:?}");
+        let mut snapshot = 0;
+        store
+            .snapshot(&mut |_, _| {
+                snapshot += 1;
+                Ok(())
+            })
+            .expect("snapshot");
+        assert_eq!(snapshot, 21);
+        everything
+    };
+    // A restart before the keys were applied loads them back from their log chunks.
+    let store = held(dir.path());
+    assert_eq!(store.deferred_keys(), 20);
+    assert_eq!(all(&store), expected);
+    drop(store);
+    // The applier moves them into the tree; nothing changes for readers, and the chunks go.
+    let store = SledStore::open(dir.path(), 8 << 20).expect("open");
+    wait_applied(&store);
+    assert_eq!(all(&store), expected);
+    assert_eq!(store.get(b"n/03").expect("get"), Some(b"later".to_vec()), "the later write still wins");
+    drop(store);
+    let store = held(dir.path());
+    assert_eq!(store.deferred_keys(), 0, "no chunk is left to load");
+    assert_eq!(all(&store), expected);
+}
+
+#[test]
+fn sled_deletes_a_waiting_key_for_good_and_keeps_small_commits_direct() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = held(dir.path());
+        (&store as &dyn Store)
+            .transact(|tx| -> Result<(), StoreError> {
+                for i in 0..7 {
+                    tx.put_new(format!("s/{i}").as_bytes(), b"small");
+                }
+                Ok(())
+            })
+            .expect("commit");
+        assert_eq!(store.deferred_keys(), 0, "7 new keys stay under the threshold of 8");
+        commit_new_keys(&store);
+        (&store as &dyn Store)
+            .transact(|tx| -> Result<(), StoreError> {
+                tx.delete(b"n/05");
+                Ok(())
+            })
+            .expect("delete");
+        assert_eq!(store.get(b"n/05").expect("get"), None);
+        assert_eq!(store.deferred_keys(), 0, "a delete of a waiting key applies the waiting batches first");
+        assert_eq!(keys(store.scan(b"n/", None, false)).len(), 19);
+    }
+    let store = held(dir.path());
+    assert_eq!(store.get(b"n/05").expect("get"), None, "the deleted key does not come back after a restart");
+    assert_eq!(keys(store.scan(b"n/", None, false)).len(), 19);
+    assert_eq!(keys(store.scan(b"s/", None, false)).len(), 7);
+}
+
+#[test]
+fn sled_with_deferral_passes_the_suite_and_loses_no_update() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(
+        SledStore::open_with(dir.path(), SledOptions { cache_bytes: 8 << 20, defer_at: 8, apply_in_background: true })
+            .expect("open"),
+    );
+    commit_new_keys(store.as_ref());
+    suite(store.as_ref());
+    no_lost_updates(store.clone());
+    wait_applied(store.as_ref());
+    assert_eq!(keys(store.scan(b"n/", None, false)).len(), 20);
+}

@@ -34,6 +34,10 @@ pub struct Harness {
     pub max_attachment_bytes: u64,
     /// Limits and settings the server starts with.
     pub config: gongwen::app::AppConfig,
+    /// Commits with at least this many new keys are applied in the background (the server's `defer_at`).
+    pub defer_at: usize,
+    /// Whether the server moves deferred keys into the tree.
+    pub apply_in_background: bool,
     clock: std::sync::Arc<dyn gongwen::app::Clock>,
     channel: Option<Channel>,
 }
@@ -87,6 +91,8 @@ impl Harness {
             keys: HashMap::new(),
             max_attachment_bytes,
             config,
+            defer_at: ServerConfig::new("").defer_at,
+            apply_in_background: true,
             clock,
             channel: None,
         };
@@ -98,6 +104,8 @@ impl Harness {
         let mut cfg = ServerConfig::new(self.dir.path().join("data"));
         cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         cfg.cache_bytes = 16 * 1024 * 1024;
+        cfg.defer_at = self.defer_at;
+        cfg.apply_in_background = self.apply_in_background;
         cfg.app = self.config.clone();
         cfg.app.max_attachment_bytes = self.max_attachment_bytes;
         cfg.operator = Some(operator_key(&self.operator));
