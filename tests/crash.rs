@@ -16,10 +16,13 @@ use tokio::process::{Child, Command};
 
 const PROVINCE: &str = "370000.czt";
 
-/// Starts `gongwen serve` on a free port and waits for the line that says it is serving.
-async fn start(data: &Path, keys: &Path) -> (Child, String) {
+/// Starts `gongwen serve` on a free port and waits for the line that says it is serving. With `defer`, every
+/// commit with a new key is applied to the tree in the background, so kills also land during that work.
+async fn start(data: &Path, keys: &Path, defer: bool) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gongwen"))
-        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--data"])
+        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--defer-keys"])
+        .arg(if defer { "1" } else { "4096" })
+        .arg("--data")
         .arg(data)
         .arg("--keys")
         .arg(keys)
@@ -63,7 +66,7 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
     Keystore::new(&keys).generate("operator", None).expect("operator key");
-    let (mut child, mut url) = start(&data, &keys).await;
+    let (mut child, mut url) = start(&data, &keys, false).await;
     let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
     c.load_registry(gongwen::registry_file::BUNDLED, true, &[]).await.expect("registry");
     let cities: Vec<String> = c
@@ -165,7 +168,8 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
             done.acks.extend(mine.acks);
             done.issued.extend(mine.issued);
         }
-        (child, url) = start(&data, &keys).await;
+        // Every other run defers: its kill may land while the background move is under way.
+        (child, url) = start(&data, &keys, round % 2 == 0).await;
     }
     let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
 
@@ -234,7 +238,7 @@ async fn sigterm_stops_gracefully_with_exit_code_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
     Keystore::new(&keys).generate("operator", None).expect("operator key");
-    let (mut child, url) = start(&data, &keys).await;
+    let (mut child, url) = start(&data, &keys, false).await;
     let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
     c.load_registry(gongwen::registry_file::BUNDLED, true, &[]).await.expect("registry");
     let pid = child.id().expect("pid").to_string();
@@ -243,7 +247,7 @@ async fn sigterm_stops_gracefully_with_exit_code_zero() {
     let exit = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits in time").expect("wait");
     assert!(exit.success(), "{exit:?}");
     // Everything written before is there after a restart.
-    let (_child, url) = start(&data, &keys).await;
+    let (_child, url) = start(&data, &keys, false).await;
     let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
     let units = c.registry().list_units(pb::ListUnitsRequest::default()).await.expect("units").into_inner();
     assert!(!units.units.is_empty());

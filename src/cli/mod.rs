@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// sled page cache in MiB [default: 256].
     #[arg(long, env = "GONGWEN_CACHE_MB")]
     pub cache_mb: Option<u64>,
+    /// A commit with at least this many new keys (an issue to thousands of units) is answered once logged and
+    /// moved into the store's tree in the background [default: 4096].
+    #[arg(long, env = "GONGWEN_DEFER_KEYS")]
+    pub defer_keys: Option<usize>,
     /// Largest attachment in MiB [default: 64].
     #[arg(long, env = "GONGWEN_MAX_ATTACHMENT_MB")]
     pub max_attachment_mb: Option<u64>,

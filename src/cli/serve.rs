@@ -27,6 +27,7 @@ pub struct FileSettings {
     pub metrics: Option<SocketAddr>,
     pub data: Option<PathBuf>,
     pub cache_mb: Option<u64>,
+    pub defer_keys: Option<usize>,
     pub max_attachment_mb: Option<u64>,
     pub allow_confidential: Option<bool>,
     pub max_message_mb: Option<usize>,
@@ -58,6 +59,10 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     cfg.listen = args.listen.or(file.listen).unwrap_or(cfg.listen);
     cfg.metrics = args.metrics.or(file.metrics);
     cfg.cache_bytes = args.cache_mb.or(file.cache_mb).unwrap_or(256).saturating_mul(1024 * 1024);
+    cfg.defer_at = args.defer_keys.or(file.defer_keys).unwrap_or(cfg.defer_at);
+    if cfg.defer_at == 0 {
+        return Err(CliError::Input("defer_keys must be at least 1".into()));
+    }
     cfg.app.max_attachment_bytes =
         args.max_attachment_mb.or(file.max_attachment_mb).unwrap_or(64).saturating_mul(1024 * 1024);
     cfg.app.allow_confidential = args.allow_confidential.or(file.allow_confidential).unwrap_or(false);
