@@ -427,7 +427,8 @@ async fn trace_and_matrix(b: &Bench, doc: &str, runs: usize) -> (usize, Vec<Dura
     let (mut traces, mut matrices, mut delivered) = (vec![], vec![], 0);
     for _ in 0..runs {
         let t = Instant::now();
-        let tree = tracer.trace(pb::TraceRequest { document_id: doc.into() }).await.expect("trace").into_inner();
+        let tree =
+            tracer.trace(pb::TraceRequest { document_id: doc.into(), max_depth: 0 }).await.expect("trace").into_inner();
         traces.push(t.elapsed());
         delivered = tree.totals.map_or(0, |c| c.delivered as usize);
         drop(tree);
@@ -436,6 +437,25 @@ async fn trace_and_matrix(b: &Bench, doc: &str, runs: usize) -> (usize, Vec<Dura
         matrices.push(t.elapsed());
     }
     (delivered, traces, matrices)
+}
+
+/// `runs` traces of `doc` listed down to `max_depth` over gRPC: their times, and the reply's nodes and encoded bytes.
+async fn depth_traces(b: &Bench, doc: &str, max_depth: u32, runs: usize) -> (Vec<Duration>, usize, usize) {
+    use prost::Message;
+    let mut tracer =
+        pb::trace_service_client::TraceServiceClient::new(b.op.clone()).max_decoding_message_size(512 << 20);
+    let (mut times, mut nodes, mut bytes) = (vec![], 0, 0);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let tree = tracer.trace(pb::TraceRequest { document_id: doc.into(), max_depth }).await.expect("trace");
+        times.push(t.elapsed());
+        let tree = tree.into_inner();
+        fn count(ns: &[pb::TraceNode]) -> usize {
+            ns.iter().map(|n| 1 + count(&n.children)).sum()
+        }
+        (nodes, bytes) = (count(&tree.nodes), tree.encoded_len());
+    }
+    (times, nodes, bytes)
 }
 
 /// Waits (polling, with a deadline) until the store has moved every deferred key into its tree; returns when.

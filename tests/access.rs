@@ -109,7 +109,7 @@ async fn the_read_matrix() {
     let trace = |who: &str, doc: &str| {
         let ch = w.h.channel_as(who);
         let doc = doc.to_string();
-        async move { code(TraceServiceClient::new(ch).trace(pb::TraceRequest { document_id: doc }).await) }
+        async move { code(TraceServiceClient::new(ch).trace(pb::TraceRequest { document_id: doc, max_depth: 0 }).await) }
     };
     for (who, doc, want) in [
         (PROVINCE, p, Code::Ok),
@@ -429,9 +429,11 @@ where
                 })
                 .await,
         ),
-        Rpc::ListNotActed => {
-            code(TraceServiceClient::new(ch.clone()).list_not_acted(pb::TraceRequest { document_id: doc }).await)
-        }
+        Rpc::ListNotActed => code(
+            TraceServiceClient::new(ch.clone())
+                .list_not_acted(pb::TraceRequest { document_id: doc, max_depth: 0 })
+                .await,
+        ),
         Rpc::OverdueByDocument => code(
             sup()
                 .list_overdue(pb::OverdueRequest { scope: Some(pb::overdue_request::Scope::DocumentId(doc)), order: 0 })

@@ -163,8 +163,12 @@ async fn trace_covers_every_depth_with_counts() {
     if let Some(t) = &town {
         h.ack(t, &c.district.id).await.expect("township acknowledges");
     }
-    let tree =
-        h.tracer().trace(pb::TraceRequest { document_id: c.province.id.clone() }).await.expect("trace").into_inner();
+    let tree = h
+        .tracer()
+        .trace(pb::TraceRequest { document_id: c.province.id.clone(), max_depth: 0 })
+        .await
+        .expect("trace")
+        .into_inner();
     assert_eq!(tree.document_number, "鲁财采〔2022〕14号");
     let zibo = tree.nodes.iter().find(|n| n.unit_id == ZIBO).expect("zibo in tree");
     assert_eq!(zibo.depth, 1);
@@ -189,7 +193,7 @@ async fn trace_covers_every_depth_with_counts() {
     // Not acted, at any depth: everyone but the two forwarders.
     let waiting = h
         .tracer()
-        .list_not_acted(pb::TraceRequest { document_id: c.province.id.clone() })
+        .list_not_acted(pb::TraceRequest { document_id: c.province.id.clone(), max_depth: 0 })
         .await
         .expect("not acted")
         .into_inner();
@@ -197,4 +201,45 @@ async fn trace_covers_every_depth_with_counts() {
     assert!(waiting.nodes.iter().any(|n| n.depth == 3));
     assert!(!waiting.nodes.iter().any(|n| n.unit_id == ZIBO || n.unit_id == BOSHAN));
     assert!(waiting.nodes.windows(2).all(|w| w[0].depth <= w[1].depth));
+}
+
+/// Every node of a reply, parents first.
+fn all_nodes(nodes: &[pb::TraceNode]) -> Vec<&pb::TraceNode> {
+    let mut out = vec![];
+    for n in nodes {
+        out.push(n);
+        out.extend(all_nodes(&n.children));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_depth_limited_trace_lists_fewer_levels_and_counts_them_all() {
+    let mut h = Harness::start().await;
+    let c = build_chain(&mut h).await;
+    let trace = |max_depth| {
+        let req = pb::TraceRequest { document_id: c.province.id.clone(), max_depth };
+        let mut tracer = h.tracer();
+        async move { tracer.trace(req).await.expect("trace").into_inner() }
+    };
+    let full = trace(0).await;
+    assert!(all_nodes(&full.nodes).iter().any(|n| n.depth == 3) && !all_nodes(&full.nodes).iter().any(|n| n.collapsed));
+    for max_depth in [1, 2] {
+        let cut = trace(max_depth).await;
+        assert_eq!(cut.totals, full.totals, "every delivery is counted at depth {max_depth}");
+        let listed = all_nodes(&cut.nodes);
+        assert!(listed.iter().all(|n| n.depth <= max_depth));
+        let collapsed: Vec<&str> = listed.iter().filter(|n| n.collapsed).map(|n| n.unit_id.as_str()).collect();
+        assert_eq!(collapsed, if max_depth == 1 { vec![ZIBO] } else { vec![BOSHAN] });
+        // Each listed node has the same counts and forwards as in the full tree.
+        let full_nodes = all_nodes(&full.nodes);
+        for n in &listed {
+            let same = full_nodes
+                .iter()
+                .find(|f| f.unit_id == n.unit_id && f.via_document_id == n.via_document_id)
+                .expect("listed in the full tree too");
+            assert_eq!((&n.counts, &n.forwarded_as_numbers), (&same.counts, &same.forwarded_as_numbers));
+        }
+    }
+    assert_eq!(all_nodes(&trace(3).await.nodes).len(), all_nodes(&full.nodes).len(), "depth 3 is the whole tree");
 }

@@ -197,8 +197,12 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
         for d in &page.documents {
             serials.push(d.number_serial);
             // Nothing half-applied: every stored document has all its deliveries.
-            let tree =
-                c.tracer().trace(pb::TraceRequest { document_id: d.id.clone() }).await.expect("trace").into_inner();
+            let tree = c
+                .tracer()
+                .trace(pb::TraceRequest { document_id: d.id.clone(), max_depth: 0 })
+                .await
+                .expect("trace")
+                .into_inner();
             assert_eq!(tree.nodes.len(), d.main_unit_ids.len() + d.cc_unit_ids.len());
         }
         if page.next_page_token.is_empty() {

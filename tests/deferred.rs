@@ -16,7 +16,12 @@ async fn waiting(h: &Harness) -> usize {
 
 /// What the readers see: the trace, the matrix, two inboxes and one delivery, as bytes to compare.
 async fn readings(h: &Harness, root: &str, city: &str) -> Vec<String> {
-    let trace = h.tracer().trace(pb::TraceRequest { document_id: root.into() }).await.expect("trace").into_inner();
+    let trace = h
+        .tracer()
+        .trace(pb::TraceRequest { document_id: root.into(), max_depth: 0 })
+        .await
+        .expect("trace")
+        .into_inner();
     let matrix = h
         .supervision()
         .status_matrix(pb::MatrixRequest { document_id: root.into(), with_units: true })

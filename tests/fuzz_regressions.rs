@@ -460,7 +460,7 @@ fn request_seed(index: usize, name: &str) -> Vec<u8> {
             format: pb::ReportFormat::Csv as i32,
         }
         .encode_to_vec(),
-        "Trace" | "ListNotActed" => pb::TraceRequest { document_id: "d-1".into() }.encode_to_vec(),
+        "Trace" | "ListNotActed" => pb::TraceRequest { document_id: "d-1".into(), max_depth: 0 }.encode_to_vec(),
         _ => vec![],
     };
     let index = u8::try_from(index).unwrap_or_else(|_| panic!("more than 256 request types"));

@@ -129,7 +129,12 @@ async fn the_corpus_chain_imports_with_its_numbers_links_and_trace() {
     );
     assert!(d.history[0].text.contains("imported from"), "{:?}", d.history[0].text);
 
-    let tree = h.tracer().trace(pb::TraceRequest { document_id: p.id.clone() }).await.expect("trace").into_inner();
+    let tree = h
+        .tracer()
+        .trace(pb::TraceRequest { document_id: p.id.clone(), max_depth: 0 })
+        .await
+        .expect("trace")
+        .into_inner();
     let zibo = tree.nodes.iter().find(|n| n.unit_id == ZIBO).expect("zibo in the tree");
     assert_eq!(zibo.forwarded_as_numbers, vec!["淄财采〔2022〕20号".to_string()]);
     let bs = zibo.children.iter().find(|n| n.unit_id == BOSHAN).expect("boshan under zibo");

@@ -117,7 +117,12 @@ async fn a_compromise_revoked_back_to_its_date_flags_what_the_key_signed_after()
     let boshan_key = h.signer(BOSHAN).key_id.clone();
     h.apply(key_change("compromise", vec![revoke(BOSHAN, &boshan_key, Some(t(22, 1)))])).await.expect("revoke");
 
-    let tree = h.tracer().trace(pb::TraceRequest { document_id: doc.id.clone() }).await.expect("trace").into_inner();
+    let tree = h
+        .tracer()
+        .trace(pb::TraceRequest { document_id: doc.id.clone(), max_depth: 0 })
+        .await
+        .expect("trace")
+        .into_inner();
     let zibo = tree.nodes.iter().find(|n| n.unit_id == ZIBO).expect("zibo");
     assert!(zibo.flags.is_empty(), "Zibo's key is sound: {:?}", zibo.flags);
     let boshan = zibo.children.iter().find(|n| n.unit_id == BOSHAN).expect("boshan");
@@ -128,8 +133,12 @@ async fn a_compromise_revoked_back_to_its_date_flags_what_the_key_signed_after()
     assert_eq!(ack.key_id, boshan_key);
     assert!(!ack.flag.is_empty());
     // What the same key signed before the compromise date stands: no flag in the trace or the delivery.
-    let earlier =
-        h.tracer().trace(pb::TraceRequest { document_id: zibo_notice.id.clone() }).await.expect("trace").into_inner();
+    let earlier = h
+        .tracer()
+        .trace(pb::TraceRequest { document_id: zibo_notice.id.clone(), max_depth: 0 })
+        .await
+        .expect("trace")
+        .into_inner();
     let node = earlier.nodes.iter().find(|n| n.unit_id == BOSHAN).expect("boshan");
     assert!(node.flags.is_empty(), "signed before the 22nd: {:?}", node.flags);
     let d = h.delivery(&zibo_notice.id, BOSHAN).await;

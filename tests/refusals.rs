@@ -247,7 +247,8 @@ async fn unknown_ids_and_malformed_numbers() {
         .await;
     refused(&h, Code::InvalidArgument, h.documents().get_document(pb::GetDocumentRequest { key: None })).await;
     refused(&h, Code::NotFound, h.deliveries().acknowledge(h.sign(ZIBO, &ack_statement(ZIBO, "d-missing")))).await;
-    refused(&h, Code::NotFound, h.tracer().trace(pb::TraceRequest { document_id: "d-missing".into() })).await;
+    refused(&h, Code::NotFound, h.tracer().trace(pb::TraceRequest { document_id: "d-missing".into(), max_depth: 0 }))
+        .await;
     refused(&h, Code::NotFound, h.registry().get_unit(pb::GetUnitRequest { id: "nobody".into() })).await;
     refused(&h, Code::NotFound, h.registry().get_region(pb::GetRegionRequest { code: "999999".into() })).await;
     refused(

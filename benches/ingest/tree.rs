@@ -12,7 +12,7 @@ use gongwen::signing::Signer;
 use sha2::{Digest, Sha256};
 use tower::Layer;
 
-use super::{Bench, bench_operator, load_average, median_max, summary, trace_and_matrix};
+use super::{Bench, bench_operator, depth_traces, load_average, median_max, summary, trace_and_matrix};
 
 /// One unit of the tree and the units it sends to.
 struct Node {
@@ -263,11 +263,24 @@ pub async fn scenario(quick: bool) {
         "4-level {n}-delivery tree over gRPC: Trace median {tm:.0} ms / max {tx:.0} ms; StatusMatrix median {mm:.0} \
          ms / max {mx:.0} ms (target < 200 ms)"
     ));
+    for depth in [0, 3, 2] {
+        let (times, nodes, bytes) = depth_traces(&b, &root_doc, depth, runs).await;
+        let (m, x) = median_max(times);
+        let shown = if depth == 0 { "every level".to_owned() } else { format!("max_depth {depth}") };
+        println!(
+            "  Trace listing {shown}: {nodes} nodes, reply {:.1} MB, median {m:.0} ms, max {x:.0} ms",
+            bytes as f64 / 1e6
+        );
+        summary(format!(
+            "  Trace, {shown}: {nodes} nodes listed, {:.1} MB reply: median {m:.0} ms / max {x:.0} ms",
+            bytes as f64 / 1e6
+        ));
+    }
     let app = b.running.app.clone();
     let (mut t_app, mut m_app): (Vec<Duration>, Vec<Duration>) = (vec![], vec![]);
     for _ in 0..runs {
         let t = Instant::now();
-        drop(app.trace(&root_doc).await.expect("trace"));
+        drop(app.trace(&root_doc, 0).await.expect("trace"));
         t_app.push(t.elapsed());
         let t = Instant::now();
         drop(app.matrix(&root_doc, false).await.expect("matrix"));

@@ -157,7 +157,7 @@ impl App {
         let now = self.now();
         let mut items = match scope {
             OverdueScope::Document(id) => {
-                let tree = self.trace(&id).await?;
+                let tree = self.trace(&id, 0).await?;
                 let mut titles: BTreeMap<String, (String, String)> = BTreeMap::new();
                 titles
                     .insert(tree.document.id.clone(), (tree.document.number.to_string(), tree.document.title.clone()));
@@ -453,7 +453,7 @@ impl App {
     ) -> Result<(String, String, Vec<u8>), AppError> {
         let (name, table) = match kind {
             ReportKind::Trace => {
-                let tree = self.trace(document_id).await?;
+                let tree = self.trace(document_id, 0).await?;
                 let number = tree.document.number.to_string();
                 (format!("{number}-trace"), trace_table(&tree.flatten(), &format!("{number} 转发追踪")))
             }

@@ -52,6 +52,8 @@ pub struct Node {
     pub children: Vec<Node>,
     /// Steps signed with a key revoked at or before their time.
     pub flags: Vec<String>,
+    /// Its forwards' recipients are counted in `counts` but not listed in `children` (below the depth asked for).
+    pub collapsed: bool,
 }
 
 impl Node {
@@ -133,6 +135,8 @@ struct Walker<'a> {
     snapshot: &'a super::Snapshot,
     now: DateTime<Utc>,
     seen: HashSet<String>,
+    /// Deepest level built node by node; deeper deliveries are only counted. `u32::MAX` for the whole tree.
+    max_depth: u32,
 }
 
 impl Walker<'_> {
@@ -188,6 +192,7 @@ impl Walker<'_> {
                 counts: own_counts(progress.state, overdue),
                 children: vec![],
                 flags,
+                collapsed: false,
                 delivery: progress,
             });
             Ok(())
@@ -195,11 +200,21 @@ impl Walker<'_> {
         Ok(out)
     }
 
-    /// Replaces the forward ids in `node.forwarded_as` by their numbers and hangs their recipients below it.
+    /// Replaces the forward ids in `node.forwarded_as` by their numbers and hangs their recipients below it, or,
+    /// below `max_depth`, adds them to its counts only.
     fn grow(&mut self, node: &mut Node) -> Result<(), AppError> {
         for fwd_id in std::mem::take(&mut node.forwarded_as) {
             let fwd = self.document(&fwd_id)?;
             node.forwarded_as.push(fwd.number.to_string());
+            if node.depth >= self.max_depth {
+                let now = self.now;
+                let counts = &mut node.counts;
+                self.each_delivery(&fwd.id, node.depth + 1, &mut |d, _| {
+                    counts.add(&own_counts(d.state, is_overdue(d.deadline(), d.state, now)));
+                })?;
+                node.collapsed = true;
+                continue;
+            }
             let children = self.nodes(&fwd, node.depth + 1)?;
             for c in &children {
                 node.counts.add(&c.counts);
@@ -351,20 +366,21 @@ fn own_counts(state: DeliveryState, overdue: bool) -> Counts {
 }
 
 impl App {
-    /// The whole forwarding tree under a document.
-    pub async fn trace(&self, document_id: &str) -> Result<Tree, AppError> {
+    /// The forwarding tree under a document, listed down to `max_depth` (0 for every level) and counted in full.
+    pub async fn trace(&self, document_id: &str, max_depth: u32) -> Result<Tree, AppError> {
         let snap = self.snapshot();
         let now = self.now();
         let id = document_id.to_owned();
+        let max_depth = if max_depth == 0 { u32::MAX } else { max_depth };
         self.read(move |store| {
-            let mut w = Walker { store, snapshot: &snap, now, seen: HashSet::new() };
+            let mut w = Walker { store, snapshot: &snap, now, seen: HashSet::new(), max_depth };
             let document = w.document(&id)?;
             // The subtrees under the root's recipients share nothing (a document forwards exactly one other), so
             // they are grown on all cores; each walker keeps its own guard against a corrupted, cyclic store.
             let top = w.shallow_nodes(&document, 1)?;
             let seen = w.seen.clone();
             let nodes = in_parallel(top, |mut node| {
-                let mut w = Walker { store, snapshot: &snap, now, seen: seen.clone() };
+                let mut w = Walker { store, snapshot: &snap, now, seen: seen.clone(), max_depth };
                 w.grow(&mut node)?;
                 Ok(node)
             })?;
@@ -397,14 +413,14 @@ impl App {
         let now = self.now();
         let id = document_id.to_owned();
         self.read(move |store| {
-            let mut w = Walker { store, snapshot: &snap, now, seen: HashSet::new() };
+            let mut w = Walker { store, snapshot: &snap, now, seen: HashSet::new(), max_depth: u32::MAX };
             let document = w.document(&id)?;
             let mut acc = init();
             w.seen.insert(id.clone());
             w.own_deliveries(&id, 1, &mut |d, depth| f(&mut acc, d, depth))?;
             let seen = w.seen.clone();
             let parts = in_parallel(w.forwards(&id)?, |fwd| {
-                let mut w = Walker { store, snapshot: &snap, now, seen: seen.clone() };
+                let mut w = Walker { store, snapshot: &snap, now, seen: seen.clone(), max_depth: u32::MAX };
                 let mut part = init();
                 w.each_delivery(&fwd, 2, &mut |d, depth| f(&mut part, d, depth))?;
                 Ok(part)
@@ -420,7 +436,7 @@ impl App {
     /// Main recipients at any depth that have not acted (pending or only acknowledged), by depth then unit id.
     pub async fn not_acted(&self, document_id: &str) -> Result<Vec<Node>, AppError> {
         let mut flat: Vec<Node> = self
-            .trace(document_id)
+            .trace(document_id, 0)
             .await?
             .flatten()
             .into_iter()

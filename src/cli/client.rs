@@ -383,13 +383,14 @@ impl Client {
                 let d = self.deliveries().remind(self.sign(&actor.unit, &m)?).await?.into_inner();
                 self.print_delivery(d).await
             }
-            Command::Trace { document } => {
-                let tree = self.trace(&document).await?;
+            Command::Trace { document, depth } => {
+                let tree = self.trace(&document, depth).await?;
                 self.print(&tree, TraceOut::text)
             }
             Command::NotActed { document } => {
                 let document_id = self.resolve(&document).await?;
-                let reply = self.tracer().list_not_acted(pb::TraceRequest { document_id }).await?.into_inner();
+                let reply =
+                    self.tracer().list_not_acted(pb::TraceRequest { document_id, max_depth: 0 }).await?.into_inner();
                 let nodes: Vec<NodeOut> = reply.nodes.into_iter().map(Into::into).collect();
                 self.print(&nodes, |ns| {
                     let mut s: String = ns.iter().map(|n| format!("{}\n", n.line())).collect();
@@ -574,10 +575,10 @@ attachments up to {} bytes
         }
     }
 
-    /// The trace of a document (id or number).
-    pub async fn trace(&self, document: &str) -> Result<TraceOut, CliError> {
+    /// The trace of a document (id or number), listed down to `max_depth` (0 for all levels).
+    pub async fn trace(&self, document: &str, max_depth: u32) -> Result<TraceOut, CliError> {
         let document_id = self.resolve(document).await?;
-        Ok(self.tracer().trace(pb::TraceRequest { document_id }).await?.into_inner().into())
+        Ok(self.tracer().trace(pb::TraceRequest { document_id, max_depth }).await?.into_inner().into())
     }
 
     async fn download(&self, sha256: &str, output: Option<PathBuf>) -> Result<(), CliError> {

@@ -205,7 +205,7 @@ pub async fn flow(server: &str, keys: &Path, log: &mut String) -> Result<DemoOut
     complete(&c, "370304.jtj", &district.id, log).await?;
     report(&c, "370304.kfq-czsjj", &district.id, "开发区已梳理政府购买服务指导性目录。", log).await?;
 
-    let trace = c.trace(&province.id).await?;
+    let trace = c.trace(&province.id, 0).await?;
     Ok(DemoOutcome { province, city, district, trace })
 }
 

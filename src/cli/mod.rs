@@ -281,7 +281,13 @@ pub enum Command {
         message: String,
     },
     /// The forwarding tree under a document.
-    Trace { document: String },
+    Trace {
+        document: String,
+        /// List levels down to this depth only (1 = the document's own recipients); deeper ones are counted.
+        /// 0 lists them all.
+        #[arg(long, default_value_t = 0)]
+        depth: u32,
+    },
     /// Who has not acted on a document, at any depth.
     NotActed { document: String },
     /// Overdue deliveries under a document's forwarding tree or in a region, most days late first.

@@ -420,6 +420,9 @@ pub struct NodeOut {
     pub counts: CountsOut,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<NodeOut>,
+    /// Recipients of its forwards are counted but not listed (`gongwen trace --depth`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub collapsed: bool,
 }
 
 impl From<pb::TraceNode> for NodeOut {
@@ -444,6 +447,7 @@ impl From<pb::TraceNode> for NodeOut {
             forwarded_as: n.forwarded_as_numbers,
             counts: n.counts.into(),
             children: n.children.into_iter().map(Into::into).collect(),
+            collapsed: n.collapsed,
         }
     }
 }
@@ -488,8 +492,11 @@ impl NodeOut {
         let late = if self.overdue { "  逾期 OVERDUE" } else { "" };
         let role = if self.role == "抄送" { " (抄送)" } else { "" };
         let _ = write!(out, "{prefix}{branch}{}{role}  {}{fwd}  {}{late}", self.unit_name, self.state, self.steps());
-        if !self.children.is_empty() {
+        if !self.children.is_empty() || self.collapsed {
             let _ = write!(out, "  [{}]", self.counts.text());
+        }
+        if self.collapsed {
+            out.push_str("  (deeper levels not listed)");
         }
         out.push('\n');
         let child_prefix = format!("{prefix}{}", if last { "   " } else { "│  " });

@@ -343,6 +343,7 @@ impl From<Node> for pb::TraceNode {
             overdue: n.overdue,
             forwarded_as_numbers: n.forwarded_as,
             flags: n.flags,
+            collapsed: n.collapsed,
             counts: Some(n.counts.into()),
             children: n.children.into_iter().map(Into::into).collect(),
         }

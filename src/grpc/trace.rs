@@ -17,9 +17,9 @@ pub struct TraceApi {
 impl TraceService for TraceApi {
     async fn trace(&self, req: Request<pb::TraceRequest>) -> Result<Response<pb::TraceReply>, Status> {
         let caller = caller(&req)?;
-        let id = req.into_inner().document_id;
-        self.app.may_trace(&caller, &id).await?;
-        Ok(Response::new(self.app.trace(&id).await?.into()))
+        let req = req.into_inner();
+        self.app.may_trace(&caller, &req.document_id).await?;
+        Ok(Response::new(self.app.trace(&req.document_id, req.max_depth).await?.into()))
     }
 
     async fn list_not_acted(&self, req: Request<pb::TraceRequest>) -> Result<Response<pb::ListNotActedReply>, Status> {
