@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-use super::deferred::{self, Batch, Merge, Overlay, PRIVATE};
+use super::deferred::{self, Batch, Files, Merge, Overlay, PRIVATE};
 use super::{Outcome, Pair, Store, StoreError, Ticket, Tx, Visit};
 
 /// How a [`SledStore`] is opened.
@@ -48,6 +48,8 @@ struct Inner {
     /// sled's main data file, opened again only to fsync it.
     data_file: File,
     blobs_dir: PathBuf,
+    /// Files of deferred batches.
+    files: Files,
     defer_at: usize,
     /// Serialises writers: a transaction's reads and its batch see no interleaved writer.
     write_lock: Mutex<Applied>,
@@ -123,6 +125,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Keys the background applier moves per step; the write lock is released between steps.
 const APPLY_STEP: usize = 2048;
 
+/// Longer than the coarsest clock file times may come from (a jiffy at 100 Hz is 10 ms).
+const CLOCK_TICK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How long the applier waits before trying a failed batch again.
+const APPLY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl SledStore {
     /// Opens (or creates) the database under `dir` with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
@@ -139,8 +147,9 @@ impl SledStore {
             other => data_dir_error(other.to_string()),
         })?;
         let data_file = File::open(dir.join("db")).map_err(|e| data_dir_error(format!("cannot open db file: {e}")))?;
-        let chunks = db.scan_prefix(deferred::log_prefix()).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())));
-        let waiting = Batch::load(chunks.map(|r| r.map_err(backend)))?;
+        let files = Files::open(dir)?;
+        let markers = db.scan_prefix(deferred::marker_prefix()).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())));
+        let waiting = files.load(markers.map(|r| r.map_err(backend)))?;
         let next_batch = waiting.last().map_or(0, |b| b.id + 1);
         let overlay = Overlay::default();
         let work = !waiting.is_empty();
@@ -151,6 +160,7 @@ impl SledStore {
             db,
             data_file,
             blobs_dir: dir.join("blobs"),
+            files,
             defer_at: options.defer_at.max(1),
             write_lock: Mutex::new(Applied { count: 0, pending: BTreeMap::new(), next_batch }),
             flush: Mutex::new(FlushState { durable: 0, in_progress: false, failed: None }),
@@ -227,9 +237,10 @@ impl Inner {
         let view = self.overlay.view();
         let drained = if !view.is_empty() && pending.iter().any(|(k, w)| matches!(w, Write::Delete) && view.contains(k))
         {
+            // Their files go at the next open, once no marker names them.
             for b in view.batches() {
                 self.stage_deferred(&mut batch, b, &b.entries.keys().collect::<Vec<_>>())?;
-                self.stage_chunk_removal(&mut batch, b.id)?;
+                batch.remove(deferred::marker_key(b.id));
             }
             view.batches().to_vec()
         } else {
@@ -246,30 +257,21 @@ impl Inner {
                 Write::Delete => batch.remove(k),
             }
         }
-        let mut pushed = None;
-        if !deferred.is_empty() {
+        if deferred.is_empty() {
+            self.db.apply_batch(batch).map_err(backend)?;
+        } else {
             let b = Batch { id: applied.next_batch, entries: deferred };
             applied.next_batch += 1;
-            for (k, v) in b.chunks()? {
-                batch.insert(k, v);
-            }
-            // Readers see the keys from the moment the rest of the batch lands.
-            let b = Arc::new(b);
-            self.overlay.push(b.clone());
-            pushed = Some(b.id);
-        }
-        if let Err(e) = self.db.apply_batch(batch) {
-            if let Some(id) = pushed {
-                self.overlay.remove(id);
-            }
-            return Err(backend(e));
+            // The file is on disk before the marker that commits it can be.
+            let (marker, value) = self.files.write(&b)?;
+            batch.insert(marker, value);
+            // Readers see the batch's keys together with the rest of the group, never one without the other.
+            self.overlay.push_with(Arc::new(b), || self.db.apply_batch(batch).map_err(backend))?;
+            lock(&self.applier).work = true;
+            self.applier_wake.notify_all();
         }
         for b in drained {
             self.overlay.remove(b.id);
-        }
-        if pushed.is_some() {
-            lock(&self.applier).work = true;
-            self.applier_wake.notify_all();
         }
         Ok(applied.count)
     }
@@ -286,21 +288,21 @@ impl Inner {
         Ok(())
     }
 
-    fn stage_chunk_removal(&self, batch: &mut sled::Batch, id: u64) -> Result<(), StoreError> {
-        for chunk in self.db.scan_prefix(deferred::batch_prefix(id)).keys() {
-            batch.remove(chunk.map_err(backend)?);
-        }
-        Ok(())
-    }
-
+    /// Flushes sled and fsyncs its data file, with the blob files sled made since the last flush fsynced before
+    /// (so no flushed log entry points to a blob that is not on disk) and after (for blobs of entries made
+    /// meanwhile). What this cannot cover: sled also writes its log on its own, every 500 ms and whenever an I/O
+    /// buffer fills, without waiting for us, so for a moment a log entry can reach the disk before its blob.
     fn flush_to_disk(&self) -> Result<(), StoreError> {
+        self.sync_blobs()?;
         self.db.flush().map_err(backend)?;
         self.data_file.sync_all()?;
         self.sync_blobs()
     }
 
-    /// fsyncs the blob files sled made since the last flush, and their directory. The directory's modification
-    /// time says whether there are any, so a flush without new blobs costs one `stat`.
+    /// fsyncs the blob files sled made since the last call, and their directory. The directory's modification
+    /// time says whether there are any, so a flush without new blobs costs one `stat`; a modification time is
+    /// trusted only once it is some milliseconds old, because file times may come from a clock that ticks only
+    /// every few milliseconds, and a blob made within the same tick would leave it unchanged.
     fn sync_blobs(&self) -> Result<(), StoreError> {
         let modified = match std::fs::metadata(&self.blobs_dir) {
             Ok(m) => m.modified()?,
@@ -326,7 +328,8 @@ impl Inner {
         }
         File::open(&self.blobs_dir)?.sync_all()?;
         sync.synced = present;
-        sync.listed_at = Some(modified);
+        let settled = SystemTime::now().duration_since(modified).is_ok_and(|age| age > CLOCK_TICK);
+        sync.listed_at = settled.then_some(modified);
         Ok(())
     }
 
@@ -348,9 +351,17 @@ impl Inner {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => {
-                        // The batch stays readable through the overlay and is retried at the next start.
-                        tracing::error!(error = %e, batch = b.id, "applying a deferred batch failed");
-                        return;
+                        // The batch stays readable through the overlay; try again in a while (or at the next start).
+                        tracing::error!(error = %e, batch = b.id, "applying a deferred batch failed; retrying");
+                        let state = lock(&self.applier);
+                        if state.stop {
+                            return;
+                        }
+                        let (state, _) =
+                            self.applier_wake.wait_timeout(state, APPLY_RETRY).unwrap_or_else(|p| p.into_inner());
+                        if state.stop {
+                            return;
+                        }
                     }
                 }
             }
@@ -372,13 +383,26 @@ impl Inner {
             let mut batch = sled::Batch::default();
             self.stage_deferred(&mut batch, b, step)?;
             self.db.apply_batch(batch).map_err(backend)?;
+            drop(_writers_wait);
+            // The lock is not fair: let a waiting writer in before taking it again.
+            std::thread::yield_now();
         }
-        let _writers_wait = lock(&self.write_lock);
-        let mut batch = sled::Batch::default();
-        self.stage_chunk_removal(&mut batch, b.id)?;
-        // sled recovers a prefix of its log, so if the removal survives a crash the keys before it do too.
-        self.db.apply_batch(batch).map_err(backend)?;
-        self.overlay.remove(b.id);
+        {
+            let _writers_wait = lock(&self.write_lock);
+            if !self.overlay.holds(b.id) {
+                return Ok(true);
+            }
+            let mut batch = sled::Batch::default();
+            batch.remove(deferred::marker_key(b.id));
+            // sled's log is replayed in order up to its first torn entry, and these entries are small (no blob), so
+            // if the marker's removal survives a crash the keys applied before it do too.
+            self.db.apply_batch(batch).map_err(backend)?;
+            self.overlay.remove(b.id);
+        }
+        // The file may go only once no marker on disk names it.
+        self.db.flush().map_err(backend)?;
+        self.data_file.sync_all()?;
+        self.files.remove(b.id);
         Ok(true)
     }
 }
@@ -409,10 +433,12 @@ impl Tx for SledTx<'_> {
     }
 
     fn put_new(&mut self, key: &[u8], value: &[u8]) {
-        let write = match self.staged.get(key) {
-            // Written earlier in this transaction: not new to it, whatever the caller believes.
-            Some(_) => Write::Put(value.to_vec()),
-            None => Write::New(value.to_vec()),
+        // Written earlier in this transaction or in an earlier one of the group: not new, whatever the caller
+        // believes (a deferred copy would lose to the tree's older value).
+        let write = if self.staged.contains_key(key) || self.pending.contains_key(key) {
+            Write::Put(value.to_vec())
+        } else {
+            Write::New(value.to_vec())
         };
         self.staged.insert(key.to_vec(), write);
     }
@@ -449,7 +475,10 @@ impl SledStore {
         let upper = Bound::Excluded(scan_end(prefix));
         let (lower, upper) = match (after, reverse) {
             (Some(a), false) => (Bound::Excluded(a.to_vec()), upper),
-            (Some(a), true) => (Bound::Included(prefix.to_vec()), Bound::Excluded(a.to_vec())),
+            (Some(a), true) => {
+                let end = scan_end(prefix);
+                (Bound::Included(prefix.to_vec()), Bound::Excluded(if a < end.as_slice() { a.to_vec() } else { end }))
+            }
             (None, _) => (Bound::Included(prefix.to_vec()), upper),
         };
         let prefix = prefix.to_vec();
@@ -484,10 +513,11 @@ impl SledStore {
 
 impl Store for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let view = (!self.inner.overlay.is_empty()).then(|| self.inner.overlay.view());
+        // Held across the tree read: no deferred group lands and no batch leaves the overlay meanwhile.
+        let overlay = self.inner.overlay.guard();
         match self.inner.db.get(key).map_err(backend)? {
             Some(v) => Ok(Some(v.to_vec())),
-            None => Ok(view.and_then(|v| v.get(key))),
+            None => Ok(overlay.get(key)),
         }
     }
 

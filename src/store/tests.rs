@@ -360,3 +360,38 @@ fn sled_with_deferral_passes_the_suite_and_loses_no_update() {
     wait_applied(store.as_ref());
     assert_eq!(keys(store.scan(b"n/", None, false)).len(), 20);
 }
+
+/// A process that stops right after a deferred commit was acknowledged (no clean close, no background move)
+/// leaves it whole, and none of it in the blob files sled never fsyncs. Runs itself as the child process.
+#[test]
+fn sled_keeps_a_deferred_commit_out_of_unsynced_blobs_across_an_abrupt_exit() {
+    const N: usize = 6000;
+    if let Ok(dir) = std::env::var("GONGWEN_TEST_CHILD_STORE") {
+        let store = held(std::path::Path::new(&dir));
+        (&store as &dyn Store)
+            .transact(|tx| -> Result<(), StoreError> {
+                for i in 0..N {
+                    tx.put_new(format!("n/{i:05}").as_bytes(), &[b'x'; 200]);
+                }
+                tx.put(b"m/doc", b"the document");
+                Ok(())
+            })
+            .expect("commit");
+        std::process::exit(0);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let test = "store::tests::sled_keeps_a_deferred_commit_out_of_unsynced_blobs_across_an_abrupt_exit";
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", test, "--nocapture"])
+        .env("GONGWEN_TEST_CHILD_STORE", dir.path())
+        .status()
+        .expect("child runs");
+    assert!(status.success());
+    let blobs = std::fs::read_dir(dir.path().join("blobs")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(blobs, 0, "the 1.3 MB of new keys went to a file of ours, not to sled blobs");
+    let store = held(dir.path());
+    assert_eq!(store.get(b"m/doc").expect("get"), Some(b"the document".to_vec()));
+    assert_eq!(store.deferred_keys(), N);
+    assert_eq!(keys(store.scan(b"n/", None, false)).len(), N);
+    assert_eq!(keys(store.scan(b"", Some(b"\xff\xff"), true)).len(), N + 1, "no private key in a reverse scan");
+}
