@@ -62,7 +62,10 @@ pub(super) struct Files {
 impl Files {
     pub(super) fn open(sled_dir: &Path) -> Result<Files, StoreError> {
         let dir = sled_dir.join("deferred");
-        std::fs::create_dir_all(&dir)?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir)?;
+            File::open(sled_dir)?.sync_all()?;
+        }
         Ok(Files { dir })
     }
 
@@ -94,14 +97,12 @@ impl Files {
         let _ = std::fs::remove_file(self.path(id));
     }
 
-    /// Loads the batches whose markers are given (in key order, as a scan of [`marker_prefix`] returns them), and
-    /// deletes the files no marker names: batches whose commit never landed, or that were applied.
+    /// Loads the batches whose markers are given (in key order, as a scan of [`marker_prefix`] returns them).
     pub(super) fn load(
         &self,
         markers: impl Iterator<Item = Result<Pair, StoreError>>,
     ) -> Result<Vec<Batch>, StoreError> {
         let mut batches = vec![];
-        let mut named = std::collections::HashSet::new();
         for marker in markers {
             let (key, value) = marker?;
             let corrupt =
@@ -120,15 +121,22 @@ impl Files {
                 .ok_or_else(|| corrupt(format!("{} is not a deferred batch file", path.display())))?;
             let entries = decoded.entries.into_iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
             batches.push(Batch { id, entries });
-            named.insert(path);
         }
+        Ok(batches)
+    }
+
+    /// Deletes the files of batches other than `kept`: their commit never landed, or they were applied. Call it
+    /// only once the markers it was judged by are on disk, or a crash could bring back a marker without its file.
+    pub(super) fn remove_others(&self, kept: &[u64]) -> Result<(), StoreError> {
+        let named: std::collections::HashSet<PathBuf> = kept.iter().map(|id| self.path(*id)).collect();
         for entry in std::fs::read_dir(&self.dir)? {
             let path = entry?.path();
             if !named.contains(&path) {
                 std::fs::remove_file(&path)?;
             }
         }
-        Ok(batches)
+        File::open(&self.dir)?.sync_all()?;
+        Ok(())
     }
 }
 
@@ -173,16 +181,18 @@ impl Overlay {
         self.write().push(batch);
     }
 
-    /// Runs `apply` (the sled batch of the rest of `batch`'s group) and adds `batch` if it succeeds, while no
-    /// reader can look: readers see the whole group or none of it.
-    pub(super) fn push_with(
+    /// Runs `apply` (a group's sled batch) and, if it succeeds, adds `added` and drops the batches `drained` (which
+    /// that sled batch applied), while no reader can look: readers see the whole group or none of it.
+    pub(super) fn change_with(
         &self,
-        batch: Arc<Batch>,
+        added: Option<Arc<Batch>>,
+        drained: &[u64],
         apply: impl FnOnce() -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut batches = self.write();
         apply()?;
-        batches.push(batch);
+        batches.retain(|b| !drained.contains(&b.id));
+        batches.extend(added);
         Ok(())
     }
 
@@ -342,6 +352,8 @@ mod tests {
         let loaded = files.load(std::iter::once(Ok(marker.clone()))).expect("load");
         assert_eq!(loaded.len(), 1);
         assert_eq!((loaded[0].id, &loaded[0].entries), (7, &big.entries));
+        files.remove_others(&[7]).expect("clean up");
+        assert!(files.path(7).exists());
         assert!(!files.path(8).exists(), "a file no marker names is deleted: {unmarked:?}");
         // A committed file that is damaged, or gone, is an error, not an empty batch.
         std::fs::write(files.path(7), b"gongwen-deferred-1\n").expect("damage");

@@ -150,6 +150,7 @@ impl SledStore {
         let files = Files::open(dir)?;
         let markers = db.scan_prefix(deferred::marker_prefix()).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())));
         let waiting = files.load(markers.map(|r| r.map_err(backend)))?;
+        let kept: Vec<u64> = waiting.iter().map(|b| b.id).collect();
         let next_batch = waiting.last().map_or(0, |b| b.id + 1);
         let overlay = Overlay::default();
         let work = !waiting.is_empty();
@@ -170,6 +171,10 @@ impl SledStore {
             applier: Mutex::new(ApplierState { stop: false, work }),
             applier_wake: Condvar::new(),
         });
+        // After a crash, what sled recovered may be only in the page cache: it goes to disk (blobs too) before the
+        // batch files are judged by it.
+        inner.flush_to_disk()?;
+        inner.files.remove_others(&kept)?;
         let applier = if options.apply_in_background {
             let worker = inner.clone();
             let handle = std::thread::Builder::new()
@@ -257,21 +262,27 @@ impl Inner {
                 Write::Delete => batch.remove(k),
             }
         }
-        if deferred.is_empty() {
-            self.db.apply_batch(batch).map_err(backend)?;
+        let added = if deferred.is_empty() {
+            None
         } else {
             let b = Batch { id: applied.next_batch, entries: deferred };
             applied.next_batch += 1;
             // The file is on disk before the marker that commits it can be.
             let (marker, value) = self.files.write(&b)?;
             batch.insert(marker, value);
-            // Readers see the batch's keys together with the rest of the group, never one without the other.
-            self.overlay.push_with(Arc::new(b), || self.db.apply_batch(batch).map_err(backend))?;
+            Some(Arc::new(b))
+        };
+        let woke = added.is_some();
+        if added.is_none() && drained.is_empty() {
+            self.db.apply_batch(batch).map_err(backend)?;
+        } else {
+            // Readers see the group's deferred keys, and lose its drained ones, together with the rest of it.
+            let drained: Vec<u64> = drained.iter().map(|b| b.id).collect();
+            self.overlay.change_with(added, &drained, || self.db.apply_batch(batch).map_err(backend))?;
+        }
+        if woke {
             lock(&self.applier).work = true;
             self.applier_wake.notify_all();
-        }
-        for b in drained {
-            self.overlay.remove(b.id);
         }
         Ok(applied.count)
     }
@@ -399,9 +410,8 @@ impl Inner {
             self.db.apply_batch(batch).map_err(backend)?;
             self.overlay.remove(b.id);
         }
-        // The file may go only once no marker on disk names it.
-        self.db.flush().map_err(backend)?;
-        self.data_file.sync_all()?;
+        // The file may go only once no marker on disk names it, and once the keys it held are on disk, blobs too.
+        self.flush_to_disk()?;
         self.files.remove(b.id);
         Ok(true)
     }
