@@ -125,15 +125,24 @@ impl Files {
         Ok(batches)
     }
 
-    /// Deletes the files of batches other than `kept`: their commit never landed, or they were applied. Call it
-    /// only once the markers it was judged by are on disk, or a crash could bring back a marker without its file.
-    pub(super) fn remove_others(&self, kept: &[u64]) -> Result<(), StoreError> {
+    /// The files of batches other than `kept`: their commit never landed, or they were applied.
+    pub(super) fn others(&self, kept: &[u64]) -> Result<Vec<PathBuf>, StoreError> {
         let named: std::collections::HashSet<PathBuf> = kept.iter().map(|id| self.path(*id)).collect();
+        let mut out = vec![];
         for entry in std::fs::read_dir(&self.dir)? {
             let path = entry?.path();
             if !named.contains(&path) {
-                std::fs::remove_file(&path)?;
+                out.push(path);
             }
+        }
+        Ok(out)
+    }
+
+    /// Deletes `files` (from [`Files::others`]). Call it only once the markers they were judged by are on disk, or
+    /// a crash could bring back a marker without its file.
+    pub(super) fn remove_all(&self, files: &[PathBuf]) -> Result<(), StoreError> {
+        for path in files {
+            std::fs::remove_file(path)?;
         }
         File::open(&self.dir)?.sync_all()?;
         Ok(())
@@ -352,7 +361,9 @@ mod tests {
         let loaded = files.load(std::iter::once(Ok(marker.clone()))).expect("load");
         assert_eq!(loaded.len(), 1);
         assert_eq!((loaded[0].id, &loaded[0].entries), (7, &big.entries));
-        files.remove_others(&[7]).expect("clean up");
+        let others = files.others(&[7]).expect("list");
+        assert_eq!(others, [files.path(8)]);
+        files.remove_all(&others).expect("clean up");
         assert!(files.path(7).exists());
         assert!(!files.path(8).exists(), "a file no marker names is deleted: {unmarked:?}");
         // A committed file that is damaged, or gone, is an error, not an empty batch.

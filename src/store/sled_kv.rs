@@ -171,10 +171,13 @@ impl SledStore {
             applier: Mutex::new(ApplierState { stop: false, work }),
             applier_wake: Condvar::new(),
         });
-        // After a crash, what sled recovered may be only in the page cache: it goes to disk (blobs too) before the
-        // batch files are judged by it.
-        inner.flush_to_disk()?;
-        inner.files.remove_others(&kept)?;
+        let stale = inner.files.others(&kept)?;
+        if !stale.is_empty() {
+            // After a crash, what sled recovered may be only in the page cache: it goes to disk (blobs too) before
+            // files are deleted on its word. Only then: after a long run that fsync can take many seconds.
+            inner.flush_to_disk()?;
+            inner.files.remove_all(&stale)?;
+        }
         let applier = if options.apply_in_background {
             let worker = inner.clone();
             let handle = std::thread::Builder::new()
