@@ -392,3 +392,49 @@ async fn tokens_from_the_future_from_before_the_start_or_replayed_are_refused() 
     client.list_groups(once).await.expect("a fresh token");
     unauthenticated(client.list_groups(again).await, "replayed");
 }
+
+#[tokio::test]
+async fn failed_authentications_are_charged_to_the_address_and_then_refused_unchecked() {
+    let mut h = Harness::start_configured(|c| {
+        c.rate_per_sec = 1;
+        c.rate_burst = 5;
+    })
+    .await;
+    h.load_bundled().await;
+    // A token signed with a key the registry does not know.
+    let forger = gongwen::signing::Signer::from_secret(format!("{ZIBO}#forged"), [9u8; 32]);
+    let forged = tower::Layer::layer(&gongwen::auth::SignRequests::new(ZIBO, forger), h.raw_channel());
+    let mut bad = pb::registry_service_client::RegistryServiceClient::new(forged);
+    for _ in 0..5 {
+        let s = bad.list_groups(pb::ListGroupsRequest {}).await.expect_err("a forged token");
+        assert_eq!(s.code(), Code::Unauthenticated, "{}", s.message());
+    }
+    let s = bad.list_groups(pb::ListGroupsRequest {}).await.expect_err("over the failure budget");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert!(s.message().contains("failed to authenticate too often"), "{}", s.message());
+    // Cut off from authenticating: the address's next calls with a token are refused before it is checked.
+    let mut unit = pb::registry_service_client::RegistryServiceClient::new(h.channel_as(BOSHAN));
+    assert_eq!(unit.list_groups(pb::ListGroupsRequest {}).await.expect_err("refused").code(), Code::ResourceExhausted);
+    // Calls without a token keep their own budget.
+    let mut anonymous = pb::registry_service_client::RegistryServiceClient::new(h.raw_channel());
+    anonymous.get_server_info(pb::GetServerInfoRequest {}).await.expect("anonymous calls are unaffected");
+}
+
+#[tokio::test]
+async fn callers_that_authenticate_spend_nothing_of_the_failure_budget() {
+    let mut h = Harness::start_configured(|c| {
+        c.rate_per_sec = 1;
+        c.rate_burst = 5;
+    })
+    .await;
+    h.load_bundled().await;
+    // Five units, five calls each: 25 successes from one address, five times the failure burst.
+    for unit in ["370100.czj", "370200.czj", ZIBO, "370400.czj", "370500.czj"] {
+        let mut c = pb::registry_service_client::RegistryServiceClient::new(h.channel_as(unit));
+        for _ in 0..5 {
+            c.list_groups(pb::ListGroupsRequest {}).await.expect("within the unit's own budget");
+        }
+    }
+    let mut c = pb::registry_service_client::RegistryServiceClient::new(h.channel_as(BOSHAN));
+    c.list_groups(pb::ListGroupsRequest {}).await.expect("the address has no failures to its name");
+}

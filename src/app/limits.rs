@@ -28,6 +28,12 @@ impl Bucket {
         }
     }
 
+    /// Whether a token could be taken now, without taking it.
+    fn available(&self, rate: f64, burst: f64, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        (self.tokens + elapsed * rate).min(burst) >= 1.0
+    }
+
     /// True when the bucket has refilled: forgetting it then changes nothing.
     fn full(&self, rate: f64, burst: f64, now: Instant) -> bool {
         self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * rate >= burst
@@ -63,6 +69,27 @@ impl App {
                 self.config.rate_per_sec, self.config.rate_burst
             ))
         })
+    }
+
+    /// Refuses, before its token is even checked, a call from an address whose calls failed to authenticate more
+    /// often lately than the request rate allows: otherwise a flood of bad tokens costs a signature check each.
+    /// Callers that do authenticate are never charged here.
+    pub fn check_failures(&self, peer: &str) -> Result<(), AppError> {
+        let (rate, burst) = (f64::from(self.config.rate_per_sec), f64::from(self.config.rate_burst.max(1)));
+        let rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        match rates.get(&failures_key(peer)) {
+            Some(b) if !b.available(rate, burst, Instant::now()) => Err(AppError::Exhausted(format!(
+                "calls from {peer} failed to authenticate too often ({} a second, bursts of {}); retry shortly",
+                self.config.rate_per_sec, self.config.rate_burst
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one failed authentication against `peer` (see [`App::check_failures`]).
+    pub fn charge_failure(&self, peer: &str) {
+        // An empty bucket is what `check_failures` reports; here there is nothing more to do.
+        let _ = self.spend(&failures_key(peer));
     }
 
     /// Takes one token from `key`'s bucket; false when it is empty.
@@ -101,6 +128,10 @@ impl App {
             ))
         })
     }
+}
+
+fn failures_key(peer: &str) -> String {
+    format!("failed {peer}")
 }
 
 #[cfg(test)]

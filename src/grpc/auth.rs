@@ -1,7 +1,7 @@
 //! Server side of request authentication: a tower layer in front of every service checks the token, and hands the
 //! established [`Caller`] to the handlers in the request's extensions. It is also where every call meets the
 //! limits that need no handler: the message size (all calls), the request rate (per caller, or per address for
-//! calls without a token) and the stream cap for client-streaming uploads.
+//! calls without a token, and for calls that fail to authenticate) and the stream cap for client-streaming uploads.
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -81,7 +81,12 @@ where
                 }
                 return inner.call(http::Request::from_parts(parts, tonic::body::Body::new(body))).await;
             }
+            let from = peer(&parts.extensions);
+            if let Err(e) = app.check_failures(&from) {
+                return Ok(Status::from(e).into_http());
+            }
             let Some(token) = parts.headers.get(HEADER).and_then(|v| decode_header(v.as_bytes())) else {
+                app.charge_failure(&from);
                 return Ok(
                     Status::unauthenticated(format!("{method} needs a signed request token in {HEADER}")).into_http()
                 );
@@ -107,12 +112,17 @@ where
                     }
                 }
             };
-            match app.authenticate(&token, &method, &digest).and_then(|c| app.charge(&c).map(|()| c)) {
-                Ok(caller) => {
-                    parts.extensions.insert(caller);
+            let caller = match app.authenticate(&token, &method, &digest) {
+                Ok(caller) => caller,
+                Err(e) => {
+                    app.charge_failure(&from);
+                    return Ok(Status::from(e).into_http());
                 }
-                Err(e) => return Ok(Status::from(e).into_http()),
+            };
+            if let Err(e) = app.charge(&caller) {
+                return Ok(Status::from(e).into_http());
             }
+            parts.extensions.insert(caller);
             // A client-streaming call holds its permit until its handler has read the stream and replied.
             let _permit = if streaming {
                 match app.stream_permit() {

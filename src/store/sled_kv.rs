@@ -140,8 +140,8 @@ impl SledStore {
     /// Opens (or creates) the database under `dir`, loading deferred batches a previous run left unapplied.
     pub fn open_with(dir: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
         let data_dir_error = |reason: String| StoreError::DataDir { path: dir.display().to_string(), reason };
-        let db = sled::Config::new().path(dir).cache_capacity(options.cache_bytes).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+        let db = open_db(dir, options.cache_bytes).map_err(|e| match e {
+            sled::Error::Io(io) if is_locked(&io) => {
                 data_dir_error("it is in use by another gongwen process (sled holds a lock on it)".into())
             }
             other => data_dir_error(other.to_string()),
@@ -191,6 +191,28 @@ impl SledStore {
         Ok(SledStore { inner, applier })
     }
 }
+
+fn is_locked(e: &std::io::Error) -> bool {
+    e.to_string().contains("could not acquire lock")
+}
+
+/// Opens sled, waiting a little while the directory is locked: sled's I/O threads let go of the lock only after
+/// they finish, a moment after the `Db` that used it was dropped, so a reopen in the same process (a restart, the
+/// snapshot at a graceful stop) can find it still held. Another process holding it is refused after the wait.
+fn open_db(dir: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(dir).cache_capacity(cache_bytes).open() {
+            Err(sled::Error::Io(io)) if is_locked(&io) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long [`open_db`] waits for a lock to be released.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for SledStore {
     fn drop(&mut self) {
