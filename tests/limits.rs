@@ -438,3 +438,28 @@ async fn callers_that_authenticate_spend_nothing_of_the_failure_budget() {
     let mut c = pb::registry_service_client::RegistryServiceClient::new(h.channel_as(BOSHAN));
     c.list_groups(pb::ListGroupsRequest {}).await.expect("the address has no failures to its name");
 }
+
+#[tokio::test]
+async fn health_watch_streams_count_against_the_stream_cap_while_open() {
+    let h = Harness::start_configured(|c| c.max_streams = 1).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(h.raw_channel());
+    let watch = || tonic_health::pb::HealthCheckRequest { service: String::new() };
+    let mut first = health.watch(watch()).await.expect("the first watch").into_inner();
+    first.message().await.expect("a status").expect("one message");
+    let s = health.watch(watch()).await.expect_err("the cap is taken");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    // Plain health checks are not streams and go on.
+    health.check(watch()).await.expect("a check");
+    // Closing the stream gives the permit back (the server notices a moment later: polled, with a deadline).
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match health.watch(watch()).await {
+            Ok(_) => break,
+            Err(s) if s.code() == Code::ResourceExhausted && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(s) => panic!("the permit did not come back: {s}"),
+        }
+    }
+}

@@ -24,6 +24,37 @@ const PUBLIC: &[&str] = &[
     "/grpc.reflection.v1.ServerReflection/",
 ];
 
+/// Public calls whose replies are streams that may stay open for long: they count against the stream cap like
+/// ours, for as long as their reply is open.
+const PUBLIC_STREAMS: &[&str] =
+    &["/grpc.health.v1.Health/Watch", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"];
+
+/// A reply body that holds a stream permit until it is dropped (the stream ended or the client went away).
+struct PermitBody {
+    inner: tonic::body::Body,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for PermitBody {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The caller of a request that passed the layer.
 pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     req.extensions().get::<Caller>().cloned().ok_or_else(|| Status::unauthenticated("this call needs a request token"))
@@ -51,11 +82,13 @@ pub struct Authenticated<S> {
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
-impl<S, ResBody> tower::Service<http::Request<tonic::body::Body>> for Authenticated<S>
+impl<S> tower::Service<http::Request<tonic::body::Body>> for Authenticated<S>
 where
-    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
-    ResBody: Default + Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -79,7 +112,19 @@ where
                 if let Err(e) = app.charge_anonymous(peer(&parts.extensions)) {
                     return Ok(Status::from(e).into_http());
                 }
-                return inner.call(http::Request::from_parts(parts, tonic::body::Body::new(body))).await;
+                let permit = if PUBLIC_STREAMS.contains(&method.as_str()) {
+                    match app.stream_permit() {
+                        Ok(p) => Some(p),
+                        Err(e) => return Ok(Status::from(e).into_http()),
+                    }
+                } else {
+                    None
+                };
+                let reply = inner.call(http::Request::from_parts(parts, tonic::body::Body::new(body))).await?;
+                return Ok(match permit {
+                    Some(permit) => reply.map(|inner| tonic::body::Body::new(PermitBody { inner, _permit: permit })),
+                    None => reply,
+                });
             }
             let from = peer(&parts.extensions);
             if let Err(e) = app.check_failures(&from) {
