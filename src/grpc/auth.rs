@@ -1,7 +1,8 @@
 //! Server side of request authentication: a tower layer in front of every service checks the token, and hands the
 //! established [`Caller`] to the handlers in the request's extensions. It is also where every call meets the
 //! limits that need no handler: the message size (all calls), the request rate (per caller, or per address for
-//! calls without a token, and for calls that fail to authenticate) and the stream cap for client-streaming uploads.
+//! calls without a token, and for calls that fail to authenticate) and the stream cap for client-streaming uploads
+//! and for the public streams (health watches, reflection).
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
