@@ -85,7 +85,7 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: data_dir.into(),
             cache_bytes: 256 * 1024 * 1024,
-            defer_at: SledOptions::new(0).defer_at,
+            defer_at: crate::store::sled_kv::DEFER_AT,
             apply_in_background: true,
             app: AppConfig::default(),
             operator: None,

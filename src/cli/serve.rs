@@ -225,6 +225,21 @@ mod tests {
     }
 
     #[test]
+    fn the_deferral_threshold_comes_from_flag_or_file_and_is_at_least_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("gongwen.toml");
+        std::fs::write(&file, "plaintext = true\ndefer_keys = 100\n").expect("write");
+        let f = file.to_string_lossy().into_owned();
+        assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").defer_at, 100);
+        let flag = config(&args(&["--config", &f, "--defer-keys", "7"]), dir.path()).expect("config");
+        assert_eq!(flag.defer_at, 7, "the flag wins");
+        let default = config(&args(&["--plaintext"]), dir.path()).expect("config");
+        assert_eq!(default.defer_at, crate::store::sled_kv::DEFER_AT);
+        let refused = config(&args(&["--plaintext", "--defer-keys", "0"]), dir.path());
+        assert!(matches!(refused, Err(CliError::Input(m)) if m.contains("defer_keys")));
+    }
+
+    #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("gongwen.toml");

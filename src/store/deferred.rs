@@ -241,8 +241,13 @@ pub(super) struct Guard<'a>(std::sync::RwLockReadGuard<'a, Vec<Arc<Batch>>>);
 
 impl Guard<'_> {
     pub(super) fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.0.iter().rev().find_map(|b| b.entries.get(key).cloned())
+        newest(&self.0, key)
     }
+}
+
+/// The value of `key` in the newest of `batches` that holds it.
+fn newest(batches: &[Arc<Batch>], key: &[u8]) -> Option<Vec<u8>> {
+    batches.iter().rev().find_map(|b| b.entries.get(key).cloned())
 }
 
 /// The overlay as of one moment.
@@ -255,10 +260,6 @@ impl View {
 
     pub(super) fn batches(&self) -> &[Arc<Batch>] {
         &self.0
-    }
-
-    pub(super) fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.0.iter().rev().find_map(|b| b.entries.get(key).cloned())
     }
 
     pub(super) fn contains(&self, key: &[u8]) -> bool {
@@ -386,7 +387,7 @@ mod tests {
         assert_eq!(overlay.waiting(), 3);
         assert!(view.contains(b"q/a") && !view.contains(b"q/b"));
         overlay.remove(1);
-        assert!(overlay.is_empty() && overlay.view().get(b"p/b").is_none());
-        assert_eq!(view.get(b"p/b"), Some(b"o:p/b".to_vec()), "a view keeps what it saw");
+        assert!(overlay.is_empty() && overlay.guard().get(b"p/b").is_none());
+        assert_eq!(view.range(b"p/b", None, false), [(b"p/b".to_vec(), b"o:p/b".to_vec())], "a view keeps what it saw");
     }
 }

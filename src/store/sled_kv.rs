@@ -29,11 +29,14 @@ pub struct SledOptions {
     pub apply_in_background: bool,
 }
 
+/// The default [`SledOptions::defer_at`]: below a few thousand keys sled applies a batch in tens of
+/// milliseconds, not worth a second copy.
+pub const DEFER_AT: usize = 4096;
+
 impl SledOptions {
     /// The defaults with a page cache of `cache_bytes`.
     pub fn new(cache_bytes: u64) -> SledOptions {
-        // Below a few thousand keys sled applies a batch in tens of milliseconds: not worth a second copy.
-        SledOptions { cache_bytes, defer_at: 4096, apply_in_background: true }
+        SledOptions { cache_bytes, defer_at: DEFER_AT, apply_in_background: true }
     }
 }
 
@@ -458,8 +461,7 @@ impl Tx for SledTx<'_> {
         // Under the write lock nothing moves between the tree and the overlay.
         match self.tree.get(key).map_err(backend)? {
             Some(v) => Ok(Some(v.to_vec())),
-            None if self.overlay.is_empty() => Ok(None),
-            None => Ok(self.overlay.view().get(key)),
+            None => Ok(self.overlay.guard().get(key)),
         }
     }
 
