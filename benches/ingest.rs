@@ -72,6 +72,11 @@ pub struct Bench {
 
 impl Bench {
     pub async fn start(data: &Path, operator: Signer) -> Bench {
+        Bench::start_with(data, operator, AppConfig::default().trace_cache_bytes).await
+    }
+
+    /// [`Bench::start`] with a trace cache of this many bytes (0: off).
+    pub async fn start_with(data: &Path, operator: Signer, trace_cache_bytes: usize) -> Bench {
         let mut cfg = ServerConfig::new(data);
         cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
@@ -79,6 +84,7 @@ impl Bench {
             max_message_bytes: 64 << 20,
             rate_per_sec: 1_000_000,
             rate_burst: 1_000_000,
+            trace_cache_bytes,
             ..AppConfig::default()
         };
         let running = server::start(cfg).await.expect("server");

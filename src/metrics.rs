@@ -21,6 +21,8 @@ pub struct Metrics {
     events: IntGauge,
     store_bytes: IntGauge,
     deferred_keys: IntGauge,
+    trace_cache_bytes: IntGauge,
+    trace_cache_visits: IntCounterVec,
     open_streams: IntGauge,
 }
 
@@ -43,14 +45,34 @@ impl Metrics {
             "gongwen_store_deferred_keys",
             "keys of acknowledged large commits not yet moved into the store's tree (readable already)",
         )?;
+        let trace_cache_bytes = IntGauge::new(
+            "gongwen_trace_cache_bytes",
+            "bytes of documents' deliveries and forwards kept in memory for traces and status matrices",
+        )?;
+        let trace_cache_visits = IntCounterVec::new(
+            Opts::new("gongwen_trace_cache_visits_total", "reads of a document's deliveries or forwards, by result"),
+            &["result"],
+        )?;
         let open_streams = IntGauge::new("gongwen_open_streams", "server-streaming calls open now")?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(store_bytes.clone()))?;
         registry.register(Box::new(deferred_keys.clone()))?;
+        registry.register(Box::new(trace_cache_bytes.clone()))?;
+        registry.register(Box::new(trace_cache_visits.clone()))?;
         registry.register(Box::new(open_streams.clone()))?;
-        Ok(Metrics { registry, requests, latency, events, store_bytes, deferred_keys, open_streams })
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            events,
+            store_bytes,
+            deferred_keys,
+            trace_cache_bytes,
+            trace_cache_visits,
+            open_streams,
+        })
     }
 
     /// The text exposition, with the gauges read from the app now.
@@ -60,6 +82,14 @@ impl Metrics {
             self.store_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
         self.deferred_keys.set(i64::try_from(app.deferred_keys()).unwrap_or(i64::MAX));
+        if let Some(c) = app.trace_cache() {
+            self.trace_cache_bytes.set(i64::try_from(c.bytes).unwrap_or(i64::MAX));
+            // The counters live in the cache; this brings the exported ones up to them.
+            for (result, total) in [("hit", c.hits), ("miss", c.misses)] {
+                let counter = self.trace_cache_visits.with_label_values(&[result]);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
         self.open_streams.set(i64::try_from(app.open_streams()).unwrap_or(0));
         let mut out = vec![];
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

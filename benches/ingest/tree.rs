@@ -232,7 +232,7 @@ pub async fn scenario(quick: bool) {
         forwards += next.len();
         level = next.into_iter().flatten().collect();
     }
-    let acked: Vec<(&Node, String)> = level.into_iter().step_by(4).collect();
+    let acked: Vec<(&Node, String)> = level.iter().step_by(4).cloned().collect();
     let leaf_acks = acked.len();
     futures::stream::iter(acked)
         .map(|(n, doc)| {
@@ -253,6 +253,9 @@ pub async fn scenario(quick: bool) {
         std::env::var("GONGWEN_BENCH_TREE_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick { 3 } else { 5 });
     let (n, traces, matrices) = trace_and_matrix(&b, &root_doc, runs).await;
     assert_eq!(n, expected, "the trace counts every delivery of the tree");
+    let first = traces.first().map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    println!("  the first Trace after the build (trace cache empty): {first:.0} ms");
+    summary(format!("  first Trace after the build, trace cache empty: {first:.0} ms"));
     let ((tm, tx), (mm, mx)) = (median_max(traces), median_max(matrices));
     let load = load_average();
     println!(
@@ -293,6 +296,61 @@ pub async fn scenario(quick: bool) {
     );
     summary(format!(
         "  of which the application layer (in-process): trace {tm:.0} / {tx:.0} ms, matrix {mm:.0} / {mx:.0} ms"
+    ));
+    drop(app);
+    // Traces while leaf offices acknowledge: every acknowledgment changes a document's deliveries, so its group
+    // is brought up to date in the cache, or loaded again when a trace was reading it.
+    let unacked: Vec<(&Node, String)> = level.iter().skip(1).step_by(16).cloned().collect();
+    let acks = unacked.len();
+    let writing = std::sync::atomic::AtomicBool::new(true);
+    let load = async {
+        futures::stream::iter(unacked)
+            .map(|(n, doc)| {
+                let b = &b;
+                async move { acknowledge(b, &n.id, &doc).await }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<()>>()
+            .await;
+        writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    };
+    let reads = async {
+        let (mut t, mut m) = (vec![], vec![]);
+        while writing.load(std::sync::atomic::Ordering::Relaxed) {
+            let (_, tr, ma) = trace_and_matrix(&b, &root_doc, 1).await;
+            t.extend(tr);
+            m.extend(ma);
+        }
+        (t, m)
+    };
+    let started = Instant::now();
+    let ((), (t_busy, m_busy)) = tokio::join!(load, reads);
+    let secs = started.elapsed().as_secs_f64();
+    let rounds = t_busy.len();
+    let ((tm, tx), (mm, mx)) = (median_max(t_busy), median_max(m_busy));
+    println!(
+        "  while {acks} leaf acknowledgments arrive ({:.0}/s): {rounds} Trace median {tm:.0} ms, max {tx:.0} ms; \
+         StatusMatrix median {mm:.0} ms, max {mx:.0} ms",
+        acks as f64 / secs
+    );
+    summary(format!(
+        "  under writes ({:.0} acks/s): Trace median {tm:.0} / max {tx:.0} ms, StatusMatrix median {mm:.0} / max \
+         {mx:.0} ms ({rounds} rounds)",
+        acks as f64 / secs
+    ));
+
+    // The same reads with the trace cache off, on the same store.
+    let data = dir.path().join("data");
+    b.running.stop().await.expect("stop");
+    let b = Bench::start_with(&data, bench_operator(), 0).await;
+    let (_, traces, matrices) = trace_and_matrix(&b, &root_doc, runs).await;
+    let ((tm, tx), (mm, mx)) = (median_max(traces), median_max(matrices));
+    println!(
+        "  trace cache off, over gRPC, {runs} runs: Trace median {tm:.0} ms, max {tx:.0} ms; StatusMatrix median \
+         {mm:.0} ms, max {mx:.0} ms"
+    );
+    summary(format!(
+        "  trace cache off: Trace median {tm:.0} / max {tx:.0} ms, StatusMatrix median {mm:.0} / max {mx:.0} ms"
     ));
     b.running.stop().await.expect("stop");
 }

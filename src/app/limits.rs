@@ -119,6 +119,11 @@ impl App {
         self.store.deferred_keys()
     }
 
+    /// The trace cache's size and hit counts; `None` when it is off.
+    pub fn trace_cache(&self) -> Option<crate::store::CacheStats> {
+        self.cache.as_ref().map(|c| c.stats())
+    }
+
     /// A permit to open one streaming call (watch, log, download, upload); dropped when the stream ends.
     pub fn stream_permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
         self.streams.clone().try_acquire_owned().map_err(|_| {

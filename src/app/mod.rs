@@ -15,7 +15,7 @@ use crate::domain::model::{EventKind, Registry, SealKey, StepKind, Unit};
 use crate::domain::seal;
 use crate::pb;
 use crate::signing::{Signer, Statement};
-use crate::store::{BlobStore, Store, Tx};
+use crate::store::{BlobStore, ScanCache, Store, Tx};
 
 pub mod access;
 pub mod backup;
@@ -87,6 +87,9 @@ pub struct AppConfig {
     pub rate_burst: u32,
     /// Streaming calls (watch, log stream, downloads, uploads) open at once, over all callers.
     pub max_streams: usize,
+    /// Memory for keeping whole documents' deliveries and forwards, which traces and status matrices walk, in
+    /// bytes; 0 turns the cache off.
+    pub trace_cache_bytes: usize,
 }
 
 impl Default for AppConfig {
@@ -99,6 +102,7 @@ impl Default for AppConfig {
             rate_per_sec: 500,
             rate_burst: 1000,
             max_streams: 256,
+            trace_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -168,6 +172,8 @@ impl Snapshot {
 /// The running service's state.
 pub struct App {
     store: Arc<dyn Store>,
+    /// The read cache in front of the store, when it is on.
+    cache: Option<Arc<ScanCache>>,
     writer: writer::Writer,
     blobs: Arc<BlobStore>,
     clock: Arc<dyn Clock>,
@@ -238,12 +244,19 @@ impl App {
                 given
             }
         };
+        let (store, cache): (Arc<dyn Store>, _) = if config.trace_cache_bytes > 0 {
+            let cache = Arc::new(ScanCache::new(store, schema::cached_group, config.trace_cache_bytes));
+            (cache.clone(), Some(cache))
+        } else {
+            (store, None)
+        };
         let log_key = load_or_make_log_key(store.as_ref())?;
         let registry = registry::load(store.as_ref())?;
         let (notices, _) = broadcast::channel(1024);
         Ok(App {
             writer: writer::Writer::start(store.clone())?,
             store,
+            cache,
             blobs,
             clock,
             operator,

@@ -123,6 +123,14 @@ pub fn forward(source: &str, forward: &str) -> Vec<u8> {
 pub fn forwards_of(source: &str) -> Vec<u8> {
     key(b"fwd/", &[source.as_bytes(), b""])
 }
+/// The groups the read cache keeps whole (see [`crate::store::ScanCache`]): a document's deliveries and its
+/// forwards, what traces and status matrices walk. Returns the length of `key`'s group prefix.
+pub fn cached_group(key: &[u8]) -> Option<usize> {
+    [&b"dlv/"[..], b"fwd/"].into_iter().find_map(|family| {
+        let rest = key.strip_prefix(family)?;
+        Some(family.len() + rest.iter().position(|b| *b == 0)? + 1)
+    })
+}
 /// The first result of a request id of one actor.
 pub fn request(actor: &str, request_id: &str) -> Vec<u8> {
     key(b"req/", &[actor.as_bytes(), request_id.as_bytes()])

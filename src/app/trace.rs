@@ -161,10 +161,10 @@ impl Walker<'_> {
         }
         // forwarder → the documents it forwarded `doc` as
         let mut forwards: HashMap<String, Vec<String>> = HashMap::new();
-        for pair in self.store.scan(&schema::forwards_of(&doc.id), None, false) {
-            let (k, v) = pair?;
-            forwards.entry(String::from_utf8_lossy(&v).into_owned()).or_default().push(schema::last_part(&k));
-        }
+        self.store.visit(&schema::forwards_of(&doc.id), &mut |k, v| {
+            forwards.entry(String::from_utf8_lossy(v).into_owned()).or_default().push(schema::last_part(k));
+            Ok(())
+        })?;
         let via_number = doc.number.to_string();
         let mut out = vec![];
         let (snapshot, now) = (self.snapshot, self.now);
@@ -303,11 +303,12 @@ impl Walker<'_> {
 
     /// The ids of the documents that forward document `id`.
     fn forwards(&self, id: &str) -> Result<Vec<String>, AppError> {
-        Ok(self
-            .store
-            .scan(&schema::forwards_of(id), None, false)
-            .map(|pair| pair.map(|(k, _)| schema::last_part(&k)))
-            .collect::<Result<_, _>>()?)
+        let mut out = vec![];
+        self.store.visit(&schema::forwards_of(id), &mut |k, _| {
+            out.push(schema::last_part(k));
+            Ok(())
+        })?;
+        Ok(out)
     }
 }
 

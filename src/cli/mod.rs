@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// sled page cache in MiB [default: 256].
     #[arg(long, env = "GONGWEN_CACHE_MB")]
     pub cache_mb: Option<u64>,
+    /// Memory in MiB for keeping whole documents' deliveries, which traces and status matrices walk; 0 turns the
+    /// cache off [default: 256].
+    #[arg(long, env = "GONGWEN_TRACE_CACHE_MB")]
+    pub trace_cache_mb: Option<usize>,
     /// A commit with at least this many new keys (an issue to thousands of units) is answered once logged and
     /// moved into the store's tree in the background [default: 4096].
     #[arg(long, env = "GONGWEN_DEFER_KEYS")]

@@ -28,6 +28,7 @@ pub struct FileSettings {
     pub data: Option<PathBuf>,
     pub cache_mb: Option<u64>,
     pub defer_keys: Option<usize>,
+    pub trace_cache_mb: Option<usize>,
     pub max_attachment_mb: Option<u64>,
     pub allow_confidential: Option<bool>,
     pub max_message_mb: Option<usize>,
@@ -63,6 +64,8 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     if cfg.defer_at == 0 {
         return Err(CliError::Input("defer_keys must be at least 1".into()));
     }
+    cfg.app.trace_cache_bytes =
+        args.trace_cache_mb.or(file.trace_cache_mb).unwrap_or(cfg.app.trace_cache_bytes >> 20).saturating_mul(1 << 20);
     cfg.app.max_attachment_bytes =
         args.max_attachment_mb.or(file.max_attachment_mb).unwrap_or(64).saturating_mul(1024 * 1024);
     cfg.app.allow_confidential = args.allow_confidential.or(file.allow_confidential).unwrap_or(false);
@@ -122,11 +125,12 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
     std::net::TcpListener::bind(cfg.listen)
         .map_err(|source| CliError::Io { path: format!("listen address {}", cfg.listen), source })?;
     println!(
-        "configuration OK: listen {} ({}), data {}, cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams, token clock skew {} s",
+        "configuration OK: listen {} ({}), data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams, token clock skew {} s",
         cfg.listen,
         if cfg.tls.is_some() { "TLS" } else { "plaintext" },
         cfg.data_dir.display(),
         cfg.cache_bytes >> 20,
+        cfg.app.trace_cache_bytes >> 20,
         cfg.app.max_attachment_bytes >> 20,
         cfg.app.max_message_bytes >> 20,
         cfg.app.rate_per_sec,
@@ -237,6 +241,19 @@ mod tests {
         assert_eq!(default.defer_at, crate::store::sled_kv::DEFER_AT);
         let refused = config(&args(&["--plaintext", "--defer-keys", "0"]), dir.path());
         assert!(matches!(refused, Err(CliError::Input(m)) if m.contains("defer_keys")));
+    }
+
+    #[test]
+    fn the_trace_cache_size_comes_from_flag_or_file_and_zero_turns_it_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("gongwen.toml");
+        std::fs::write(&file, "plaintext = true\ntrace_cache_mb = 64\n").expect("write");
+        let f = file.to_string_lossy().into_owned();
+        assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").app.trace_cache_bytes, 64 << 20);
+        let off = config(&args(&["--config", &f, "--trace-cache-mb", "0"]), dir.path()).expect("config");
+        assert_eq!(off.app.trace_cache_bytes, 0, "the flag wins");
+        let default = config(&args(&["--plaintext"]), dir.path()).expect("config");
+        assert_eq!(default.app.trace_cache_bytes, crate::app::AppConfig::default().trace_cache_bytes);
     }
 
     #[test]

@@ -4,12 +4,16 @@
 use thiserror::Error;
 
 pub mod blobs;
+pub mod cache;
+#[cfg(test)]
+mod cache_tests;
 mod deferred;
 pub mod sled_kv;
 #[cfg(test)]
 mod tests;
 
 pub use blobs::BlobStore;
+pub use cache::{CacheStats, ScanCache};
 pub use sled_kv::{SledOptions, SledStore};
 
 /// The storage layer's one error type.

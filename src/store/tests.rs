@@ -395,3 +395,27 @@ fn sled_keeps_a_deferred_commit_out_of_unsynced_blobs_across_an_abrupt_exit() {
     assert_eq!(keys(store.scan(b"n/", None, false)).len(), N);
     assert_eq!(keys(store.scan(b"", Some(b"\xff\xff"), true)).len(), N + 1, "no private key in a reverse scan");
 }
+
+/// The groups the cached store keeps in the suite: `s/` (which the suite visits) and `counter`'s neighbours.
+fn suite_groups(key: &[u8]) -> Option<usize> {
+    key.starts_with(b"s/").then_some(2)
+}
+
+#[test]
+fn the_read_cache_over_sled_passes_the_suite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 8 << 20).expect("open"));
+    let cached = ScanCache::new(sled, suite_groups, 1 << 20);
+    suite(&cached);
+    // The second visit of `s/` in the suite was answered from memory.
+    let stats = cached.stats();
+    assert_eq!((stats.groups, stats.misses), (1, 1), "{stats:?}");
+    assert!(stats.hits >= 1, "{stats:?}");
+}
+
+#[test]
+fn the_read_cache_over_sled_loses_no_concurrent_update() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 8 << 20).expect("open"));
+    no_lost_updates(Arc::new(ScanCache::new(sled, |k| k.starts_with(b"count").then_some(5), 1 << 20)));
+}

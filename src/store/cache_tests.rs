@@ -1,0 +1,217 @@
+//! The read cache against the store under it: whatever is written, and whenever, a cached visit shows what an
+//! uncached one does.
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// Groups `a/`, `b/` and `c/`; other keys are not cached.
+fn groups(key: &[u8]) -> Option<usize> {
+    matches!(key.get(..2), Some(b"a/" | b"b/" | b"c/")).then_some(2)
+}
+
+fn open(budget: usize) -> (tempfile::TempDir, Arc<dyn Store>, ScanCache) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 8 << 20).expect("open"));
+    let cache = ScanCache::new(sled.clone(), groups, budget);
+    (dir, sled, cache)
+}
+
+fn write(store: &dyn Store, key: &[u8], value: Option<&[u8]>) {
+    store
+        .transact(|tx| -> Result<(), StoreError> {
+            match value {
+                Some(v) => tx.put(key, v),
+                None => tx.delete(key),
+            }
+            Ok(())
+        })
+        .expect("commit");
+}
+
+fn pairs(store: &dyn Store, prefix: &[u8]) -> Vec<Pair> {
+    let mut out = vec![];
+    store
+        .visit(prefix, &mut |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })
+        .expect("visit");
+    out
+}
+
+fn pair(k: &str, v: &str) -> Pair {
+    (k.as_bytes().to_vec(), v.as_bytes().to_vec())
+}
+
+#[test]
+fn a_loaded_group_is_answered_from_memory_and_follows_later_writes() {
+    let (_dir, sled, cache) = open(1 << 20);
+    write(&cache, b"a/1", Some(b"one"));
+    write(&cache, b"a/2", Some(b"two"));
+    assert_eq!(pairs(&cache, b"a/"), [pair("a/1", "one"), pair("a/2", "two")]);
+    assert_eq!((cache.stats().misses, cache.stats().hits, cache.stats().groups), (1, 0, 1));
+
+    write(&cache, b"a/2", None);
+    write(&cache, b"a/3", Some(b"three"));
+    let dyn_cache: &dyn Store = &cache;
+    dyn_cache
+        .transact(|tx| -> Result<(), StoreError> {
+            tx.put_new(b"a/4", b"four");
+            tx.put(b"a/1", b"uno");
+            Ok(())
+        })
+        .expect("commit");
+    let aborted: Result<(), StoreError> = dyn_cache.transact(|tx| {
+        tx.put(b"a/9", b"never");
+        Err(StoreError::Backend("refused".into()))
+    });
+    assert!(aborted.is_err());
+    let want = [pair("a/1", "uno"), pair("a/3", "three"), pair("a/4", "four")];
+    assert_eq!(pairs(&cache, b"a/"), want);
+    assert_eq!(pairs(sled.as_ref(), b"a/"), want, "the store under it agrees");
+    assert_eq!((cache.stats().misses, cache.stats().hits), (1, 1), "the second visit was a hit");
+
+    // Not a whole group, or not a cached family: passed through.
+    assert_eq!(pairs(&cache, b"a/3"), [pair("a/3", "three")]);
+    write(&cache, b"z/1", Some(b"z"));
+    assert_eq!(pairs(&cache, b"z/"), [pair("z/1", "z")]);
+    assert_eq!((cache.stats().misses, cache.stats().hits), (1, 1));
+}
+
+#[test]
+fn writes_that_land_while_a_group_loads_are_replayed_over_the_load() {
+    let (_dir, sled, cache) = open(1 << 20);
+    for k in ["b/1", "b/2", "b/3"] {
+        write(&cache, k.as_bytes(), Some(b"old"));
+    }
+    let mut seen = 0;
+    cache
+        .visit(b"b/", &mut |_, _| {
+            seen += 1;
+            if seen == 2 {
+                // The load is half way: one key behind it changes, one ahead, one appears, one goes.
+                write(&cache, b"b/1", Some(b"new"));
+                write(&cache, b"b/3", Some(b"new"));
+                write(&cache, b"b/4", Some(b"new"));
+                write(&cache, b"b/2", None);
+            }
+            Ok(())
+        })
+        .expect("visit");
+    let want = [pair("b/1", "new"), pair("b/3", "new"), pair("b/4", "new")];
+    assert_eq!(pairs(sled.as_ref(), b"b/"), want);
+    assert_eq!(pairs(&cache, b"b/"), want);
+    assert_eq!(cache.stats().hits, 1, "the load was kept, the replayed changes on top of it");
+}
+
+#[test]
+fn a_write_to_a_group_being_read_from_memory_drops_it_and_the_next_visit_loads_it_again() {
+    let (_dir, _sled, cache) = open(1 << 20);
+    write(&cache, b"c/1", Some(b"one"));
+    assert_eq!(pairs(&cache, b"c/"), [pair("c/1", "one")]);
+    let mut during = vec![];
+    cache
+        .visit(b"c/", &mut |k, v| {
+            during.push((k.to_vec(), v.to_vec()));
+            write(&cache, b"c/2", Some(b"two"));
+            Ok(())
+        })
+        .expect("visit");
+    assert_eq!(during, [pair("c/1", "one")], "the reader finishes on the version it started with");
+    assert_eq!(pairs(&cache, b"c/"), [pair("c/1", "one"), pair("c/2", "two")]);
+    assert_eq!((cache.stats().misses, cache.stats().hits), (2, 1));
+}
+
+#[test]
+fn the_budget_evicts_the_least_recently_used_group_and_refuses_one_larger_than_itself() {
+    let value = vec![b'x'; 1000];
+    let (_dir, _sled, cache) = open(5000);
+    for g in ["a", "b", "c"] {
+        for i in 0..2 {
+            write(&cache, format!("{g}/{i}").as_bytes(), Some(&value));
+        }
+    }
+    pairs(&cache, b"a/");
+    pairs(&cache, b"b/");
+    assert_eq!(cache.stats().groups, 2);
+    pairs(&cache, b"a/");
+    pairs(&cache, b"c/");
+    let stats = cache.stats();
+    assert_eq!(stats.groups, 2, "{stats:?}");
+    assert!(stats.bytes <= 5000, "{stats:?}");
+    pairs(&cache, b"a/");
+    assert_eq!(cache.stats().hits, 2, "a/ was used more recently than b/, which went");
+    pairs(&cache, b"b/");
+    assert_eq!(cache.stats().hits, 2, "b/ was loaded again");
+
+    for i in 2..6 {
+        write(&cache, format!("c/{i}").as_bytes(), Some(&value));
+    }
+    let misses = cache.stats().misses;
+    assert_eq!(pairs(&cache, b"c/").len(), 6);
+    assert_eq!(pairs(&cache, b"c/").len(), 6);
+    assert_eq!(cache.stats().misses, misses + 2, "a group over the budget is read through every time");
+    assert!(cache.stats().bytes <= 5000);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8, u8, u8),
+    Delete(u8, u8),
+    Visit(u8),
+    /// A visit whose visitor writes after the `n`th pair.
+    VisitWriting(u8, u8, u8, u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..4u8, 0..8u8, any::<u8>()).prop_map(|(g, k, v)| Op::Put(g, k, v)),
+        (0..4u8, 0..8u8).prop_map(|(g, k)| Op::Delete(g, k)),
+        (0..4u8).prop_map(Op::Visit),
+        (0..4u8, 0..4u8, 0..8u8, any::<u8>()).prop_map(|(g, n, k, v)| Op::VisitWriting(g, n, k, v)),
+    ]
+}
+
+fn key(g: u8, k: u8) -> Vec<u8> {
+    vec![b"abcz"[usize::from(g % 4)], b'/', b'0' + k]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Any mix of writes, visits and visits that write, under a budget that fits about two groups: every visit
+    /// through the cache shows what the store under it holds.
+    #[test]
+    fn cached_visits_always_match_the_store(ops in proptest::collection::vec(op(), 1..60)) {
+        let (_dir, sled, cache) = open(700);
+        for op in ops {
+            match op {
+                Op::Put(g, k, v) => write(&cache, &key(g, k), Some(&[v; 20])),
+                Op::Delete(g, k) => write(&cache, &key(g, k), None),
+                Op::Visit(g) => {
+                    let prefix = &key(g, 0)[..2];
+                    prop_assert_eq!(pairs(&cache, prefix), pairs(sled.as_ref(), prefix));
+                }
+                Op::VisitWriting(g, n, k, v) => {
+                    let prefix = &key(g, 0)[..2];
+                    let mut seen = 0;
+                    cache.visit(prefix, &mut |_, _| {
+                        if seen == n {
+                            write(&cache, &key(g, k), Some(&[v; 20]));
+                        }
+                        seen += 1;
+                        Ok(())
+                    }).expect("visit");
+                    prop_assert_eq!(pairs(&cache, prefix), pairs(sled.as_ref(), prefix));
+                }
+            }
+        }
+        for g in 0..4 {
+            let prefix = &key(g, 0)[..2];
+            prop_assert_eq!(pairs(&cache, prefix), pairs(sled.as_ref(), prefix));
+        }
+        prop_assert!(cache.stats().bytes <= 700);
+    }
+}
