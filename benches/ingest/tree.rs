@@ -297,6 +297,16 @@ pub async fn scenario(quick: bool) {
     summary(format!(
         "  of which the application layer (in-process): trace {tm:.0} / {tx:.0} ms, matrix {mm:.0} / {mx:.0} ms"
     ));
+    if let Some(c) = app.trace_cache() {
+        println!(
+            "  trace cache: {} documents, {:.1} MiB, {} hits, {} misses",
+            c.groups,
+            c.bytes as f64 / (1 << 20) as f64,
+            c.hits,
+            c.misses
+        );
+        summary(format!("  trace cache after the runs: {} documents, {:.1} MiB", c.groups, c.bytes as f64 / 1048576.0));
+    }
     drop(app);
     // Traces while leaf offices acknowledge: every acknowledgment changes a document's deliveries, so its group
     // is brought up to date in the cache, or loaded again when a trace was reading it.

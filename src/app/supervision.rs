@@ -1,5 +1,5 @@
 //! Supervision (督办): overdue scans, status matrices and per-unit views over the forwarding trees.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::trace::{LeanDelivery, Node};
 use super::{App, AppError, schema};
@@ -237,14 +237,15 @@ impl App {
         #[derive(Default)]
         struct Acc {
             by_level: BTreeMap<u8, Row>,
-            by_region: BTreeMap<String, Row>,
+            // Hashed: looked up once per delivery; sorted at the end.
+            by_region: HashMap<String, Row>,
             total: Row,
         }
         let snap = self.snapshot();
         let now = self.now();
         let add = move |acc: &mut Acc, d: &LeanDelivery<'_>, _depth: u32| {
             let overdue = is_overdue(d.deadline(), d.state, now);
-            let unit = snap.registry.units.get(d.recipient);
+            let unit = snap.brief(d.recipient);
             if let Some(level) = unit.map(|u| u.level) {
                 acc.by_level
                     .entry(level.depth())
@@ -279,10 +280,12 @@ impl App {
         for row in rows {
             row.sort_units();
         }
+        let mut by_region: Vec<Row> = acc.by_region.into_values().collect();
+        by_region.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(Matrix {
             document_number: document.number.to_string(),
             by_level: acc.by_level.into_values().collect(),
-            by_region: acc.by_region.into_values().collect(),
+            by_region,
             total: acc.total,
         })
     }

@@ -170,7 +170,7 @@ impl Walker<'_> {
         let (snapshot, now) = (self.snapshot, self.now);
         self.store.visit(&schema::deliveries_of(&doc.id), &mut |k, v| {
             let d: LeanDelivery = schema::decode_borrowed(k, v)?;
-            let unit = snapshot.registry.units.get(d.recipient);
+            let unit = snapshot.brief(d.recipient);
             let progress = Progress::of(&d)?;
             let overdue = is_overdue(progress.deadline, progress.state, now);
             let mut flags = vec![];
