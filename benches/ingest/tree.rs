@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use gongwen::app::AppConfig;
 use gongwen::auth::SignRequests;
 use gongwen::pb;
 use gongwen::signing::Signer;
@@ -188,7 +189,7 @@ pub async fn scenario(quick: bool) {
         "4-level forwarding tree: {c} cities × {k} counties × {t} townships × {l} offices = {expected} deliveries"
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let b = Bench::start(&dir.path().join("data"), bench_operator()).await;
+    let mut b = Bench::start(&dir.path().join("data"), bench_operator()).await;
     let started = Instant::now();
     let root = register(&b, shape).await;
     println!("  registry of {} units: {:.1} s", expected + 1, started.elapsed().as_secs_f64());
@@ -349,10 +350,27 @@ pub async fn scenario(quick: bool) {
         acks as f64 / secs
     ));
 
-    // The same reads with the trace cache off, on the same store.
+    // The first trace and matrix after a restart, with the cache on (loading every document) and off.
     let data = dir.path().join("data");
-    b.running.stop().await.expect("stop");
-    let b = Bench::start_with(&data, bench_operator(), 0).await;
+    for cache in [AppConfig::default().trace_cache_bytes, 0] {
+        b.running.stop().await.expect("stop");
+        b = Bench::start_with(&data, bench_operator(), cache).await;
+        let (_, t, m) = trace_and_matrix(&b, &root_doc, 1).await;
+        let ms = |d: &[Duration]| d.first().map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        let state = if cache > 0 { "on, empty" } else { "off" };
+        println!(
+            "  first Trace after a restart, trace cache {state}: {:.0} ms; then StatusMatrix {:.0} ms",
+            ms(&t),
+            ms(&m)
+        );
+        summary(format!(
+            "  first Trace after a restart, cache {state}: {:.0} ms; then StatusMatrix {:.0} ms",
+            ms(&t),
+            ms(&m)
+        ));
+    }
+
+    // The same reads with the trace cache off, on the same store (the server started last).
     let (_, traces, matrices) = trace_and_matrix(&b, &root_doc, runs).await;
     let ((tm, tx), (mm, mx)) = (median_max(traces), median_max(matrices));
     println!(

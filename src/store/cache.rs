@@ -309,17 +309,18 @@ impl Store for ScanCache {
             Err(epoch) => epoch,
         };
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let (mut loaded, mut bytes) = (Entries::new(), prefix.len() + ENTRY_OVERHEAD);
+        let (mut loaded, mut bytes) = (vec![], prefix.len() + ENTRY_OVERHEAD);
         self.inner.visit(prefix, &mut |k, v| {
             f(k, v)?;
             // Past the budget the group will not be kept: stop copying it.
             if bytes <= self.budget {
                 bytes += entry_bytes(k, Some(v));
-                loaded.insert(k.to_vec(), v.to_vec());
+                loaded.push((k.to_vec(), v.to_vec()));
             }
             Ok(())
         })?;
-        self.keep(prefix, epoch, loaded, bytes);
+        // The pairs come in key order, which the map builds from in one pass.
+        self.keep(prefix, epoch, loaded.into_iter().collect(), bytes);
         Ok(())
     }
 
