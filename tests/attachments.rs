@@ -42,7 +42,8 @@ async fn download(h: &Harness, sha: &str) -> Result<Vec<u8>, tonic::Status> {
 
 #[tokio::test]
 async fn upload_and_download_round_trip_in_chunks() {
-    let h = Harness::start().await;
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
     let data: Vec<u8> = (0..700 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     let want = hex::encode(Sha256::digest(&data));
     let up = h.upload(&data).await.expect("upload");
@@ -50,6 +51,12 @@ async fn upload_and_download_round_trip_in_chunks() {
     assert_eq!(up.size, data.len() as u64);
     assert!(up.newly_stored);
     assert!(!h.upload(&data).await.expect("again").newly_stored, "stored once");
+    // A unit learns only about its own uploads: not whether anyone else holds the same file.
+    assert!(h.upload_as(ZIBO, &data).await.expect("zibo").newly_stored, "new to zibo, though stored");
+    assert!(!h.upload_as(ZIBO, &data).await.expect("zibo again").newly_stored);
+    let fresh: Vec<u8> = data.iter().map(|b| b ^ 0x5a).collect();
+    assert!(h.upload_as(BOSHAN, &fresh).await.expect("boshan").newly_stored);
+    assert!(h.upload_as(ZIBO, &fresh).await.expect("zibo").newly_stored, "boshan's upload is not disclosed to zibo");
     assert_eq!(download(&h, &want).await.expect("download"), data);
 
     let msgs = vec![meta(&want), chunk(&data[..1000]), chunk(&data[1000..])];

@@ -372,16 +372,19 @@ impl App {
         Ok(())
     }
 
-    /// Records who uploaded a file, once the file is durable: what lets a unit attach it later.
-    pub async fn record_upload(&self, caller: &Caller, sha256: &str) -> Result<(), AppError> {
+    /// Records who uploaded a file, once the file is durable: what lets a unit attach it later. Returns whether
+    /// it is new to the caller: for a unit, whether that unit had not uploaded it before (never whether another
+    /// unit had, which would tell it what others hold); for the operator, `newly_stored` as the file store says.
+    pub async fn record_upload(&self, caller: &Caller, sha256: &str, newly_stored: bool) -> Result<bool, AppError> {
         // The operator attaches nothing (imports vouch for files by their own rule), so nothing is recorded for it.
-        let Caller::Unit(unit) = caller else { return Ok(()) };
+        let Caller::Unit(unit) = caller else { return Ok(newly_stored) };
         let key = schema::uploaded(sha256, unit);
         self.write(move |tx| {
-            if tx.get(&key)?.is_none() {
+            let first = tx.get(&key)?.is_none();
+            if first {
                 tx.put(&key, &[]);
             }
-            Ok(())
+            Ok(first)
         })
         .await
     }

@@ -256,7 +256,12 @@ impl Client {
                 }
                 let out = Out { sha256: reply.sha256, size: reply.size, newly_stored: reply.newly_stored };
                 self.print(&out, |o| {
-                    format!("{}  {} bytes{}\n", o.sha256, o.size, if o.newly_stored { "" } else { " (already stored)" })
+                    format!(
+                        "{}  {} bytes{}\n",
+                        o.sha256,
+                        o.size,
+                        if o.newly_stored { "" } else { " (you had uploaded it already)" }
+                    )
                 })
             }
             Command::Download { sha256, output } => self.download(&sha256, output).await,

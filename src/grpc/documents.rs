@@ -101,8 +101,8 @@ impl DocumentService for DocumentApi {
             .await
             .map_err(AppError::from)?
             .map_err(AppError::from)?;
-        self.app.record_upload(&caller, &info.sha256).await?;
-        Ok(Response::new(pb::UploadReply { sha256: info.sha256, size: info.size, newly_stored: info.newly_stored }))
+        let newly_stored = self.app.record_upload(&caller, &info.sha256, info.newly_stored).await?;
+        Ok(Response::new(pb::UploadReply { sha256: info.sha256, size: info.size, newly_stored }))
     }
 
     type DownloadAttachmentStream = DownloadStream;
