@@ -60,6 +60,9 @@ struct State {
     /// Committed changes of groups not yet known durable, oldest first.
     queued: Vec<(Ticket, Vec<Change>)>,
     bytes: usize,
+    /// Keys with committed changes not yet settled, and how many: such a change may already be visible in the
+    /// backend (its flush leader applies everything pending), so an older change to the key must not be applied.
+    inflight: HashMap<Vec<u8>, usize>,
     epochs: u64,
     clock: u64,
 }
@@ -96,10 +99,10 @@ impl State {
 
     /// Forgets a group's contents; a load in progress under the old epoch will be discarded.
     fn drop_group(&mut self, group: &[u8]) {
-        let epoch = self.next_epoch();
-        if let Some(slot) = self.slots.get_mut(group) {
+        // Removed, not left loading: a load in progress finds no slot and is discarded, and nothing collects
+        // replay for a group nobody may read again.
+        if let Some(slot) = self.slots.remove(group) {
             self.bytes = self.bytes.saturating_sub(slot.bytes);
-            *slot = Slot { epoch, entries: None, replay: vec![], bytes: 0, used: slot.used };
         }
     }
 
@@ -234,9 +237,24 @@ impl ScanCache {
         let mut state = lock(&self.state);
         let due = state.queued.iter().take_while(|(t, _)| *t <= ticket).count();
         let settled: Vec<(Ticket, Vec<Change>)> = state.queued.drain(..due).collect();
+        for (_, changes) in &settled {
+            for (key, _) in changes {
+                if let Some(n) = state.inflight.get_mut(key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        state.inflight.remove(key);
+                    }
+                }
+            }
+        }
         for (_, changes) in settled {
             for change in changes {
-                if durable {
+                if durable && state.inflight.contains_key(&change.0) {
+                    // A later, unsettled commit changed this key too and may be what the backend shows already.
+                    if let Some(group) = (self.group_of)(&change.0).and_then(|end| change.0.get(..end)) {
+                        state.drop_group(group);
+                    }
+                } else if durable {
                     state.apply(self.group_of, change);
                 } else if let Some(group) = (self.group_of)(&change.0).and_then(|end| change.0.get(..end)) {
                     state.drop_group(group);
@@ -309,18 +327,30 @@ impl Store for ScanCache {
             Err(epoch) => epoch,
         };
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let (mut loaded, mut bytes) = (vec![], prefix.len() + ENTRY_OVERHEAD);
-        self.inner.visit(prefix, &mut |k, v| {
+        let (mut loaded, mut bytes, mut complete) = (vec![], prefix.len() + ENTRY_OVERHEAD, true);
+        let scanned = self.inner.visit(prefix, &mut |k, v| {
             f(k, v)?;
             // Past the budget the group will not be kept: stop copying it.
             if bytes <= self.budget {
                 bytes += entry_bytes(k, Some(v));
                 loaded.push((k.to_vec(), v.to_vec()));
+            } else {
+                complete = false;
             }
             Ok(())
-        })?;
+        });
+        if let Err(e) = scanned {
+            // Nobody finishes this load: its slot must not stay behind collecting replay.
+            self.keep(prefix, epoch, Entries::new(), self.budget.saturating_add(1));
+            return Err(e);
+        }
         // The pairs come in key order, which the map builds from in one pass.
-        self.keep(prefix, epoch, loaded.into_iter().collect(), bytes);
+        if complete {
+            self.keep(prefix, epoch, loaded.into_iter().collect(), bytes);
+        } else {
+            // Over the budget by construction: the slot and its replay go.
+            self.keep(prefix, epoch, Entries::new(), self.budget.saturating_add(1));
+        }
         Ok(())
     }
 
@@ -346,6 +376,12 @@ impl Store for ScanCache {
             let mut noting = Noting { inner: tx, group_of: self.group_of, changes: vec![] };
             let outcome = run(i, &mut noting);
             if outcome == Outcome::Commit {
+                // Still under the backend's write lock: counted before the commit can become visible.
+                let mut state = lock(&self.state);
+                for (key, _) in &noting.changes {
+                    *state.inflight.entry(key.clone()).or_insert(0) += 1;
+                }
+                drop(state);
                 changes.append(&mut noting.changes);
             }
             outcome
@@ -356,6 +392,12 @@ impl Store for ScanCache {
                 // Some of these may have committed: their groups cannot be trusted.
                 let mut state = lock(&self.state);
                 for (key, _) in &changes {
+                    if let Some(n) = state.inflight.get_mut(key) {
+                        *n -= 1;
+                        if *n == 0 {
+                            state.inflight.remove(key);
+                        }
+                    }
                     if let Some(group) = (self.group_of)(key).and_then(|end| key.get(..end)) {
                         state.drop_group(group);
                     }
