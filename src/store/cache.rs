@@ -5,12 +5,20 @@
 //!
 //! Coherence, without a lock across the backend's reads:
 //! - Writes reach the cache in commit order, after [`Store::wait_durable`] of their ticket returns (so after the
-//!   backend shows them) and before it returns to the caller (so a reply is never followed by an older read).
+//!   backend shows them) and before it returns to the caller (so a reply is never followed by an older read). The
+//!   cache may lag the backend by the commits being flushed at that moment, never by an acknowledged one.
+//! - The backend's flush may show later commits than the ticket it was asked for (sled applies everything
+//!   pending). A key changed again by such an unsettled commit is not set back to the older value: its group is
+//!   dropped instead. Commits are counted per key before they can become visible, while the backend still holds
+//!   its write lock inside [`Store::stage_many`].
 //! - A group being loaded keeps the changes that arrive meanwhile and replays them over what its scan found: the
 //!   scan may or may not have seen each of them, and replaying a key's newest value is right either way.
 //! - A group that a reader is iterating is not changed under it: the change drops the group instead, which loads
 //!   again at its next visit. So is a group whose changes piled up during a long load, and every group a failed
-//!   flush touched. Each drop or load gets a new epoch, and a load finishing under an older epoch is discarded.
+//!   flush touched. A dropped group's slot goes, so a load finishing after the drop finds none and is discarded;
+//!   epochs tell a load from a later one of the same group.
+//! - A load is kept only whole: one that outgrew the budget leaves a marker, and later visits of that group read
+//!   the backend without copying it.
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -67,10 +75,12 @@ struct State {
     clock: u64,
 }
 
-/// One group: loaded, or being loaded.
+/// One group: loaded, being loaded, or too large to keep.
 struct Slot {
     epoch: u64,
     entries: Option<Arc<Entries>>,
+    /// The group alone outgrew the budget: visits read through without copying it.
+    oversize: bool,
     /// While loading: changes since the load began, to replay over its scan.
     replay: Vec<Change>,
     /// Bytes counted for `entries` and `replay`.
@@ -97,12 +107,27 @@ impl State {
         self.clock
     }
 
-    /// Forgets a group's contents; a load in progress under the old epoch will be discarded.
+    /// Forgets a group. Its slot goes too, so a load in progress finds none and is discarded, and nothing keeps
+    /// collecting replay for a group nobody may read again.
     fn drop_group(&mut self, group: &[u8]) {
-        // Removed, not left loading: a load in progress finds no slot and is discarded, and nothing collects
-        // replay for a group nobody may read again.
         if let Some(slot) = self.slots.remove(group) {
             self.bytes = self.bytes.saturating_sub(slot.bytes);
+        }
+    }
+
+    fn drop_group_of(&mut self, group_of: GroupOf, key: &[u8]) {
+        if let Some(group) = group_of(key).and_then(|end| key.get(..end)) {
+            self.drop_group(group);
+        }
+    }
+
+    /// One commit's change to `key` is settled (or abandoned).
+    fn release(&mut self, key: &[u8]) {
+        if let Some(n) = self.inflight.get_mut(key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.inflight.remove(key);
+            }
         }
     }
 
@@ -110,6 +135,9 @@ impl State {
         let Some(end) = group_of(&key) else { return };
         let Some(group) = key.get(..end) else { return };
         let Some(slot) = self.slots.get_mut(group) else { return };
+        if slot.oversize {
+            return;
+        }
         let (old, new) = match &mut slot.entries {
             Some(entries) => {
                 let Some(entries) = Arc::get_mut(entries) else {
@@ -185,51 +213,66 @@ impl ScanCache {
         }
     }
 
-    /// The loaded version of `group`, or the epoch a load of it must finish under.
-    fn lookup(&self, group: &[u8]) -> Result<Arc<Entries>, u64> {
+    /// What a visit of `group` does: use the loaded version, load it under an epoch, or read through.
+    fn lookup(&self, group: &[u8]) -> Lookup {
         let mut state = lock(&self.state);
         let used = state.tick();
         if let Some(slot) = state.slots.get_mut(group) {
             slot.used = used;
             return match &slot.entries {
-                Some(entries) => Ok(entries.clone()),
-                None => Err(slot.epoch),
+                Some(entries) => Lookup::Hit(entries.clone()),
+                None if slot.oversize => Lookup::Through,
+                None => Lookup::Load(slot.epoch),
             };
         }
         let epoch = state.next_epoch();
-        state.slots.insert(group.to_vec(), Slot { epoch, entries: None, replay: vec![], bytes: 0, used });
-        Err(epoch)
+        let slot = Slot { epoch, entries: None, oversize: false, replay: vec![], bytes: 0, used };
+        state.slots.insert(group.to_vec(), slot);
+        Lookup::Load(epoch)
     }
 
-    /// Keeps a finished load, unless the group was dropped or loaded meanwhile or does not fit the budget.
-    fn keep(&self, group: &[u8], epoch: u64, mut entries: Entries, mut bytes: usize) {
+    /// Keeps a finished load, unless the group was dropped or loaded meanwhile; one that does not fit the budget
+    /// (`entries` is `None`: the load stopped copying) leaves the oversize marker.
+    fn keep(&self, group: &[u8], epoch: u64, entries: Option<Entries>, mut bytes: usize) {
         let mut state = lock(&self.state);
         let Some(slot) = state.slots.get_mut(group) else { return };
-        if slot.epoch != epoch || slot.entries.is_some() {
+        if slot.epoch != epoch || slot.entries.is_some() || slot.oversize {
             return;
         }
-        let (replay, replayed) = (std::mem::take(&mut slot.replay), slot.bytes);
-        for (key, value) in replay {
-            let old = match value {
-                Some(v) => {
-                    bytes += entry_bytes(&key, Some(&v));
-                    entries.insert(key.clone(), v)
-                }
-                None => entries.remove(&key),
-            };
-            bytes = bytes.saturating_sub(old.map_or(0, |o| entry_bytes(&key, Some(&o))));
+        let (replay, replayed) = (std::mem::take(&mut slot.replay), std::mem::take(&mut slot.bytes));
+        let entries = entries.map(|mut entries| {
+            for (key, value) in replay {
+                let old = match value {
+                    Some(v) => {
+                        bytes += entry_bytes(&key, Some(&v));
+                        entries.insert(key.clone(), v)
+                    }
+                    None => entries.remove(&key),
+                };
+                bytes = bytes.saturating_sub(old.map_or(0, |o| entry_bytes(&key, Some(&o))));
+            }
+            entries
+        });
+        match entries {
+            Some(entries) if bytes <= self.budget => {
+                slot.entries = Some(Arc::new(entries));
+                slot.bytes = bytes;
+                state.bytes = state.bytes.saturating_sub(replayed) + bytes;
+                state.evict(self.budget);
+            }
+            _ => {
+                slot.oversize = true;
+                state.bytes = state.bytes.saturating_sub(replayed);
+            }
         }
-        state.bytes = state.bytes.saturating_sub(replayed);
-        if bytes > self.budget {
-            state.slots.remove(group);
-            return;
+    }
+
+    /// Forgets a load that did not finish (the visitor or the backend failed).
+    fn abandon(&self, group: &[u8], epoch: u64) {
+        let mut state = lock(&self.state);
+        if state.slots.get(group).is_some_and(|s| s.epoch == epoch && s.entries.is_none()) {
+            state.drop_group(group);
         }
-        if let Some(slot) = state.slots.get_mut(group) {
-            slot.bytes = bytes;
-            slot.entries = Some(Arc::new(entries));
-        }
-        state.bytes += bytes;
-        state.evict(self.budget);
     }
 
     /// Applies (or, after a failed flush, drops the groups of) the queued changes up to `ticket`.
@@ -237,32 +280,25 @@ impl ScanCache {
         let mut state = lock(&self.state);
         let due = state.queued.iter().take_while(|(t, _)| *t <= ticket).count();
         let settled: Vec<(Ticket, Vec<Change>)> = state.queued.drain(..due).collect();
-        for (_, changes) in &settled {
-            for (key, _) in changes {
-                if let Some(n) = state.inflight.get_mut(key) {
-                    *n -= 1;
-                    if *n == 0 {
-                        state.inflight.remove(key);
-                    }
-                }
-            }
+        for (key, _) in settled.iter().flat_map(|(_, changes)| changes) {
+            state.release(key);
         }
-        for (_, changes) in settled {
-            for change in changes {
-                if durable && state.inflight.contains_key(&change.0) {
-                    // A later, unsettled commit changed this key too and may be what the backend shows already.
-                    if let Some(group) = (self.group_of)(&change.0).and_then(|end| change.0.get(..end)) {
-                        state.drop_group(group);
-                    }
-                } else if durable {
-                    state.apply(self.group_of, change);
-                } else if let Some(group) = (self.group_of)(&change.0).and_then(|end| change.0.get(..end)) {
-                    state.drop_group(group);
-                }
+        for change in settled.into_iter().flat_map(|(_, changes)| changes) {
+            if durable && !state.inflight.contains_key(&change.0) {
+                state.apply(self.group_of, change);
+            } else {
+                // A failed flush; or a later commit changed the key too and may be what the backend shows.
+                state.drop_group_of(self.group_of, &change.0);
             }
         }
         state.evict(self.budget);
     }
+}
+
+enum Lookup {
+    Hit(Arc<Entries>),
+    Load(u64),
+    Through,
 }
 
 /// Passes a transaction through, noting its writes to cached groups.
@@ -317,40 +353,41 @@ impl Store for ScanCache {
             return self.inner.visit(prefix, f);
         }
         let epoch = match self.lookup(prefix) {
-            Ok(entries) => {
+            Lookup::Hit(entries) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 for (k, v) in entries.iter() {
                     f(k, v)?;
                 }
                 return Ok(());
             }
-            Err(epoch) => epoch,
+            Lookup::Through => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                return self.inner.visit(prefix, f);
+            }
+            Lookup::Load(epoch) => epoch,
         };
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let (mut loaded, mut bytes, mut complete) = (vec![], prefix.len() + ENTRY_OVERHEAD, true);
+        let (mut loaded, mut bytes, mut whole) = (vec![], prefix.len() + ENTRY_OVERHEAD, true);
         let scanned = self.inner.visit(prefix, &mut |k, v| {
             f(k, v)?;
-            // Past the budget the group will not be kept: stop copying it.
-            if bytes <= self.budget {
+            if whole {
                 bytes += entry_bytes(k, Some(v));
-                loaded.push((k.to_vec(), v.to_vec()));
-            } else {
-                complete = false;
+                // Past the budget the group cannot be kept: stop copying it.
+                whole = bytes <= self.budget;
+                if whole {
+                    loaded.push((k.to_vec(), v.to_vec()));
+                } else {
+                    loaded = vec![];
+                }
             }
             Ok(())
         });
         if let Err(e) = scanned {
-            // Nobody finishes this load: its slot must not stay behind collecting replay.
-            self.keep(prefix, epoch, Entries::new(), self.budget.saturating_add(1));
+            self.abandon(prefix, epoch);
             return Err(e);
         }
         // The pairs come in key order, which the map builds from in one pass.
-        if complete {
-            self.keep(prefix, epoch, loaded.into_iter().collect(), bytes);
-        } else {
-            // Over the budget by construction: the slot and its replay go.
-            self.keep(prefix, epoch, Entries::new(), self.budget.saturating_add(1));
-        }
+        self.keep(prefix, epoch, whole.then(|| loaded.into_iter().collect()), bytes);
         Ok(())
     }
 
@@ -375,7 +412,7 @@ impl Store for ScanCache {
         let staged = self.inner.stage_many(n, &mut |i, tx| {
             let mut noting = Noting { inner: tx, group_of: self.group_of, changes: vec![] };
             let outcome = run(i, &mut noting);
-            if outcome == Outcome::Commit {
+            if outcome == Outcome::Commit && !noting.changes.is_empty() {
                 // Still under the backend's write lock: counted before the commit can become visible.
                 let mut state = lock(&self.state);
                 for (key, _) in &noting.changes {
@@ -392,15 +429,8 @@ impl Store for ScanCache {
                 // Some of these may have committed: their groups cannot be trusted.
                 let mut state = lock(&self.state);
                 for (key, _) in &changes {
-                    if let Some(n) = state.inflight.get_mut(key) {
-                        *n -= 1;
-                        if *n == 0 {
-                            state.inflight.remove(key);
-                        }
-                    }
-                    if let Some(group) = (self.group_of)(key).and_then(|end| key.get(..end)) {
-                        state.drop_group(group);
-                    }
+                    state.release(key);
+                    state.drop_group_of(self.group_of, key);
                 }
                 return Err(e);
             }

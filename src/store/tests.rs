@@ -396,7 +396,7 @@ fn sled_keeps_a_deferred_commit_out_of_unsynced_blobs_across_an_abrupt_exit() {
     assert_eq!(keys(store.scan(b"", Some(b"\xff\xff"), true)).len(), N + 1, "no private key in a reverse scan");
 }
 
-/// The groups the cached store keeps in the suite: `s/` (which the suite visits) and `counter`'s neighbours.
+/// The group the cached store keeps in the suite: `s/`, which the suite visits.
 fn suite_groups(key: &[u8]) -> Option<usize> {
     key.starts_with(b"s/").then_some(2)
 }
