@@ -19,15 +19,6 @@ fn cst(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
         .expect("a valid time")
 }
 
-async fn act<M: gongwen::signing::Statement>(
-    h: &Harness,
-    unit: &str,
-    m: M,
-    f: impl AsyncFnOnce(pb::SignedEnvelope) -> Result<tonic::Response<pb::Delivery>, tonic::Status>,
-) {
-    f(h.sign(unit, &m)).await.unwrap_or_else(|e| panic!("{unit}: {e}"));
-}
-
 /// The corpus chain with deadlines, and a mix of what recipients did, as of early December 2022.
 async fn mixed_chain(h: &mut Harness) -> (pb::Document, pb::Document) {
     h.load_bundled().await;

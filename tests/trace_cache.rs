@@ -20,15 +20,6 @@ async fn readings(h: &Harness, doc: &str) -> Vec<String> {
     out
 }
 
-async fn act<M: gongwen::signing::Statement>(
-    h: &Harness,
-    unit: &str,
-    m: M,
-    f: impl AsyncFnOnce(pb::SignedEnvelope) -> Result<tonic::Response<pb::Delivery>, tonic::Status>,
-) {
-    f(h.sign(unit, &m)).await.unwrap_or_else(|e| panic!("{unit}: {e}"));
-}
-
 #[tokio::test]
 async fn reads_through_the_trace_cache_match_a_server_without_it() {
     let mut h = Harness::start().await;

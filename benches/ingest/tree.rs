@@ -154,6 +154,15 @@ async fn acknowledge(b: &Bench, id: &str, doc: &str) {
     pb::delivery_service_client::DeliveryServiceClient::new(ch).acknowledge(key.envelope(&m)).await.expect("ack");
 }
 
+/// Each node acknowledges its document, 16 at a time.
+async fn acknowledge_all(b: &Bench, nodes: Vec<(&Node, String)>) {
+    futures::stream::iter(nodes)
+        .map(|(n, doc)| async move { acknowledge(b, &n.id, &doc).await })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+}
+
 /// `node` acknowledges `doc` and forwards it to its children; returns the new document's id.
 async fn forward(b: &Bench, node: &Node, doc: &str) -> String {
     acknowledge(b, &node.id, doc).await;
@@ -235,14 +244,7 @@ pub async fn scenario(quick: bool) {
     }
     let acked: Vec<(&Node, String)> = level.iter().step_by(4).cloned().collect();
     let leaf_acks = acked.len();
-    futures::stream::iter(acked)
-        .map(|(n, doc)| {
-            let b = &b;
-            async move { acknowledge(b, &n.id, &doc).await }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<()>>()
-        .await;
+    acknowledge_all(&b, acked).await;
     println!(
         "  built through the service: 1 issue, {forwards} acknowledge+forward pairs, {leaf_acks} leaf acknowledgments \
          in {:.1} s",
@@ -315,14 +317,7 @@ pub async fn scenario(quick: bool) {
     let acks = unacked.len();
     let writing = std::sync::atomic::AtomicBool::new(true);
     let load = async {
-        futures::stream::iter(unacked)
-            .map(|(n, doc)| {
-                let b = &b;
-                async move { acknowledge(b, &n.id, &doc).await }
-            })
-            .buffer_unordered(16)
-            .collect::<Vec<()>>()
-            .await;
+        acknowledge_all(&b, unacked).await;
         writing.store(false, std::sync::atomic::Ordering::Relaxed);
     };
     let reads = async {

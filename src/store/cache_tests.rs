@@ -216,6 +216,15 @@ proptest! {
     }
 }
 
+/// Stages (without waiting for the flush) one commit setting `a/1` to `v`, as the writer thread does.
+fn stage_a1(cache: &ScanCache, v: &'static [u8]) -> Ticket {
+    let mut put = |_: usize, tx: &mut dyn Tx| {
+        tx.put(b"a/1", v);
+        Outcome::Commit
+    };
+    cache.stage_many(1, &mut put).expect("stage")
+}
+
 /// A load over the budget stops copying pairs, and deletes replayed over it can bring its byte count back under
 /// the budget: what was copied is still not the whole group and must not be kept.
 #[test]
@@ -251,14 +260,7 @@ fn settling_a_ticket_does_not_set_back_a_key_a_later_visible_commit_changed() {
     let (_dir, sled, cache) = open(1 << 20);
     write(&cache, b"a/1", Some(b"old"));
     assert_eq!(pairs(&cache, b"a/"), [pair("a/1", "old")]);
-    let put = |v: &'static [u8]| {
-        move |_: usize, tx: &mut dyn Tx| {
-            tx.put(b"a/1", v);
-            Outcome::Commit
-        }
-    };
-    let t1 = cache.stage_many(1, &mut put(b"first")).expect("stage 1");
-    let t2 = cache.stage_many(1, &mut put(b"second")).expect("stage 2");
+    let (t1, t2) = (stage_a1(&cache, b"first"), stage_a1(&cache, b"second"));
     assert!(t2 > t1);
     // The flush waiter, for group 1: its flush makes group 2 visible too.
     cache.wait_durable(t1).expect("durable 1");
@@ -274,14 +276,7 @@ fn settling_a_ticket_does_not_set_back_a_key_a_later_visible_commit_changed() {
 fn a_load_during_a_flush_is_not_set_back_by_its_settle() {
     let (_dir, sled, cache) = open(1 << 20);
     write(&cache, b"a/1", Some(b"old"));
-    let put = |v: &'static [u8]| {
-        move |_: usize, tx: &mut dyn Tx| {
-            tx.put(b"a/1", v);
-            Outcome::Commit
-        }
-    };
-    let t1 = cache.stage_many(1, &mut put(b"first")).expect("stage 1");
-    let t2 = cache.stage_many(1, &mut put(b"second")).expect("stage 2");
+    let (t1, t2) = (stage_a1(&cache, b"first"), stage_a1(&cache, b"second"));
     // What the flush leader of `cache.wait_durable(t1)` does before its settle: apply everything pending (the
     // fsync that follows takes milliseconds, during which a trace can load the group).
     sled.wait_durable(t1).expect("the leader's apply and flush");

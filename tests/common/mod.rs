@@ -307,6 +307,16 @@ fn unit_secret(unit: &str) -> [u8; 32] {
     Sha256::digest(format!("test-key:{unit}").as_bytes()).into()
 }
 
+/// Signs `m` as `unit` and sends it with `f`; panics with the status if it is refused.
+pub async fn act<M: Statement>(
+    h: &Harness,
+    unit: &str,
+    m: M,
+    f: impl AsyncFnOnce(pb::SignedEnvelope) -> Result<tonic::Response<pb::Delivery>, tonic::Status>,
+) {
+    f(h.sign(unit, &m)).await.unwrap_or_else(|e| panic!("{unit}: {e}"));
+}
+
 pub fn group(name: &str) -> pb::Recipient {
     pb::Recipient { target: Some(pb::recipient::Target::Group(name.into())) }
 }
