@@ -13,8 +13,8 @@
 //!   its write lock inside [`Store::stage_many`].
 //! - A group being loaded keeps the changes that arrive meanwhile and replays them over what its scan found: the
 //!   scan may or may not have seen each of them, and replaying a key's newest value is right either way.
-//! - A group that a reader is iterating is not changed under it: the change drops the group instead, which loads
-//!   again at its next visit. So is a group whose changes piled up during a long load, and every group a failed
+//! - A group that a reader is iterating is not changed under it: a small one is copied for the change, a large
+//!   one dropped, to load again at its next visit. So is a group whose changes piled up during a long load, and every group a failed
 //!   flush touched. A dropped group's slot goes, so a load finishing after the drop finds none and is discarded;
 //!   epochs tell a load from a later one of the same group.
 //! - A load is kept only whole: one that outgrew the budget leaves a marker, and later visits of that group read
@@ -30,6 +30,8 @@ pub type GroupOf = fn(&[u8]) -> Option<usize>;
 
 /// What one cached pair is counted as, beyond its bytes (map node and vectors).
 const ENTRY_OVERHEAD: usize = 64;
+/// A group a reader holds is copied for a change up to this many pairs, and dropped above.
+const COPY_ON_WRITE_MAX: usize = 1024;
 /// Changes a loading group keeps for its replay; past this the load is given up.
 const MAX_REPLAY: usize = 16_384;
 
@@ -140,12 +142,14 @@ impl State {
         }
         let (old, new) = match &mut slot.entries {
             Some(entries) => {
-                let Some(entries) = Arc::get_mut(entries) else {
-                    // A reader is iterating this version: it must not change under it.
+                // A reader iterating this version keeps it unchanged: a small group is copied for the change, a
+                // large one dropped (copying it would hold up the flush thread).
+                if Arc::get_mut(entries).is_none() && entries.len() > COPY_ON_WRITE_MAX {
                     let group = group.to_vec();
                     self.drop_group(&group);
                     return;
-                };
+                }
+                let entries = Arc::make_mut(entries);
                 let old = match &value {
                     Some(v) => entries.insert(key.clone(), v.clone()),
                     None => entries.remove(&key),

@@ -107,8 +107,8 @@ fn writes_that_land_while_a_group_loads_are_replayed_over_the_load() {
 }
 
 #[test]
-fn a_write_to_a_group_being_read_from_memory_drops_it_and_the_next_visit_loads_it_again() {
-    let (_dir, _sled, cache) = open(1 << 20);
+fn a_write_to_a_group_being_read_from_memory_copies_a_small_one_and_drops_a_large_one() {
+    let (_dir, _sled, cache) = open(1 << 24);
     write(&cache, b"c/1", Some(b"one"));
     assert_eq!(pairs(&cache, b"c/"), [pair("c/1", "one")]);
     let mut during = vec![];
@@ -121,7 +121,31 @@ fn a_write_to_a_group_being_read_from_memory_drops_it_and_the_next_visit_loads_i
         .expect("visit");
     assert_eq!(during, [pair("c/1", "one")], "the reader finishes on the version it started with");
     assert_eq!(pairs(&cache, b"c/"), [pair("c/1", "one"), pair("c/2", "two")]);
-    assert_eq!((cache.stats().misses, cache.stats().hits), (2, 1));
+    assert_eq!((cache.stats().misses, cache.stats().hits), (1, 2), "the small group was copied, not dropped");
+
+    let big: Vec<(Vec<u8>, Vec<u8>)> = (0..2000u32).map(|i| (format!("b/{i:05}").into_bytes(), vec![1])).collect();
+    let dyn_cache: &dyn Store = &cache;
+    dyn_cache
+        .transact(|tx| -> Result<(), StoreError> {
+            for (k, v) in &big {
+                tx.put(k, v);
+            }
+            Ok(())
+        })
+        .expect("commit");
+    assert_eq!(pairs(&cache, b"b/").len(), 2000);
+    let mut first = true;
+    cache
+        .visit(b"b/", &mut |_, _| {
+            if std::mem::take(&mut first) {
+                write(&cache, b"b/x", Some(b"new"));
+            }
+            Ok(())
+        })
+        .expect("visit");
+    let misses = cache.stats().misses;
+    assert_eq!(pairs(&cache, b"b/").len(), 2001);
+    assert_eq!(cache.stats().misses, misses + 1, "the large group was dropped and loaded again");
 }
 
 #[test]
@@ -293,11 +317,23 @@ fn a_load_during_a_flush_is_not_set_back_by_its_settle() {
 #[test]
 fn a_dropped_or_abandoned_group_collects_nothing() {
     let (_dir, _sled, cache) = open(1 << 20);
-    write(&cache, b"c/1", Some(b"one"));
+    // Large enough to be dropped, not copied, when a write lands while it is read.
+    let dyn_cache: &dyn Store = &cache;
+    dyn_cache
+        .transact(|tx| -> Result<(), StoreError> {
+            for i in 0..1100u32 {
+                tx.put(format!("c/x{i:04}").as_bytes(), b"v");
+            }
+            Ok(())
+        })
+        .expect("commit");
     pairs(&cache, b"c/");
+    let mut first = true;
     cache
         .visit(b"c/", &mut |_, _| {
-            write(&cache, b"c/2", Some(b"two"));
+            if std::mem::take(&mut first) {
+                write(&cache, b"c/2", Some(b"two"));
+            }
             Ok(())
         })
         .expect("visit");
