@@ -260,7 +260,7 @@ impl Client {
                         "{}  {} bytes{}\n",
                         o.sha256,
                         o.size,
-                        if o.newly_stored { "" } else { " (you had uploaded it already)" }
+                        if o.newly_stored { "" } else { " (uploaded before)" }
                     )
                 })
             }

@@ -14,9 +14,9 @@
 //! - A group being loaded keeps the changes that arrive meanwhile and replays them over what its scan found: the
 //!   scan may or may not have seen each of them, and replaying a key's newest value is right either way.
 //! - A group that a reader is iterating is not changed under it: a small one is copied for the change, a large
-//!   one dropped, to load again at its next visit. So is a group whose changes piled up during a long load, and every group a failed
-//!   flush touched. A dropped group's slot goes, so a load finishing after the drop finds none and is discarded;
-//!   epochs tell a load from a later one of the same group.
+//!   one dropped, to load again at its next visit. Dropped too: a group whose changes piled up during a long
+//!   load, and every group a failed flush touched. A dropped group's slot goes, so a load finishing after the
+//!   drop finds none and is discarded; epochs tell a load from a later one of the same group.
 //! - A load is kept only whole: one that outgrew the budget leaves a marker, and later visits of that group read
 //!   the backend without copying it.
 use std::collections::{BTreeMap, HashMap};
@@ -30,8 +30,9 @@ pub type GroupOf = fn(&[u8]) -> Option<usize>;
 
 /// What one cached pair is counted as, beyond its bytes (map node and vectors).
 const ENTRY_OVERHEAD: usize = 64;
-/// A group a reader holds is copied for a change up to this many pairs, and dropped above.
-const COPY_ON_WRITE_MAX: usize = 1024;
+/// A group a reader holds is copied for a change up to this many pairs and bytes, and dropped above: the copy is
+/// made on the flush thread, under the cache's lock.
+const COPY_ON_WRITE_MAX: (usize, usize) = (1024, 256 * 1024);
 /// Changes a loading group keeps for its replay; past this the load is given up.
 const MAX_REPLAY: usize = 16_384;
 
@@ -57,6 +58,8 @@ pub struct ScanCache {
     inner: Arc<dyn Store>,
     group_of: GroupOf,
     budget: usize,
+    /// Pairs and bytes up to which a group a reader holds is copied for a change ([`COPY_ON_WRITE_MAX`]).
+    copy_max: (usize, usize),
     state: Mutex<State>,
     /// Held from staging a group of transactions to queueing its changes, so the queue is in commit order.
     staging: Mutex<()>,
@@ -133,7 +136,7 @@ impl State {
         }
     }
 
-    fn apply(&mut self, group_of: GroupOf, (key, value): Change) {
+    fn apply(&mut self, group_of: GroupOf, copy_max: (usize, usize), (key, value): Change) {
         let Some(end) = group_of(&key) else { return };
         let Some(group) = key.get(..end) else { return };
         let Some(slot) = self.slots.get_mut(group) else { return };
@@ -144,7 +147,7 @@ impl State {
             Some(entries) => {
                 // A reader iterating this version keeps it unchanged: a small group is copied for the change, a
                 // large one dropped (copying it would hold up the flush thread).
-                if Arc::get_mut(entries).is_none() && entries.len() > COPY_ON_WRITE_MAX {
+                if Arc::get_mut(entries).is_none() && (entries.len() > copy_max.0 || slot.bytes > copy_max.1) {
                     let group = group.to_vec();
                     self.drop_group(&group);
                     return;
@@ -195,10 +198,21 @@ impl State {
 impl ScanCache {
     /// Caches the groups `group_of` names, keeping at most about `budget` bytes of them.
     pub fn new(inner: Arc<dyn Store>, group_of: GroupOf, budget: usize) -> ScanCache {
+        ScanCache::with_copy_max(inner, group_of, budget, COPY_ON_WRITE_MAX)
+    }
+
+    /// [`ScanCache::new`] with another copy-on-write limit; `(0, 0)` drops every group a reader holds.
+    pub(crate) fn with_copy_max(
+        inner: Arc<dyn Store>,
+        group_of: GroupOf,
+        budget: usize,
+        copy_max: (usize, usize),
+    ) -> ScanCache {
         ScanCache {
             inner,
             group_of,
             budget,
+            copy_max,
             state: Mutex::default(),
             staging: Mutex::new(()),
             hits: AtomicU64::new(0),
@@ -289,7 +303,7 @@ impl ScanCache {
         }
         for change in settled.into_iter().flat_map(|(_, changes)| changes) {
             if durable && !state.inflight.contains_key(&change.0) {
-                state.apply(self.group_of, change);
+                state.apply(self.group_of, self.copy_max, change);
             } else {
                 // A failed flush; or a later commit changed the key too and may be what the backend shows.
                 state.drop_group_of(self.group_of, &change.0);

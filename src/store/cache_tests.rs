@@ -12,9 +12,18 @@ fn groups(key: &[u8]) -> Option<usize> {
 }
 
 fn open(budget: usize) -> (tempfile::TempDir, Arc<dyn Store>, ScanCache) {
+    open_copying(budget, true)
+}
+
+/// With `copy` false, a group a reader holds is always dropped on a write, never copied: the other path.
+fn open_copying(budget: usize, copy: bool) -> (tempfile::TempDir, Arc<dyn Store>, ScanCache) {
     let dir = tempfile::tempdir().expect("tempdir");
     let sled: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 8 << 20).expect("open"));
-    let cache = ScanCache::new(sled.clone(), groups, budget);
+    let cache = if copy {
+        ScanCache::new(sled.clone(), groups, budget)
+    } else {
+        ScanCache::with_copy_max(sled.clone(), groups, budget, (0, 0))
+    };
     (dir, sled, cache)
 }
 
@@ -208,8 +217,8 @@ proptest! {
     /// Any mix of writes, visits and visits that write, under a budget that fits about two groups: every visit
     /// through the cache shows what the store under it holds.
     #[test]
-    fn cached_visits_always_match_the_store(ops in proptest::collection::vec(op(), 1..60)) {
-        let (_dir, sled, cache) = open(700);
+    fn cached_visits_always_match_the_store(ops in proptest::collection::vec(op(), 1..60), copy in any::<bool>()) {
+        let (_dir, sled, cache) = open_copying(700, copy);
         for op in ops {
             match op {
                 Op::Put(g, k, v) => write(&cache, &key(g, k), Some(&[v; 20])),
@@ -356,9 +365,10 @@ proptest! {
     /// short while replayed deletes shrink them again.
     #[test]
     fn cached_visits_match_the_store_when_visits_delete_and_loads_outgrow_the_budget(
-        ops in proptest::collection::vec((0..4u8, 0..4u8, 0..8u8, any::<bool>(), 0..8u8), 1..60)
+        ops in proptest::collection::vec((0..4u8, 0..4u8, 0..8u8, any::<bool>(), 0..8u8), 1..60),
+        copy in any::<bool>(),
     ) {
-        let (_dir, sled, cache) = open(600);
+        let (_dir, sled, cache) = open_copying(600, copy);
         for (g, n, k, delete, fill) in ops {
             let prefix = &key(g, 0)[..2];
             if fill == 0 {
@@ -383,7 +393,13 @@ proptest! {
 /// readers of the same group: no reader ever sees the counter go back, and the end agrees with the store.
 #[test]
 fn concurrent_writers_and_readers_never_see_a_value_go_back() {
-    let (_dir, sled, cache) = open(1 << 20);
+    for copy in [true, false] {
+        readers_and_writers(copy);
+    }
+}
+
+fn readers_and_writers(copy: bool) {
+    let (_dir, sled, cache) = open_copying(1 << 20, copy);
     let cache = Arc::new(cache);
     let read = |c: &ScanCache| -> u64 {
         let mut n = 0;
