@@ -148,8 +148,7 @@ impl State {
                 // A reader iterating this version keeps it unchanged: a small group is copied for the change, a
                 // large one dropped (copying it would hold up the flush thread).
                 if Arc::get_mut(entries).is_none() && (entries.len() > copy_max.0 || slot.bytes > copy_max.1) {
-                    let group = group.to_vec();
-                    self.drop_group(&group);
+                    self.drop_group_of(group_of, &key);
                     return;
                 }
                 let entries = Arc::make_mut(entries);
@@ -164,8 +163,7 @@ impl State {
             }
             None => {
                 if slot.replay.len() >= MAX_REPLAY {
-                    let group = group.to_vec();
-                    self.drop_group(&group);
+                    self.drop_group_of(group_of, &key);
                     return;
                 }
                 let added = entry_bytes(&key, value.as_deref());
