@@ -50,6 +50,19 @@ fn pairs(store: &dyn Store, prefix: &[u8]) -> Vec<Pair> {
     out
 }
 
+/// Visits `prefix` and, at its first pair, writes `key`: a write to a group a reader holds.
+fn write_while_reading(cache: &ScanCache, prefix: &[u8], key: &[u8], value: &[u8]) {
+    let mut first = true;
+    cache
+        .visit(prefix, &mut |_, _| {
+            if std::mem::take(&mut first) {
+                write(cache, key, Some(value));
+            }
+            Ok(())
+        })
+        .expect("visit");
+}
+
 fn pair(k: &str, v: &str) -> Pair {
     (k.as_bytes().to_vec(), v.as_bytes().to_vec())
 }
@@ -143,15 +156,7 @@ fn a_write_to_a_group_being_read_from_memory_copies_a_small_one_and_drops_a_larg
         })
         .expect("commit");
     assert_eq!(pairs(&cache, b"b/").len(), 2000);
-    let mut first = true;
-    cache
-        .visit(b"b/", &mut |_, _| {
-            if std::mem::take(&mut first) {
-                write(&cache, b"b/x", Some(b"new"));
-            }
-            Ok(())
-        })
-        .expect("visit");
+    write_while_reading(&cache, b"b/", b"b/x", b"new");
     let misses = cache.stats().misses;
     assert_eq!(pairs(&cache, b"b/").len(), 2001);
     assert_eq!(cache.stats().misses, misses + 1, "the large group was dropped and loaded again");
@@ -337,15 +342,7 @@ fn a_dropped_or_abandoned_group_collects_nothing() {
         })
         .expect("commit");
     pairs(&cache, b"c/");
-    let mut first = true;
-    cache
-        .visit(b"c/", &mut |_, _| {
-            if std::mem::take(&mut first) {
-                write(&cache, b"c/2", Some(b"two"));
-            }
-            Ok(())
-        })
-        .expect("visit");
+    write_while_reading(&cache, b"c/", b"c/2", b"two");
     // A visit that stops early (the visitor's error) leaves a slot that is never loaded either.
     write(&cache, b"b/1", Some(b"x"));
     let _ = cache.visit(b"b/", &mut |_, _| Err(StoreError::Backend("stop".into())));
