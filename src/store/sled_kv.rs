@@ -243,7 +243,14 @@ impl Inner {
                 state.in_progress = true;
                 drop(state);
                 // Everything committed by now rides on this flush, including other writers' transactions.
-                let result = self.apply_pending().and_then(|target| self.flush_to_disk().map(|()| target));
+                let result = self.apply_pending().and_then(|(target, drained)| {
+                    self.flush_to_disk()?;
+                    // The flush made their markers' removal durable: no marker on disk names these files now.
+                    for id in drained {
+                        self.files.remove(id);
+                    }
+                    Ok(target)
+                });
                 state = lock(&self.flush);
                 state.in_progress = false;
                 match result {
@@ -257,12 +264,13 @@ impl Inner {
         }
     }
 
-    /// Hands the committed writes to sled as one atomic batch; returns the count of transactions they cover. The
-    /// write lock is held throughout, so a transaction never sees them in neither place.
-    fn apply_pending(&self) -> Result<u64, StoreError> {
+    /// Hands the committed writes to sled as one atomic batch; returns the count of transactions they cover, and
+    /// the ids of deferred batches a delete drained into it, whose files may go once it is flushed. The write lock
+    /// is held throughout, so a transaction never sees them in neither place.
+    fn apply_pending(&self) -> Result<(u64, Vec<u64>), StoreError> {
         let mut applied = lock(&self.write_lock);
         if applied.pending.is_empty() {
-            return Ok(applied.count);
+            return Ok((applied.count, vec![]));
         }
         let pending = std::mem::take(&mut applied.pending);
         let mut batch = sled::Batch::default();
@@ -270,7 +278,7 @@ impl Inner {
         let view = self.overlay.view();
         let drained = if !view.is_empty() && pending.iter().any(|(k, w)| matches!(w, Write::Delete) && view.contains(k))
         {
-            // Their files go at the next open, once no marker names them.
+            // Their files go once this batch, which drops their markers, is flushed (or at the next open).
             for b in view.batches() {
                 self.stage_deferred(&mut batch, b, &b.entries.keys().collect::<Vec<_>>())?;
                 batch.remove(deferred::marker_key(b.id));
@@ -301,18 +309,18 @@ impl Inner {
             Some(Arc::new(b))
         };
         let woke = added.is_some();
+        let drained_ids: Vec<u64> = drained.iter().map(|b| b.id).collect();
         if added.is_none() && drained.is_empty() {
             self.db.apply_batch(batch).map_err(backend)?;
         } else {
             // Readers see the group's deferred keys, and lose its drained ones, together with the rest of it.
-            let drained: Vec<u64> = drained.iter().map(|b| b.id).collect();
-            self.overlay.change_with(added, &drained, || self.db.apply_batch(batch).map_err(backend))?;
+            self.overlay.change_with(added, &drained_ids, || self.db.apply_batch(batch).map_err(backend))?;
         }
         if woke {
             lock(&self.applier).work = true;
             self.applier_wake.notify_all();
         }
-        Ok(applied.count)
+        Ok((applied.count, drained_ids))
     }
 
     /// Adds the waiting `keys` of `b` that the tree lacks to `batch`.

@@ -340,6 +340,8 @@ fn sled_deletes_a_waiting_key_for_good_and_keeps_small_commits_direct() {
         assert_eq!(store.get(b"n/05").expect("get"), None);
         assert_eq!(store.deferred_keys(), 0, "a delete of a waiting key applies the waiting batches first");
         assert_eq!(keys(store.scan(b"n/", None, false)).len(), 19);
+        let files = std::fs::read_dir(dir.path().join("deferred")).expect("the batch directory").count();
+        assert_eq!(files, 0, "the drained batch's file goes once its marker's removal is flushed");
     }
     let store = held(dir.path());
     assert_eq!(store.get(b"n/05").expect("get"), None, "the deleted key does not come back after a restart");
