@@ -43,38 +43,12 @@ async fn mixed_chain(h: &mut Harness) -> (pb::Document, pb::Document) {
     for u in ["370000.mzt", "370000.jyt", "370100.czj"] {
         h.ack(u, &doc).await.expect("ack");
     }
-    let report = |u: &str| pb::SubmitReport {
-        request_id: format!("r-{u}"),
-        unit_id: u.into(),
-        document_id: doc.clone(),
-        text: "进展情况".into(),
-        attachment_sha256: vec![],
-    };
-    act(h, "370000.mzt", report("370000.mzt"), async |e| h.deliveries().report(e).await).await;
-    act(h, "370000.jyt", report("370000.jyt"), async |e| h.deliveries().report(e).await).await;
-    let done = pb::Complete {
-        request_id: "c".into(),
-        unit_id: "370000.mzt".into(),
-        document_id: doc.clone(),
-        note: String::new(),
-    };
-    act(h, "370000.mzt", done, async |e| h.deliveries().complete(e).await).await;
-    let ret = pb::ReturnDelivery {
-        request_id: "ret".into(),
-        unit_id: "370000.sjt".into(),
-        document_id: doc.clone(),
-        reason: "非本单位职责".into(),
-    };
-    act(h, "370000.sjt", ret, async |e| h.deliveries().r#return(e).await).await;
+    h.report("370000.mzt", &doc).await.expect("report");
+    h.report("370000.jyt", &doc).await.expect("report");
+    h.complete("370000.mzt", &doc).await.expect("complete");
+    h.return_delivery("370000.sjt", &doc).await.expect("return");
     h.ack("370303.czj", &city.id).await.expect("ack");
-    let handle = pb::StartHandling {
-        request_id: "h".into(),
-        unit_id: "370303.czj".into(),
-        document_id: city.id.clone(),
-        lead_office: "采购科".into(),
-        note: String::new(),
-    };
-    act(h, "370303.czj", handle, async |e| h.deliveries().start_handling(e).await).await;
+    h.start_handling("370303.czj", &city.id).await.expect("start handling");
     (province, city)
 }
 

@@ -62,37 +62,11 @@ async fn reads_through_the_trace_cache_match_a_server_without_it() {
         }
     };
     tokio::join!(acks, reads);
-    let report = |u: &str| pb::SubmitReport {
-        request_id: format!("r-{u}"),
-        unit_id: u.into(),
-        document_id: doc.clone(),
-        text: "进展情况".into(),
-        attachment_sha256: vec![],
-    };
-    act(&h, "370000.mzt", report("370000.mzt"), async |e| h.deliveries().report(e).await).await;
+    h.report("370000.mzt", &doc).await.expect("report");
     seen.push(readings(&h, &doc).await);
-    let done = pb::Complete {
-        request_id: "c".into(),
-        unit_id: "370000.mzt".into(),
-        document_id: doc.clone(),
-        note: String::new(),
-    };
-    act(&h, "370000.mzt", done, async |e| h.deliveries().complete(e).await).await;
-    let ret = pb::ReturnDelivery {
-        request_id: "ret".into(),
-        unit_id: "370000.sjt".into(),
-        document_id: doc.clone(),
-        reason: "非本单位职责".into(),
-    };
-    act(&h, "370000.sjt", ret, async |e| h.deliveries().r#return(e).await).await;
-    let handle = pb::StartHandling {
-        request_id: "h".into(),
-        unit_id: "370303.czj".into(),
-        document_id: city.id.clone(),
-        lead_office: "采购科".into(),
-        note: String::new(),
-    };
-    act(&h, "370303.czj", handle, async |e| h.deliveries().start_handling(e).await).await;
+    h.complete("370000.mzt", &doc).await.expect("complete");
+    h.return_delivery("370000.sjt", &doc).await.expect("return");
+    h.start_handling("370303.czj", &city.id).await.expect("start handling");
     let last = readings(&h, &doc).await;
     for (i, earlier) in seen.iter().enumerate() {
         assert_ne!(earlier, &last, "reading {i} was taken before later actions and must differ from the last");

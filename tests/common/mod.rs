@@ -264,6 +264,52 @@ impl Harness {
         self.deliveries().acknowledge(self.sign(unit, &m)).await.map(|r| r.into_inner())
     }
 
+    /// `unit` reports on its delivery of `doc`.
+    pub async fn report(&self, unit: &str, doc: &str) -> Result<pb::Delivery, tonic::Status> {
+        let m = pb::SubmitReport {
+            request_id: format!("report-{doc}-{unit}"),
+            unit_id: unit.into(),
+            document_id: doc.into(),
+            text: "进展情况".into(),
+            attachment_sha256: vec![],
+        };
+        self.deliveries().report(self.sign(unit, &m)).await.map(|r| r.into_inner())
+    }
+
+    /// `unit` completes its delivery of `doc`.
+    pub async fn complete(&self, unit: &str, doc: &str) -> Result<pb::Delivery, tonic::Status> {
+        let m = pb::Complete {
+            request_id: format!("complete-{doc}-{unit}"),
+            unit_id: unit.into(),
+            document_id: doc.into(),
+            note: String::new(),
+        };
+        self.deliveries().complete(self.sign(unit, &m)).await.map(|r| r.into_inner())
+    }
+
+    /// `unit` returns its delivery of `doc` as not its business.
+    pub async fn return_delivery(&self, unit: &str, doc: &str) -> Result<pb::Delivery, tonic::Status> {
+        let m = pb::ReturnDelivery {
+            request_id: format!("return-{doc}-{unit}"),
+            unit_id: unit.into(),
+            document_id: doc.into(),
+            reason: "非本单位职责".into(),
+        };
+        self.deliveries().r#return(self.sign(unit, &m)).await.map(|r| r.into_inner())
+    }
+
+    /// `unit` starts handling `doc` in its 采购科.
+    pub async fn start_handling(&self, unit: &str, doc: &str) -> Result<pb::Delivery, tonic::Status> {
+        let m = pb::StartHandling {
+            request_id: format!("handle-{doc}-{unit}"),
+            unit_id: unit.into(),
+            document_id: doc.into(),
+            lead_office: "采购科".into(),
+            note: String::new(),
+        };
+        self.deliveries().start_handling(self.sign(unit, &m)).await.map(|r| r.into_inner())
+    }
+
     pub async fn delivery(&self, doc: &str, unit: &str) -> pb::Delivery {
         self.deliveries()
             .get_delivery(pb::GetDeliveryRequest { document_id: doc.into(), recipient_unit_id: unit.into() })
@@ -305,16 +351,6 @@ impl Harness {
 fn unit_secret(unit: &str) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::digest(format!("test-key:{unit}").as_bytes()).into()
-}
-
-/// Signs `m` as `unit` and sends it with `f`; panics with the status if it is refused.
-pub async fn act<M: Statement>(
-    h: &Harness,
-    unit: &str,
-    m: M,
-    f: impl AsyncFnOnce(pb::SignedEnvelope) -> Result<tonic::Response<pb::Delivery>, tonic::Status>,
-) {
-    f(h.sign(unit, &m)).await.unwrap_or_else(|e| panic!("{unit}: {e}"));
 }
 
 pub fn group(name: &str) -> pb::Recipient {
