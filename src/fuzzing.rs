@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
+use futures::executor::block_on;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -593,10 +594,13 @@ pub fn request_token(data: &[u8]) {
                 let bytes = t.encode_to_vec();
                 if all {
                     let token = signed_token(&signer, bytes.clone());
-                    let caller = app.authenticate(&token, METHOD, &digest);
+                    let caller = block_on(app.authenticate(&token, METHOD, &digest));
                     let want = if operator { Caller::Operator } else { Caller::Unit(UNIT.into()) };
                     assert_eq!(caller.ok(), Some(want), "a good token is refused");
-                    assert!(app.authenticate(&token, METHOD, &digest).is_err(), "a replayed token is accepted");
+                    assert!(
+                        block_on(app.authenticate(&token, METHOD, &digest)).is_err(),
+                        "a replayed token is accepted"
+                    );
                     return;
                 }
                 bytes
@@ -612,7 +616,7 @@ pub fn request_token(data: &[u8]) {
             };
             let token = signed_token(&signer, bytes);
             if authenticate(app, &token, &digest) {
-                assert!(app.authenticate(&token, METHOD, &digest).is_err(), "a replayed token is accepted");
+                assert!(block_on(app.authenticate(&token, METHOD, &digest)).is_err(), "a replayed token is accepted");
             }
             // Any change to the signed bytes or the signature is refused.
             let mut tampered = token.clone();
@@ -621,12 +625,12 @@ pub fn request_token(data: &[u8]) {
                 Some(byte) => *byte ^= 0x01,
                 None => tampered.token.push(0),
             }
-            assert!(app.authenticate(&tampered, METHOD, &digest).is_err(), "a tampered token is accepted");
+            assert!(block_on(app.authenticate(&tampered, METHOD, &digest)).is_err(), "a tampered token is accepted");
             let mut forged = token;
             if let Some(byte) = forged.signature.get_mut(usize::from(b) % 64) {
                 *byte ^= 0x40;
             }
-            assert!(app.authenticate(&forged, METHOD, &digest).is_err(), "a forged signature is accepted");
+            assert!(block_on(app.authenticate(&forged, METHOD, &digest)).is_err(), "a forged signature is accepted");
         }
     }
 }
@@ -646,7 +650,7 @@ fn header_round_trip(token: &pb::AuthToken) {
 
 /// Runs the server's check; when it accepts, the token must say what the server relied on. True when accepted.
 fn authenticate(app: &App, token: &pb::AuthToken, digest: &[u8]) -> bool {
-    let Ok(caller) = app.authenticate(token, METHOD, digest) else { return false };
+    let Ok(caller) = block_on(app.authenticate(token, METHOD, digest)) else { return false };
     let t = match pb::RequestToken::decode(token.token.as_slice()) {
         Ok(t) => t,
         Err(e) => panic!("an accepted token does not decode: {e}"),

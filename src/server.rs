@@ -10,13 +10,14 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::app::{App, AppConfig, AppError, Clock, SystemClock};
+use crate::app::{App, AppConfig, AppError, Clock, SystemClock, horizon};
 use crate::domain::model::SealKey;
 use crate::grpc::{
     audit::AuditApi, deliveries::DeliveryApi, documents::DocumentApi, registry::RegistryApi,
     supervision::SupervisionApi, trace::TraceApi,
 };
 use crate::pb;
+use crate::store::horizon_file::HorizonFile;
 use crate::store::{BlobStore, SledOptions, SledStore, StoreError};
 
 /// Largest reply: bundles and traces of large trees are far above tonic's 4 MiB default.
@@ -148,7 +149,14 @@ impl Running {
         let last = Arc::strong_count(&self.app) == 1;
         // Dropping the last reference joins the writer threads: not on an async worker.
         let app = self.app;
-        let _ = tokio::task::spawn_blocking(move || drop(app)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            // With no request left, the token horizon may come down to the last token accepted.
+            if last && let Err(e) = app.close() {
+                tracing::warn!("the token horizon stays at its lease: {e}");
+            }
+            drop(app)
+        })
+        .await;
         last
     }
 
@@ -162,6 +170,20 @@ impl Running {
     pub fn shutdown_handle(&mut self) -> Option<oneshot::Sender<()>> {
         self.shutdown.take()
     }
+}
+
+/// After a crash, tokens dated up to [`horizon::LEASE`] past it are refused (an earlier process may have accepted
+/// them): waiting that out before listening spares clients a refusal. A floor further ahead means the clock went
+/// back; that is logged, not waited for.
+async fn wait_for_token_floor(floor: chrono::DateTime<chrono::Utc>) {
+    let Ok(wait) = (floor - chrono::Utc::now()).to_std() else { return };
+    let limit = (horizon::LEASE + chrono::Duration::seconds(1)).to_std().unwrap_or_default();
+    if wait > limit {
+        tracing::warn!(%floor, "request tokens dated before {floor} are refused: the clock is behind the last start's");
+        return;
+    }
+    tracing::info!(wait_ms = wait.as_millis() as u64, "waiting out the token horizon of the last run");
+    tokio::time::sleep(wait).await;
 }
 
 /// Opens the data directory and starts serving. Returns once the socket is bound, so clients may connect at once.
@@ -183,8 +205,10 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         Ok((SledStore::open_with(&db_dir, options)?, BlobStore::open(&blob_dir, limit)?))
     })
     .await??;
-    let app =
-        Arc::new(App::open(Arc::new(store), Arc::new(blobs), clock, config.app.clone(), config.operator.clone())?);
+    let app = App::open(Arc::new(store), Arc::new(blobs), clock, config.app.clone(), config.operator.clone())?
+        .with_token_horizon(HorizonFile::in_dir(&config.data_dir))?;
+    wait_for_token_floor(app.token_floor()).await;
+    let app = Arc::new(app);
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;

@@ -12,7 +12,6 @@ use gongwen::pb::registry_service_client::RegistryServiceClient;
 use gongwen::pb::supervision_service_client::SupervisionServiceClient;
 use gongwen::pb::trace_service_client::TraceServiceClient;
 use prost::Message;
-use sha2::{Digest, Sha256};
 use tonic::Code;
 
 const AUDITOR: &str = "370300.sjj";
@@ -224,15 +223,6 @@ async fn no_token_means_unauthenticated_except_public_reads() {
     assert_eq!(got.number, open.number);
     let req = pb::PublicAttachmentRequest { document_id: w.province.id.clone(), sha256: w.table.clone() };
     assert_eq!(code(public.download_public_attachment(req).await), Code::NotFound, "not a public document");
-}
-
-/// The gRPC body of a unary request: a 5-byte frame header and the message.
-fn body_digest<M: Message>(m: &M) -> Vec<u8> {
-    let bytes = m.encode_to_vec();
-    let mut framed = vec![0u8];
-    framed.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&bytes);
-    Sha256::digest(&framed).to_vec()
 }
 
 fn with_token<M>(m: M, token: &pb::AuthToken) -> tonic::Request<M> {

@@ -2,6 +2,8 @@
 //! it is killed with SIGKILL at random moments and restarted. Every request that got a success reply must be
 //! there afterwards, nothing half-applied, numbering gapless, and the log must verify.
 //! `GONGWEN_CRASH_ROUNDS` sets the number of kills (default 3; the soak run in the README uses 20).
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
@@ -255,4 +257,43 @@ async fn sigterm_stops_gracefully_with_exit_code_zero() {
     let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
     let units = c.registry().list_units(pb::ListUnitsRequest::default()).await.expect("units").into_inner();
     assert!(!units.units.is_empty());
+}
+
+#[tokio::test]
+async fn tokens_accepted_before_a_kill_are_refused_after_the_restart() {
+    const METHOD: &str = "/gongwen.v1.RegistryService/ListGroups";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
+    let store = Keystore::new(&keys);
+    let operator = store.generate("operator", None).expect("operator key");
+    let (mut child, url) = start(&data, &keys, false).await;
+    let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
+    c.load_registry(gongwen::registry_file::BUNDLED, true, &[]).await.expect("registry");
+    let province = store.load(PROVINCE).expect("the province's key");
+    // The province's clock runs a minute ahead; the operator's is in step with the server's.
+    let msg = pb::ListGroupsRequest {};
+    let ahead = common::token_as(&province, PROVINCE, METHOD, &msg, chrono::Utc::now() + chrono::Duration::seconds(60));
+    let in_step = common::token_as(&operator, "operator", METHOD, &msg, chrono::Utc::now());
+    let copies: Vec<(tonic::metadata::MetadataMap, &str)> =
+        vec![(ahead.metadata().clone(), PROVINCE), (in_step.metadata().clone(), "operator")];
+    let channel = tonic::transport::Channel::from_shared(url.clone()).expect("uri").connect().await.expect("connect");
+    let mut raw = pb::registry_service_client::RegistryServiceClient::new(channel);
+    raw.list_groups(ahead).await.expect("a minute ahead is within the skew");
+    raw.list_groups(in_step).await.expect("a fresh token");
+
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
+    let (_child, url) = start(&data, &keys, false).await;
+    // The restarted server waited out its lease before listening: a token signed now passes at once.
+    let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
+    c.registry().list_groups(pb::ListGroupsRequest {}).await.expect("a fresh token right after the restart");
+    let channel = tonic::transport::Channel::from_shared(url).expect("uri").connect().await.expect("connect");
+    let mut raw = pb::registry_service_client::RegistryServiceClient::new(channel);
+    for (metadata, who) in copies {
+        let mut replayed = tonic::Request::new(msg);
+        *replayed.metadata_mut() = metadata;
+        let s = raw.list_groups(replayed).await.expect_err("a replay after the kill");
+        assert_eq!(s.code(), tonic::Code::Unauthenticated, "{who}: {}", s.message());
+        assert!(s.message().contains("tokens from before a restart are refused"), "{who}: {}", s.message());
+    }
 }

@@ -322,16 +322,6 @@ async fn a_flood_without_a_token_is_refused_by_address_without_starving_units() 
     h.registry().list_groups(pb::ListGroupsRequest {}).await.expect("the operator is unaffected");
 }
 
-/// The gRPC body of a unary request: a 5-byte prefix and the message.
-fn body_digest<M: prost::Message>(m: &M) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let bytes = m.encode_to_vec();
-    let mut framed = vec![0u8];
-    framed.extend_from_slice(&u32::try_from(bytes.len()).expect("small").to_be_bytes());
-    framed.extend_from_slice(&bytes);
-    Sha256::digest(&framed).to_vec()
-}
-
 /// An operator token for `method` and `m`, dated `at`.
 fn token_at<M: prost::Message + Clone>(
     h: &Harness,
@@ -339,29 +329,7 @@ fn token_at<M: prost::Message + Clone>(
     m: &M,
     at: chrono::DateTime<chrono::Utc>,
 ) -> tonic::Request<M> {
-    use prost::Message;
-    let mut nonce = [0u8; 16];
-    getrandom::getrandom(&mut nonce).expect("nonce");
-    let token = pb::RequestToken {
-        unit_id: "operator".into(),
-        method: method.into(),
-        time: Some(prost_types::Timestamp {
-            seconds: at.timestamp(),
-            nanos: i32::try_from(at.timestamp_subsec_nanos()).expect("nanos"),
-        }),
-        nonce: nonce.to_vec(),
-        body_sha256: body_digest(m),
-    }
-    .encode_to_vec();
-    let auth = pb::AuthToken {
-        signature: h.operator.sign_raw(gongwen::auth::TOKEN_TYPE, &token),
-        token,
-        key_id: h.operator.key_id.clone(),
-    };
-    let mut req = tonic::Request::new(m.clone());
-    req.metadata_mut()
-        .insert_bin(gongwen::auth::HEADER, tonic::metadata::MetadataValue::from_bytes(&auth.encode_to_vec()));
-    req
+    token_as(&h.operator, "operator", method, m, at)
 }
 
 #[tokio::test]
@@ -384,13 +352,50 @@ async fn tokens_from_the_future_from_before_the_start_or_replayed_are_refused() 
     let ahead = client.list_groups(token_at(&h, METHOD, &msg, now + chrono::Duration::seconds(60))).await;
     unauthenticated(ahead, "clock skew of 30 s");
     let old = client.list_groups(token_at(&h, METHOD, &msg, before_start)).await;
-    unauthenticated(old, "before this server started");
+    unauthenticated(old, "tokens from before a restart are refused");
 
     let once = token_at(&h, METHOD, &msg, chrono::Utc::now());
     let mut again = tonic::Request::new(msg);
     *again.metadata_mut() = once.metadata().clone();
     client.list_groups(once).await.expect("a fresh token");
     unauthenticated(client.list_groups(again).await, "replayed");
+}
+
+/// A copy of `req`'s token on a new request: the same bytes a replaying attacker would send.
+fn replay_of<M: Clone>(req: &tonic::Request<M>) -> tonic::Request<M> {
+    let mut again = tonic::Request::new(req.get_ref().clone());
+    *again.metadata_mut() = req.metadata().clone();
+    again
+}
+
+#[tokio::test]
+async fn tokens_accepted_before_a_restart_are_refused_after_it_even_when_dated_ahead() {
+    const METHOD: &str = "/gongwen.v1.RegistryService/ListGroups";
+    let msg = pb::ListGroupsRequest {};
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let mut client = pb::registry_service_client::RegistryServiceClient::new(h.raw_channel());
+    // The operator's clock runs a minute ahead (inside the 300 s skew); Boshan's is in step with the server's,
+    // and its token falls in the second the next server starts in.
+    let minute = chrono::Duration::seconds(60);
+    let ahead = token_at(&h, METHOD, &msg, chrono::Utc::now() + minute);
+    let in_step = token_as(h.signer(BOSHAN), BOSHAN, METHOD, &msg, chrono::Utc::now());
+    let (ahead_again, in_step_again) = (replay_of(&ahead), replay_of(&in_step));
+    client.list_groups(ahead).await.expect("a minute ahead is within the skew");
+    client.list_groups(in_step).await.expect("a fresh token");
+    h.restart().await;
+    let mut client = pb::registry_service_client::RegistryServiceClient::new(h.raw_channel());
+    for replayed in [ahead_again, in_step_again] {
+        let s = client.list_groups(replayed).await.expect_err("a replay after the restart");
+        assert_eq!(s.code(), Code::Unauthenticated, "{}", s.message());
+        assert!(s.message().contains("tokens from before a restart are refused"), "{}", s.message());
+    }
+    // The clean stop saved the exact horizon: the next tokens of both pass at once, and the operator's clock being
+    // ahead did not hold Boshan back.
+    let now = chrono::Utc::now();
+    client.list_groups(token_as(h.signer(BOSHAN), BOSHAN, METHOD, &msg, now)).await.expect("Boshan after the restart");
+    let next = now + minute + chrono::Duration::milliseconds(1);
+    client.list_groups(token_at(&h, METHOD, &msg, next)).await.expect("the operator's next token");
 }
 
 #[tokio::test]

@@ -74,8 +74,14 @@ const MAX_WALK: usize = 100_000;
 pub const MAX_SKEW_SECS: u64 = 86_400;
 
 impl App {
-    /// Checks a request token for `method` whose body hashed to `body_sha256`.
-    pub fn authenticate(&self, token: &pb::AuthToken, method: &str, body_sha256: &[u8]) -> Result<Caller, AppError> {
+    /// Checks a request token for `method` whose body hashed to `body_sha256`; on success a later process on
+    /// this data directory refuses the token too (`horizon`).
+    pub async fn authenticate(
+        &self,
+        token: &pb::AuthToken,
+        method: &str,
+        body_sha256: &[u8],
+    ) -> Result<Caller, AppError> {
         let unauth = |m: String| AppError::Unauthenticated(m);
         let t = pb::RequestToken::decode(token.token.as_slice())
             .map_err(|e| unauth(format!("the request token does not decode: {e}")))?;
@@ -98,16 +104,8 @@ impl App {
                 skew.num_seconds()
             )));
         }
-        // The nonces used before a restart are gone, so a token from then could be replayed: refuse tokens dated
-        // before this process started. A client whose clock lags is refused only for that lag after a start.
-        let started = self.started;
-        if at < started {
-            return Err(unauth(format!(
-                "the token is dated {at}, before this server started at {started}; tokens made before a restart \
-                 are refused (their nonces are not remembered across it): sign the request again, and check the \
-                 client's clock if this persists"
-            )));
-        }
+        // Used nonces are remembered in memory only: what an earlier process may have accepted is refused here.
+        self.horizons.check_floor(&t.unit_id, at)?;
         if t.nonce.len() != 16 {
             return Err(unauth("the token's nonce must be 16 bytes".into()));
         }
@@ -118,6 +116,7 @@ impl App {
         let key = self.token_key(&t.unit_id, &token.key_id)?;
         seal::verify(&key, TOKEN_TYPE, &token.token, &token.signature, now).map_err(|e| unauth(e.to_string()))?;
         self.remember_nonce(&t.nonce, at + skew, now)?;
+        self.horizons.admit(&t.unit_id, at, now).await?;
         Ok(if t.unit_id == "operator" { Caller::Operator } else { Caller::Unit(t.unit_id) })
     }
 

@@ -15,6 +15,7 @@ use crate::domain::model::{EventKind, Registry, SealKey, StepKind, Unit};
 use crate::domain::seal;
 use crate::pb;
 use crate::signing::{Signer, Statement};
+use crate::store::horizon_file::HorizonFile;
 use crate::store::{BlobStore, ScanCache, Store, Tx};
 
 pub mod access;
@@ -22,6 +23,7 @@ pub mod backup;
 pub mod deliveries;
 pub mod documents;
 pub mod error;
+pub mod horizon;
 pub mod import;
 pub mod limits;
 pub mod log;
@@ -68,6 +70,12 @@ impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The second this process started, by the machine's clock. Whole seconds, because clients may send token times
+/// without fractions.
+fn started_second() -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(Utc::now(), 0)
 }
 
 /// Settings the application layer enforces.
@@ -211,10 +219,9 @@ pub struct App {
     notices: broadcast::Sender<Notice>,
     /// Request-token nonces seen within the skew window (digest → forget after).
     nonces: std::sync::Mutex<HashMap<[u8; 32], DateTime<Utc>>>,
-    /// The second this process opened the app, by the machine's clock: the nonces above are only those seen since,
-    /// so tokens dated earlier are refused rather than replayable after a restart. Whole seconds, because clients
-    /// may send token times without fractions.
-    started: DateTime<Utc>,
+    /// The nonces above are only those seen since this process started: the bounds below which tokens are
+    /// refused because an earlier process may have accepted them.
+    horizons: horizon::Horizons,
     /// Per-caller request budgets.
     rates: std::sync::Mutex<HashMap<String, limits::Bucket>>,
     /// Permits for server-streaming calls.
@@ -289,11 +296,30 @@ impl App {
             registry_lock: tokio::sync::Mutex::new(()),
             notices,
             nonces: std::sync::Mutex::new(HashMap::new()),
-            started: chrono::SubsecRound::trunc_subsecs(Utc::now(), 0),
+            horizons: horizon::Horizons::load(None, started_second())?,
             rates: std::sync::Mutex::new(HashMap::new()),
             streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
             config,
         })
+    }
+
+    /// Keeps the request-token horizon in `file`, so that tokens accepted by this process are refused after a
+    /// restart as well as before it (see [`horizon`]). Without it, only tokens dated before this start are.
+    pub fn with_token_horizon(mut self, file: HorizonFile) -> Result<App, AppError> {
+        self.horizons = horizon::Horizons::load(Some(file), started_second())?;
+        Ok(self)
+    }
+
+    /// Tokens dated before this are refused: what a server waits out before it listens, when the last stop was a
+    /// crash within [`horizon::LEASE`] of now.
+    pub fn token_floor(&self) -> DateTime<Utc> {
+        self.horizons.floor()
+    }
+
+    /// For a clean stop, once no request is left: saves the exact token horizon, so that the next start does not
+    /// wait out the lease. Blocking.
+    pub fn close(&self) -> Result<(), AppError> {
+        Ok(self.horizons.close()?)
     }
 
     /// The operator's public key.

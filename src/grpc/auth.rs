@@ -158,7 +158,7 @@ where
                     }
                 }
             };
-            let caller = match app.authenticate(&token, &method, &digest) {
+            let caller = match app.authenticate(&token, &method, &digest).await {
                 Ok(caller) => caller,
                 Err(e) => {
                     app.charge_failure(&from);

@@ -8,6 +8,7 @@ pub mod cache;
 #[cfg(test)]
 mod cache_tests;
 mod deferred;
+pub mod horizon_file;
 pub mod sled_kv;
 #[cfg(test)]
 mod tests;

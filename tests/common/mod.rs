@@ -416,3 +416,46 @@ pub async fn attachment_stored(h: &Harness, sha256: &str) -> bool {
         Err(s) => panic!("download {sha256}: {s}"),
     }
 }
+
+/// The gRPC body of a unary request: a 5-byte prefix and the message.
+pub fn body_digest<M: prost::Message>(m: &M) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let bytes = m.encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&u32::try_from(bytes.len()).expect("small").to_be_bytes());
+    framed.extend_from_slice(&bytes);
+    Sha256::digest(&framed).to_vec()
+}
+
+/// A token of `caller`, signed by `signer`, for `method` and `m`, dated `at`.
+pub fn token_as<M: prost::Message + Clone>(
+    signer: &gongwen::signing::Signer,
+    caller: &str,
+    method: &str,
+    m: &M,
+    at: chrono::DateTime<chrono::Utc>,
+) -> tonic::Request<M> {
+    use prost::Message;
+    let mut nonce = [0u8; 16];
+    getrandom::getrandom(&mut nonce).expect("nonce");
+    let token = pb::RequestToken {
+        unit_id: caller.into(),
+        method: method.into(),
+        time: Some(prost_types::Timestamp {
+            seconds: at.timestamp(),
+            nanos: i32::try_from(at.timestamp_subsec_nanos()).expect("nanos"),
+        }),
+        nonce: nonce.to_vec(),
+        body_sha256: body_digest(m),
+    }
+    .encode_to_vec();
+    let auth = pb::AuthToken {
+        signature: signer.sign_raw(gongwen::auth::TOKEN_TYPE, &token),
+        token,
+        key_id: signer.key_id.clone(),
+    };
+    let mut req = tonic::Request::new(m.clone());
+    req.metadata_mut()
+        .insert_bin(gongwen::auth::HEADER, tonic::metadata::MetadataValue::from_bytes(&auth.encode_to_vec()));
+    req
+}
