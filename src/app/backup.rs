@@ -196,6 +196,7 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupSummary, AppError
         return Err(AppError::Invalid("the backup's checksum does not match: it is damaged or truncated".into()));
     }
     flush(&mut batch)?;
+    super::format::check(&store)?;
     summary.events = verify_log(&store)?;
     Ok(summary)
 }

@@ -23,6 +23,7 @@ pub mod backup;
 pub mod deliveries;
 pub mod documents;
 pub mod error;
+pub mod format;
 pub mod horizon;
 pub mod import;
 pub mod limits;
@@ -248,6 +249,7 @@ impl App {
         config: AppConfig,
         initial_operator: Option<SealKey>,
     ) -> Result<App, AppError> {
+        format::check(store.as_ref())?;
         let operator = match schema::load::<SealKey>(store.as_ref(), schema::OPERATOR)? {
             Some(stored) => {
                 if let Some(given) = &initial_operator

@@ -9,6 +9,8 @@ use crate::store::{Store, StoreError, Tx};
 
 /// The operator's public key (a `SealKey`).
 pub const OPERATOR: &[u8] = b"meta/operator";
+/// The record format of the store (u32 BE; see `app::format`).
+pub const FORMAT: &[u8] = b"meta/format";
 /// The last event sequence number (u64 BE).
 pub const EVENT_SEQ: &[u8] = b"meta/event_seq";
 

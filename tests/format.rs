@@ -1,0 +1,102 @@
+//! The stored record format: a store says which format it holds, and a build opens only its own. A store of a
+//! newer format is refused with a message saying so, and left as it was; a store from before the marker existed is
+//! marked at its first open; a backup holding a newer format does not restore.
+mod common;
+
+use common::*;
+use gongwen::pb;
+use gongwen::store::{SledStore, Store};
+use sha2::{Digest, Sha256};
+
+const FORMAT: &[u8] = b"meta/format";
+
+/// Runs `f` on the stopped server's sled store.
+fn with_store<T>(h: &Harness, f: impl FnOnce(&dyn Store) -> T) -> T {
+    let store = SledStore::open(&h.data_dir().join("db"), 8 << 20).expect("open the stopped store");
+    f(&store)
+}
+
+fn digest(store: &dyn Store) -> Vec<u8> {
+    let mut h = Sha256::new();
+    for pair in store.scan(b"", None, false) {
+        let (k, v) = pair.expect("read");
+        h.update((k.len() as u64).to_be_bytes());
+        h.update(&k);
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(&v);
+    }
+    h.finalize().to_vec()
+}
+
+fn set_format(store: &dyn Store, value: Option<u32>) {
+    store
+        .transact(|tx| -> Result<(), gongwen::store::StoreError> {
+            match value {
+                Some(v) => tx.put(FORMAT, &v.to_be_bytes()),
+                None => tx.delete(FORMAT),
+            }
+            Ok(())
+        })
+        .expect("write the marker");
+}
+
+async fn start_on(h: &Harness) -> Result<gongwen::server::Running, gongwen::server::ServerError> {
+    let mut cfg = gongwen::server::ServerConfig::new(h.data_dir());
+    cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    gongwen::server::start(cfg).await
+}
+
+#[tokio::test]
+async fn a_store_of_a_newer_format_is_refused_and_left_as_it_was() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    h.stop().await;
+    let before = with_store(&h, |s| {
+        assert_eq!(s.get(FORMAT).expect("read"), Some(1u32.to_be_bytes().to_vec()), "a new store is marked");
+        set_format(s, Some(2));
+        digest(s)
+    });
+    let err = start_on(&h).await.err().expect("a newer format is refused").to_string();
+    assert!(err.contains("record format 2, written by a newer gongwen") && err.contains("reads format 1"), "{err}");
+    assert_eq!(with_store(&h, digest), before, "the refused start changed the store");
+}
+
+#[tokio::test]
+async fn a_store_from_before_the_marker_is_marked_at_its_first_open() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let doc = h
+        .issue(PROVINCE, "format-1", draft("鲁财采", "山东省财政厅关于格式的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issue");
+    h.stop().await;
+    with_store(&h, |s| set_format(s, None));
+    h.restart().await;
+    let got = h
+        .documents()
+        .get_document(pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Id(doc.id.clone())) })
+        .await
+        .expect("the document is read as before")
+        .into_inner();
+    assert_eq!(got.number, doc.number);
+    h.stop().await;
+    assert_eq!(with_store(&h, |s| s.get(FORMAT).expect("read")), Some(1u32.to_be_bytes().to_vec()));
+}
+
+#[test]
+fn a_backup_of_a_newer_format_does_not_restore() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The backup layout (src/app/backup.rs): magic, `K` records, `E`, then the SHA-256 of everything before.
+    let mut body = b"GONGWEN-BACKUP-1\nK".to_vec();
+    for part in [FORMAT, &7u32.to_be_bytes()[..]] {
+        body.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        body.extend_from_slice(part);
+    }
+    body.push(b'E');
+    let sum = Sha256::digest(&body);
+    body.extend_from_slice(&sum);
+    let file = dir.path().join("newer.gwbak");
+    std::fs::write(&file, &body).expect("write the backup");
+    let err = gongwen::app::backup::restore(&file, &dir.path().join("restored")).expect_err("refused").to_string();
+    assert!(err.contains("record format 7, written by a newer gongwen"), "{err}");
+}
