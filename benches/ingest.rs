@@ -464,6 +464,27 @@ async fn depth_traces(b: &Bench, doc: &str, max_depth: u32, runs: usize) -> (Vec
     (times, nodes, bytes)
 }
 
+/// `StreamTrace` of the whole tree `runs` times, each read to its end: times to the first chunk and to the last,
+/// and the nodes read.
+async fn streamed_traces(b: &Bench, doc: &str, runs: usize) -> (Vec<Duration>, Vec<Duration>, usize) {
+    let mut tracer = pb::trace_service_client::TraceServiceClient::new(b.op.clone());
+    let (mut firsts, mut lasts, mut nodes) = (vec![], vec![], 0);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let req = pb::StreamTraceRequest { document_id: doc.into(), max_depth: 0, chunk_nodes: 0 };
+        let mut s = tracer.stream_trace(req).await.expect("stream").into_inner();
+        let mut first = None;
+        nodes = 0;
+        while let Some(c) = s.message().await.expect("a chunk") {
+            first.get_or_insert_with(|| t.elapsed());
+            nodes += c.nodes.len();
+        }
+        lasts.push(t.elapsed());
+        firsts.push(first.unwrap_or_default());
+    }
+    (firsts, lasts, nodes)
+}
+
 /// Waits (polling, with a deadline) until the store has moved every deferred key into its tree; returns when.
 async fn settle(b: &Bench) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(600);

@@ -243,3 +243,112 @@ async fn a_depth_limited_trace_lists_fewer_levels_and_counts_them_all() {
     }
     assert_eq!(all_nodes(&trace(3).await.nodes).len(), all_nodes(&full.nodes).len(), "depth 3 is the whole tree");
 }
+
+/// Reads a streamed trace to its end: its chunks, and the tree rebuilt from their `parent` positions.
+async fn stream(
+    h: &Harness,
+    req: pb::StreamTraceRequest,
+) -> Result<(Vec<pb::TraceChunk>, Vec<pb::TraceNode>), tonic::Status> {
+    let mut s = h.tracer().stream_trace(req).await?.into_inner();
+    let mut chunks = vec![];
+    while let Some(c) = s.message().await? {
+        chunks.push(c);
+    }
+    let flat: Vec<pb::TraceNode> = chunks.iter().flat_map(|c| c.nodes.clone()).collect();
+    // Positions are in stream order and a parent comes before its children, so one pass from the end hangs each
+    // node under its parent; children come out reversed, hence the reverse at the end.
+    let mut slots: Vec<Option<pb::TraceNode>> = flat.into_iter().map(Some).collect();
+    let mut top = vec![];
+    for i in (0..slots.len()).rev() {
+        let mut node = slots[i].take().expect("each node is taken once");
+        assert!((node.parent as usize) <= i, "node {i}'s parent {} comes after it", node.parent);
+        node.children.reverse();
+        let parent = node.parent;
+        node.parent = 0;
+        match parent {
+            0 => top.push(node),
+            p => slots[p as usize - 1].as_mut().expect("the parent is not taken yet").children.push(node),
+        }
+    }
+    top.reverse();
+    Ok((chunks, top))
+}
+
+#[tokio::test]
+async fn a_streamed_trace_is_the_trace_in_chunks() {
+    let mut h = Harness::start().await;
+    let c = build_chain(&mut h).await;
+    for max_depth in [0, 2] {
+        let whole = h
+            .tracer()
+            .trace(pb::TraceRequest { document_id: c.province.id.clone(), max_depth })
+            .await
+            .expect("trace")
+            .into_inner();
+        let size = all_nodes(&whole.nodes).len();
+        for chunk_nodes in [1, 7, 0] {
+            let req = pb::StreamTraceRequest { document_id: c.province.id.clone(), max_depth, chunk_nodes };
+            let (chunks, tree) = stream(&h, req).await.expect("stream");
+            assert_eq!(tree, whole.nodes, "depth {max_depth}, chunks of {chunk_nodes}");
+            let limit = if chunk_nodes == 0 { 2048 } else { chunk_nodes as usize };
+            assert!(chunks.iter().all(|c| c.nodes.len() <= limit));
+            assert!(chunks.len() >= size.div_ceil(limit), "{} chunks for {size} nodes", chunks.len());
+            let (first, last) = (chunks.first().expect("a chunk"), chunks.last().expect("a chunk"));
+            assert_eq!(
+                (first.document_number.as_str(), first.document_title.as_str()),
+                ("鲁财采〔2022〕14号", PROVINCE_TITLE)
+            );
+            assert!(chunks[1..].iter().all(|c| c.document_id.is_empty()), "the document comes once");
+            assert_eq!(last.totals, whole.totals);
+            assert!(chunks[..chunks.len() - 1].iter().all(|c| c.totals.is_none()), "the totals come last");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_trace_is_refused_like_a_trace() {
+    let mut h = Harness::start().await;
+    let c = build_chain(&mut h).await;
+    let req = |document_id: &str, chunk_nodes| pb::StreamTraceRequest {
+        document_id: document_id.into(),
+        max_depth: 0,
+        chunk_nodes,
+    };
+    let code = |r: Result<(Vec<pb::TraceChunk>, Vec<pb::TraceNode>), tonic::Status>| r.expect_err("refused").code();
+    assert_eq!(code(stream(&h, req(&c.province.id, 2049)).await), tonic::Code::InvalidArgument);
+    let whole = |document_id: &str| pb::TraceRequest { document_id: document_id.into(), max_depth: 0 };
+    let unary = h.tracer().trace(whole("no-such-document")).await.expect_err("refused").code();
+    assert_eq!(
+        (code(stream(&h, req("no-such-document", 0)).await), unary),
+        (tonic::Code::NotFound, tonic::Code::NotFound)
+    );
+    // Boshan received the province's notice only through Zibo's forward: not its issuer, so not its trace.
+    let mut as_boshan = pb::trace_service_client::TraceServiceClient::new(h.channel_as(BOSHAN));
+    let refused = as_boshan.stream_trace(req(&c.province.id, 0)).await.expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{}", refused.message());
+    let unary = as_boshan.trace(whole(&c.province.id)).await.expect_err("refused");
+    assert_eq!(unary.message(), refused.message());
+}
+
+#[tokio::test]
+async fn a_streamed_trace_dropped_by_its_reader_ends_and_frees_its_stream() {
+    let mut h = Harness::start_configured(|c| c.max_streams = 1).await;
+    let c = build_chain(&mut h).await;
+    let req = pb::StreamTraceRequest { document_id: c.province.id.clone(), max_depth: 0, chunk_nodes: 1 };
+    let mut first = h.tracer().stream_trace(req.clone()).await.expect("stream").into_inner();
+    assert!(first.message().await.expect("a chunk").is_some());
+    let busy = h.tracer().stream_trace(req.clone()).await.expect_err("the one stream is taken");
+    assert_eq!(busy.code(), tonic::Code::ResourceExhausted, "{}", busy.message());
+    drop(first);
+    // The walk notices the reader is gone at its next chunk and gives the permit back.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match h.tracer().stream_trace(req.clone()).await {
+            Ok(_) => break,
+            Err(s) if s.code() == tonic::Code::ResourceExhausted && tokio::time::Instant::now() < deadline => {
+                tokio::task::yield_now().await;
+            }
+            Err(s) => panic!("the stream was not freed: {s}"),
+        }
+    }
+}

@@ -13,7 +13,9 @@ use gongwen::signing::Signer;
 use sha2::{Digest, Sha256};
 use tower::Layer;
 
-use super::{Bench, bench_operator, depth_traces, load_average, median_max, summary, trace_and_matrix};
+use super::{
+    Bench, bench_operator, depth_traces, load_average, median_max, streamed_traces, summary, trace_and_matrix,
+};
 
 /// One unit of the tree and the units it sends to.
 struct Node {
@@ -282,6 +284,16 @@ pub async fn scenario(quick: bool) {
             bytes as f64 / 1e6
         ));
     }
+    let (firsts, lasts, nodes) = streamed_traces(&b, &root_doc, runs).await;
+    let ((fm, fx), (lm, lx)) = (median_max(firsts), median_max(lasts));
+    println!(
+        "  StreamTrace of every level ({nodes} nodes, chunks of 2,048): first chunk median {fm:.0} ms, max {fx:.0} ms; \
+         last chunk median {lm:.0} ms, max {lx:.0} ms"
+    );
+    summary(format!(
+        "  StreamTrace, every level ({nodes} nodes): first chunk median {fm:.0} ms / max {fx:.0} ms; whole tree \
+         median {lm:.0} ms / max {lx:.0} ms"
+    ));
     let app = b.running.app.clone();
     let (mut t_app, mut m_app): (Vec<Duration>, Vec<Duration>) = (vec![], vec![]);
     for _ in 0..runs {

@@ -28,6 +28,9 @@ pub enum AppError {
     /// A size or rate limit was hit (RESOURCE_EXHAUSTED).
     #[error("{0}")]
     Exhausted(String),
+    /// The caller went away before the answer was complete (CANCELLED).
+    #[error("the caller went away")]
+    Cancelled,
     /// A broken domain rule; its variant decides the status.
     #[error(transparent)]
     Domain(#[from] DomainError),

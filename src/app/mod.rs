@@ -94,7 +94,7 @@ pub struct AppConfig {
     pub rate_per_sec: u32,
     /// Requests a caller may make in a burst above the average.
     pub rate_burst: u32,
-    /// Streaming calls (watch, log stream, downloads, uploads) open at once, over all callers.
+    /// Streaming calls (watch, log stream, streamed traces, downloads, uploads) open at once, over all callers.
     pub max_streams: usize,
     /// Memory for keeping whole documents' deliveries and forwards, which traces and status matrices walk, in
     /// bytes; 0 turns the cache off.

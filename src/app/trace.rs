@@ -1,15 +1,15 @@
 //! The forwarding tree under a document (督办追踪): every unit reached directly or through forwards.
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::{App, AppError, schema};
 use crate::domain::instant::parse_utc;
-use crate::domain::model::{Document, Role, StepKind};
+use crate::domain::model::{DocHead, Document, Role, StepKind};
 use crate::domain::state::{DeliveryState, is_overdue};
 use crate::store::{Store, StoreError};
 
@@ -313,28 +313,66 @@ impl Walker<'_> {
 }
 
 /// `f` over `items` on up to as many threads as there are cores (this one among them), results in item order.
-/// Items are taken one at a time from a shared counter, so a few large subtrees spread as well as many small ones.
 fn in_parallel<T: Send, R: Send>(
     items: Vec<T>,
     f: impl Fn(T) -> Result<R, AppError> + Sync,
 ) -> Result<Vec<R>, AppError> {
+    let mut out = Vec::with_capacity(items.len());
+    in_parallel_ordered(items, f, |r| {
+        out.push(r);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// `f` over `items` on up to as many threads as there are cores (this one among them), each result handed to
+/// `emit` in item order as soon as those before it are: a streamed trace sends each subtree while later ones are
+/// still walked. Items are taken one at a time from a shared counter, so a few large subtrees spread as well as
+/// many small ones. The first error, from `f` or from `emit`, stops the walk and is returned.
+fn in_parallel_ordered<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> Result<R, AppError> + Sync,
+    emit: impl FnMut(R) -> Result<(), AppError> + Send,
+) -> Result<(), AppError> {
     let n = items.len();
     let threads = std::thread::available_parallelism().map_or(1, |c| c.get()).clamp(1, 8).min(n);
+    // A bug in one subtree's walk must answer this request with an error, not take the server down.
+    let guarded = |item| {
+        catch_unwind(AssertUnwindSafe(|| f(item)))
+            .unwrap_or_else(|_| Err(AppError::Store(StoreError::Backend("a trace walk panicked".into()))))
+    };
     if threads <= 1 {
-        return items.into_iter().map(f).collect();
+        let mut emit = emit;
+        return items.into_iter().try_for_each(|item| emit(guarded(item)?));
+    }
+    struct Out<R, E> {
+        /// The next item to hand to `emit`.
+        next: usize,
+        /// Results that finished before an earlier item did.
+        waiting: BTreeMap<usize, Result<R, AppError>>,
+        emit: E,
+        failed: Option<AppError>,
     }
     let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
-    let results: Vec<Mutex<Option<Result<R, AppError>>>> = (0..n).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
+    let out = Mutex::new(Out { next: 0, waiting: BTreeMap::new(), emit, failed: None });
+    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
     let work = || {
-        loop {
+        while !stop.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let (Some(slot), Some(out)) = (slots.get(i), results.get(i)) else { break };
+            let Some(slot) = slots.get(i) else { break };
             let Some(item) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() else { continue };
-            // A bug in one subtree's walk must answer this request with an error, not take the server down.
-            let r = catch_unwind(AssertUnwindSafe(|| f(item)))
-                .unwrap_or_else(|_| Err(AppError::Store(StoreError::Backend("a trace walk panicked".into()))));
-            *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            let r = guarded(item);
+            let mut guard = out.lock().unwrap_or_else(|p| p.into_inner());
+            let o = &mut *guard;
+            o.waiting.insert(i, r);
+            while let Some(r) = o.waiting.remove(&o.next) {
+                o.next += 1;
+                if let Err(e) = r.and_then(|r| (o.emit)(r)) {
+                    o.failed.get_or_insert(e);
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
         }
     };
     std::thread::scope(|scope| {
@@ -344,14 +382,12 @@ fn in_parallel<T: Send, R: Send>(
         }
         work();
     });
-    results
-        .into_iter()
-        .map(|r| {
-            r.into_inner()
-                .unwrap_or_else(|p| p.into_inner())
-                .unwrap_or_else(|| Err(AppError::Store(StoreError::Backend("a trace walk did not run".into()))))
-        })
-        .collect()
+    let o = out.into_inner().unwrap_or_else(|p| p.into_inner());
+    match (o.failed, o.next == n) {
+        (Some(e), _) => Err(e),
+        (None, true) => Ok(()),
+        (None, false) => Err(AppError::Store(StoreError::Backend("a trace walk did not run".into()))),
+    }
 }
 
 fn own_counts(state: DeliveryState, overdue: bool) -> Counts {
@@ -366,30 +402,134 @@ fn own_counts(state: DeliveryState, overdue: bool) -> Counts {
     }
 }
 
+/// Walks the tree under `document`: `emit` gets each subtree under its recipients, in unit id order, each
+/// complete with its counts. Returns the counts over the whole tree.
+fn walk_tree(
+    store: &dyn Store,
+    snap: &super::Snapshot,
+    now: DateTime<Utc>,
+    document: &Document,
+    max_depth: u32,
+    emit: impl FnMut(Node) -> Result<(), AppError> + Send,
+) -> Result<Counts, AppError> {
+    let max_depth = if max_depth == 0 { u32::MAX } else { max_depth };
+    let mut w = Walker { store, snapshot: snap, now, seen: HashSet::new(), max_depth };
+    // The subtrees under the root's recipients share nothing (a document forwards exactly one other), so they are
+    // grown on all cores; each walker keeps its own guard against a corrupted, cyclic store.
+    let top = w.shallow_nodes(document, 1)?;
+    let seen = w.seen.clone();
+    let totals = Mutex::new(Counts::default());
+    let mut emit = emit;
+    in_parallel_ordered(
+        top,
+        |mut node| {
+            let mut w = Walker { store, snapshot: snap, now, seen: seen.clone(), max_depth };
+            w.grow(&mut node)?;
+            Ok(node)
+        },
+        |node| {
+            totals.lock().unwrap_or_else(|p| p.into_inner()).add(&node.counts);
+            emit(node)
+        },
+    )?;
+    Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// A piece of a streamed trace.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    /// The root document: in the first chunk only.
+    pub document: Option<DocHead>,
+    /// Nodes, each before the nodes reached through it, with `children` empty.
+    pub nodes: Vec<FlatNode>,
+    /// Counts over the whole tree: in the last chunk only.
+    pub totals: Option<Counts>,
+}
+
+/// A node of a streamed trace.
+#[derive(Debug)]
+pub struct FlatNode {
+    /// 1 + the position in the stream (over all chunks, from 0) of the node it was reached through; 0 for the
+    /// root's recipients.
+    pub parent: u32,
+    pub node: Node,
+}
+
+/// Cuts a tree into chunks and sends them.
+struct Chunker {
+    out: tokio::sync::mpsc::Sender<Result<Chunk, AppError>>,
+    chunk_nodes: usize,
+    pending: Chunk,
+    /// Nodes sent or pending so far: the position of the next one.
+    sent: u32,
+}
+
+impl Chunker {
+    /// Adds a subtree, depth first, sending every chunk it fills.
+    fn subtree(&mut self, top: Node) -> Result<(), AppError> {
+        let mut stack = vec![(0u32, top)];
+        while let Some((parent, mut node)) = stack.pop() {
+            let children = std::mem::take(&mut node.children);
+            let here = self.sent;
+            self.sent = self.sent.saturating_add(1);
+            stack.extend(children.into_iter().rev().map(|c| (here + 1, c)));
+            self.pending.nodes.push(FlatNode { parent, node });
+            if self.pending.nodes.len() >= self.chunk_nodes {
+                self.send()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what is pending; [`AppError::Cancelled`] once nobody listens.
+    fn send(&mut self) -> Result<(), AppError> {
+        let chunk = std::mem::take(&mut self.pending);
+        self.out.blocking_send(Ok(chunk)).map_err(|_| AppError::Cancelled)
+    }
+}
+
 impl App {
     /// The forwarding tree under a document, listed down to `max_depth` (0 for every level) and counted in full.
     pub async fn trace(&self, document_id: &str, max_depth: u32) -> Result<Tree, AppError> {
-        let snap = self.snapshot();
-        let now = self.now();
-        let id = document_id.to_owned();
-        let max_depth = if max_depth == 0 { u32::MAX } else { max_depth };
+        let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
         self.read(move |store| {
-            let mut w = Walker { store, snapshot: &snap, now, seen: HashSet::new(), max_depth };
+            let w = Walker { store, snapshot: &snap, now, seen: HashSet::new(), max_depth };
             let document = w.document(&id)?;
-            // The subtrees under the root's recipients share nothing (a document forwards exactly one other), so
-            // they are grown on all cores; each walker keeps its own guard against a corrupted, cyclic store.
-            let top = w.shallow_nodes(&document, 1)?;
-            let seen = w.seen.clone();
-            let nodes = in_parallel(top, |mut node| {
-                let mut w = Walker { store, snapshot: &snap, now, seen: seen.clone(), max_depth };
-                w.grow(&mut node)?;
-                Ok(node)
+            let mut nodes = vec![];
+            let totals = walk_tree(store, &snap, now, &document, max_depth, |n| {
+                nodes.push(n);
+                Ok(())
             })?;
-            let mut totals = Counts::default();
-            for n in &nodes {
-                totals.add(&n.counts);
-            }
             Ok(Tree { document, nodes, totals })
+        })
+        .await
+    }
+
+    /// The tree of [`App::trace`], flattened (parents before their children) and sent to `out` in chunks of at
+    /// most `chunk_nodes` nodes as the walk finishes each subtree under the root's recipients. The first chunk
+    /// carries the document, the last the totals. Ends early, without an error, when `out` is closed.
+    pub async fn stream_trace(
+        &self,
+        document_id: &str,
+        max_depth: u32,
+        chunk_nodes: usize,
+        out: tokio::sync::mpsc::Sender<Result<Chunk, AppError>>,
+    ) -> Result<(), AppError> {
+        let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
+        self.read(move |store| {
+            let w = Walker { store, snapshot: &snap, now, seen: HashSet::new(), max_depth };
+            let document = w.document(&id)?;
+            let head = Chunk { document: Some(DocHead::from(&document)), ..Chunk::default() };
+            let mut chunks = Chunker { out, chunk_nodes: chunk_nodes.max(1), pending: head, sent: 0 };
+            let walked = walk_tree(store, &snap, now, &document, max_depth, |node| chunks.subtree(node));
+            let finished = walked.and_then(|totals| {
+                chunks.pending.totals = Some(totals);
+                chunks.send()
+            });
+            match finished {
+                Ok(()) | Err(AppError::Cancelled) => Ok(()),
+                Err(e) => Err(e),
+            }
         })
         .await
     }
@@ -467,6 +607,39 @@ mod tests {
         assert!(matches!(failed, Err(AppError::NotFound(m)) if m == "seven"));
         let empty: Result<Vec<u8>, AppError> = in_parallel(vec![], Ok);
         assert_eq!(empty.ok(), Some(vec![]));
+    }
+
+    #[test]
+    fn ordered_walks_emit_in_item_order_and_stop_at_the_first_error() {
+        // Later items finish first (they sleep less), yet are emitted in order.
+        let mut seen = vec![];
+        let r = in_parallel_ordered(
+            (0..20u64).collect(),
+            |i| {
+                std::thread::sleep(std::time::Duration::from_micros(200 * (20 - i)));
+                Ok(i)
+            },
+            |i| {
+                seen.push(i);
+                Ok(())
+            },
+        );
+        assert!(r.is_ok());
+        assert_eq!(seen, (0..20).collect::<Vec<_>>());
+        // An emit that fails stops the walk: nothing after it is emitted, and its error comes back.
+        let mut emitted = vec![];
+        let r = in_parallel_ordered((0..50u64).collect(), Ok, |i| {
+            if i == 5 {
+                return Err(AppError::Cancelled);
+            }
+            emitted.push(i);
+            Ok(())
+        });
+        assert!(matches!(r, Err(AppError::Cancelled)));
+        assert_eq!(emitted, vec![0, 1, 2, 3, 4]);
+        let failed =
+            in_parallel_ordered((0..3u64).collect(), |i| if i == 1 { panic!("walk {i}") } else { Ok(i) }, |_| Ok(()));
+        assert!(matches!(failed, Err(AppError::Store(StoreError::Backend(m))) if m.contains("panicked")));
     }
 
     #[test]

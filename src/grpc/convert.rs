@@ -2,7 +2,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::app::deliveries::DeliveryView;
-use crate::app::trace::{Counts, Node, Tree};
+use crate::app::trace::{Chunk, Counts, FlatNode, Node, Tree};
 use crate::domain::model::{
     Attachment, Classification, Disclosure, Document, Genre, Group, GroupScope, Level, RecipientSpec, Region, Role,
     SealKey, Step, StepKind, Unit, UnitKind, Urgency,
@@ -344,6 +344,7 @@ impl From<Node> for pb::TraceNode {
             forwarded_as_numbers: n.forwarded_as,
             flags: n.flags,
             collapsed: n.collapsed,
+            parent: 0,
             counts: Some(n.counts.into()),
             children: n.children.into_iter().map(Into::into).collect(),
         }
@@ -358,6 +359,26 @@ impl From<Tree> for pb::TraceReply {
             document_title: t.document.title,
             nodes: t.nodes.into_iter().map(Into::into).collect(),
             totals: Some(t.totals.into()),
+        }
+    }
+}
+
+impl From<FlatNode> for pb::TraceNode {
+    fn from(f: FlatNode) -> Self {
+        pb::TraceNode { parent: f.parent, ..f.node.into() }
+    }
+}
+
+impl From<Chunk> for pb::TraceChunk {
+    fn from(c: Chunk) -> Self {
+        let (document_id, document_number, document_title) =
+            c.document.map(|d| (d.id, d.number, d.title)).unwrap_or_default();
+        pb::TraceChunk {
+            document_id,
+            document_number,
+            document_title,
+            nodes: c.nodes.into_iter().map(Into::into).collect(),
+            totals: c.totals.map(Into::into),
         }
     }
 }

@@ -15,6 +15,7 @@ impl From<AppError> for Status {
             AppError::Denied(_) => Code::PermissionDenied,
             AppError::Unauthenticated(_) => Code::Unauthenticated,
             AppError::Exhausted(_) => Code::ResourceExhausted,
+            AppError::Cancelled => Code::Cancelled,
             AppError::Domain(d) => match d {
                 DomainError::InvalidField { .. }
                 | DomainError::InvalidNumber { .. }

@@ -1,5 +1,9 @@
 //! `gongwen.v1.TraceService`.
+use std::pin::Pin;
 use std::sync::Arc;
+
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 
 use tonic::{Request, Response, Status};
 
@@ -7,6 +11,11 @@ use super::auth::caller;
 use crate::app::App;
 use crate::pb;
 use crate::pb::trace_service_server::TraceService;
+
+/// Most nodes in one chunk of a streamed trace.
+const MAX_CHUNK_NODES: usize = 2048;
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::TraceChunk, Status>> + Send>>;
 
 /// Serves traces.
 pub struct TraceApi {
@@ -20,6 +29,38 @@ impl TraceService for TraceApi {
         let req = req.into_inner();
         self.app.may_trace(&caller, &req.document_id).await?;
         Ok(Response::new(self.app.trace(&req.document_id, req.max_depth).await?.into()))
+    }
+
+    type StreamTraceStream = ChunkStream;
+
+    async fn stream_trace(
+        &self,
+        req: Request<pb::StreamTraceRequest>,
+    ) -> Result<Response<Self::StreamTraceStream>, Status> {
+        let caller = caller(&req)?;
+        let req = req.into_inner();
+        let chunk_nodes = match req.chunk_nodes {
+            0 => MAX_CHUNK_NODES,
+            n if n as usize > MAX_CHUNK_NODES => {
+                return Err(Status::invalid_argument(format!(
+                    "chunk_nodes: at most {MAX_CHUNK_NODES} nodes a chunk, not {n}"
+                )));
+            }
+            n => n as usize,
+        };
+        self.app.may_trace(&caller, &req.document_id).await?;
+        let permit = self.app.stream_permit()?;
+        // A few chunks ahead of a slow reader at most: the walk waits for it rather than piling up the tree.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let app = self.app.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = app.stream_trace(&req.document_id, req.max_depth, chunk_nodes, tx.clone()).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        let chunks = ReceiverStream::new(rx).map(|c| c.map(Into::into).map_err(Status::from));
+        Ok(Response::new(Box::pin(chunks)))
     }
 
     async fn list_not_acted(&self, req: Request<pb::TraceRequest>) -> Result<Response<pb::ListNotActedReply>, Status> {
