@@ -172,18 +172,23 @@ impl Running {
     }
 }
 
-/// After a crash, tokens dated up to [`horizon::LEASE`] past it are refused (an earlier process may have accepted
-/// them): waiting that out before listening spares clients a refusal. A floor further ahead means the clock went
-/// back; that is logged, not waited for.
+/// After a crash, tokens dated up to twice [`horizon::LEASE`] past it are refused (an earlier process may have
+/// accepted them): waiting that out before listening spares clients a refusal. A floor further ahead means the
+/// clock went back; that is logged, not waited for.
 async fn wait_for_token_floor(floor: chrono::DateTime<chrono::Utc>) {
     let Ok(wait) = (floor - chrono::Utc::now()).to_std() else { return };
-    let limit = (horizon::LEASE + chrono::Duration::seconds(1)).to_std().unwrap_or_default();
-    if wait > limit {
+    if wait > floor_wait_limit().to_std().unwrap_or_default() {
         tracing::warn!(%floor, "request tokens dated before {floor} are refused: the clock is behind the last start's");
         return;
     }
     tracing::info!(wait_ms = wait.as_millis() as u64, "waiting out the token horizon of the last run");
     tokio::time::sleep(wait).await;
+}
+
+/// The longest wait for the token floor: a crash can leave the shared bound [`horizon::LEASE`] past a token
+/// dated `LEASE` ahead of the clock, and a second more for a quick restart.
+fn floor_wait_limit() -> chrono::Duration {
+    horizon::LEASE + horizon::LEASE + chrono::Duration::seconds(1)
 }
 
 /// Opens the data directory and starts serving. Returns once the socket is bound, so clients may connect at once.
@@ -302,4 +307,19 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         data_dir: config.data_dir.clone(),
         cache_bytes: config.cache_bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_after_a_crash_covers_the_highest_shared_bound() {
+        let now = chrono::Utc::now();
+        // A token dated LEASE ahead raises the shared bound to LEASE past it.
+        let horizon::Cover::Shared(bound) = horizon::cover(now + horizon::LEASE, now, now, None) else {
+            panic!("a token LEASE ahead raises the shared bound")
+        };
+        assert!(bound - now <= floor_wait_limit(), "a crash right after it leaves a floor not waited for");
+    }
 }

@@ -9,12 +9,13 @@
 //! The bound is kept in a file (`store::horizon_file`) and raised before a token beyond it is accepted:
 //! - The shared bound covers everyone. It is raised [`LEASE`] past the server's clock, so under steady traffic
 //!   one request in that time waits for a small fsync, and a server that crashed may refuse tokens dated up to
-//!   `LEASE` after the crash. `gongwen serve` waits that out before it listens.
+//!   twice `LEASE` after the crash (a token dated `LEASE` ahead raises it `LEASE` past that). `gongwen serve`
+//!   waits that out before it listens.
 //! - A caller whose clock runs more than `LEASE` ahead gets a bound of its own, so it cannot push the shared one
 //!   into the future and lock everyone else out after a crash.
 //! - A clean stop lowers the shared bound to just after the latest token accepted under it.
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -57,8 +58,9 @@ pub(super) struct Horizons {
     /// Per-caller floors, from the saved own bounds.
     own_floors: HashMap<String, DateTime<Utc>>,
     state: Mutex<State>,
-    /// One raise at a time; the others wait and then find themselves covered.
-    raising: tokio::sync::Mutex<()>,
+    /// One raise at a time; the others wait and then find themselves covered. Held until the save is done even
+    /// when the request that raises is cancelled, so that a stale save cannot land over a later one.
+    raising: Arc<tokio::sync::Mutex<()>>,
 }
 
 struct State {
@@ -84,7 +86,7 @@ impl Horizons {
             floor,
             own_floors,
             state: Mutex::new(State { saved, latest_shared: None, latest_own: HashMap::new() }),
-            raising: tokio::sync::Mutex::new(()),
+            raising: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -113,11 +115,13 @@ impl Horizons {
         if self.covered(caller, at, now).is_none() {
             return Ok(());
         }
-        let _one = self.raising.lock().await;
+        let one = Arc::clone(&self.raising).lock_owned().await;
         let Some(next) = self.covered(caller, at, now) else { return Ok(()) };
         let file = file.clone();
         let saved = next.clone();
-        tokio::task::spawn_blocking(move || file.save(&saved)).await??;
+        // The guard goes with the save and comes back with it: dropped there if this request is cancelled.
+        let (saved, _one) = tokio::task::spawn_blocking(move || (file.save(&saved), one)).await?;
+        saved?;
         self.lock().saved = next;
         match self.covered(caller, at, now) {
             None => Ok(()),
@@ -151,16 +155,27 @@ impl Horizons {
     /// under it, so the next start need not wait for the lease. Blocking.
     pub(super) fn close(&self) -> Result<(), StoreError> {
         let Some(file) = &self.file else { return Ok(()) };
+        // A save of a cancelled request may still be running: then the bounds stay where they are.
+        let Ok(_one) = self.raising.try_lock() else { return Ok(()) };
         let s = self.lock();
         let just_after = |latest: DateTime<Utc>| latest + Duration::nanoseconds(1);
         let mut exact = s.saved.clone();
         if let Some(latest) = s.latest_shared {
             exact.shared = Some(just_after(latest).max(self.floor));
         }
-        for (caller, bound) in &mut exact.own {
+        // Every caller with an own bound, now, at the start or pruned since: lowering the shared bound must not
+        // uncover what a pruned own bound covered (pruning below drops those the lowered shared bound covers).
+        let callers: BTreeSet<&String> =
+            s.saved.own.keys().chain(s.latest_own.keys()).chain(self.own_floors.keys()).collect();
+        for caller in callers {
             let floor = self.own_floors.get(caller).map_or(self.floor, |f| self.floor.max(*f));
-            if let Some(Some(latest)) = s.latest_own.get(caller) {
-                *bound = just_after(*latest).max(floor);
+            let latest = s.latest_own.get(caller).copied().flatten().map(just_after);
+            match (exact.own.get_mut(caller), latest) {
+                (Some(bound), Some(latest)) => *bound = latest.max(floor),
+                (Some(_), None) => {}
+                (None, latest) => {
+                    exact.own.insert(caller.clone(), latest.map_or(floor, |l| l.max(floor)));
+                }
             }
         }
         let exact = pruned(exact);
@@ -248,5 +263,66 @@ mod tests {
         assert!(h.check_floor("a", t(0)).is_ok());
         assert!(h.admit("a", t(500), t(0)).await.is_ok());
         assert!(h.close().is_ok());
+    }
+
+    fn ms(ms: i64) -> Duration {
+        Duration::milliseconds(ms)
+    }
+
+    #[tokio::test]
+    async fn a_clean_stop_keeps_what_a_pruned_own_bound_covered() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = || Some(HorizonFile::in_dir(dir.path()));
+        let h = Horizons::load(file(), t(0)).unwrap_or_else(|e| panic!("{e}"));
+        // A caller 2.4 s ahead gets its own bound (t(11.4)); then a client lagging by 8.5 s raises the shared
+        // bound past it (t(11.5)), which prunes it, while the latest token under the shared bound is t(1).
+        let x = t(9) + ms(400);
+        assert!(h.admit("x", x, t(7)).await.is_ok());
+        assert!(h.admit("lagging", t(1), t(9) + ms(500)).await.is_ok());
+        assert!(h.close().is_ok());
+        // A restart in the same second as x: x is not before the start second.
+        let next = Horizons::load(file(), t(9)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(next.check_floor("x", x).is_err(), "x's token, accepted before the clean stop, is accepted again");
+    }
+
+    #[tokio::test]
+    async fn a_clean_stop_keeps_a_saved_own_bound_that_this_run_pruned() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = || Some(HorizonFile::in_dir(dir.path()));
+        let first = Horizons::load(file(), t(0)).unwrap_or_else(|e| panic!("{e}"));
+        let x = t(9) + ms(400);
+        assert!(first.admit("x", x, t(7)).await.is_ok());
+        // A crash, a start at t(8), and a lagging client's token prunes x's saved bound before a clean stop.
+        let second = Horizons::load(file(), t(8)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(second.check_floor("x", x).is_err());
+        assert!(second.admit("lagging", t(8) + ms(200), t(9) + ms(500)).await.is_ok());
+        assert!(second.close().is_ok());
+        let third = Horizons::load(file(), t(9)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(third.check_floor("x", x).is_err(), "x's token, accepted two runs ago, is accepted again");
+    }
+
+    #[test]
+    fn a_cancelled_raise_holds_off_the_next_until_its_save_is_done() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let h = Horizons::load(Some(HorizonFile::in_dir(dir.path())), t(0)).unwrap_or_else(|e| panic!("{e}"));
+            // The one blocking thread is busy, so the raise's save waits for it.
+            let (release, busy) = std::sync::mpsc::channel::<()>();
+            let blocker = tokio::task::spawn_blocking(move || busy.recv());
+            {
+                let mut raise = Box::pin(h.admit("a", t(1), t(1)));
+                assert!(futures::poll!(raise.as_mut()).is_pending());
+            }
+            // The request was cancelled (its client went away): its save still runs, so another raise must not
+            // start a save of its own that the stale one could overwrite.
+            let free = h.raising.try_lock().is_ok();
+            let _ = release.send(());
+            let _ = blocker.await;
+            assert!(!free, "a cancelled raise let the next one save while its own save was still to run");
+        });
     }
 }
