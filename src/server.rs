@@ -176,6 +176,11 @@ impl Running {
 /// accepted them): waiting that out before listening spares clients a refusal. A floor further ahead means the
 /// clock went back; that is logged, not waited for.
 async fn wait_for_token_floor(floor: chrono::DateTime<chrono::Utc>) {
+    // To the next whole second: clients may send token times without fractions.
+    let floor = match chrono::DurationRound::duration_trunc(floor, chrono::Duration::seconds(1)) {
+        Ok(second) if second < floor => second + chrono::Duration::seconds(1),
+        _ => floor,
+    };
     let Ok(wait) = (floor - chrono::Utc::now()).to_std() else { return };
     if wait > floor_wait_limit().to_std().unwrap_or_default() {
         tracing::warn!(%floor, "request tokens dated before {floor} are refused: the clock is behind the last start's");
