@@ -365,7 +365,10 @@ fn in_parallel_ordered<T: Send, R: Send>(
             let mut guard = out.lock().unwrap_or_else(|p| p.into_inner());
             let o = &mut *guard;
             o.waiting.insert(i, r);
-            while let Some(r) = o.waiting.remove(&o.next) {
+            // Once the walk failed, nothing more goes to `emit`: not what a thread was still walking then.
+            while o.failed.is_none()
+                && let Some(r) = o.waiting.remove(&o.next)
+            {
                 o.next += 1;
                 if let Err(e) = r.and_then(|r| (o.emit)(r)) {
                     o.failed.get_or_insert(e);
@@ -640,6 +643,61 @@ mod tests {
         let failed =
             in_parallel_ordered((0..3u64).collect(), |i| if i == 1 { panic!("walk {i}") } else { Ok(i) }, |_| Ok(()));
         assert!(matches!(failed, Err(AppError::Store(StoreError::Backend(m))) if m.contains("panicked")));
+    }
+
+    #[test]
+    fn nothing_is_emitted_after_a_walk_failed() {
+        if std::thread::available_parallelism().map_or(1, |c| c.get()) < 2 {
+            return;
+        }
+        // Item 1 is mid-walk on another thread when item 0 fails; it finishes after the failure was recorded.
+        let started = AtomicBool::new(false);
+        let mut emitted = vec![];
+        let r = in_parallel_ordered(
+            vec![0u64, 1],
+            |i| {
+                if i == 0 {
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                    while !started.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                        std::thread::yield_now();
+                    }
+                    return Err(AppError::NotFound("zero".into()));
+                }
+                started.store(true, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                Ok(i)
+            },
+            |i| {
+                emitted.push(i);
+                Ok(())
+            },
+        );
+        assert!(matches!(r, Err(AppError::NotFound(m)) if m == "zero"));
+        assert_eq!(emitted, Vec::<u64>::new(), "item 1 was emitted after item 0 failed");
+        // The same after an emit that failed: it is not called again.
+        let calls = AtomicUsize::new(0);
+        let started = AtomicBool::new(false);
+        let r = in_parallel_ordered(
+            vec![0u64, 1],
+            |i| {
+                if i == 0 {
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                    while !started.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                        std::thread::yield_now();
+                    }
+                } else {
+                    started.store(true, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Ok(i)
+            },
+            |_| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(AppError::Cancelled)
+            },
+        );
+        assert!(matches!(r, Err(AppError::Cancelled)));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "emit was called again after it failed");
     }
 
     #[test]
