@@ -99,4 +99,12 @@ fn a_backup_of_a_newer_format_does_not_restore() {
     std::fs::write(&file, &body).expect("write the backup");
     let err = gongwen::app::backup::restore(&file, &dir.path().join("restored")).expect_err("refused").to_string();
     assert!(err.contains("record format 7, written by a newer gongwen"), "{err}");
+    // The refused restore does not leave a store of format 7 behind, which nothing verified, in the way of the
+    // next try: the directory is as it was, absent or empty.
+    assert!(!dir.path().join("restored").exists(), "the refused restore left a data directory");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    assert!(gongwen::app::backup::restore(&file, &empty).is_err());
+    let left: Vec<_> = std::fs::read_dir(&empty).expect("read").flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "the refused restore left {left:?}");
 }

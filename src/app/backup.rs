@@ -137,14 +137,50 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 /// Builds a new data directory from a backup file; the directory must not exist or be empty. Checks the file's
-/// hash, then the restored log (`verify_log`) before returning.
+/// hash, the record format (`format::check`), then the restored log (`verify_log`) before returning. A restore
+/// that fails leaves the directory as it found it (absent, or empty), or says that it could not.
 pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupSummary, AppError> {
-    if data_dir.exists() && std::fs::read_dir(data_dir)?.next().is_some() {
+    let existed = data_dir.exists();
+    if existed && std::fs::read_dir(data_dir)?.next().is_some() {
         return Err(AppError::Precondition(format!(
             "{} is not empty; restore into a new directory",
             data_dir.display()
         )));
     }
+    let err = match restore_into(backup, data_dir) {
+        Ok(summary) => return Ok(summary),
+        Err(e) => e,
+    };
+    // The directory was absent or empty: whatever is in it now is this restore's.
+    let removed = if existed {
+        std::fs::read_dir(data_dir).is_ok_and(|entries| entries.flatten().all(|e| remove_all(&e.path())))
+    } else {
+        remove_all(data_dir)
+    };
+    if removed {
+        return Err(err);
+    }
+    Err(AppError::Precondition(format!(
+        "{err}; {} holds the part restored so far and could not be removed: delete it before trying again",
+        data_dir.display()
+    )))
+}
+
+/// Removes `path` and all below it, waiting a little for sled's threads, which finish a moment after the store
+/// that used them was dropped.
+fn remove_all(path: &Path) -> bool {
+    for _ in 0..50 {
+        let gone = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+        match gone {
+            Ok(()) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    false
+}
+
+fn restore_into(backup: &Path, data_dir: &Path) -> Result<BackupSummary, AppError> {
     let mut r = Hashing { inner: BufReader::new(File::open(backup)?), hash: Sha256::new() };
     if take(&mut r, MAGIC.len())? != MAGIC {
         return Err(AppError::Invalid(format!("{} is not a gongwen backup", backup.display())));

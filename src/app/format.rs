@@ -9,13 +9,17 @@ use crate::store::{Store, StoreError};
 /// The record format this build reads and writes.
 pub const CURRENT: u32 = 1;
 
+/// The format of the records of a store written before the marker existed.
+const UNMARKED: u32 = 1;
+
 /// What to do with a store, given the format it records (`None`: no marker) and whether it holds anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// It holds this build's format.
     Open,
-    /// Record [`CURRENT`]: a new store, or one written before the marker existed (whose records are format 1).
-    Mark,
+    /// Record this format, which it holds: [`CURRENT`] for a new store, 1 for one written before the marker
+    /// existed.
+    Mark(u32),
     /// Written by a newer build.
     Newer(u32),
     /// An older format this build has no step from.
@@ -23,9 +27,14 @@ pub enum Verdict {
 }
 
 /// The rule, with no I/O.
-pub fn judge(found: Option<u32>) -> Verdict {
+pub fn judge(found: Option<u32>, holds_records: bool) -> Verdict {
     match found {
-        None => Verdict::Mark,
+        None if !holds_records => Verdict::Mark(CURRENT),
+        // Its records are format 1 whatever this build writes: opened as a store marked 1 would be.
+        None => match judge(Some(UNMARKED), true) {
+            Verdict::Open => Verdict::Mark(UNMARKED),
+            other => other,
+        },
         Some(v) if v == CURRENT => Verdict::Open,
         Some(v) if v > CURRENT => Verdict::Newer(v),
         Some(v) => Verdict::Older(v),
@@ -41,10 +50,11 @@ pub fn check(store: &dyn Store) -> Result<(), AppError> {
             reason: "not a 4-byte format version".into(),
         })?)),
     };
-    match judge(found) {
+    let holds_records = found.is_none() && store.scan(b"", None, false).next().transpose()?.is_some();
+    match judge(found, holds_records) {
         Verdict::Open => Ok(()),
-        Verdict::Mark => store.transact(|tx| -> Result<(), AppError> {
-            tx.put(schema::FORMAT, &CURRENT.to_be_bytes());
+        Verdict::Mark(v) => store.transact(|tx| -> Result<(), AppError> {
+            tx.put(schema::FORMAT, &v.to_be_bytes());
             Ok(())
         }),
         Verdict::Newer(v) => Err(AppError::Precondition(format!(
@@ -63,9 +73,16 @@ mod tests {
 
     #[test]
     fn only_this_builds_format_opens_and_an_unmarked_store_is_marked() {
-        assert_eq!(judge(Some(CURRENT)), Verdict::Open);
-        assert_eq!(judge(None), Verdict::Mark);
-        assert_eq!(judge(Some(CURRENT + 1)), Verdict::Newer(CURRENT + 1));
-        assert_eq!(judge(Some(0)), Verdict::Older(0));
+        assert_eq!(judge(Some(CURRENT), true), Verdict::Open);
+        assert_eq!(judge(None, false), Verdict::Mark(CURRENT));
+        assert_eq!(judge(Some(CURRENT + 1), true), Verdict::Newer(CURRENT + 1));
+        assert_eq!(judge(Some(0), true), Verdict::Older(0));
+    }
+
+    #[test]
+    fn an_unmarked_store_with_records_holds_format_1_whatever_this_build_writes() {
+        // Marking it CURRENT would, once CURRENT is 2, skip the step that converts its format-1 records.
+        // (Alike while CURRENT is 1; the rule is what keeps a raise of CURRENT from marking old records new.)
+        assert_eq!(judge(None, true), Verdict::Mark(UNMARKED));
     }
 }
