@@ -254,24 +254,8 @@ async fn stream(
     while let Some(c) = s.message().await? {
         chunks.push(c);
     }
-    let flat: Vec<pb::TraceNode> = chunks.iter().flat_map(|c| c.nodes.clone()).collect();
-    // Positions are in stream order and a parent comes before its children, so one pass from the end hangs each
-    // node under its parent; children come out reversed, hence the reverse at the end.
-    let mut slots: Vec<Option<pb::TraceNode>> = flat.into_iter().map(Some).collect();
-    let mut top = vec![];
-    for i in (0..slots.len()).rev() {
-        let mut node = slots[i].take().expect("each node is taken once");
-        assert!((node.parent as usize) <= i, "node {i}'s parent {} comes after it", node.parent);
-        node.children.reverse();
-        let parent = node.parent;
-        node.parent = 0;
-        match parent {
-            0 => top.push(node),
-            p => slots[p as usize - 1].as_mut().expect("the parent is not taken yet").children.push(node),
-        }
-    }
-    top.reverse();
-    Ok((chunks, top))
+    let tree = gongwen::cli::assemble::assemble_trace(chunks.clone()).expect("the chunks make a tree");
+    Ok((chunks, tree.nodes))
 }
 
 #[tokio::test]
@@ -331,20 +315,30 @@ async fn a_streamed_trace_is_refused_like_a_trace() {
 }
 
 #[tokio::test]
-async fn a_streamed_trace_dropped_by_its_reader_ends_and_frees_its_stream() {
+async fn a_streamed_trace_whose_reader_goes_away_ends_its_walk_and_frees_its_stream() {
     let mut h = Harness::start_configured(|c| c.max_streams = 1).await;
     let c = build_chain(&mut h).await;
+    // In the app, with room for one chunk: once the reader is gone, the walk stops at its next chunk, and ends.
+    let app = h.server.as_ref().expect("server running").app.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let id = c.province.id.clone();
+    let walk = tokio::spawn(async move { app.stream_trace(&id, 0, 1, tx).await });
+    assert!(rx.recv().await.expect("a chunk").is_ok());
+    drop(rx);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), walk).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "the walk did not end quietly: {ended:?}");
+    // Over gRPC, with one stream allowed: a reader that reads one chunk and goes away leaves it free again.
     let req = pb::StreamTraceRequest { document_id: c.province.id.clone(), max_depth: 0, chunk_nodes: 1 };
     let mut first = h.tracer().stream_trace(req.clone()).await.expect("stream").into_inner();
     assert!(first.message().await.expect("a chunk").is_some());
-    let busy = h.tracer().stream_trace(req.clone()).await.expect_err("the one stream is taken");
-    assert_eq!(busy.code(), tonic::Code::ResourceExhausted, "{}", busy.message());
     drop(first);
-    // The walk notices the reader is gone at its next chunk and gives the permit back.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match h.tracer().stream_trace(req.clone()).await {
-            Ok(_) => break,
+        match stream(&h, req.clone()).await {
+            Ok((_, tree)) => {
+                assert!(!tree.is_empty());
+                break;
+            }
             Err(s) if s.code() == tonic::Code::ResourceExhausted && tokio::time::Instant::now() < deadline => {
                 tokio::task::yield_now().await;
             }

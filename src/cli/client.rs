@@ -580,10 +580,19 @@ attachments up to {} bytes
         }
     }
 
-    /// The trace of a document (id or number), listed down to `max_depth` (0 for all levels).
+    /// The trace of a document (id or number), listed down to `max_depth` (0 for all levels). Read as a stream,
+    /// so no tree is too large for one message.
     pub async fn trace(&self, document: &str, max_depth: u32) -> Result<TraceOut, CliError> {
         let document_id = self.resolve(document).await?;
-        Ok(self.tracer().trace(pb::TraceRequest { document_id, max_depth }).await?.into_inner().into())
+        let req = pb::StreamTraceRequest { document_id, max_depth, chunk_nodes: 0 };
+        let mut stream = self.tracer().stream_trace(req).await?.into_inner();
+        let mut chunks = vec![];
+        while let Some(chunk) = stream.message().await? {
+            chunks.push(chunk);
+        }
+        let tree = super::assemble::assemble_trace(chunks)
+            .map_err(|e| CliError::Input(format!("the server sent a malformed trace: {e}")))?;
+        Ok(tree.into())
     }
 
     async fn download(&self, sha256: &str, output: Option<PathBuf>) -> Result<(), CliError> {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod assemble;
 pub mod audit;
 pub mod client;
 pub mod demo;
