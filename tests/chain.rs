@@ -299,7 +299,9 @@ async fn a_streamed_trace_is_refused_like_a_trace() {
         chunk_nodes,
     };
     let code = |r: Result<(Vec<pb::TraceChunk>, Vec<pb::TraceNode>), tonic::Status>| r.expect_err("refused").code();
-    assert_eq!(code(stream(&h, req(&c.province.id, 2049)).await), tonic::Code::InvalidArgument);
+    let too_big = stream(&h, req(&c.province.id, 2049)).await.expect_err("refused");
+    assert_eq!(too_big.code(), tonic::Code::InvalidArgument);
+    assert!(too_big.message().contains("chunk_nodes: at most 2048"), "{}", too_big.message());
     let whole = |document_id: &str| pb::TraceRequest { document_id: document_id.into(), max_depth: 0 };
     let unary = h.tracer().trace(whole("no-such-document")).await.expect_err("refused").code();
     assert_eq!(

@@ -145,8 +145,15 @@ impl Walker<'_> {
             .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))
     }
 
+    /// The small header of a forward: a walk needs only its id and number, and its full record carries every
+    /// recipient id.
+    fn head(&self, id: &str) -> Result<DocHead, AppError> {
+        schema::load::<DocHead>(self.store, &schema::document_head(id))?
+            .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))
+    }
+
     /// Recipients of `doc` at `depth`, each with the subtree reached through its forwards of `doc`.
-    fn nodes(&mut self, doc: &Document, depth: u32) -> Result<Vec<Node>, AppError> {
+    fn nodes(&mut self, doc: &DocHead, depth: u32) -> Result<Vec<Node>, AppError> {
         let mut out = self.shallow_nodes(doc, depth)?;
         for node in &mut out {
             self.grow(node)?;
@@ -155,7 +162,7 @@ impl Walker<'_> {
     }
 
     /// Recipients of `doc` at `depth` with the ids of their forwards of `doc` in `forwarded_as`, not yet grown.
-    fn shallow_nodes(&mut self, doc: &Document, depth: u32) -> Result<Vec<Node>, AppError> {
+    fn shallow_nodes(&mut self, doc: &DocHead, depth: u32) -> Result<Vec<Node>, AppError> {
         if depth > MAX_DEPTH || !self.seen.insert(doc.id.clone()) {
             return Ok(vec![]);
         }
@@ -165,7 +172,7 @@ impl Walker<'_> {
             forwards.entry(String::from_utf8_lossy(v).into_owned()).or_default().push(schema::last_part(k));
             Ok(())
         })?;
-        let via_number = doc.number.to_string();
+        let via_number = &doc.number;
         let mut out = vec![];
         let (snapshot, now) = (self.snapshot, self.now);
         self.store.visit(&schema::deliveries_of(&doc.id), &mut |k, v| {
@@ -204,8 +211,8 @@ impl Walker<'_> {
     /// below `max_depth`, adds them to its counts only.
     fn grow(&mut self, node: &mut Node) -> Result<(), AppError> {
         for fwd_id in std::mem::take(&mut node.forwarded_as) {
-            let fwd = self.document(&fwd_id)?;
-            node.forwarded_as.push(fwd.number.to_string());
+            let fwd = self.head(&fwd_id)?;
+            node.forwarded_as.push(fwd.number.clone());
             if node.depth >= self.max_depth {
                 let now = self.now;
                 let counts = &mut node.counts;
@@ -421,7 +428,7 @@ fn walk_tree(
     let mut w = Walker { store, snapshot: snap, now, seen: HashSet::new(), max_depth };
     // The subtrees under the root's recipients share nothing (a document forwards exactly one other), so they are
     // grown on all cores; each walker keeps its own guard against a corrupted, cyclic store.
-    let top = w.shallow_nodes(document, 1)?;
+    let top = w.shallow_nodes(&DocHead::from(document), 1)?;
     let seen = w.seen.clone();
     let totals = Mutex::new(Counts::default());
     let mut emit = emit;

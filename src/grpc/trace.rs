@@ -8,7 +8,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::auth::caller;
-use crate::app::App;
+use crate::app::{App, AppError};
 use crate::pb;
 use crate::pb::trace_service_server::TraceService;
 
@@ -42,9 +42,8 @@ impl TraceService for TraceApi {
         let chunk_nodes = match req.chunk_nodes {
             0 => MAX_CHUNK_NODES,
             n if n as usize > MAX_CHUNK_NODES => {
-                return Err(Status::invalid_argument(format!(
-                    "chunk_nodes: at most {MAX_CHUNK_NODES} nodes a chunk, not {n}"
-                )));
+                let why = format!("at most {MAX_CHUNK_NODES} nodes a chunk, not {n}");
+                return Err(AppError::field("chunk_nodes", why).into());
             }
             n => n as usize,
         };
