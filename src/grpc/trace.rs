@@ -49,8 +49,9 @@ impl TraceService for TraceApi {
         };
         self.app.may_trace(&caller, &req.document_id).await?;
         let permit = self.app.stream_permit()?;
-        // A few chunks ahead of a slow reader at most: the walk waits for it rather than piling up the tree.
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        // Up to 32 chunks (some 10 MB) ahead of the reader: the walk runs on while the first chunks are encoded and
+        // sent, and waits for a slow reader rather than piling up the whole tree.
+        let (tx, rx) = tokio::sync::mpsc::channel(32);
         let app = self.app.clone();
         tokio::spawn(async move {
             let _permit = permit;
