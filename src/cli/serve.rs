@@ -187,6 +187,13 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    /// Writes `body` as `gongwen.toml` in `dir`; returns its path.
+    fn config_file(dir: &std::path::Path, body: &str) -> String {
+        let file = dir.join("gongwen.toml");
+        std::fs::write(&file, body).expect("write");
+        file.to_string_lossy().into_owned()
+    }
+
     fn args(extra: &[&str]) -> ServeArgs {
         let mut argv = vec!["gongwen", "serve"];
         argv.extend_from_slice(extra);
@@ -215,9 +222,7 @@ mod tests {
     #[test]
     fn the_token_clock_skew_is_configurable_within_a_day() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("gongwen.toml");
-        std::fs::write(&file, "plaintext = true\nauth_skew_secs = 30\n").expect("write");
-        let f = file.to_string_lossy().into_owned();
+        let f = config_file(dir.path(), "plaintext = true\nauth_skew_secs = 30\n");
         assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").app.auth_skew_secs, 30);
         let flag = config(&args(&["--config", &f, "--auth-skew-secs", "60"]), dir.path()).expect("config");
         assert_eq!(flag.app.auth_skew_secs, 60, "the flag wins");
@@ -231,9 +236,7 @@ mod tests {
     #[test]
     fn the_deferral_threshold_comes_from_flag_or_file_and_is_at_least_one() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("gongwen.toml");
-        std::fs::write(&file, "plaintext = true\ndefer_keys = 100\n").expect("write");
-        let f = file.to_string_lossy().into_owned();
+        let f = config_file(dir.path(), "plaintext = true\ndefer_keys = 100\n");
         assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").defer_at, 100);
         let flag = config(&args(&["--config", &f, "--defer-keys", "7"]), dir.path()).expect("config");
         assert_eq!(flag.defer_at, 7, "the flag wins");
@@ -246,9 +249,7 @@ mod tests {
     #[test]
     fn the_trace_cache_size_comes_from_flag_or_file_and_zero_turns_it_off() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("gongwen.toml");
-        std::fs::write(&file, "plaintext = true\ntrace_cache_mb = 64\n").expect("write");
-        let f = file.to_string_lossy().into_owned();
+        let f = config_file(dir.path(), "plaintext = true\ntrace_cache_mb = 64\n");
         assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").app.trace_cache_bytes, 64 << 20);
         let off = config(&args(&["--config", &f, "--trace-cache-mb", "0"]), dir.path()).expect("config");
         assert_eq!(off.app.trace_cache_bytes, 0, "the flag wins");
@@ -259,16 +260,13 @@ mod tests {
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("gongwen.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:6000\"\nplaintext = true\nrate = 7\nmax_streams = 3\n")
-            .expect("write");
-        let f = file.to_string_lossy().into_owned();
+        let f = config_file(dir.path(), "listen = \"127.0.0.1:6000\"\nplaintext = true\nrate = 7\nmax_streams = 3\n");
         let cfg = config(&args(&["--config", &f, "--rate", "9"]), dir.path()).expect("config");
         assert_eq!(cfg.listen.port(), 6000, "from the file");
         assert_eq!(cfg.app.rate_per_sec, 9, "the flag wins");
         assert_eq!(cfg.app.max_streams, 3, "from the file");
         assert_eq!(cfg.app.rate_burst, 1000, "the default");
-        std::fs::write(&file, "colour = \"red\"\n").expect("write");
+        let f = config_file(dir.path(), "colour = \"red\"\n");
         assert!(config(&args(&["--config", &f]), dir.path()).is_err(), "unknown settings are refused");
     }
 }
