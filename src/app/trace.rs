@@ -104,6 +104,12 @@ impl Progress {
     }
 }
 
+/// The root document of a walk.
+fn load_document(store: &dyn Store, id: &str) -> Result<Document, AppError> {
+    schema::load::<Document>(store, &schema::document(id))?
+        .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))
+}
+
 /// The tree under a document.
 #[derive(Debug, Clone)]
 pub struct Tree {
@@ -140,11 +146,6 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn document(&self, id: &str) -> Result<Document, AppError> {
-        schema::load::<Document>(self.store, &schema::document(id))?
-            .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))
-    }
-
     /// The small header of a forward: a walk needs only its id and number, and its full record carries every
     /// recipient id.
     fn head(&self, id: &str) -> Result<DocHead, AppError> {
@@ -505,8 +506,7 @@ impl App {
     pub async fn trace(&self, document_id: &str, max_depth: u32) -> Result<Tree, AppError> {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
         self.read(move |store| {
-            let w = Walker { store, snapshot: &snap, now, seen: HashSet::new(), max_depth };
-            let document = w.document(&id)?;
+            let document = load_document(store, &id)?;
             let mut nodes = vec![];
             let totals = walk_tree(store, &snap, now, &document, max_depth, |n| {
                 nodes.push(n);
@@ -529,8 +529,7 @@ impl App {
     ) -> Result<(), AppError> {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
         self.read(move |store| {
-            let w = Walker { store, snapshot: &snap, now, seen: HashSet::new(), max_depth };
-            let document = w.document(&id)?;
+            let document = load_document(store, &id)?;
             let head = Chunk { document: Some(DocHead::from(&document)), ..Chunk::default() };
             let mut chunks = Chunker { out, chunk_nodes: chunk_nodes.max(1), pending: head, sent: 0 };
             let walked = walk_tree(store, &snap, now, &document, max_depth, |node| chunks.subtree(node));
@@ -567,7 +566,7 @@ impl App {
         let id = document_id.to_owned();
         self.read(move |store| {
             let mut w = Walker { store, snapshot: &snap, now, seen: HashSet::new(), max_depth: u32::MAX };
-            let document = w.document(&id)?;
+            let document = load_document(store, &id)?;
             let mut acc = init();
             w.seen.insert(id.clone());
             w.own_deliveries(&id, 1, &mut |d, depth| f(&mut acc, d, depth))?;
