@@ -256,6 +256,16 @@ pub async fn scenario(quick: bool) {
     // More runs (GONGWEN_BENCH_TREE_RUNS) make a profile of the reads stand out from the build.
     let runs =
         std::env::var("GONGWEN_BENCH_TREE_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick { 3 } else { 5 });
+    if std::env::var("GONGWEN_BENCH_TREE_READ").is_ok_and(|v| v == "stream") {
+        // Only the streamed trace, for a profile of it alone: `perf record` this, then report the last part.
+        let (firsts, lasts, nodes) = streamed_traces(&b, &root_doc, runs).await;
+        let ((fm, fx), (lm, lx)) = (median_max(firsts), median_max(lasts));
+        println!(
+            "  StreamTrace only, {runs} runs ({nodes} nodes): first chunk median {fm:.0} / max {fx:.0} ms; whole tree \
+             median {lm:.0} / max {lx:.0} ms"
+        );
+        return;
+    }
     let (n, traces, matrices) = trace_and_matrix(&b, &root_doc, runs).await;
     assert_eq!(n, expected, "the trace counts every delivery of the tree");
     let first = traces.first().map_or(0.0, |d| d.as_secs_f64() * 1e3);
