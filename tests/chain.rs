@@ -274,6 +274,17 @@ async fn a_streamed_trace_is_the_trace_in_chunks() {
             let req = pb::StreamTraceRequest { document_id: c.province.id.clone(), max_depth, chunk_nodes };
             let (chunks, tree) = stream(&h, req).await.expect("stream");
             assert_eq!(tree, whole.nodes, "depth {max_depth}, chunks of {chunk_nodes}");
+            // The stream leaves a node's via document out exactly when the node before it was reached through
+            // the same one.
+            let sent: Vec<&pb::TraceNode> = chunks.iter().flat_map(|c| &c.nodes).collect();
+            let listed = all_nodes(&whole.nodes);
+            assert_eq!(sent.len(), listed.len());
+            for (i, (s, n)) in sent.iter().zip(&listed).enumerate() {
+                let repeats = i > 0 && listed[i - 1].via_document_id == n.via_document_id;
+                let expected = if repeats { ("", "") } else { (&*n.via_document_id, &*n.via_document_number) };
+                assert_eq!((&*s.via_document_id, &*s.via_document_number), expected, "node {i}");
+            }
+            assert!(sent.iter().any(|s| s.via_document_id.is_empty()), "the chain has siblings under one forward");
             let limit = if chunk_nodes == 0 { 2048 } else { chunk_nodes as usize };
             assert!(chunks.iter().all(|c| c.nodes.len() <= limit));
             assert!(chunks.len() >= size.div_ceil(limit), "{} chunks for {size} nodes", chunks.len());

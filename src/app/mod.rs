@@ -183,6 +183,11 @@ impl Snapshot {
         self.suspect_key(&step.key_id, || Ok::<_, std::convert::Infallible>(step.at)).unwrap_or_default()
     }
 
+    /// Whether any key is revoked: until one is, no step is suspect.
+    pub fn any_revoked(&self) -> bool {
+        !self.revoked_keys.is_empty()
+    }
+
     /// Why a step signed with `key_id` at `at()` is suspect; `at` is read only for a revoked key.
     pub fn suspect_key<E>(
         &self,

@@ -137,7 +137,7 @@ pub struct IssuedStatus {
 
 fn item(n: &Node, doc_number: &str, doc_title: &str, days: u32) -> OverdueItem {
     OverdueItem {
-        document_id: n.via_document_id.clone(),
+        document_id: n.via_document_id.to_string(),
         document_number: doc_number.to_owned(),
         document_title: doc_title.to_owned(),
         unit_id: n.unit_id.clone(),
@@ -165,11 +165,11 @@ impl App {
                 let mut out = vec![];
                 for n in nodes.iter().filter(|n| n.delivery.role == Role::Main) {
                     let Some(days) = days_late(n.delivery.deadline, n.delivery.state, now) else { continue };
-                    if !titles.contains_key(&n.via_document_id) {
+                    if !titles.contains_key(&*n.via_document_id) {
                         let d = self.document(&n.via_document_id).await?;
                         titles.insert(d.id.clone(), (d.number.to_string(), d.title));
                     }
-                    let (number, title) = titles.get(&n.via_document_id).cloned().unwrap_or_default();
+                    let (number, title) = titles.get(&*n.via_document_id).cloned().unwrap_or_default();
                     out.push(item(n, &number, &title, days));
                 }
                 out
@@ -426,7 +426,7 @@ fn trace_table(nodes: &[Node], title: &str) -> Table {
                 n.depth.into(),
                 n.unit_name.clone().into(),
                 n.region.clone().into(),
-                n.via_document_number.clone().into(),
+                n.via_document_number.to_string().into(),
                 (if n.delivery.role == Role::Main { "主送" } else { "抄送" }).into(),
                 state_zh(n.delivery.state).into(),
                 at(n, StepKind::Delivered),

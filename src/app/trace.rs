@@ -1,14 +1,14 @@
 //! The forwarding tree under a document (督办追踪): every unit reached directly or through forwards.
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::{App, AppError, schema};
-use crate::domain::instant::parse_utc;
+use crate::domain::instant::parse_utc_bytes;
 use crate::domain::model::{DocHead, Document, Role, StepKind};
 use crate::domain::state::{DeliveryState, is_overdue};
 use crate::store::{Store, StoreError};
@@ -43,8 +43,10 @@ pub struct Node {
     pub region: String,
     pub level: Option<crate::domain::model::Level>,
     pub depth: u32,
-    pub via_document_id: String,
-    pub via_document_number: String,
+    /// Shared by every recipient of the same document: a tree has hundreds of thousands of nodes and a few
+    /// thousand documents.
+    pub via_document_id: Arc<str>,
+    pub via_document_number: Arc<str>,
     pub delivery: Progress,
     pub overdue: bool,
     pub forwarded_as: Vec<String>,
@@ -173,7 +175,7 @@ impl Walker<'_> {
             forwards.entry(String::from_utf8_lossy(v).into_owned()).or_default().push(schema::last_part(k));
             Ok(())
         })?;
-        let via_number = &doc.number;
+        let (via_id, via_number): (Arc<str>, Arc<str>) = (doc.id.as_str().into(), doc.number.as_str().into());
         let mut out = vec![];
         let (snapshot, now) = (self.snapshot, self.now);
         self.store.visit(&schema::deliveries_of(&doc.id), &mut |k, v| {
@@ -182,9 +184,11 @@ impl Walker<'_> {
             let progress = Progress::of(&d)?;
             let overdue = is_overdue(progress.deadline, progress.state, now);
             let mut flags = vec![];
-            for step in &d.steps {
-                if let Some(flag) = snapshot.suspect_key(step.key_id, || step.at())? {
-                    flags.push(flag);
+            if snapshot.any_revoked() {
+                for step in &d.steps {
+                    if let Some(flag) = snapshot.suspect_key(step.key_id()?, || step.at())? {
+                        flags.push(flag);
+                    }
                 }
             }
             out.push(Node {
@@ -193,7 +197,7 @@ impl Walker<'_> {
                 region: unit.map(|u| u.region.clone()).unwrap_or_default(),
                 level: unit.map(|u| u.level),
                 depth,
-                via_document_id: doc.id.clone(),
+                via_document_id: via_id.clone(),
                 via_document_number: via_number.clone(),
                 overdue,
                 forwarded_as: forwards.remove(d.recipient).unwrap_or_default(),
@@ -227,7 +231,13 @@ impl Walker<'_> {
             for c in &children {
                 node.counts.add(&c.counts);
             }
-            node.children.extend(children);
+            // Nodes are a few hundred bytes and a tree has hundreds of thousands: most forward once, and their
+            // children are kept where they were built instead of moved.
+            if node.children.is_empty() {
+                node.children = children;
+            } else {
+                node.children.extend(children);
+            }
         }
         Ok(())
     }
@@ -254,22 +264,29 @@ pub(crate) struct LeanDelivery<'a> {
 struct LeanStep<'a> {
     _event_seq: u64,
     kind: StepKind,
-    at: &'a str,
+    /// Text, read as bytes: checked by parsing, not first as UTF-8.
+    at: &'a [u8],
     _actor: &'a [u8],
     _text: &'a [u8],
     #[serde(borrow)]
     _attachments: Vec<&'a [u8]>,
     #[serde(borrow)]
     _forward: Option<(&'a [u8], &'a [u8])>,
-    key_id: &'a str,
+    /// Text, read as bytes: looked at only while some key is revoked.
+    key_id: &'a [u8],
 }
 
 impl LeanStep<'_> {
     fn at(&self) -> Result<DateTime<Utc>, StoreError> {
-        parse_utc(self.at).ok_or_else(|| StoreError::Corrupt {
+        parse_utc_bytes(self.at).ok_or_else(|| StoreError::Corrupt {
             key: "delivery step".into(),
-            reason: format!("{:?} is not a time", self.at),
+            reason: format!("{:?} is not a time", String::from_utf8_lossy(self.at)),
         })
+    }
+
+    fn key_id(&self) -> Result<&str, StoreError> {
+        std::str::from_utf8(self.key_id)
+            .map_err(|e| StoreError::Corrupt { key: "delivery step".into(), reason: format!("key id: {e}") })
     }
 }
 
@@ -465,6 +482,9 @@ pub struct FlatNode {
     /// 1 + the position in the stream (over all chunks, from 0) of the node it was reached through; 0 for the
     /// root's recipients.
     pub parent: u32,
+    /// Reached through the same document as the node before it in the stream: a streamed trace leaves that
+    /// document out, and a client carries the last one over.
+    pub same_via: bool,
     pub node: Node,
 }
 
@@ -475,28 +495,41 @@ struct Chunker {
     pending: Chunk,
     /// Nodes sent or pending so far: the position of the next one.
     sent: u32,
+    /// The document the node before the next one was reached through.
+    last_via: Option<Arc<str>>,
 }
 
 impl Chunker {
-    /// Adds a subtree, depth first, sending every chunk it fills.
+    /// Adds a subtree, depth first, sending every chunk it fills. Recurses as deep as the tree, which the walk
+    /// bounds by [`MAX_DEPTH`].
     fn subtree(&mut self, top: Node) -> Result<(), AppError> {
-        let mut stack = vec![(0u32, top)];
-        while let Some((parent, mut node)) = stack.pop() {
-            let children = std::mem::take(&mut node.children);
-            let here = self.sent;
-            self.sent = self.sent.saturating_add(1);
-            stack.extend(children.into_iter().rev().map(|c| (here + 1, c)));
-            self.pending.nodes.push(FlatNode { parent, node });
-            if self.pending.nodes.len() >= self.chunk_nodes {
-                self.send()?;
-            }
+        self.add(top, 0)
+    }
+
+    fn add(&mut self, mut node: Node, parent: u32) -> Result<(), AppError> {
+        let children = std::mem::take(&mut node.children);
+        let here = self.sent;
+        self.sent = self.sent.saturating_add(1);
+        let same_via = self.last_via.as_ref().is_some_and(|v| *v == node.via_document_id);
+        if !same_via {
+            self.last_via = Some(node.via_document_id.clone());
+        }
+        self.pending.nodes.push(FlatNode { parent, same_via, node });
+        if self.pending.nodes.len() >= self.chunk_nodes {
+            self.send()?;
+        }
+        for child in children {
+            self.add(child, here + 1)?;
         }
         Ok(())
     }
 
     /// Sends what is pending; [`AppError::Cancelled`] once nobody listens.
     fn send(&mut self) -> Result<(), AppError> {
-        let chunk = std::mem::take(&mut self.pending);
+        // Sized up front: grown by doubling, a chunk's nodes would be copied once more on the way.
+        // (Bounded: an in-process caller may ask for chunks of any size.)
+        let next = Chunk { nodes: Vec::with_capacity(self.chunk_nodes.min(4096)), ..Chunk::default() };
+        let chunk = std::mem::replace(&mut self.pending, next);
         self.out.blocking_send(Ok(chunk)).map_err(|_| AppError::Cancelled)
     }
 }
@@ -531,7 +564,7 @@ impl App {
         self.read(move |store| {
             let document = load_document(store, &id)?;
             let head = Chunk { document: Some(DocHead::from(&document)), ..Chunk::default() };
-            let mut chunks = Chunker { out, chunk_nodes: chunk_nodes.max(1), pending: head, sent: 0 };
+            let mut chunks = Chunker { out, chunk_nodes: chunk_nodes.max(1), pending: head, sent: 0, last_via: None };
             let walked = walk_tree(store, &snap, now, &document, max_depth, |node| chunks.subtree(node));
             let finished = walked.and_then(|totals| {
                 chunks.pending.totals = Some(totals);
@@ -745,7 +778,9 @@ mod tests {
         assert!(lean.has(StepKind::Forwarded) && !lean.has(StepKind::Reported));
         let last = lean.steps.last().map(|s| (s.at, s._forward, s.key_id, s._attachments.len(), s._text));
         let forward = Some((&b"d-2"[..], "博财采〔2022〕19号".as_bytes()));
-        assert_eq!(last, Some(("2022-08-16T09:30:00Z", forward, "k1", 2, "收2022-118".as_bytes())));
+        assert_eq!(last, Some((&b"2022-08-16T09:30:00Z"[..], forward, &b"k1"[..], 2, "收2022-118".as_bytes())));
+        let step = lean.steps.last().map(|s| (s.at().ok(), s.key_id().ok()));
+        assert_eq!(step, Some((Some(at), Some("k1"))));
         let undated = Delivery { deadline: None, steps: vec![], ..full };
         let bytes = schema::encode(&undated).unwrap_or_default();
         let lean: Option<LeanDelivery> = schema::decode_borrowed(b"k", &bytes).ok();

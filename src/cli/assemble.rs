@@ -1,19 +1,32 @@
 //! Puts a streamed trace (`StreamTrace`) back together as the tree `Trace` answers: pure, chunks in, a reply out.
 use crate::pb;
 
-/// The tree of a streamed trace's chunks, read in order; an error for a stream that does not describe one (a parent
-/// position at or after its child's, or no chunk at all).
+/// The tree of a streamed trace's chunks, read in order, with the via documents the stream left out filled in; an
+/// error for a stream that does not describe one (a parent position at or after its child's, a first node without
+/// its via document, or no chunk at all).
 pub fn assemble_trace(chunks: impl IntoIterator<Item = pb::TraceChunk>) -> Result<pb::TraceReply, String> {
     let mut reply = pb::TraceReply::default();
     let mut flat: Vec<Option<pb::TraceNode>> = vec![];
     let mut any = false;
+    // A node whose via document is left out was reached through the same one as the node before it.
+    let mut via: Option<(String, String)> = None;
     for c in chunks {
         if !any {
             (reply.document_id, reply.document_number, reply.document_title) =
                 (c.document_id, c.document_number, c.document_title);
         }
         any = true;
-        flat.extend(c.nodes.into_iter().map(Some));
+        for mut node in c.nodes {
+            if node.via_document_id.is_empty() {
+                let Some((id, number)) = &via else {
+                    return Err(format!("node {} of the streamed trace has no via document to carry over", flat.len()));
+                };
+                (node.via_document_id, node.via_document_number) = (id.clone(), number.clone());
+            } else {
+                via = Some((node.via_document_id.clone(), node.via_document_number.clone()));
+            }
+            flat.push(Some(node));
+        }
         if c.totals.is_some() {
             reply.totals = c.totals;
         }
@@ -47,7 +60,29 @@ mod tests {
     use super::*;
 
     fn node(unit: &str, parent: u32) -> pb::TraceNode {
-        pb::TraceNode { unit_id: unit.into(), parent, ..Default::default() }
+        pb::TraceNode { unit_id: unit.into(), parent, via_document_id: format!("via-{unit}"), ..Default::default() }
+    }
+
+    /// A node reached through the same document as the node before it, as the stream sends it.
+    fn same_via(unit: &str, parent: u32) -> pb::TraceNode {
+        pb::TraceNode { via_document_id: String::new(), ..node(unit, parent) }
+    }
+
+    #[test]
+    fn left_out_via_documents_are_carried_over_across_chunks() {
+        let mut first = node("a", 0);
+        first.via_document_number = "鲁财采〔2022〕14号".into();
+        let head = pb::TraceChunk { nodes: vec![first, same_via("b", 0)], ..Default::default() };
+        let tail =
+            pb::TraceChunk { nodes: vec![same_via("c", 0), node("b1", 2), same_via("b2", 2)], ..Default::default() };
+        let tree = assemble_trace([head, tail]).unwrap_or_else(|e| panic!("{e}"));
+        let via = |n: &pb::TraceNode| (n.via_document_id.clone(), n.via_document_number.clone());
+        let a = ("via-a".to_owned(), "鲁财采〔2022〕14号".to_owned());
+        assert_eq!(tree.nodes.iter().map(via).collect::<Vec<_>>(), [a.clone(), a.clone(), a]);
+        let b1 = ("via-b1".to_owned(), String::new());
+        assert_eq!(tree.nodes[1].children.iter().map(via).collect::<Vec<_>>(), [b1.clone(), b1]);
+        let orphan = pb::TraceChunk { nodes: vec![same_via("a", 0)], ..Default::default() };
+        assert!(assemble_trace([orphan]).is_err(), "nothing to carry over to the first node");
     }
 
     #[test]

@@ -6,7 +6,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 /// Parses an RFC 3339 instant; `None` if it is not one.
 pub fn parse_utc(s: &str) -> Option<DateTime<Utc>> {
-    fast(s.as_bytes()).or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)))
+    parse_utc_bytes(s.as_bytes())
+}
+
+/// [`parse_utc`] of text still in bytes: the usual shape is read without checking the text is UTF-8 first.
+pub fn parse_utc_bytes(b: &[u8]) -> Option<DateTime<Utc>> {
+    fast(b).or_else(|| {
+        let s = std::str::from_utf8(b).ok()?;
+        DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    })
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
@@ -57,6 +65,8 @@ mod tests {
         // Other RFC 3339 forms still read, through chrono.
         assert_eq!(parse_utc("2022-08-16T17:30:05+08:00"), Some(base));
         assert_eq!(parse_utc("2022-08-16T09:30:05.5Z"), Some(base + chrono::Duration::milliseconds(500)));
+        assert_eq!(parse_utc_bytes(b"2022-08-16T17:30:05+08:00"), Some(base));
+        assert_eq!(parse_utc_bytes(b"2022-08-16T09:30:05\xffZ"), None, "not UTF-8, not an instant");
         for bad in [
             "",
             "2022-08-16",

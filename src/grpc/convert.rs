@@ -320,34 +320,41 @@ impl From<Counts> for pb::TraceCounts {
 
 impl From<Node> for pb::TraceNode {
     fn from(n: Node) -> Self {
-        let at = |k: StepKind| n.at(k).map(timestamp);
-        pb::TraceNode {
-            delivered_at: at(StepKind::Delivered),
-            acknowledged_at: at(StepKind::Acknowledged),
-            handling_at: at(StepKind::HandlingStarted),
-            reported_at: at(StepKind::Reported),
-            forwarded_at: at(StepKind::Forwarded),
-            completed_at: at(StepKind::Completed),
-            returned_at: at(StepKind::Returned),
-            reminders: n.delivery.reminders(),
-            unit_id: n.unit_id,
-            unit_name: n.unit_name,
-            region_code: n.region,
-            level: n.level.map(|l| level(l) as i32).unwrap_or(0),
-            depth: n.depth,
-            via_document_id: n.via_document_id,
-            via_document_number: n.via_document_number,
-            role: role(n.delivery.role) as i32,
-            state: state(n.delivery.state) as i32,
-            deadline: date(n.delivery.deadline),
-            overdue: n.overdue,
-            forwarded_as_numbers: n.forwarded_as,
-            flags: n.flags,
-            collapsed: n.collapsed,
-            parent: 0,
-            counts: Some(n.counts.into()),
-            children: n.children.into_iter().map(Into::into).collect(),
-        }
+        trace_node(n, true)
+    }
+}
+
+/// A trace node on the wire; `with_via` false leaves out the document it was reached through (a streamed trace
+/// does when it is the same as the node's before it).
+fn trace_node(n: Node, with_via: bool) -> pb::TraceNode {
+    let via = |s: &str| if with_via { s.to_owned() } else { String::new() };
+    let at = |k: StepKind| n.at(k).map(timestamp);
+    pb::TraceNode {
+        delivered_at: at(StepKind::Delivered),
+        acknowledged_at: at(StepKind::Acknowledged),
+        handling_at: at(StepKind::HandlingStarted),
+        reported_at: at(StepKind::Reported),
+        forwarded_at: at(StepKind::Forwarded),
+        completed_at: at(StepKind::Completed),
+        returned_at: at(StepKind::Returned),
+        reminders: n.delivery.reminders(),
+        unit_id: n.unit_id,
+        unit_name: n.unit_name,
+        region_code: n.region,
+        level: n.level.map(|l| level(l) as i32).unwrap_or(0),
+        depth: n.depth,
+        via_document_id: via(&n.via_document_id),
+        via_document_number: via(&n.via_document_number),
+        role: role(n.delivery.role) as i32,
+        state: state(n.delivery.state) as i32,
+        deadline: date(n.delivery.deadline),
+        overdue: n.overdue,
+        forwarded_as_numbers: n.forwarded_as,
+        flags: n.flags,
+        collapsed: n.collapsed,
+        parent: 0,
+        counts: Some(n.counts.into()),
+        children: n.children.into_iter().map(Into::into).collect(),
     }
 }
 
@@ -365,7 +372,7 @@ impl From<Tree> for pb::TraceReply {
 
 impl From<FlatNode> for pb::TraceNode {
     fn from(f: FlatNode) -> Self {
-        pb::TraceNode { parent: f.parent, ..f.node.into() }
+        pb::TraceNode { parent: f.parent, ..trace_node(f.node, !f.same_via) }
     }
 }
 
