@@ -139,7 +139,7 @@ pub struct Snapshot {
     revoked_keys: HashSet<String>,
     /// What a trace or matrix shows of each unit, hashed: a walk over 200,000 deliveries looks up every recipient,
     /// and the ordered map's string comparisons were a good part of it.
-    briefs: HashMap<String, UnitBrief>,
+    briefs: foldhash::HashMap<String, UnitBrief>,
 }
 
 /// A unit's name, region and level, as traces and matrices show them.

@@ -17,6 +17,16 @@ pub fn parse_utc_bytes(b: &[u8]) -> Option<DateTime<Utc>> {
     })
 }
 
+/// Parses a `YYYY-MM-DD` date (how deadlines are stored); anything else goes to chrono.
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        let year = i32::try_from(digits(&b[0..4])?).ok()?;
+        return NaiveDate::from_ymd_opt(year, digits(&b[5..7])?, digits(&b[8..10])?);
+    }
+    s.parse().ok()
+}
+
 fn digits(b: &[u8]) -> Option<u32> {
     b.iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
 }
@@ -67,6 +77,11 @@ mod tests {
         assert_eq!(parse_utc("2022-08-16T09:30:05.5Z"), Some(base + chrono::Duration::milliseconds(500)));
         assert_eq!(parse_utc_bytes(b"2022-08-16T17:30:05+08:00"), Some(base));
         assert_eq!(parse_utc_bytes(b"2022-08-16T09:30:05\xffZ"), None, "not UTF-8, not an instant");
+        assert_eq!(parse_date("2022-11-30"), NaiveDate::from_ymd_opt(2022, 11, 30));
+        assert_eq!(parse_date("+2022-11-30"), "+2022-11-30".parse().ok(), "other shapes go to chrono");
+        for bad in ["2022-02-30", "2022-13-01", "2022-1a-01", "20221130", ""] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
         for bad in [
             "",
             "2022-08-16",
