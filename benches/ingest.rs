@@ -471,7 +471,8 @@ async fn streamed_traces(b: &Bench, doc: &str, runs: usize) -> (Vec<Duration>, V
     let (mut firsts, mut lasts, mut nodes) = (vec![], vec![], 0);
     for _ in 0..runs {
         let t = Instant::now();
-        let req = pb::StreamTraceRequest { document_id: doc.into(), max_depth: 0, chunk_nodes: 0 };
+        let chunk_nodes = std::env::var("GONGWEN_BENCH_CHUNK_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let req = pb::StreamTraceRequest { document_id: doc.into(), max_depth: 0, chunk_nodes };
         let mut s = tracer.stream_trace(req).await.expect("stream").into_inner();
         let mut first = None;
         nodes = 0;

@@ -15,6 +15,9 @@ use crate::pb::trace_service_server::TraceService;
 /// Most nodes in one chunk of a streamed trace.
 const MAX_CHUNK_NODES: usize = 2048;
 
+/// Most nodes a streamed trace walks ahead of its reader.
+const AHEAD_NODES: usize = 64 * 1024;
+
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::TraceChunk, Status>> + Send>>;
 
 /// Serves traces.
@@ -49,9 +52,10 @@ impl TraceService for TraceApi {
         };
         self.app.may_trace(&caller, &req.document_id).await?;
         let permit = self.app.stream_permit()?;
-        // Up to 32 chunks (some 10 MB) ahead of the reader: the walk runs on while the first chunks are encoded and
-        // sent, and waits for a slow reader rather than piling up the whole tree.
-        let (tx, rx) = tokio::sync::mpsc::channel(32);
+        // Up to 64Ki nodes (some 10 MB) ahead of the reader, however they are cut into chunks: the walk runs on
+        // while the first chunks are encoded and sent, and waits for a slow reader rather than piling up the whole
+        // tree.
+        let (tx, rx) = tokio::sync::mpsc::channel(AHEAD_NODES.div_ceil(chunk_nodes).max(1));
         let app = self.app.clone();
         tokio::spawn(async move {
             let _permit = permit;
