@@ -469,9 +469,9 @@ async fn depth_traces(b: &Bench, doc: &str, max_depth: u32, runs: usize) -> (Vec
 async fn streamed_traces(b: &Bench, doc: &str, runs: usize) -> (Vec<Duration>, Vec<Duration>, usize) {
     let mut tracer = pb::trace_service_client::TraceServiceClient::new(b.op.clone());
     let (mut firsts, mut lasts, mut nodes) = (vec![], vec![], 0);
+    let chunk_nodes = std::env::var("GONGWEN_BENCH_CHUNK_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     for _ in 0..runs {
         let t = Instant::now();
-        let chunk_nodes = std::env::var("GONGWEN_BENCH_CHUNK_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
         let req = pb::StreamTraceRequest { document_id: doc.into(), max_depth: 0, chunk_nodes };
         let mut s = tracer.stream_trace(req).await.expect("stream").into_inner();
         let mut first = None;

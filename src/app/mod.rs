@@ -136,7 +136,7 @@ pub struct Snapshot {
     pub key_owner: HashMap<String, String>,
     /// Ids of keys with a revocation time: only steps signed with one of these can be suspect, and usually there
     /// are none, so a trace asks this first.
-    revoked_keys: HashSet<String>,
+    revoked_keys: HashSet<Box<[u8]>>,
     /// What a trace or matrix shows of each unit, hashed: a walk over 200,000 deliveries looks up every recipient,
     /// and the ordered map's string comparisons were a good part of it.
     briefs: foldhash::HashMap<String, UnitBrief>,
@@ -160,7 +160,7 @@ impl Snapshot {
         let revoked_keys = registry
             .units
             .values()
-            .flat_map(|u| u.keys.iter().filter(|k| k.revoked_at.is_some()).map(|k| k.key_id.clone()))
+            .flat_map(|u| u.keys.iter().filter(|k| k.revoked_at.is_some()).map(|k| k.key_id.as_bytes().into()))
             .collect();
         let briefs = registry
             .units
@@ -180,23 +180,20 @@ impl Snapshot {
 
     /// Why a step is suspect (signed with a key revoked at or before it), found through the key index.
     pub fn suspect(&self, step: &crate::domain::model::Step) -> Option<String> {
-        self.suspect_key(&step.key_id, || Ok::<_, std::convert::Infallible>(step.at)).unwrap_or_default()
+        self.suspect_key(step.key_id.as_bytes(), || Ok::<_, std::convert::Infallible>(step.at)).unwrap_or_default()
     }
 
-    /// Whether any key is revoked: until one is, no step is suspect.
-    pub fn any_revoked(&self) -> bool {
-        !self.revoked_keys.is_empty()
-    }
-
-    /// Why a step signed with `key_id` at `at()` is suspect; `at` is read only for a revoked key.
+    /// Why a step signed with `key_id` at `at()` is suspect; `at` is read only for a revoked key. The key id comes
+    /// as bytes: a trace reads it straight from a stored record, and checks it is text only for a revoked key.
     pub fn suspect_key<E>(
         &self,
-        key_id: &str,
+        key_id: &[u8],
         at: impl FnOnce() -> Result<DateTime<Utc>, E>,
     ) -> Result<Option<String>, E> {
         if self.revoked_keys.is_empty() || !self.revoked_keys.contains(key_id) {
             return Ok(None);
         }
+        let Ok(key_id) = std::str::from_utf8(key_id) else { return Ok(None) };
         let Some(owner) = self.key_owner.get(key_id) else { return Ok(None) };
         Ok(self.registry.suspect_key(owner, key_id, at()?))
     }

@@ -55,7 +55,7 @@ impl TraceService for TraceApi {
         // Up to 64Ki nodes (some 10 MB) ahead of the reader, however they are cut into chunks: the walk runs on
         // while the first chunks are encoded and sent, and waits for a slow reader rather than piling up the whole
         // tree.
-        let (tx, rx) = tokio::sync::mpsc::channel(AHEAD_NODES.div_ceil(chunk_nodes).max(1));
+        let (tx, rx) = tokio::sync::mpsc::channel(AHEAD_NODES.div_ceil(chunk_nodes));
         let app = self.app.clone();
         tokio::spawn(async move {
             let _permit = permit;
