@@ -307,13 +307,20 @@ impl App {
     }
 
     /// Reads a document's header (number, title, issuer).
-    pub async fn document_head(&self, id: &str) -> Result<DocHead, AppError> {
+    pub async fn document_head(&self, id: &str) -> Result<Arc<DocHead>, AppError> {
+        if let Some(head) = self.heads.get(id) {
+            return Ok(head);
+        }
         let id = id.to_owned();
-        self.read(move |s| {
-            schema::load::<DocHead>(s, &schema::document_head(&id))?
-                .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))
-        })
-        .await
+        let head = self
+            .read(move |s| {
+                schema::load::<DocHead>(s, &schema::document_head(&id))?
+                    .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))
+            })
+            .await?;
+        let head = Arc::new(head);
+        self.heads.insert(head.clone());
+        Ok(head)
     }
 
     /// Reads a document by its number (any accepted bracket form).

@@ -24,6 +24,7 @@ pub mod deliveries;
 pub mod documents;
 pub mod error;
 pub mod format;
+mod heads;
 pub mod horizon;
 pub mod import;
 pub mod limits;
@@ -78,6 +79,9 @@ impl Clock for ManualClock {
 fn started_second() -> DateTime<Utc> {
     chrono::SubsecRound::trunc_subsecs(Utc::now(), 0)
 }
+
+/// Document heads kept in memory per generation (two generations; a head is a few hundred bytes).
+const HEADS_KEPT: usize = 16_384;
 
 /// Settings the application layer enforces.
 #[derive(Debug, Clone)]
@@ -229,6 +233,8 @@ pub struct App {
     rates: std::sync::Mutex<HashMap<String, limits::Bucket>>,
     /// Permits for server-streaming calls.
     streams: Arc<tokio::sync::Semaphore>,
+    /// Heads of documents read before (documents never change once issued).
+    heads: heads::HeadCache,
 }
 
 /// A statement whose signature checked out.
@@ -303,6 +309,7 @@ impl App {
             horizons: horizon::Horizons::load(None, started_second())?,
             rates: std::sync::Mutex::new(HashMap::new()),
             streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
+            heads: heads::HeadCache::new(HEADS_KEPT),
             config,
         })
     }
