@@ -157,6 +157,45 @@ async fn honest_bundles_verify() {
     assert!(report.ok(), "{:?}", report.failures);
 }
 
+/// A document's bundle holds exactly the log's events about the documents of its tree, every kind of action on
+/// their deliveries included, and the registry changes; nothing about another document.
+#[tokio::test]
+async fn a_document_bundle_holds_exactly_its_trees_events() {
+    let mut h = Harness::start().await;
+    let (doc, fwd) = chain(&mut h).await;
+    h.start_handling(BOSHAN, &fwd.id).await.expect("start");
+    h.report(BOSHAN, &fwd.id).await.expect("report");
+    h.complete(BOSHAN, &fwd.id).await.expect("complete");
+    h.return_delivery("370200.czj", &doc.id).await.expect("return");
+    let other = h
+        .issue(PROVINCE, "other", draft("鲁财采", "山东省财政厅关于另一事项的通知", vec![group("各市财政局")]))
+        .await
+        .expect("another document");
+    h.ack(ZIBO, &other.id).await.expect("ack the other");
+
+    let tree = [doc.id.clone(), fwd.id.clone()];
+    let mut expected = vec![];
+    for rec in bundle(&h, whole(), 0).await.entries {
+        let entry = <pb::LogEntry as prost::Message>::decode(rec.entry.as_slice()).expect("entry");
+        if entry.document_id.is_empty() || tree.contains(&entry.document_id) {
+            expected.push(rec.event_seq);
+        }
+    }
+    let got: Vec<u64> = bundle(&h, pb::export_request::Scope::DocumentId(doc.id.clone()), 0)
+        .await
+        .entries
+        .iter()
+        .map(|e| e.event_seq)
+        .collect();
+    assert_eq!(got, expected);
+    // The registry change, the issue, 2 acks and a return of it, the forward, and Boshan's ack, start, report and
+    // completion of that.
+    assert_eq!(got.len(), 10);
+    let report =
+        verify_bundle(&bundle(&h, pb::export_request::Scope::DocumentId(doc.id.clone()), 0).await, &trust(&h).await);
+    assert!(report.ok(), "{:?}", report.failures);
+}
+
 fn checks(report: &gongwen::verify::Report) -> Vec<(Option<u64>, &'static str)> {
     report.failures.iter().map(|f| (f.event_seq, f.check)).collect()
 }

@@ -1,9 +1,12 @@
 //! The stored record format: a store says which format it holds, and a build opens only its own. A store of a
-//! newer format is refused with a message saying so, and left as it was; a store from before the marker existed is
-//! marked at its first open; a backup holding a newer format does not restore.
+//! newer format is refused with a message saying so, and left as it was; a store of format 1, or from before the
+//! marker existed, is brought to format 2 at its first open and reads the same; a backup holding a newer format
+//! does not restore.
 mod common;
 
 use common::*;
+use gongwen::app::schema;
+use gongwen::domain::merkle;
 use gongwen::pb;
 use gongwen::store::{SledStore, Store};
 use sha2::{Digest, Sha256};
@@ -52,17 +55,17 @@ async fn a_store_of_a_newer_format_is_refused_and_left_as_it_was() {
     h.load_bundled().await;
     h.stop().await;
     let before = with_store(&h, |s| {
-        assert_eq!(s.get(FORMAT).expect("read"), Some(1u32.to_be_bytes().to_vec()), "a new store is marked");
-        set_format(s, Some(2));
+        assert_eq!(s.get(FORMAT).expect("read"), Some(2u32.to_be_bytes().to_vec()), "a new store is marked");
+        set_format(s, Some(3));
         digest(s)
     });
     let err = start_on(&h).await.err().expect("a newer format is refused").to_string();
-    assert!(err.contains("record format 2, written by a newer gongwen") && err.contains("reads format 1"), "{err}");
+    assert!(err.contains("record format 3, written by a newer gongwen") && err.contains("reads format 2"), "{err}");
     assert_eq!(with_store(&h, digest), before, "the refused start changed the store");
 }
 
 #[tokio::test]
-async fn a_store_from_before_the_marker_is_marked_at_its_first_open() {
+async fn a_store_from_before_the_marker_is_marked_and_brought_up_to_date_at_its_first_open() {
     let mut h = Harness::start().await;
     h.load_bundled().await;
     let doc = h
@@ -80,7 +83,72 @@ async fn a_store_from_before_the_marker_is_marked_at_its_first_open() {
         .into_inner();
     assert_eq!(got.number, doc.number);
     h.stop().await;
-    assert_eq!(with_store(&h, |s| s.get(FORMAT).expect("read")), Some(1u32.to_be_bytes().to_vec()));
+    assert_eq!(with_store(&h, |s| s.get(FORMAT).expect("read")), Some(2u32.to_be_bytes().to_vec()));
+}
+
+/// What format 1 wrote besides what format 2 writes: every document event indexed under `evdoc/`, and every leaf
+/// hash of the log under `mt/` at level 0.
+fn add_format_1_keys(store: &dyn Store) {
+    let events: Vec<(Vec<u8>, Vec<u8>)> = store.scan(b"ev/", None, false).map(|p| p.expect("read")).collect();
+    store
+        .transact(|tx| -> Result<(), gongwen::store::StoreError> {
+            for (k, entry) in &events {
+                let seq: [u8; 8] = k[k.len() - 8..].try_into().expect("a sequence number");
+                let doc = <pb::LogEntry as prost::Message>::decode(entry.as_slice()).expect("entry").document_id;
+                if !doc.is_empty() {
+                    tx.put(&[b"evdoc/", doc.as_bytes(), &[0], &seq].concat(), &[]);
+                }
+                let index = u64::from_be_bytes(seq) - 1;
+                tx.put(&schema::merkle_node(0, index), &merkle::leaf_hash(entry));
+            }
+            tx.put(FORMAT, &1u32.to_be_bytes());
+            Ok(())
+        })
+        .expect("write format 1's keys");
+}
+
+/// What an auditor reads of the log: the tree size and root, a document's bundle (entries and proofs) and every
+/// event's inclusion proof.
+async fn log_view(h: &Harness, doc: &str) -> (u64, Vec<u8>, Vec<pb::BundleEntry>, Vec<Vec<Vec<u8>>>) {
+    let cp = h.audit().get_checkpoint(pb::GetCheckpointRequest {}).await.expect("checkpoint").into_inner();
+    let cp = <pb::Checkpoint as prost::Message>::decode(cp.checkpoint.as_slice()).expect("checkpoint");
+    let scope = pb::export_request::Scope::DocumentId(doc.to_owned());
+    let bundle =
+        h.audit().export_bundle(pb::ExportRequest { scope: Some(scope), previous_size: 0 }).await.expect("export");
+    let mut proofs = vec![];
+    for seq in 1..=cp.tree_size {
+        let req = pb::InclusionProofRequest { event_seq: seq, tree_size: 0 };
+        proofs.push(h.audit().get_inclusion_proof(req).await.expect("proof").into_inner().hashes);
+    }
+    (cp.tree_size, cp.root_hash, bundle.into_inner().entries, proofs)
+}
+
+#[tokio::test]
+async fn a_format_1_store_is_brought_to_format_2_and_reads_the_same() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let doc = h
+        .issue(PROVINCE, "format-2", draft("鲁财采", "山东省财政厅关于格式二的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issue");
+    for unit in [ZIBO, "370100.czj", "370200.czj"] {
+        h.ack(unit, &doc.id).await.expect("ack");
+    }
+    let before = log_view(&h, &doc.id).await;
+    assert_eq!(before.2.len(), 5, "the registry change, the issue and 3 acknowledgments");
+    h.stop().await;
+    with_store(&h, |s| {
+        let kept = |prefix: &[u8]| s.scan(prefix, None, false).count();
+        assert_eq!(kept(b"evdoc/"), 0, "format 2 indexes no document events");
+        assert_eq!(kept(&schema::merkle_node(0, 0)[..7]), 0, "format 2 stores no leaf hashes");
+        add_format_1_keys(s);
+    });
+    h.restart().await;
+    assert_eq!(log_view(&h, &doc.id).await, before, "format 1's store reads differently after the step");
+    // And the log goes on growing on top of it.
+    h.ack("370400.czj", &doc.id).await.expect("ack after the step");
+    h.stop().await;
+    assert_eq!(with_store(&h, |s| s.get(FORMAT).expect("read")), Some(2u32.to_be_bytes().to_vec()));
 }
 
 #[test]

@@ -1,25 +1,47 @@
 //! The version of the stored record format. postcard records carry no field names or tags, so a build that reads
 //! records of another shape would misread them, or call a healthy store corrupt. Each store therefore says which
 //! format it holds (`meta/format`, a u32 big-endian), and a build opens only the format it writes. A change to a
-//! stored record's shape or to the key layout raises [`CURRENT`] and comes with the step that rewrites the
-//! format before it; until the first such change there is none.
+//! stored record's shape or to the key layout raises [`CURRENT`] and comes with the step that brings a store of the
+//! format before it up to date ([`step`]).
+//!
+//! - 1: the first.
+//! - 2: events are no longer indexed by document (a document's events are found through its record and its
+//!   deliveries' steps) and the log's leaf hashes are no longer stored (each is the hash of its event): two keys
+//!   less per event, which is what sled loads at every start. A format-1 store reads the same under format 2, so
+//!   the step only records the new format; its old index and leaf keys stay behind, unread. A build of format 1
+//!   must not open the store after that, since it would miss the events written without its index.
 use super::{AppError, schema};
 use crate::store::{Store, StoreError};
 
 /// The record format this build reads and writes.
-pub const CURRENT: u32 = 1;
+pub const CURRENT: u32 = 2;
 
 /// The format of the records of a store written before the marker existed.
 const UNMARKED: u32 = 1;
+
+/// The oldest format this build brings up to date.
+const OLDEST: u32 = 1;
+
+/// Brings a store of format `from` (`OLDEST..CURRENT`) up to [`CURRENT`], marker included, in one transaction.
+fn step(store: &dyn Store, from: u32) -> Result<(), AppError> {
+    // 1 → 2 rewrites nothing (see above): the marker is the whole step.
+    debug_assert!((OLDEST..CURRENT).contains(&from));
+    store.transact(|tx| -> Result<(), AppError> {
+        tx.put(schema::FORMAT, &CURRENT.to_be_bytes());
+        Ok(())
+    })
+}
 
 /// What to do with a store, given the format it records (`None`: no marker) and whether it holds anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// It holds this build's format.
     Open,
-    /// Record this format, which it holds: [`CURRENT`] for a new store, 1 for one written before the marker
-    /// existed.
+    /// Record this format, which it holds: [`CURRENT`] for a new store (and, while [`UNMARKED`] is current, for
+    /// one written before the marker existed).
     Mark(u32),
+    /// An older format this build brings up to date.
+    Step(u32),
     /// Written by a newer build.
     Newer(u32),
     /// An older format this build has no step from.
@@ -37,6 +59,7 @@ pub fn judge(found: Option<u32>, holds_records: bool) -> Verdict {
         },
         Some(v) if v == CURRENT => Verdict::Open,
         Some(v) if v > CURRENT => Verdict::Newer(v),
+        Some(v) if v >= OLDEST => Verdict::Step(v),
         Some(v) => Verdict::Older(v),
     }
 }
@@ -57,6 +80,7 @@ pub fn check(store: &dyn Store) -> Result<(), AppError> {
             tx.put(schema::FORMAT, &v.to_be_bytes());
             Ok(())
         }),
+        Verdict::Step(v) => step(store, v),
         Verdict::Newer(v) => Err(AppError::Precondition(format!(
             "this data directory holds record format {v}, written by a newer gongwen; this build reads format \
              {CURRENT}: run the newer build (a backup made by it restores only into it as well)"
@@ -77,12 +101,13 @@ mod tests {
         assert_eq!(judge(None, false), Verdict::Mark(CURRENT));
         assert_eq!(judge(Some(CURRENT + 1), true), Verdict::Newer(CURRENT + 1));
         assert_eq!(judge(Some(0), true), Verdict::Older(0));
+        assert_eq!(judge(Some(1), true), Verdict::Step(1));
     }
 
     #[test]
     fn an_unmarked_store_with_records_holds_format_1_whatever_this_build_writes() {
-        // Marking it CURRENT would, once CURRENT is 2, skip the step that converts its format-1 records.
-        // (Alike while CURRENT is 1; the rule is what keeps a raise of CURRENT from marking old records new.)
-        assert_eq!(judge(None, true), Verdict::Mark(UNMARKED));
+        // Marking it CURRENT would skip the step that brings format-1 records up to date: it takes that step.
+        assert_eq!(judge(None, true), judge(Some(UNMARKED), true));
+        assert_eq!(judge(None, true), Verdict::Step(1));
     }
 }

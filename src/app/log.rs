@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use super::access::{Caller, LogView};
 use super::{App, AppError, schema};
 use crate::domain::merkle::{self, Hash, NodeSource};
+use crate::domain::model::{Delivery, Document, StepKind};
 use crate::domain::seal;
 use crate::pb;
 use crate::signing::Signer;
@@ -17,13 +18,13 @@ use crate::store::{Store, StoreError, Tx};
 /// Payload type of a signed checkpoint.
 pub const CHECKPOINT_TYPE: &str = "gongwen.v1.Checkpoint";
 
-/// Merkle nodes read inside a write transaction (they see nodes staged by the same append).
+/// Merkle nodes read inside a write transaction (they see nodes and events staged by the same append).
 pub struct TxNodes<'a>(pub &'a dyn Tx);
 
 impl NodeSource for TxNodes<'_> {
     type Error = StoreError;
     fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
-        read_node(self.0.get(&schema::merkle_node(level, index))?, level, index)
+        node_from(|k| self.0.get(k), level, index)
     }
 }
 
@@ -33,14 +34,42 @@ pub struct StoreNodes<'a>(pub &'a dyn Store);
 impl NodeSource for StoreNodes<'_> {
     type Error = StoreError;
     fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
-        read_node(self.0.get(&schema::merkle_node(level, index))?, level, index)
+        node_from(|k| self.0.get(k), level, index)
     }
 }
 
-fn read_node(v: Option<Vec<u8>>, level: u32, index: u64) -> Result<Hash, StoreError> {
-    let corrupt =
-        |reason: &str| StoreError::Corrupt { key: format!("merkle node {level}/{index}"), reason: reason.into() };
-    v.ok_or_else(|| corrupt("missing"))?.try_into().map_err(|_| corrupt("not 32 bytes"))
+/// A node of the log's tree. Leaves are not stored (since record format 2): a leaf is the hash of its event's
+/// bytes, which are stored anyway, and a key per event less is a tenth of what sled has to load at every start.
+/// Interior nodes are stored as each append completes them.
+fn node_from(
+    get: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
+    level: u32,
+    index: u64,
+) -> Result<Hash, StoreError> {
+    let corrupt = |what: String, reason: &str| StoreError::Corrupt { key: what, reason: reason.into() };
+    if level == 0 {
+        let seq = index + 1;
+        let entry = get(&schema::event(seq))?.ok_or_else(|| corrupt(format!("event #{seq}"), "missing"))?;
+        return Ok(merkle::leaf_hash(&entry));
+    }
+    let node = get(&schema::merkle_node(level, index))?
+        .ok_or_else(|| corrupt(format!("merkle node {level}/{index}"), "missing"))?;
+    node.try_into().map_err(|_| corrupt(format!("merkle node {level}/{index}"), "not 32 bytes"))
+}
+
+/// Adds the events about document `id` to `seqs`: its own (issued, forwarded or imported) and every action on its
+/// deliveries. A forward shows on the forwarder's delivery with the event of the new document, which is that
+/// document's own and not added here.
+pub fn document_events(store: &dyn Store, id: &str, seqs: &mut BTreeSet<u64>) -> Result<(), AppError> {
+    let doc = schema::load::<Document>(store, &schema::document(id))?
+        .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))?;
+    seqs.insert(doc.event_seq);
+    store.visit(&schema::deliveries_of(id), &mut |k, v| {
+        let delivery: Delivery = schema::decode(k, v)?;
+        seqs.extend(delivery.steps.iter().filter(|s| s.kind != StepKind::Forwarded).map(|s| s.event_seq));
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// The stored bytes of event `seq`.
@@ -171,9 +200,7 @@ impl App {
             match (&scope, &docs) {
                 (ExportScope::Document(_), Some(docs)) => {
                     for d in docs {
-                        for pair in s.scan(&schema::events_of_document(d), None, false) {
-                            seqs.insert(super::documents::seq_of(&pair?.0));
-                        }
+                        document_events(s, d, &mut seqs)?;
                     }
                 }
                 (ExportScope::Range { from, to }, _) => {

@@ -516,12 +516,14 @@ fn append_event(
     .encode_to_vec();
     tx.put(&schema::event(seq), &entry);
     tx.put(schema::EVENT_SEQ, &seq.to_be_bytes());
-    match document_id {
-        Some(d) => tx.put(&schema::event_of_document(d, seq), &[]),
-        None => tx.put(&schema::registry_event(seq), &[]),
+    // A document's events are found through its record and its deliveries' steps (`log::document_events`), so
+    // only the few registry events are indexed: every key per event is one sled loads at each start.
+    if document_id.is_none() {
+        tx.put(&schema::registry_event(seq), &[]);
     }
     let nodes = merkle::append(&log::TxNodes(tx), seq - 1, merkle::leaf_hash(&entry))?;
-    for (level, index, hash) in nodes {
+    // Leaves are the hashes of the events just written, read from there (`log::TxNodes`).
+    for (level, index, hash) in nodes.into_iter().filter(|(level, _, _)| *level > 0) {
         tx.put(&schema::merkle_node(level, index), &hash);
     }
     Ok(seq)

@@ -56,21 +56,14 @@ pub fn uploaded(sha256: &str, unit: &str) -> Vec<u8> {
 pub fn event(seq: u64) -> Vec<u8> {
     key(b"ev/", &[&seq.to_be_bytes()])
 }
-/// An event of a document (value empty): finds a document's events without a log scan.
-pub fn event_of_document(document_id: &str, seq: u64) -> Vec<u8> {
-    key(b"evdoc/", &[document_id.as_bytes(), &seq.to_be_bytes()])
-}
-/// All events of a document.
-pub fn events_of_document(document_id: &str) -> Vec<u8> {
-    key(b"evdoc/", &[document_id.as_bytes(), b""])
-}
 /// A registry event (value empty).
 pub fn registry_event(seq: u64) -> Vec<u8> {
     key(b"evreg/", &[&seq.to_be_bytes()])
 }
 /// All registry events.
 pub const REGISTRY_EVENTS: &[u8] = b"evreg/";
-/// A Merkle node: the hash of the complete subtree `index` at `level`.
+/// A Merkle node: the hash of the complete subtree `index` at `level` (level 1 and up; leaves are the hashes of
+/// the events, and stores of format 1 also hold them here, unread).
 pub fn merkle_node(level: u32, index: u64) -> Vec<u8> {
     key(b"mt/", &[&level.to_be_bytes(), &index.to_be_bytes()])
 }
