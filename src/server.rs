@@ -203,6 +203,17 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
 
 /// [`start`] with a given clock.
 pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, ServerError> {
+    // Certificates first: a start refused for a bad one leaves the store untouched (unopened, not stepped to a
+    // newer record format).
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        let identity = tonic::transport::Identity::from_pem(read_pem(&tls.cert)?, read_pem(&tls.key)?);
+        let mut t = tonic::transport::ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &tls.client_ca {
+            t = t.client_ca_root(tonic::transport::Certificate::from_pem(read_pem(ca)?));
+        }
+        builder = builder.tls_config(t).map_err(|e| ServerError::Tls(e.to_string()))?;
+    }
     let db_dir = config.data_dir.join("db");
     let blob_dir = config.data_dir.join("blobs");
     let options = SledOptions {
@@ -223,15 +234,6 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let (tx, rx) = oneshot::channel::<()>();
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = &config.tls {
-        let identity = tonic::transport::Identity::from_pem(read_pem(&tls.cert)?, read_pem(&tls.key)?);
-        let mut t = tonic::transport::ServerTlsConfig::new().identity(identity);
-        if let Some(ca) = &tls.client_ca {
-            t = t.client_ca_root(tonic::transport::Certificate::from_pem(read_pem(ca)?));
-        }
-        builder = builder.tls_config(t).map_err(|e| ServerError::Tls(e.to_string()))?;
-    }
     // Standard tools (grpc_health_probe, grpcurl) find their way without our token: health and reflection are public.
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<pb::registry_service_server::RegistryServiceServer<RegistryApi>>().await;

@@ -53,7 +53,17 @@ fn whole() -> pb::export_request::Scope {
 #[tokio::test]
 async fn proofs_match_roots_computed_from_the_streamed_log() {
     let mut h = Harness::start().await;
-    chain(&mut h).await;
+    let (doc, _) = chain(&mut h).await;
+    // A long event (its leaf hash is stored, where a short one's is read off the event) between short ones.
+    let long = pb::SubmitReport {
+        request_id: "long-report".into(),
+        unit_id: "370100.czj".into(),
+        document_id: doc.id.clone(),
+        text: "项目进展情况。".repeat(1200),
+        attachment_sha256: vec![],
+    };
+    h.deliveries().report(h.sign("370100.czj", &long)).await.expect("a long report");
+    h.ack("370200.czj", &doc.id).await.expect("ack");
     let leaves = all_leaves(&h).await;
     let n = leaves.len() as u64;
     assert!(n >= 6);

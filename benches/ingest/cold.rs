@@ -9,7 +9,8 @@
 //! at ~3,500 requests a second. Request ids are deterministic, so an interrupted build resumes where it stopped,
 //! and a larger `GONGWEN_BENCH_COLD_EVENTS` extends a kept store. A complete store is marked (`complete-events`)
 //! and not opened again. The build stops early when the disk holding the store has less than
-//! `GONGWEN_BENCH_COLD_MIN_FREE_GIB` (default 10) free: sled needs about 2.9 GiB per million events.
+//! `GONGWEN_BENCH_COLD_MIN_FREE_GIB` (default 10) free: sled needs about 2 GiB per million events (2.7 GiB before
+//! record format 2).
 //!
 //! `cold` starts the real `gongwen serve` binary on that store again and again and measures the time from spawning
 //! the process to health SERVING and to the first answered RPC (a signed checkpoint of the whole log), and the

@@ -6,10 +6,11 @@
 //!
 //! - 1: the first.
 //! - 2: events are no longer indexed by document (a document's events are found through its record and its
-//!   deliveries' steps) and the log's leaf hashes are no longer stored (each is the hash of its event): two keys
-//!   less per event, which is what sled loads at every start. A format-1 store reads the same under format 2, so
-//!   the step only records the new format; its old index and leaf keys stay behind, unread. A build of format 1
-//!   must not open the store after that, since it would miss the events written without its index.
+//!   deliveries' steps) and the log's leaf hashes are stored only for long events (a leaf is the hash of its
+//!   event): two keys less per event, which is what sled loads at every start. A format-1 store reads the same
+//!   under format 2, so the step only records the new format; its old index keys stay behind, unread, and its
+//!   stored leaves are still read. A build of format 1 must not open the store after that, since it would miss
+//!   the events written without its index.
 use super::{AppError, schema};
 use crate::store::{Store, StoreError};
 
@@ -23,7 +24,9 @@ const UNMARKED: u32 = 1;
 const OLDEST: u32 = 1;
 
 /// Brings a store of format `from` (`OLDEST..CURRENT`) up to [`CURRENT`], marker included, in one transaction.
-fn step(store: &dyn Store, from: u32) -> Result<(), AppError> {
+/// `App::open` reads the operator key, the log key and the registry before it steps, so a step that changes how
+/// those read must come before them.
+pub fn step(store: &dyn Store, from: u32) -> Result<(), AppError> {
     // 1 → 2 rewrites nothing (see above): the marker is the whole step.
     debug_assert!((OLDEST..CURRENT).contains(&from));
     store.transact(|tx| -> Result<(), AppError> {
@@ -64,8 +67,11 @@ pub fn judge(found: Option<u32>, holds_records: bool) -> Verdict {
     }
 }
 
-/// Checks the format of `store` before anything reads it, marking a store that has no marker.
-pub fn check(store: &dyn Store) -> Result<(), AppError> {
+/// Checks the format of `store` before anything reads it. A new store is marked at once. A store of an older
+/// format this build brings up to date is left as it is and its format returned, for [`step`] once the start has
+/// got as far as it can without serving: a start refused for another reason (a wrong operator key) then leaves
+/// it as it was, and the build before can still open it.
+pub fn inspect(store: &dyn Store) -> Result<Option<u32>, AppError> {
     let found = match store.get(schema::FORMAT)? {
         None => None,
         Some(v) => Some(u32::from_be_bytes(v.as_slice().try_into().map_err(|_| StoreError::Corrupt {
@@ -75,12 +81,15 @@ pub fn check(store: &dyn Store) -> Result<(), AppError> {
     };
     let holds_records = found.is_none() && store.scan(b"", None, false).next().transpose()?.is_some();
     match judge(found, holds_records) {
-        Verdict::Open => Ok(()),
-        Verdict::Mark(v) => store.transact(|tx| -> Result<(), AppError> {
-            tx.put(schema::FORMAT, &v.to_be_bytes());
-            Ok(())
-        }),
-        Verdict::Step(v) => step(store, v),
+        Verdict::Open => Ok(None),
+        Verdict::Mark(v) => {
+            store.transact(|tx| -> Result<(), AppError> {
+                tx.put(schema::FORMAT, &v.to_be_bytes());
+                Ok(())
+            })?;
+            Ok(None)
+        }
+        Verdict::Step(v) => Ok(Some(v)),
         Verdict::Newer(v) => Err(AppError::Precondition(format!(
             "this data directory holds record format {v}, written by a newer gongwen; this build reads format \
              {CURRENT}: run the newer build (a backup made by it restores only into it as well)"
@@ -88,6 +97,14 @@ pub fn check(store: &dyn Store) -> Result<(), AppError> {
         Verdict::Older(v) => Err(AppError::Precondition(format!(
             "this data directory holds record format {v}, which this build (format {CURRENT}) cannot convert"
         ))),
+    }
+}
+
+/// [`inspect`] and [`step`] at once: for a store made for this build (a restore).
+pub fn check(store: &dyn Store) -> Result<(), AppError> {
+    match inspect(store)? {
+        Some(from) => step(store, from),
+        None => Ok(()),
     }
 }
 

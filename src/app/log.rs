@@ -7,9 +7,10 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use super::access::{Caller, LogView};
+use super::trace::LeanDelivery;
 use super::{App, AppError, schema};
 use crate::domain::merkle::{self, Hash, NodeSource};
-use crate::domain::model::{Delivery, Document, StepKind};
+use crate::domain::model::Document;
 use crate::domain::seal;
 use crate::pb;
 use crate::signing::Signer;
@@ -38,35 +39,41 @@ impl NodeSource for StoreNodes<'_> {
     }
 }
 
-/// A node of the log's tree. Leaves are not stored (since record format 2): a leaf is the hash of its event's
-/// bytes, which are stored anyway, and a key per event less is a tenth of what sled has to load at every start.
-/// Interior nodes are stored as each append completes them.
+/// Events longer than this have their leaf hash stored: reading a leaf otherwise means hashing its event again,
+/// and a report can carry megabytes of text.
+pub const LEAF_STORED_ABOVE: usize = 4096;
+
+/// A node of the log's tree. Interior nodes are stored as each append completes them. Leaves are, since record
+/// format 2, stored only for long events ([`LEAF_STORED_ABOVE`]; format 1 stored them all): otherwise a leaf is the
+/// hash of its event's bytes, which are stored anyway, and a key per event less is a tenth of what sled loads at
+/// every start.
 fn node_from(
     get: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
     level: u32,
     index: u64,
 ) -> Result<Hash, StoreError> {
     let corrupt = |what: String, reason: &str| StoreError::Corrupt { key: what, reason: reason.into() };
-    if level == 0 {
-        let seq = index + 1;
-        let entry = get(&schema::event(seq))?.ok_or_else(|| corrupt(format!("event #{seq}"), "missing"))?;
-        return Ok(merkle::leaf_hash(&entry));
-    }
-    let node = get(&schema::merkle_node(level, index))?
-        .ok_or_else(|| corrupt(format!("merkle node {level}/{index}"), "missing"))?;
+    let stored = get(&schema::merkle_node(level, index))?;
+    let node = match (stored, level) {
+        (Some(node), _) => node,
+        (None, 0) => {
+            let seq = index + 1;
+            let entry = get(&schema::event(seq))?.ok_or_else(|| corrupt(format!("event #{seq}"), "missing"))?;
+            return Ok(merkle::leaf_hash(&entry));
+        }
+        (None, _) => return Err(corrupt(format!("merkle node {level}/{index}"), "missing")),
+    };
     node.try_into().map_err(|_| corrupt(format!("merkle node {level}/{index}"), "not 32 bytes"))
 }
 
 /// Adds the events about document `id` to `seqs`: its own (issued, forwarded or imported) and every action on its
-/// deliveries. A forward shows on the forwarder's delivery with the event of the new document, which is that
-/// document's own and not added here.
+/// deliveries, read off their steps ([`super::trace::LeanDelivery::own_events`]).
 pub fn document_events(store: &dyn Store, id: &str, seqs: &mut BTreeSet<u64>) -> Result<(), AppError> {
     let doc = schema::load::<Document>(store, &schema::document(id))?
         .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))?;
     seqs.insert(doc.event_seq);
     store.visit(&schema::deliveries_of(id), &mut |k, v| {
-        let delivery: Delivery = schema::decode(k, v)?;
-        seqs.extend(delivery.steps.iter().filter(|s| s.kind != StepKind::Forwarded).map(|s| s.event_seq));
+        seqs.extend(schema::decode_borrowed::<LeanDelivery>(k, v)?.own_events());
         Ok(())
     })?;
     Ok(())

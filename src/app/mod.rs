@@ -257,7 +257,7 @@ impl App {
         config: AppConfig,
         initial_operator: Option<SealKey>,
     ) -> Result<App, AppError> {
-        format::check(store.as_ref())?;
+        let older_format = format::inspect(store.as_ref())?;
         let operator = match schema::load::<SealKey>(store.as_ref(), schema::OPERATOR)? {
             Some(stored) => {
                 if let Some(given) = &initial_operator
@@ -293,6 +293,9 @@ impl App {
         };
         let log_key = load_or_make_log_key(store.as_ref())?;
         let registry = registry::load(store.as_ref())?;
+        if let Some(from) = older_format {
+            format::step(store.as_ref(), from)?;
+        }
         let (notices, _) = broadcast::channel(1024);
         Ok(App {
             writer: writer::Writer::start(store.clone())?,
@@ -491,8 +494,8 @@ fn load_or_make_log_key(store: &dyn Store) -> Result<Signer, AppError> {
     Ok(key)
 }
 
-/// Appends one event inside a transaction: its log entry, its index entries, and the Merkle nodes it completes.
-/// Returns its sequence number.
+/// Appends one event inside a transaction: its log entry, a registry event's index entry, and the interior Merkle
+/// nodes it completes (and its leaf, when the event is long). Returns its sequence number.
 fn append_event(
     tx: &mut dyn Tx,
     kind: EventKind,
@@ -522,8 +525,9 @@ fn append_event(
         tx.put(&schema::registry_event(seq), &[]);
     }
     let nodes = merkle::append(&log::TxNodes(tx), seq - 1, merkle::leaf_hash(&entry))?;
-    // Leaves are the hashes of the events just written, read from there (`log::TxNodes`).
-    for (level, index, hash) in nodes.into_iter().filter(|(level, _, _)| *level > 0) {
+    // A short event's leaf is read as the hash of the event itself (`log::TxNodes`): one key less per event.
+    let leaf_kept = entry.len() > log::LEAF_STORED_ABOVE;
+    for (level, index, hash) in nodes.into_iter().filter(|(level, _, _)| *level > 0 || leaf_kept) {
         tx.put(&schema::merkle_node(level, index), &hash);
     }
     Ok(seq)

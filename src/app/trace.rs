@@ -262,7 +262,7 @@ pub(crate) struct LeanDelivery<'a> {
 
 #[derive(Debug, Deserialize)]
 struct LeanStep<'a> {
-    _event_seq: Skip<u64>,
+    event_seq: u64,
     kind: StepKind,
     /// Text, read as bytes: checked by parsing, not first as UTF-8.
     at: &'a [u8],
@@ -306,6 +306,14 @@ impl LeanDelivery<'_> {
 
     pub fn has(&self, kind: StepKind) -> bool {
         self.steps.iter().any(|s| s.kind == kind)
+    }
+
+    /// The events about this delivery's document among its steps: all but a forward's, which belongs to the
+    /// forwarding document (an imported forward also records the receipt it implies under that event).
+    pub fn own_events(&self) -> impl Iterator<Item = u64> + '_ {
+        let forwards: SmallVec<[u64; 2]> =
+            self.steps.iter().filter(|s| s.kind == StepKind::Forwarded).map(|s| s.event_seq).collect();
+        self.steps.iter().map(|s| s.event_seq).filter(move |seq| !forwards.contains(seq))
     }
 }
 
@@ -748,6 +756,47 @@ mod tests {
         );
         assert!(matches!(r, Err(AppError::Cancelled)));
         assert_eq!(calls.load(Ordering::SeqCst), 1, "emit was called again after it failed");
+    }
+
+    #[test]
+    fn a_deliverys_own_events_leave_out_its_forwards_events() {
+        let at = Utc.with_ymd_and_hms(2022, 12, 20, 9, 0, 0).single().unwrap_or_default();
+        let step = |event_seq, kind| Step {
+            event_seq,
+            kind,
+            at,
+            actor: "370300.czj".into(),
+            text: String::new(),
+            attachments: vec![],
+            forward: None,
+            key_id: "k1".into(),
+        };
+        let delivery = |steps| Delivery {
+            document_id: "d-1".into(),
+            recipient: "370300.czj".into(),
+            role: Role::Main,
+            state: DeliveryState::Forwarded,
+            deadline: None,
+            steps,
+        };
+        let own = |d: &Delivery| -> Vec<u64> {
+            let bytes = schema::encode(d).unwrap_or_default();
+            let lean: Option<LeanDelivery> = schema::decode_borrowed(b"k", &bytes).ok();
+            lean.map(|l| l.own_events().collect()).unwrap_or_default()
+        };
+        // Delivered with the issue (2), acknowledged (3), forwarded twice (4, 6), a report (7).
+        let live = delivery(vec![
+            step(2, StepKind::Delivered),
+            step(3, StepKind::Acknowledged),
+            step(4, StepKind::Forwarded),
+            step(6, StepKind::Forwarded),
+            step(7, StepKind::Reported),
+        ]);
+        assert_eq!(own(&live), [2, 3, 7]);
+        // An imported forward records the receipt it implies under the forward's own event (5).
+        let imported =
+            delivery(vec![step(2, StepKind::Delivered), step(5, StepKind::Acknowledged), step(5, StepKind::Forwarded)]);
+        assert_eq!(own(&imported), [2]);
     }
 
     #[test]
