@@ -602,6 +602,8 @@ fn drive(quick: bool) {
 }
 
 fn main() {
+    // As `gongwen serve` runs.
+    gongwen::alloc::tune();
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let scenario = args.iter().position(|a| a == "--scenario").and_then(|i| args.get(i + 1)).cloned();

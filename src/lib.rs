@@ -9,6 +9,7 @@ pub mod pb {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gongwen_descriptor");
 }
 
+pub mod alloc;
 pub mod app;
 pub mod auth;
 pub mod cli;
