@@ -22,7 +22,10 @@ const PROVINCE: &str = "370000.czt";
 /// commit with a new key is applied to the tree in the background, so kills also land during that work.
 async fn start(data: &Path, keys: &Path, defer: bool) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gongwen"))
-        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--defer-keys"])
+        // What is tested is durability, not the request budget: the checks after many rounds read every
+        // acknowledged delivery, more than the default budget of one caller allows.
+        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--rate", "100000", "--burst", "100000"])
+        .arg("--defer-keys")
         .arg(if defer { "1" } else { "4096" })
         .arg("--data")
         .arg(data)
