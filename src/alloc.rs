@@ -2,12 +2,12 @@
 //! benches (glibc's spent a tenth of the server's time in malloc/free on large traces and write bursts); this
 //! sets how long it keeps memory that was freed before handing it back to the kernel.
 //!
-//! mimalloc's default is 10 ms. A trace over 200,000 deliveries, a fan-out to 100,000 recipients and sled's
-//! recovery at start each free and allocate again hundreds of megabytes within a second, and every page handed
-//! back and taken again is zeroed by the kernel on the next touch: at 1 s, a streamed trace of the 204,110-node
-//! tree took 171-185 ms against 196-199 ms, the fan-out 508-529 ms against 528-746 ms, for 150-250 MiB more peak
-//! RSS (BENCHMARKS.md). An operator who prefers the memory back sooner sets `MIMALLOC_PURGE_DELAY` (in ms), which
-//! is then left alone.
+//! mimalloc's default is 10 ms (100 ms for whole segments in its arenas, ten times the delay). A trace over 200,000
+//! deliveries and a fan-out to 100,000 recipients free and allocate again hundreds of megabytes within a second, and
+//! every page handed back and taken again is zeroed by the kernel on the next touch. At 1 s the trace, the fan-out
+//! and ingest's CPU per acknowledgment were faster in 7 of 8 alternating pairs of runs, by 4-29 %, for 25-460 MiB
+//! more peak RSS (BENCHMARKS.md, 12-02e). An operator who prefers the memory back sooner sets
+//! `MIMALLOC_PURGE_DELAY` (in ms), which is then left alone.
 use std::os::raw::c_long;
 
 /// `mi_option_purge_delay` in mimalloc v2's `mimalloc.h` (the 16th option, counted from 0), which the bindings of
