@@ -45,8 +45,7 @@ pub const LEAF_STORED_ABOVE: usize = 4096;
 
 /// A node of the log's tree. Interior nodes are stored as each append completes them. Leaves are, since record
 /// format 2, stored only for long events ([`LEAF_STORED_ABOVE`]; format 1 stored them all): otherwise a leaf is the
-/// hash of its event's bytes, which are stored anyway, and a key per event less is a tenth of what sled loads at
-/// every start.
+/// hash of its event's bytes, which are stored anyway, and every key is one more entry sled loads at each start.
 fn node_from(
     get: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
     level: u32,
