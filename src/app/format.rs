@@ -29,8 +29,13 @@ const OLDEST: u32 = 1;
 pub fn step(store: &dyn Store, from: u32) -> Result<(), AppError> {
     // 1 → 2 rewrites nothing (see above): the marker is the whole step.
     debug_assert!((OLDEST..CURRENT).contains(&from));
+    mark(store, CURRENT)
+}
+
+/// Records that `store` holds format `v`.
+fn mark(store: &dyn Store, v: u32) -> Result<(), AppError> {
     store.transact(|tx| -> Result<(), AppError> {
-        tx.put(schema::FORMAT, &CURRENT.to_be_bytes());
+        tx.put(schema::FORMAT, &v.to_be_bytes());
         Ok(())
     })
 }
@@ -82,13 +87,7 @@ pub fn inspect(store: &dyn Store) -> Result<Option<u32>, AppError> {
     let holds_records = found.is_none() && store.scan(b"", None, false).next().transpose()?.is_some();
     match judge(found, holds_records) {
         Verdict::Open => Ok(None),
-        Verdict::Mark(v) => {
-            store.transact(|tx| -> Result<(), AppError> {
-                tx.put(schema::FORMAT, &v.to_be_bytes());
-                Ok(())
-            })?;
-            Ok(None)
-        }
+        Verdict::Mark(v) => mark(store, v).map(|()| None),
         Verdict::Step(v) => Ok(Some(v)),
         Verdict::Newer(v) => Err(AppError::Precondition(format!(
             "this data directory holds record format {v}, written by a newer gongwen; this build reads format \
