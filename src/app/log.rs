@@ -66,15 +66,21 @@ fn node_from(
 }
 
 /// Adds the events about document `id` to `seqs`: its own (issued, forwarded or imported) and every action on its
-/// deliveries, read off their steps ([`super::trace::LeanDelivery::own_events`]).
+/// deliveries, read off their steps ([`super::trace::LeanDelivery::own_events`]). Each delivery's first step
+/// carries the document's own event, so the document's record, which lists every recipient, is read only when it
+/// has no delivery.
 pub fn document_events(store: &dyn Store, id: &str, seqs: &mut BTreeSet<u64>) -> Result<(), AppError> {
-    let doc = schema::load::<Document>(store, &schema::document(id))?
-        .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))?;
-    seqs.insert(doc.event_seq);
+    let mut delivered = false;
     store.visit(&schema::deliveries_of(id), &mut |k, v| {
         seqs.extend(schema::decode_borrowed::<LeanDelivery>(k, v)?.own_events());
+        delivered = true;
         Ok(())
     })?;
+    if !delivered {
+        let doc = schema::load::<Document>(store, &schema::document(id))?
+            .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))?;
+        seqs.insert(doc.event_seq);
+    }
     Ok(())
 }
 
