@@ -43,10 +43,19 @@ fn set_format(store: &dyn Store, value: Option<u32>) {
         .expect("write the marker");
 }
 
-async fn start_on(h: &Harness) -> Result<gongwen::server::Running, gongwen::server::ServerError> {
+/// Starts a server on the harness's stopped data directory, with `adjust` applied to its configuration.
+async fn start_on_with(
+    h: &Harness,
+    adjust: impl FnOnce(&mut gongwen::server::ServerConfig),
+) -> Result<gongwen::server::Running, gongwen::server::ServerError> {
     let mut cfg = gongwen::server::ServerConfig::new(h.data_dir());
     cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    adjust(&mut cfg);
     gongwen::server::start(cfg).await
+}
+
+async fn start_on(h: &Harness) -> Result<gongwen::server::Running, gongwen::server::ServerError> {
+    start_on_with(h, |_| {}).await
 }
 
 #[tokio::test]
@@ -151,13 +160,20 @@ async fn a_format_1_store_is_brought_to_format_2_and_reads_the_same() {
     });
     // A start refused for another reason leaves it format 1, for the build before to open.
     let format_1 = with_store(&h, digest);
-    let mut cfg = gongwen::server::ServerConfig::new(h.data_dir());
-    cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let stranger = gongwen::signing::Signer::from_secret("operator#other", [5u8; 32]);
-    cfg.operator = Some(gongwen::cli::serve::operator_seal(&stranger));
-    let err = gongwen::server::start(cfg).await.err().expect("another operator key is refused").to_string();
+    let err = start_on_with(&h, |cfg| cfg.operator = Some(gongwen::cli::serve::operator_seal(&stranger)))
+        .await
+        .err()
+        .expect("another operator key is refused")
+        .to_string();
     assert!(err.contains("different operator key"), "{err}");
     assert_eq!(with_store(&h, digest), format_1, "the refused start changed the format-1 store");
+    let not_pem = h.data_dir().join("not-a-certificate.pem");
+    std::fs::write(&not_pem, "not a certificate").expect("write");
+    let tls = gongwen::server::TlsFiles { cert: not_pem.clone(), key: not_pem.clone(), client_ca: None };
+    let err = start_on_with(&h, |cfg| cfg.tls = Some(tls)).await.err().expect("a bad certificate is refused");
+    assert_eq!(with_store(&h, digest), format_1, "a start refused for its certificate ({err}) changed the store");
+    std::fs::remove_file(&not_pem).expect("remove");
     h.restart().await;
     assert_eq!(log_view(&h, &doc.id).await, before, "format 1's store reads differently after the step");
     // And the log goes on growing on top of it.
