@@ -182,6 +182,87 @@ async fn a_format_1_store_is_brought_to_format_2_and_reads_the_same() {
     assert_eq!(with_store(&h, |s| s.get(FORMAT).expect("read")), Some(2u32.to_be_bytes().to_vec()));
 }
 
+/// A backup file (src/app/backup.rs: magic, `K` key-value records, `B` files, `E`, then the SHA-256 of everything
+/// before) rewritten as a format-1 store's backup: marker 1, and format 1's extra keys for every event.
+fn as_format_1_backup(backup: &[u8]) -> Vec<u8> {
+    const MAGIC: &[u8] = b"GONGWEN-BACKUP-1\n";
+    let mut at = MAGIC.len();
+    let part = |at: &mut usize| {
+        let n = u64::from_be_bytes(backup[*at..*at + 8].try_into().expect("a length")) as usize;
+        *at += 8 + n;
+        backup[*at - n..*at].to_vec()
+    };
+    fn record(out: &mut Vec<u8>, k: &[u8], v: &[u8]) {
+        out.push(b'K');
+        for p in [k, v] {
+            out.extend_from_slice(&(p.len() as u64).to_be_bytes());
+            out.extend_from_slice(p);
+        }
+    }
+    let mut out = MAGIC.to_vec();
+    loop {
+        let kind = backup[at];
+        at += 1;
+        match kind {
+            b'K' => {
+                let (k, v) = (part(&mut at), part(&mut at));
+                if k == FORMAT {
+                    record(&mut out, &k, &1u32.to_be_bytes());
+                    continue;
+                }
+                if let Some(seq) = k.strip_prefix(b"ev/").and_then(|s| <[u8; 8]>::try_from(s).ok()) {
+                    let doc = <pb::LogEntry as prost::Message>::decode(v.as_slice()).expect("entry").document_id;
+                    if !doc.is_empty() {
+                        record(&mut out, &[b"evdoc/", doc.as_bytes(), &[0], &seq].concat(), &[]);
+                    }
+                    record(&mut out, &schema::merkle_node(0, u64::from_be_bytes(seq) - 1), &merkle::leaf_hash(&v));
+                }
+                record(&mut out, &k, &v);
+            }
+            b'B' => {
+                let start = at - 1;
+                at += 64;
+                part(&mut at);
+                out.extend_from_slice(&backup[start..at]);
+            }
+            _ => break,
+        }
+    }
+    out.push(b'E');
+    let sum = Sha256::digest(&out);
+    out.extend_from_slice(&sum);
+    out
+}
+
+#[tokio::test]
+async fn a_backup_of_format_1_restores_as_format_2() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let doc = h
+        .issue(PROVINCE, "backup-1", draft("鲁财采", "山东省财政厅关于旧格式备份的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issue");
+    h.ack(ZIBO, &doc.id).await.expect("ack");
+    let mut stream = pb::admin_service_client::AdminServiceClient::new(h.channel_as_operator())
+        .backup(pb::BackupRequest {})
+        .await
+        .expect("backup")
+        .into_inner();
+    let mut bytes = vec![];
+    while let Some(c) = stream.message().await.expect("chunk") {
+        bytes.extend(c.chunk);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("format-1.gw");
+    std::fs::write(&file, as_format_1_backup(&bytes)).expect("write the backup");
+    let restored = dir.path().join("restored");
+    let summary = gongwen::app::backup::restore(&file, &restored).expect("a format-1 backup restores");
+    assert_eq!(summary.events, 3, "the registry change, the issue and the acknowledgment, verified");
+    let store = SledStore::open(&restored.join("db"), 8 << 20).expect("open the restored store");
+    assert_eq!(store.get(FORMAT).expect("read"), Some(2u32.to_be_bytes().to_vec()), "restored as format 2");
+    assert!(store.scan(b"evdoc/", None, false).next().is_some(), "format 1's keys are kept, unread");
+}
+
 #[test]
 fn a_backup_of_a_newer_format_does_not_restore() {
     let dir = tempfile::tempdir().expect("tempdir");
