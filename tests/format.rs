@@ -95,20 +95,26 @@ async fn a_store_from_before_the_marker_is_marked_and_brought_up_to_date_at_its_
     assert_eq!(with_store(&h, |s| s.get(FORMAT).expect("read")), Some(2u32.to_be_bytes().to_vec()));
 }
 
-/// What format 1 wrote besides what format 2 writes: every document event indexed under `evdoc/`, and every leaf
-/// hash of the log under `mt/` at level 0.
+/// What format 1 wrote besides what format 2 writes, for the event stored at `key`: its entry under `evdoc/` when
+/// it is about a document, and its leaf hash under `mt/` at level 0.
+fn format_1_keys_of(key: &[u8], entry: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let seq: [u8; 8] = key[key.len() - 8..].try_into().expect("a sequence number");
+    let doc = <pb::LogEntry as prost::Message>::decode(entry).expect("entry").document_id;
+    let mut out = vec![];
+    if !doc.is_empty() {
+        out.push(([b"evdoc/", doc.as_bytes(), &[0], &seq].concat(), vec![]));
+    }
+    out.push((schema::merkle_node(0, u64::from_be_bytes(seq) - 1), merkle::leaf_hash(entry).to_vec()));
+    out
+}
+
+/// Makes a stopped format-2 store look as format 1 left it: marker 1, and format 1's keys for every event.
 fn add_format_1_keys(store: &dyn Store) {
     let events: Vec<(Vec<u8>, Vec<u8>)> = store.scan(b"ev/", None, false).map(|p| p.expect("read")).collect();
     store
         .transact(|tx| -> Result<(), gongwen::store::StoreError> {
-            for (k, entry) in &events {
-                let seq: [u8; 8] = k[k.len() - 8..].try_into().expect("a sequence number");
-                let doc = <pb::LogEntry as prost::Message>::decode(entry.as_slice()).expect("entry").document_id;
-                if !doc.is_empty() {
-                    tx.put(&[b"evdoc/", doc.as_bytes(), &[0], &seq].concat(), &[]);
-                }
-                let index = u64::from_be_bytes(seq) - 1;
-                tx.put(&schema::merkle_node(0, index), &merkle::leaf_hash(entry));
+            for (k, v) in events.iter().flat_map(|(k, entry)| format_1_keys_of(k, entry)) {
+                tx.put(&k, &v);
             }
             tx.put(FORMAT, &1u32.to_be_bytes());
             Ok(())
@@ -210,12 +216,10 @@ fn as_format_1_backup(backup: &[u8]) -> Vec<u8> {
                     record(&mut out, &k, &1u32.to_be_bytes());
                     continue;
                 }
-                if let Some(seq) = k.strip_prefix(b"ev/").and_then(|s| <[u8; 8]>::try_from(s).ok()) {
-                    let doc = <pb::LogEntry as prost::Message>::decode(v.as_slice()).expect("entry").document_id;
-                    if !doc.is_empty() {
-                        record(&mut out, &[b"evdoc/", doc.as_bytes(), &[0], &seq].concat(), &[]);
+                if k.starts_with(b"ev/") {
+                    for (k, v) in format_1_keys_of(&k, &v) {
+                        record(&mut out, &k, &v);
                     }
-                    record(&mut out, &schema::merkle_node(0, u64::from_be_bytes(seq) - 1), &merkle::leaf_hash(&v));
                 }
                 record(&mut out, &k, &v);
             }
