@@ -53,15 +53,7 @@ async fn backup_under_load_restores_to_the_same_log() {
         let env = h.sign(&city, &m);
         load.push(tokio::spawn(async move { client.acknowledge(env).await.is_ok() }));
     }
-    let mut stream = pb::admin_service_client::AdminServiceClient::new(h.channel_as_operator())
-        .backup(pb::BackupRequest {})
-        .await
-        .expect("backup")
-        .into_inner();
-    let mut bytes = vec![];
-    while let Some(c) = stream.message().await.expect("chunk") {
-        bytes.extend(c.chunk);
-    }
+    let bytes = h.backup().await;
     for t in load {
         assert!(t.await.expect("task"), "writes go on during a backup");
     }

@@ -247,15 +247,7 @@ async fn a_backup_of_format_1_restores_as_format_2() {
         .await
         .expect("issue");
     h.ack(ZIBO, &doc.id).await.expect("ack");
-    let mut stream = pb::admin_service_client::AdminServiceClient::new(h.channel_as_operator())
-        .backup(pb::BackupRequest {})
-        .await
-        .expect("backup")
-        .into_inner();
-    let mut bytes = vec![];
-    while let Some(c) = stream.message().await.expect("chunk") {
-        bytes.extend(c.chunk);
-    }
+    let bytes = h.backup().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("format-1.gw");
     std::fs::write(&file, as_format_1_backup(&bytes)).expect("write the backup");

@@ -185,6 +185,20 @@ impl Harness {
         TraceServiceClient::new(self.channel()).max_decoding_message_size(64 * 1024 * 1024)
     }
 
+    /// An online backup through `AdminService.Backup`, as the operator, read to its end.
+    pub async fn backup(&self) -> Vec<u8> {
+        let mut stream = gongwen::pb::admin_service_client::AdminServiceClient::new(self.channel_as_operator())
+            .backup(gongwen::pb::BackupRequest {})
+            .await
+            .expect("backup")
+            .into_inner();
+        let mut bytes = vec![];
+        while let Some(c) = stream.message().await.expect("chunk") {
+            bytes.extend(c.chunk);
+        }
+        bytes
+    }
+
     /// SHA-256 of the whole store.
     pub async fn digest(&self) -> [u8; 32] {
         self.server.as_ref().expect("server running").app.content_digest().await.expect("digest")
