@@ -3,7 +3,8 @@
 //! `-- --quick` for a short run). Each scenario runs in its own process, so each gets its own peak RSS:
 //!
 //! - `ingest`: the machine's Ed25519 verify limit, then signed acknowledgment ingest from 1, 16 and 64 concurrent
-//!   clients (acks/s, p50, p99; every reply after a durable write); with `GONGWEN_BENCH_PG=<url>` the same workload,
+//!   clients (acks/s, p50, p99; every reply after a durable write), each followed by the floor run (the same calls,
+//!   checks and signatures against a stand-in that stores nothing); with `GONGWEN_BENCH_PG=<url>` the same workload,
 //!   client for client, against a small gRPC service that stores each acknowledgment as one PostgreSQL row;
 //! - `fanout`: issuing one directive to 10,000 and to 100,000 recipients, then trace and status matrix over that
 //!   1-level tree;
@@ -317,6 +318,16 @@ fn median_max(mut v: Vec<Duration>) -> (f64, f64) {
     (ms(percentile(&v, 0.5)), ms(*v.last().unwrap_or(&Duration::ZERO)))
 }
 
+/// One client count's runs over the rounds.
+struct Runs {
+    clients: usize,
+    gongwen: Vec<Rate>,
+    /// The stand-in with no database: the same calls and checks, nothing stored.
+    floor: Vec<Rate>,
+    /// The PostgreSQL stand-in, when asked for.
+    pg: Vec<Rate>,
+}
+
 /// Signatures the server verifies per acknowledgment: the request token's and the statement's.
 const VERIFIES_PER_ACK: f64 = 2.0;
 
@@ -347,10 +358,11 @@ async fn scenario_ingest(quick: bool) {
         "{:>8} {:>10} {:>10} {:>10} {:>12}  one core's single-verify rate spent on the {VERIFIES_PER_ACK} verifications an ack costs",
         "clients", "acks/s", "p50", "p99", "CPU/ack"
     );
-    let mut per_clients: Vec<(usize, Vec<Rate>, Vec<Rate>)> = [1usize, 16, 64].map(|c| (c, vec![], vec![])).into();
+    let mut per_clients: Vec<Runs> =
+        [1usize, 16, 64].map(|clients| Runs { clients, gongwen: vec![], floor: vec![], pg: vec![] }).into();
     for round in 1..=rounds {
         println!("round {round}:");
-        for (clients, gs, ps) in per_clients.iter_mut() {
+        for Runs { clients, gongwen: gs, floor: fs, pg: ps } in per_clients.iter_mut() {
             let clients = *clients;
             let (doc, _) = issue(&b.op, units).await;
             let take = if clients == 1 { units / 5 } else { units };
@@ -366,6 +378,16 @@ async fn scenario_ingest(quick: bool) {
                 load_average()
             );
             gs.push(g);
+            let f = pg::floor(&doc.id, &ids, clients, units).await;
+            println!(
+                "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms {:>10.0}µs  {:.1}%  floor: same calls and checks, nothing stored",
+                f.per_sec,
+                ms(f.p50),
+                ms(f.p99),
+                f.cpu_per_ack.as_secs_f64() * 1e6,
+                100.0 * VERIFIES_PER_ACK * f.per_sec / single,
+            );
+            fs.push(f);
             if let Some(pg) = &pg {
                 let p = pg.run(&doc.id, &ids, clients).await;
                 println!(
@@ -396,8 +418,17 @@ async fn scenario_ingest(quick: bool) {
             cpu_per_ack: Duration::from_secs_f64(pick(|r| r.cpu_per_ack.as_secs_f64())),
         }
     };
-    for (clients, gs, ps) in &per_clients {
+    for Runs { clients, gongwen: gs, floor: fs, pg: ps } in &per_clients {
         let g = median(gs);
+        let f = median(fs);
+        summary(format!(
+            "floor (same calls, checks and signatures, nothing stored), {clients} clients, median of {rounds}: {:.0} \
+             acks/s, p50 {:.2} ms, p99 {:.2} ms, CPU {:.0} µs/ack",
+            f.per_sec,
+            ms(f.p50),
+            ms(f.p99),
+            f.cpu_per_ack.as_secs_f64() * 1e6,
+        ));
         summary(format!(
             "gongwen ack ingest, {clients} clients, median of {rounds}: {:.0} acks/s, p50 {:.2} ms, p99 {:.2} ms, \
              CPU {:.0} µs/ack (acks/s per round: {})",

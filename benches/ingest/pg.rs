@@ -3,6 +3,9 @@
 //! the request token and the signed statement, then INSERTing one row per acknowledgment and replying only after
 //! the COMMIT (autocommit, with PostgreSQL's default `synchronous_commit = on` and `fsync = on`).
 //!
+//! The same service with no database is the *floor* run: every check and signature of an acknowledgment over the
+//! same gRPC path, nothing stored. What it costs per acknowledgment bounds any storage design from below.
+//!
 //! What it leaves out, and gongwen does: the delivery state machine and its read of the delivery and document
 //! header, the Merkle log entry and nodes, inbox and index keys. What it keeps: gRPC over loopback with
 //! TCP_NODELAY, token checks (method, time, nonce, body digest, signature), statement signature and actor checks,
@@ -45,7 +48,8 @@ struct Pool {
 
 struct Shim {
     keys: Arc<HashMap<String, (String, SealKey)>>,
-    pool: Pool,
+    /// None for the floor run: checked, then answered without storing anything.
+    pool: Option<Pool>,
     nonces: Mutex<HashSet<[u8; 16]>>,
 }
 
@@ -85,20 +89,7 @@ impl Postgres {
         let (v, fsync, sync, method): (String, String, String, String) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
         println!("PostgreSQL: {v}; fsync={fsync}, synchronous_commit={sync}, wal_sync_method={method}");
-        let keys = (0..n)
-            .map(|i| {
-                let k = unit_key(i);
-                let seal = SealKey {
-                    key_id: k.key_id.clone(),
-                    algorithm: KeyAlgorithm::Ed25519,
-                    public_key: k.public_key().to_vec(),
-                    valid_from: None,
-                    revoked_at: None,
-                };
-                (k.key_id.clone(), (unit_id(i), seal))
-            })
-            .collect();
-        Postgres { url: url.to_owned(), keys: Arc::new(keys) }
+        Postgres { url: url.to_owned(), keys: unit_keys(n) }
     }
 
     /// The ingest workload against the stand-in with a pool of `clients` connections.
@@ -115,31 +106,61 @@ impl Postgres {
             available: tokio::sync::Semaphore::new(clients),
             conns,
         };
-        let shim = Shim { keys: self.keys.clone(), pool, nonces: Mutex::new(HashSet::new()) };
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let incoming = TcpListenerStream::new(listener).map(|conn| {
-            conn.inspect(|c| {
-                let _ = c.set_nodelay(true);
-            })
-        });
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(DeliveryServiceServer::new(shim))
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = rx.await;
-                }),
-        );
-        let raw = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
-        let rate = ingest(&raw, doc, units, clients).await;
+        let shim = Shim { keys: self.keys.clone(), pool: Some(pool), nonces: Mutex::new(HashSet::new()) };
+        let rate = serve(shim, doc, units, clients).await;
         let rows: i64 =
             connect(&self.url).await.query_one("SELECT count(*) FROM gongwen_acks", &[]).await.expect("count").get(0);
         assert_eq!(rows as usize, units.len() / clients * clients, "one row per acknowledgment");
-        let _ = tx.send(());
-        server.await.expect("join").expect("serve");
         rate
     }
+}
+
+/// Units 0..n's keys, as the stand-in's registry.
+fn unit_keys(n: usize) -> Arc<HashMap<String, (String, SealKey)>> {
+    let keys = (0..n)
+        .map(|i| {
+            let k = unit_key(i);
+            let seal = SealKey {
+                key_id: k.key_id.clone(),
+                algorithm: KeyAlgorithm::Ed25519,
+                public_key: k.public_key().to_vec(),
+                valid_from: None,
+                revoked_at: None,
+            };
+            (k.key_id.clone(), (unit_id(i), seal))
+        })
+        .collect();
+    Arc::new(keys)
+}
+
+/// The floor run: the ingest workload against the stand-in with no database (units 0..n registered).
+pub async fn floor(doc: &str, units: &[usize], clients: usize, n: usize) -> Rate {
+    serve(Shim { keys: unit_keys(n), pool: None, nonces: Mutex::new(HashSet::new()) }, doc, units, clients).await
+}
+
+/// Serves `shim` on a loopback port for one ingest run.
+async fn serve(shim: Shim, doc: &str, units: &[usize], clients: usize) -> Rate {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|c| {
+            let _ = c.set_nodelay(true);
+        })
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder().add_service(DeliveryServiceServer::new(shim)).serve_with_incoming_shutdown(
+            incoming,
+            async {
+                let _ = rx.await;
+            },
+        ),
+    );
+    let raw = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
+    let rate = ingest(&raw, doc, units, clients).await;
+    let _ = tx.send(());
+    server.await.expect("join").expect("serve");
+    rate
 }
 
 fn unauth(m: impl Into<String>) -> Status {
@@ -204,13 +225,15 @@ impl DeliveryService for Shim {
         }
         seal::verify(key, &env.payload_type, &env.payload, &env.signature, Utc::now())
             .map_err(|e| unauth(e.to_string()))?;
-        let _permit = self.pool.available.acquire().await.map_err(|e| Status::internal(e.to_string()))?;
-        let i = self.pool.free.lock().await.pop().ok_or_else(|| Status::internal("pool empty"))?;
-        let (client, insert) = &self.pool.conns[i];
-        let envelope = env.encode_to_vec();
-        let result = client.execute(insert, &[&ack.unit_id, &ack.request_id, &ack.document_id, &envelope]).await;
-        self.pool.free.lock().await.push(i);
-        result.map_err(|e| Status::internal(e.to_string()))?;
+        if let Some(pool) = &self.pool {
+            let _permit = pool.available.acquire().await.map_err(|e| Status::internal(e.to_string()))?;
+            let i = pool.free.lock().await.pop().ok_or_else(|| Status::internal("pool empty"))?;
+            let (client, insert) = &pool.conns[i];
+            let envelope = env.encode_to_vec();
+            let result = client.execute(insert, &[&ack.unit_id, &ack.request_id, &ack.document_id, &envelope]).await;
+            pool.free.lock().await.push(i);
+            result.map_err(|e| Status::internal(e.to_string()))?;
+        }
         Ok(Response::new(pb::Delivery {
             document_id: ack.document_id,
             recipient_unit_id: ack.unit_id,
