@@ -36,7 +36,7 @@ const INSERT: &str = "INSERT INTO gongwen_acks (unit_id, request_id, document_id
 /// The database and the units' public keys (the stand-in's registry).
 pub struct Postgres {
     url: String,
-    keys: Arc<HashMap<String, (String, SealKey)>>,
+    keys: Arc<HashMap<String, (String, SealKey, seal::PublicKey)>>,
 }
 
 /// A fixed pool: one connection per concurrent request at most.
@@ -47,7 +47,7 @@ struct Pool {
 }
 
 struct Shim {
-    keys: Arc<HashMap<String, (String, SealKey)>>,
+    keys: Arc<HashMap<String, (String, SealKey, seal::PublicKey)>>,
     /// None for the floor run: checked, then answered without storing anything.
     pool: Option<Pool>,
     nonces: Mutex<HashSet<[u8; 16]>>,
@@ -116,7 +116,7 @@ impl Postgres {
 }
 
 /// Units 0..n's keys, as the stand-in's registry.
-fn unit_keys(n: usize) -> Arc<HashMap<String, (String, SealKey)>> {
+fn unit_keys(n: usize) -> Arc<HashMap<String, (String, SealKey, seal::PublicKey)>> {
     let keys = (0..n)
         .map(|i| {
             let k = unit_key(i);
@@ -127,7 +127,8 @@ fn unit_keys(n: usize) -> Arc<HashMap<String, (String, SealKey)>> {
                 valid_from: None,
                 revoked_at: None,
             };
-            (k.key_id.clone(), (unit_id(i), seal))
+            let public = seal::PublicKey::parse(&seal).expect("valid key");
+            (k.key_id.clone(), (unit_id(i), seal, public))
         })
         .collect();
     Arc::new(keys)
@@ -195,11 +196,11 @@ impl Shim {
         if t.body_sha256 != h.finalize().as_slice() {
             return Err(unauth("token made for another body"));
         }
-        let (owner, key) = self.keys.get(&token.key_id).ok_or_else(|| unauth("unknown key"))?;
+        let (owner, key, public) = self.keys.get(&token.key_id).ok_or_else(|| unauth("unknown key"))?;
         if owner != &t.unit_id {
             return Err(unauth("key of another unit"));
         }
-        seal::verify(key, gongwen::auth::TOKEN_TYPE, &token.token, &token.signature, now)
+        seal::verify_with(key, public, gongwen::auth::TOKEN_TYPE, &token.token, &token.signature, now)
             .map_err(|e| unauth(e.to_string()))?;
         let nonce: [u8; 16] = t.nonce.as_slice().try_into().map_err(|_| unauth("nonce must be 16 bytes"))?;
         if !self.nonces.lock().unwrap_or_else(|p| p.into_inner()).insert(nonce) {
@@ -219,11 +220,11 @@ impl DeliveryService for Shim {
         }
         let ack =
             pb::Acknowledge::decode(env.payload.as_slice()).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let (owner, key) = self.keys.get(&env.key_id).ok_or_else(|| unauth("unknown signing key"))?;
+        let (owner, key, public) = self.keys.get(&env.key_id).ok_or_else(|| unauth("unknown signing key"))?;
         if owner != &ack.unit_id {
             return Err(Status::permission_denied("key of another unit"));
         }
-        seal::verify(key, &env.payload_type, &env.payload, &env.signature, Utc::now())
+        seal::verify_with(key, public, &env.payload_type, &env.payload, &env.signature, Utc::now())
             .map_err(|e| unauth(e.to_string()))?;
         if let Some(pool) = &self.pool {
             let _permit = pool.available.acquire().await.map_err(|e| Status::internal(e.to_string()))?;

@@ -26,7 +26,6 @@ use super::{App, AppError, schema};
 use crate::auth::{STREAMING_REQUESTS, TOKEN_TYPE};
 use crate::domain::model::{Document, SealKey};
 use crate::domain::number::DocNumber;
-use crate::domain::seal;
 use crate::pb;
 
 /// Who is calling, as established by the request token.
@@ -114,7 +113,7 @@ impl App {
             return Err(unauth("the token was made for a different request body".into()));
         }
         let key = self.token_key(&t.unit_id, &token.key_id)?;
-        seal::verify(&key, TOKEN_TYPE, &token.token, &token.signature, now).map_err(|e| unauth(e.to_string()))?;
+        self.verify_seal(&key, TOKEN_TYPE, &token.token, &token.signature, now)?;
         self.remember_nonce(&t.nonce, at + skew, now)?;
         self.horizons.admit(&t.unit_id, at, now).await?;
         Ok(if t.unit_id == "operator" { Caller::Operator } else { Caller::Unit(t.unit_id) })

@@ -319,7 +319,7 @@ impl App {
             })
             .await?;
         let head = Arc::new(head);
-        self.heads.insert(head.clone());
+        self.heads.insert(head.id.clone(), head.clone());
         Ok(head)
     }
 

@@ -24,11 +24,11 @@ pub mod deliveries;
 pub mod documents;
 pub mod error;
 pub mod format;
-mod heads;
 pub mod horizon;
 pub mod import;
 pub mod limits;
 pub mod log;
+mod recent;
 pub mod registry;
 pub mod schema;
 pub mod statements;
@@ -82,6 +82,8 @@ fn started_second() -> DateTime<Utc> {
 
 /// Document heads kept in memory per generation (two generations; a head is a few hundred bytes).
 const HEADS_KEPT: usize = 16_384;
+/// Decoded public keys kept per generation: about 200 bytes each, so at most some 13 MiB.
+const PUBLIC_KEYS_KEPT: usize = 32_768;
 
 /// Settings the application layer enforces.
 #[derive(Debug, Clone)]
@@ -234,7 +236,9 @@ pub struct App {
     /// Permits for server-streaming calls.
     streams: Arc<tokio::sync::Semaphore>,
     /// Heads of documents read before (documents never change once issued).
-    heads: heads::HeadCache,
+    heads: recent::Recent<String, Arc<crate::domain::model::DocHead>>,
+    /// Seal keys' public points, by their bytes: every request checks two signatures.
+    public_keys: recent::Recent<Vec<u8>, Arc<seal::PublicKey>>,
 }
 
 /// A statement whose signature checked out.
@@ -312,7 +316,8 @@ impl App {
             horizons: horizon::Horizons::load(None, started_second())?,
             rates: std::sync::Mutex::new(HashMap::new()),
             streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
-            heads: heads::HeadCache::new(HEADS_KEPT),
+            heads: recent::Recent::new(HEADS_KEPT),
+            public_keys: recent::Recent::new(PUBLIC_KEYS_KEPT),
             config,
         })
     }
@@ -444,8 +449,7 @@ impl App {
             .iter()
             .find(|k| k.key_id == envelope.key_id)
             .ok_or_else(|| AppError::Unauthenticated(format!("unknown signing key {:?}", envelope.key_id)))?;
-        seal::verify(key, &envelope.payload_type, &envelope.payload, &envelope.signature, self.now())
-            .map_err(|e| AppError::Unauthenticated(e.to_string()))
+        self.verify_seal(key, &envelope.payload_type, &envelope.payload, &envelope.signature, self.now())
     }
 
     /// Checks that `envelope` is signed by the operator key.
@@ -456,8 +460,28 @@ impl App {
                 self.operator.key_id, envelope.key_id
             )));
         }
-        seal::verify(&self.operator, &envelope.payload_type, &envelope.payload, &envelope.signature, self.now())
-            .map_err(|e| AppError::Unauthenticated(e.to_string()))
+        self.verify_seal(&self.operator, &envelope.payload_type, &envelope.payload, &envelope.signature, self.now())
+    }
+
+    /// [`seal::verify`] with the key's point decoded once for all its requests; a failure is UNAUTHENTICATED.
+    fn verify_seal(
+        &self,
+        key: &SealKey,
+        payload_type: &str,
+        payload: &[u8],
+        signature: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let unauth = |e: crate::domain::DomainError| AppError::Unauthenticated(e.to_string());
+        let public = match self.public_keys.get(key.public_key.as_slice()) {
+            Some(public) if public.algorithm() == key.algorithm => public,
+            _ => {
+                let public = Arc::new(seal::PublicKey::parse(key).map_err(unauth)?);
+                self.public_keys.insert(key.public_key.clone(), public.clone());
+                public
+            }
+        };
+        seal::verify_with(key, &public, payload_type, payload, signature, at).map_err(unauth)
     }
 }
 
