@@ -800,7 +800,7 @@ pub const REQUESTS: &[(&str, Check)] = &[
         }
     }),
     ("TraceService/Trace", |_, b| plain::<pb::TraceRequest>(b)),
-    ("TraceService/ListNotActed", |_, b| plain::<pb::TraceRequest>(b)),
+    ("TraceService/ListNotActed", |_, b| plain::<pb::ListNotActedRequest>(b)),
     ("DocumentService/ImportDocument", |_, b| signed::<pb::ImportDocument>(b)),
     ("RegistryService/ChangeUnitKeys", |_, b| signed::<pb::ChangeUnitKeys>(b)),
 ];

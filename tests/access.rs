@@ -421,7 +421,7 @@ where
         ),
         Rpc::ListNotActed => code(
             TraceServiceClient::new(ch.clone())
-                .list_not_acted(pb::TraceRequest { document_id: doc, max_depth: 0 })
+                .list_not_acted(pb::ListNotActedRequest { document_id: doc, ..Default::default() })
                 .await,
         ),
         Rpc::OverdueByDocument => code(

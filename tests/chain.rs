@@ -193,7 +193,7 @@ async fn trace_covers_every_depth_with_counts() {
     // Not acted, at any depth: everyone but the two forwarders.
     let waiting = h
         .tracer()
-        .list_not_acted(pb::TraceRequest { document_id: c.province.id.clone(), max_depth: 0 })
+        .list_not_acted(pb::ListNotActedRequest { document_id: c.province.id.clone(), ..Default::default() })
         .await
         .expect("not acted")
         .into_inner();
@@ -358,4 +358,83 @@ async fn a_streamed_trace_whose_reader_goes_away_ends_its_walk_and_frees_its_str
             Err(s) => panic!("the stream was not freed: {s}"),
         }
     }
+}
+
+/// One page of ListNotActed for the province's notice.
+async fn not_acted(
+    h: &Harness,
+    c: &Chain,
+    page_size: u32,
+    page_token: &str,
+) -> Result<pb::ListNotActedReply, tonic::Status> {
+    let request =
+        pb::ListNotActedRequest { document_id: c.province.id.clone(), page_size, page_token: page_token.into() };
+    h.tracer().list_not_acted(request).await.map(tonic::Response::into_inner)
+}
+
+/// Every page from `first` on, through the tokens, as a client reads them.
+async fn all_pages(h: &Harness, c: &Chain, page_size: u32) -> Vec<pb::ListNotActedReply> {
+    let mut pages = vec![not_acted(h, c, page_size, "").await.expect("first page")];
+    while let Some(token) = pages.last().map(|p| p.next_page_token.clone()).filter(|t| !t.is_empty()) {
+        pages.push(not_acted(h, c, page_size, &token).await.expect("next page"));
+    }
+    pages
+}
+
+#[tokio::test]
+async fn not_acted_comes_in_pages_that_cover_the_list_once() {
+    let mut h = Harness::start().await;
+    let c = build_chain(&mut h).await;
+    let whole = not_acted(&h, &c, 0, "").await.expect("one page");
+    let n = whole.nodes.len();
+    assert!(n > 6 && n < 1_000, "the chain's waiting recipients fit the default page: {n}");
+    assert!(whole.next_page_token.is_empty());
+    assert_eq!(whole.total as usize, n);
+
+    let pages = all_pages(&h, &c, 3).await;
+    assert_eq!(pages.len(), n.div_ceil(3));
+    assert!(pages.iter().all(|p| p.nodes.len() <= 3 && p.total as usize == n));
+    let paged: Vec<pb::TraceNode> = pages.into_iter().flat_map(|p| p.nodes).collect();
+    assert_eq!(paged, whole.nodes, "the pages are the whole list, in order, once");
+
+    // A recipient that acts between two pages drops out of later pages, and nobody else is skipped.
+    let acting = whole.nodes[4].clone();
+    h.ack(&acting.unit_id, &acting.via_document_id).await.expect("acknowledges: not acted yet");
+    let first = not_acted(&h, &c, 3, "").await.expect("first page");
+    assert_eq!(first.total as usize, n);
+    h.start_handling(&acting.unit_id, &acting.via_document_id).await.expect("starts handling");
+    let mut rest = vec![];
+    let mut token = first.next_page_token.clone();
+    while !token.is_empty() {
+        let page = not_acted(&h, &c, 3, &token).await.expect("next page");
+        assert_eq!(page.total as usize, n - 1);
+        rest.extend(page.nodes);
+        token = page.next_page_token;
+    }
+    let expected: Vec<pb::TraceNode> =
+        whole.nodes[3..].iter().filter(|node| node.unit_id != acting.unit_id).cloned().collect();
+    assert_eq!(rest.len(), expected.len());
+    assert!(rest.iter().zip(&expected).all(|(a, b)| (&a.unit_id, a.depth) == (&b.unit_id, b.depth)));
+}
+
+#[tokio::test]
+async fn not_acted_pages_are_refused_for_a_bad_size_or_a_foreign_token() {
+    let mut h = Harness::start().await;
+    let c = build_chain(&mut h).await;
+    let too_big = refused(&h, tonic::Code::InvalidArgument, not_acted(&h, &c, 10_001, "")).await;
+    assert!(too_big.message().contains("page_size: at most 10000"), "{}", too_big.message());
+    let garbage = refused(&h, tonic::Code::InvalidArgument, not_acted(&h, &c, 3, "not a token!")).await;
+    assert!(garbage.message().contains("page_token"), "{}", garbage.message());
+    // A token from the city's list is not one of the province's.
+    let city = pb::ListNotActedRequest { document_id: c.city.id.clone(), page_size: 1, page_token: String::new() };
+    let token = h.tracer().list_not_acted(city).await.expect("city's first page").into_inner().next_page_token;
+    assert!(!token.is_empty());
+    let foreign = refused(&h, tonic::Code::InvalidArgument, not_acted(&h, &c, 3, &token)).await;
+    assert!(foreign.message().contains("not a next_page_token of this list"), "{}", foreign.message());
+    // Paging changes nothing about who may read the list.
+    let request =
+        pb::ListNotActedRequest { document_id: c.province.id.clone(), page_size: 1, page_token: String::new() };
+    let mut as_boshan = pb::trace_service_client::TraceServiceClient::new(h.channel_as(BOSHAN));
+    let denied = refused(&h, tonic::Code::PermissionDenied, as_boshan.list_not_acted(request)).await;
+    assert!(!denied.message().is_empty());
 }

@@ -55,6 +55,15 @@ async fn the_demo_issues_the_corpus_chain_with_real_numbers_and_titles() {
     assert_eq!(table.lines().count(), 17, "{table}");
     assert!(table.lines().any(|l| l == "淄博市\t张店区"), "{table}");
 
+    // The not-acted list, read in pages of 2 as the CLI reads it in pages of 1,000, is the same list.
+    let province = Client::connect(&format!("http://{}", running.addr), &keys, demo::PROVINCE, false)
+        .await
+        .expect("client as the province");
+    let paged = province.not_acted(&out.province.number, 2).await.expect("pages of 2");
+    let whole = province.not_acted(&out.province.number, 0).await.expect("one page");
+    assert!(whole.len() > 2, "more than one page of 2: {}", whole.len());
+    assert_eq!(paged, whole);
+
     let text = out.trace.text();
     assert!(text.contains("鲁财采〔2022〕14号  山东省财政厅关于做好政府购买服务改革重点工作的通知"));
     assert!(text.contains("→ 淄财采〔2022〕20号") && text.contains("→ 博财采〔2022〕19号"));

@@ -460,7 +460,10 @@ fn request_seed(index: usize, name: &str) -> Vec<u8> {
             format: pb::ReportFormat::Csv as i32,
         }
         .encode_to_vec(),
-        "Trace" | "ListNotActed" => pb::TraceRequest { document_id: "d-1".into(), max_depth: 0 }.encode_to_vec(),
+        "Trace" => pb::TraceRequest { document_id: "d-1".into(), max_depth: 0 }.encode_to_vec(),
+        "ListNotActed" => {
+            pb::ListNotActedRequest { document_id: "d-1".into(), page_size: 2, page_token: "AQ".into() }.encode_to_vec()
+        }
         _ => vec![],
     };
     let index = u8::try_from(index).unwrap_or_else(|_| panic!("more than 256 request types"));

@@ -256,7 +256,7 @@ async fn cc_recipients_acknowledge_too() {
     // Cc recipients are informed, not asked to act: they never show as "not acted".
     let waiting = h
         .tracer()
-        .list_not_acted(pb::TraceRequest { document_id: doc.id.clone(), max_depth: 0 })
+        .list_not_acted(pb::ListNotActedRequest { document_id: doc.id.clone(), ..Default::default() })
         .await
         .expect("not acted")
         .into_inner();

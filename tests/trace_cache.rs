@@ -13,7 +13,7 @@ async fn readings(h: &Harness, doc: &str) -> Vec<String> {
         let trace = h.tracer().trace(pb::TraceRequest { document_id: doc.into(), max_depth }).await.expect("trace");
         out.push(format!("{:?}", trace.into_inner()));
     }
-    let req = pb::TraceRequest { document_id: doc.into(), max_depth: 0 };
+    let req = pb::ListNotActedRequest { document_id: doc.into(), ..Default::default() };
     out.push(format!("{:?}", h.tracer().list_not_acted(req).await.expect("not acted").into_inner()));
     let req = pb::MatrixRequest { document_id: doc.into(), with_units: true };
     out.push(format!("{:?}", h.supervision().status_matrix(req).await.expect("matrix").into_inner()));

@@ -28,6 +28,7 @@ pub mod horizon;
 pub mod import;
 pub mod limits;
 pub mod log;
+pub mod pages;
 mod recent;
 pub mod registry;
 pub mod schema;

@@ -10,6 +10,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::Deserialize;
 use smallvec::SmallVec;
 
+use super::pages::{self, Cursor};
 use super::{App, AppError, schema};
 use crate::domain::instant::{parse_date, parse_utc_bytes};
 use crate::domain::model::{DocHead, Document, Role, StepKind};
@@ -635,8 +636,14 @@ impl App {
         .await
     }
 
-    /// Main recipients at any depth that have not acted (pending or only acknowledged), by depth then unit id.
-    pub async fn not_acted(&self, document_id: &str) -> Result<Vec<Node>, AppError> {
+    /// A page of the main recipients at any depth that have not acted (pending or only acknowledged), by depth,
+    /// unit id and via document; with the cursor of the next page and the count over the whole tree.
+    pub async fn not_acted(
+        &self,
+        document_id: &str,
+        page_size: usize,
+        after: Option<&Cursor>,
+    ) -> Result<NotActedPage, AppError> {
         let mut flat: Vec<Node> = self
             .trace(document_id, 0)
             .await?
@@ -647,9 +654,22 @@ impl App {
                     && matches!(n.delivery.state, DeliveryState::Pending | DeliveryState::Acknowledged)
             })
             .collect();
+        let key = |n: &Node| (n.depth, n.unit_id.clone(), n.via_document_id.to_string());
         flat.sort_by(|a, b| (a.depth, &a.unit_id, &a.via_document_id).cmp(&(b.depth, &b.unit_id, &b.via_document_id)));
-        Ok(flat)
+        let total = u32::try_from(flat.len()).unwrap_or(u32::MAX);
+        let cursor = |n: &Node| Cursor { document_id: document_id.to_owned(), key: key(n) };
+        let (nodes, next) = pages::page(flat, after.map(|c| &c.key), page_size, key, cursor);
+        Ok(NotActedPage { nodes, next, total })
     }
+}
+
+/// One page of [`App::not_acted`].
+pub struct NotActedPage {
+    pub nodes: Vec<Node>,
+    /// Where the next page starts, when one follows.
+    pub next: Option<Cursor>,
+    /// Recipients not acted in the whole tree.
+    pub total: u32,
 }
 
 #[cfg(test)]

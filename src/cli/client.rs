@@ -393,10 +393,7 @@ impl Client {
                 self.print(&tree, TraceOut::text)
             }
             Command::NotActed { document } => {
-                let document_id = self.resolve(&document).await?;
-                let reply =
-                    self.tracer().list_not_acted(pb::TraceRequest { document_id, max_depth: 0 }).await?.into_inner();
-                let nodes: Vec<NodeOut> = reply.nodes.into_iter().map(Into::into).collect();
+                let nodes: Vec<NodeOut> = self.not_acted(&document, 0).await?.into_iter().map(NodeOut::from).collect();
                 self.print(&nodes, |ns| {
                     let mut s: String = ns.iter().map(|n| format!("{}\n", n.line())).collect();
                     s.push_str(&format!("{} not acted\n", ns.len()));
@@ -593,6 +590,22 @@ attachments up to {} bytes
         let tree = super::assemble::assemble_trace(chunks)
             .map_err(|e| CliError::Input(format!("the server sent a malformed trace: {e}")))?;
         Ok(tree.into())
+    }
+
+    /// Every recipient of `document` that has not acted, read page after page (`page_size` 0: the server's).
+    pub async fn not_acted(&self, document: &str, page_size: u32) -> Result<Vec<pb::TraceNode>, CliError> {
+        let document_id = self.resolve(document).await?;
+        let mut nodes = vec![];
+        let mut page_token = String::new();
+        loop {
+            let request = pb::ListNotActedRequest { document_id: document_id.clone(), page_size, page_token };
+            let reply = self.tracer().list_not_acted(request).await?.into_inner();
+            nodes.extend(reply.nodes);
+            if reply.next_page_token.is_empty() {
+                return Ok(nodes);
+            }
+            page_token = reply.next_page_token;
+        }
     }
 
     async fn download(&self, sha256: &str, output: Option<PathBuf>) -> Result<(), CliError> {

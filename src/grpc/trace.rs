@@ -8,6 +8,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::auth::caller;
+use crate::app::pages::{self, Cursor};
 use crate::app::{App, AppError};
 use crate::pb;
 use crate::pb::trace_service_server::TraceService;
@@ -67,11 +68,20 @@ impl TraceService for TraceApi {
         Ok(Response::new(Box::pin(chunks)))
     }
 
-    async fn list_not_acted(&self, req: Request<pb::TraceRequest>) -> Result<Response<pb::ListNotActedReply>, Status> {
+    async fn list_not_acted(
+        &self,
+        req: Request<pb::ListNotActedRequest>,
+    ) -> Result<Response<pb::ListNotActedReply>, Status> {
         let caller = caller(&req)?;
-        let id = req.into_inner().document_id;
-        self.app.may_trace(&caller, &id).await?;
-        let nodes = self.app.not_acted(&id).await?;
-        Ok(Response::new(pb::ListNotActedReply { nodes: nodes.into_iter().map(Into::into).collect() }))
+        let req = req.into_inner();
+        let size = pages::page_size(req.page_size)?;
+        let after = Cursor::read(&req.page_token, &req.document_id)?;
+        self.app.may_trace(&caller, &req.document_id).await?;
+        let page = self.app.not_acted(&req.document_id, size, after.as_ref()).await?;
+        Ok(Response::new(pb::ListNotActedReply {
+            nodes: page.nodes.into_iter().map(Into::into).collect(),
+            next_page_token: page.next.map(|c| c.token()).unwrap_or_default(),
+            total: page.total,
+        }))
     }
 }
