@@ -20,6 +20,7 @@ use crate::store::{BlobStore, ScanCache, Store, Tx};
 
 pub mod access;
 pub mod backup;
+mod briefs;
 pub mod deliveries;
 pub mod documents;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod limits;
 pub mod log;
 pub mod pages;
 mod recent;
+pub use briefs::{Briefs, UnitBrief};
 pub mod registry;
 pub mod schema;
 pub mod statements;
@@ -144,17 +146,8 @@ pub struct Snapshot {
     /// Ids of keys with a revocation time: only steps signed with one of these can be suspect, and usually there
     /// are none, so a trace asks this first.
     revoked_keys: HashSet<Box<[u8]>>,
-    /// What a trace or matrix shows of each unit, hashed: a walk over 200,000 deliveries looks up every recipient,
-    /// and the ordered map's string comparisons were a good part of it.
-    briefs: foldhash::HashMap<String, UnitBrief>,
-}
-
-/// A unit's name, region and level, as traces and matrices show them.
-#[derive(Debug, Clone)]
-pub struct UnitBrief {
-    pub full_name: String,
-    pub region: String,
-    pub level: crate::domain::model::Level,
+    /// What a trace or matrix shows of each unit.
+    pub briefs: Briefs,
 }
 
 impl Snapshot {
@@ -169,20 +162,8 @@ impl Snapshot {
             .values()
             .flat_map(|u| u.keys.iter().filter(|k| k.revoked_at.is_some()).map(|k| k.key_id.as_bytes().into()))
             .collect();
-        let briefs = registry
-            .units
-            .values()
-            .map(|u| {
-                let brief = UnitBrief { full_name: u.full_name.clone(), region: u.region.clone(), level: u.level };
-                (u.id.clone(), brief)
-            })
-            .collect();
+        let briefs = Briefs::new(registry.units.values());
         Snapshot { registry, key_owner, revoked_keys, briefs }
-    }
-
-    /// A unit's name, region and level, by id.
-    pub fn brief(&self, unit_id: &str) -> Option<&UnitBrief> {
-        self.briefs.get(unit_id)
     }
 
     /// Why a step is suspect (signed with a key revoked at or before it), found through the key index.

@@ -240,12 +240,14 @@ impl App {
             // Hashed: looked up once per delivery; sorted at the end.
             by_region: HashMap<String, Row>,
             total: Row,
+            // Where the last recipient's brief was found: a document's deliveries come in recipient order.
+            hint: usize,
         }
         let snap = self.snapshot();
         let now = self.now();
         let add = move |acc: &mut Acc, d: &LeanDelivery<'_>, _depth: u32| {
             let overdue = is_overdue(d.deadline(), d.state, now);
-            let unit = snap.brief(d.recipient);
+            let unit = snap.briefs.find_from(d.recipient, &mut acc.hint);
             if let Some(level) = unit.map(|u| u.level) {
                 acc.by_level
                     .entry(level.depth())

@@ -182,9 +182,11 @@ impl Walker<'_> {
         let (via_id, via_number): (Arc<str>, Arc<str>) = (doc.id.as_str().into(), doc.number.as_str().into());
         let mut out = vec![];
         let (snapshot, now) = (self.snapshot, self.now);
+        // Deliveries come in recipient order: each unit's brief is looked for from the last one's.
+        let mut hint = 0;
         self.store.visit(&schema::deliveries_of(&doc.id), &mut |k, v| {
             let d: LeanDelivery = schema::decode_borrowed(k, v)?;
-            let unit = snapshot.brief(d.recipient);
+            let unit = snapshot.briefs.find_from(d.recipient, &mut hint);
             let progress = Progress::of(&d)?;
             let overdue = is_overdue(progress.deadline, progress.state, now);
             let mut flags = vec![];
