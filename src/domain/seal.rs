@@ -81,8 +81,7 @@ pub fn verify(
     signature: &[u8],
     at: DateTime<Utc>,
 ) -> Result<(), DomainError> {
-    check_window(key, at)?;
-    check_signature(key, &PublicKey::parse(key)?, payload_type, payload, signature)
+    verify_with(key, &PublicKey::parse(key)?, payload_type, payload, signature, at)
 }
 
 /// [`verify`] with `key`'s point decoded before: `public` must be `PublicKey::parse(key)`.
