@@ -318,6 +318,18 @@ fn median_max(mut v: Vec<Duration>) -> (f64, f64) {
     (ms(percentile(&v, 0.5)), ms(*v.last().unwrap_or(&Duration::ZERO)))
 }
 
+/// One run's line of the ingest table; `single` is one core's single-verify rate.
+fn row(clients: usize, r: &Rate, single: f64) -> String {
+    format!(
+        "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms {:>10.0}µs  {:.1}%",
+        r.per_sec,
+        ms(r.p50),
+        ms(r.p99),
+        r.cpu_per_ack.as_secs_f64() * 1e6,
+        100.0 * VERIFIES_PER_ACK * r.per_sec / single
+    )
+}
+
 /// One client count's runs over the rounds.
 struct Runs {
     clients: usize,
@@ -368,36 +380,16 @@ async fn scenario_ingest(quick: bool) {
             let take = if clients == 1 { units / 5 } else { units };
             let ids: Vec<usize> = (0..take).collect();
             let g = ingest(&b.raw, &doc.id, &ids, clients).await;
-            println!(
-                "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms {:>10.0}µs  {:.1}%  gongwen (load {})",
-                g.per_sec,
-                ms(g.p50),
-                ms(g.p99),
-                g.cpu_per_ack.as_secs_f64() * 1e6,
-                100.0 * VERIFIES_PER_ACK * g.per_sec / single,
-                load_average()
-            );
+            println!("{}  gongwen (load {})", row(clients, &g, single), load_average());
             gs.push(g);
             let f = pg::floor(&doc.id, &ids, clients, units).await;
-            println!(
-                "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms {:>10.0}µs  {:.1}%  floor: same calls and checks, nothing stored",
-                f.per_sec,
-                ms(f.p50),
-                ms(f.p99),
-                f.cpu_per_ack.as_secs_f64() * 1e6,
-                100.0 * VERIFIES_PER_ACK * f.per_sec / single,
-            );
+            println!("{}  floor: same calls and checks, nothing stored", row(clients, &f, single));
             fs.push(f);
             if let Some(pg) = &pg {
                 let p = pg.run(&doc.id, &ids, clients).await;
                 println!(
-                    "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms {:>10.0}µs  {:.1}%  PostgreSQL stand-in (load {}); \
-                     gongwen/PostgreSQL throughput {:.2}",
-                    p.per_sec,
-                    ms(p.p50),
-                    ms(p.p99),
-                    p.cpu_per_ack.as_secs_f64() * 1e6,
-                    100.0 * VERIFIES_PER_ACK * p.per_sec / single,
+                    "{}  PostgreSQL stand-in (load {}); gongwen/PostgreSQL throughput {:.2}",
+                    row(clients, &p, single),
                     load_average(),
                     g.per_sec / p.per_sec
                 );
