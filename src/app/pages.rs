@@ -20,17 +20,24 @@ pub fn page_size(asked: u32) -> Result<usize, AppError> {
     }
 }
 
+/// An item's place in the not-acted list: depth, unit id, via document id.
+pub type Key<'a> = (u32, &'a str, &'a str);
+
 /// Where a page ends: the sort key of its last item, in the list under `document_id`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cursor {
     pub document_id: String,
-    pub key: (u32, String, String),
+    key: (u32, String, String),
 }
 
 /// Token format version: a token from another version is refused, not misread.
 const VERSION: u8 = 1;
 
 impl Cursor {
+    fn key(&self) -> Key<'_> {
+        (self.key.0, &self.key.1, &self.key.2)
+    }
+
     /// The opaque token a client passes back.
     pub fn token(&self) -> String {
         let mut bytes = vec![VERSION];
@@ -61,21 +68,21 @@ impl Cursor {
 
 /// The page of `sorted` (ascending by `key`, keys distinct) after `after`, at most `size` items, and the cursor
 /// for the page after it when more items follow.
-pub fn page<T, K>(
+pub fn page<T>(
+    document_id: &str,
     sorted: Vec<T>,
-    after: Option<&K>,
+    after: Option<&Cursor>,
     size: usize,
-    key: impl Fn(&T) -> K,
-    cursor: impl Fn(&T) -> Cursor,
-) -> (Vec<T>, Option<Cursor>)
-where
-    K: Ord,
-{
-    let start = after.map_or(0, |a| sorted.partition_point(|item| key(item) <= *a));
+    key: impl for<'a> Fn(&'a T) -> Key<'a>,
+) -> (Vec<T>, Option<Cursor>) {
+    let start = after.map_or(0, |a| sorted.partition_point(|item| key(item) <= a.key()));
     let end = start.saturating_add(size).min(sorted.len());
     let more = end < sorted.len();
     let items: Vec<T> = sorted.into_iter().skip(start).take(end - start).collect();
-    let next = if more { items.last().map(cursor) } else { None };
+    let next = items.last().filter(|_| more).map(|last| {
+        let (depth, unit, via) = key(last);
+        Cursor { document_id: document_id.to_owned(), key: (depth, unit.to_owned(), via.to_owned()) }
+    });
     (items, next)
 }
 
@@ -83,16 +90,16 @@ where
 mod tests {
     use super::*;
 
-    fn cursor(doc: &str, n: u32) -> Cursor {
-        Cursor { document_id: doc.into(), key: (n, format!("u{n}"), "d".into()) }
+    /// Items keyed by depth alone, the other parts of the key equal.
+    fn by_depth(n: &u32) -> Key<'_> {
+        (*n, "u", "d")
     }
 
     fn pages(items: Vec<u32>, size: usize) -> Vec<Vec<u32>> {
         let mut out = vec![];
         let mut after: Option<Cursor> = None;
         loop {
-            let key = after.as_ref().map(|c| c.key.0);
-            let (page, next) = page(items.clone(), key.as_ref(), size, |n| *n, |n| cursor("doc", *n));
+            let (page, next) = page("doc", items.clone(), after.as_ref(), size, by_depth);
             out.push(page);
             // Through the token, as a client does.
             match next {
@@ -113,17 +120,16 @@ mod tests {
 
     #[test]
     fn a_page_goes_on_after_its_last_key_when_the_list_changes() {
-        let (first, next) = page((0..10u32).collect(), None, 3, |n| *n, |n| cursor("doc", *n));
+        let (first, next) = page("doc", (0..10u32).collect(), None, 3, by_depth);
         assert_eq!(first, vec![0, 1, 2]);
-        let after = next.expect("more").key.0;
         // 1 and 3 dropped out (they acted) before the next page was asked for.
-        let (second, _) = page(vec![0, 2, 4, 5, 6, 7], Some(&after), 3, |n| *n, |n| cursor("doc", *n));
+        let (second, _) = page("doc", vec![0, 2, 4, 5, 6, 7], next.as_ref(), 3, by_depth);
         assert_eq!(second, vec![4, 5, 6]);
     }
 
     #[test]
     fn tokens_are_good_only_for_their_document_and_format() {
-        let c = cursor("doc-1", 7);
+        let c = Cursor { document_id: "doc-1".into(), key: (7, "u7".into(), "d".into()) };
         assert_eq!(Cursor::read(&c.token(), "doc-1").expect("read"), Some(c.clone()));
         assert_eq!(Cursor::read("", "doc-1").expect("first page"), None);
         for bad in

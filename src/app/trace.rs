@@ -656,11 +656,12 @@ impl App {
                     && matches!(n.delivery.state, DeliveryState::Pending | DeliveryState::Acknowledged)
             })
             .collect();
-        let key = |n: &Node| (n.depth, n.unit_id.clone(), n.via_document_id.to_string());
-        flat.sort_by(|a, b| (a.depth, &a.unit_id, &a.via_document_id).cmp(&(b.depth, &b.unit_id, &b.via_document_id)));
+        fn key(n: &Node) -> pages::Key<'_> {
+            (n.depth, &n.unit_id, &n.via_document_id)
+        }
+        flat.sort_by(|a, b| key(a).cmp(&key(b)));
         let total = u32::try_from(flat.len()).unwrap_or(u32::MAX);
-        let cursor = |n: &Node| Cursor { document_id: document_id.to_owned(), key: key(n) };
-        let (nodes, next) = pages::page(flat, after.map(|c| &c.key), page_size, key, cursor);
+        let (nodes, next) = pages::page(document_id, flat, after, page_size, key);
         Ok(NotActedPage { nodes, next, total })
     }
 }
