@@ -311,6 +311,18 @@ pub async fn scenario(quick: bool) {
         "  StreamTrace, every level ({nodes} nodes): first chunk median {fm:.0} ms / max {fx:.0} ms; whole tree \
          median {lm:.0} ms / max {lx:.0} ms"
     ));
+    for page_size in [1_000, 10_000] {
+        let (first, all, pages, listed, total) = not_acted_pages(&b, &root_doc, runs, page_size).await;
+        let ((pm, px), (am, ax)) = (median_max(first), median_max(all));
+        println!(
+            "  ListNotActed ({total} not acted), pages of {page_size}: first page median {pm:.0} ms, max {px:.0} ms; \
+             all {pages} pages ({listed} nodes) median {am:.0} ms, max {ax:.0} ms"
+        );
+        summary(format!(
+            "  ListNotActed, {total} not acted, pages of {page_size}: first page median {pm:.0} / max {px:.0} ms; all \
+             {pages} pages median {am:.0} / max {ax:.0} ms"
+        ));
+    }
     let app = b.running.app.clone();
     let (mut t_app, mut m_app): (Vec<Duration>, Vec<Duration>) = (vec![], vec![]);
     for _ in 0..runs {
@@ -405,4 +417,41 @@ pub async fn scenario(quick: bool) {
         "  trace cache off: Trace median {tm:.0} / max {tx:.0} ms, StatusMatrix median {mm:.0} / max {mx:.0} ms"
     ));
     b.running.stop().await.expect("stop");
+}
+
+/// `runs` reads of the first ListNotActed page of `doc`, timed, and `runs.min(2)` reads of every page, as the
+/// CLI makes them: the times, the pages and nodes of the last full read, and the total.
+async fn not_acted_pages(
+    b: &Bench,
+    doc: &str,
+    runs: usize,
+    page_size: u32,
+) -> (Vec<Duration>, Vec<Duration>, usize, usize, u32) {
+    let mut tracer = pb::trace_service_client::TraceServiceClient::new(b.op.clone());
+    let ask = |page_token: String| pb::ListNotActedRequest { document_id: doc.into(), page_size, page_token };
+    let mut firsts = vec![];
+    for _ in 0..runs {
+        let t = Instant::now();
+        tracer.list_not_acted(ask(String::new())).await.expect("first page");
+        firsts.push(t.elapsed());
+    }
+    let (mut alls, mut pages, mut listed, mut total) = (vec![], 0, 0, 0);
+    for _ in 0..runs.min(2) {
+        let t = Instant::now();
+        let (mut token, mut read, mut nodes) = (String::new(), 0, 0);
+        loop {
+            let page = tracer.list_not_acted(ask(token)).await.expect("page").into_inner();
+            read += 1;
+            nodes += page.nodes.len();
+            total = page.total;
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        alls.push(t.elapsed());
+        (pages, listed) = (read, nodes);
+    }
+    assert_eq!(listed, total as usize, "the pages list every recipient not acted once");
+    (firsts, alls, pages, listed, total)
 }

@@ -29,6 +29,7 @@ pub mod horizon;
 pub mod import;
 pub mod limits;
 pub mod log;
+pub mod not_acted;
 pub mod pages;
 mod recent;
 pub use briefs::{Briefs, UnitBrief};

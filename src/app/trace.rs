@@ -10,7 +10,6 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::Deserialize;
 use smallvec::SmallVec;
 
-use super::pages::{self, Cursor};
 use super::{App, AppError, schema};
 use crate::domain::instant::{parse_date, parse_utc_bytes};
 use crate::domain::model::{DocHead, Document, Role, StepKind};
@@ -173,47 +172,65 @@ impl Walker<'_> {
         if depth > MAX_DEPTH || !self.seen.insert(doc.id.clone()) {
             return Ok(vec![]);
         }
-        // forwarder → the documents it forwarded `doc` as
-        let mut forwards: HashMap<String, Vec<String>> = HashMap::new();
-        self.store.visit(&schema::forwards_of(&doc.id), &mut |k, v| {
-            forwards.entry(String::from_utf8_lossy(v).into_owned()).or_default().push(schema::last_part(k));
-            Ok(())
-        })?;
+        let mut forwards = self.forwarders(&doc.id)?;
         let (via_id, via_number): (Arc<str>, Arc<str>) = (doc.id.as_str().into(), doc.number.as_str().into());
         let mut out = vec![];
-        let (snapshot, now) = (self.snapshot, self.now);
+        let via = (&via_id, &via_number);
         // Deliveries come in recipient order: each unit's brief is looked for from the last one's.
         let mut hint = 0;
         self.store.visit(&schema::deliveries_of(&doc.id), &mut |k, v| {
             let d: LeanDelivery = schema::decode_borrowed(k, v)?;
-            let unit = snapshot.briefs.find_from(d.recipient, &mut hint);
-            let progress = Progress::of(&d)?;
-            let overdue = is_overdue(progress.deadline, progress.state, now);
-            let mut flags = vec![];
-            for step in &d.steps {
-                if let Some(flag) = snapshot.suspect_key(step.key_id, || step.at())? {
-                    flags.push(flag);
-                }
-            }
-            out.push(Node {
-                unit_id: d.recipient.to_owned(),
-                unit_name: unit.map(|u| u.full_name.clone()).unwrap_or_default(),
-                region: unit.map(|u| u.region.clone()).unwrap_or_default(),
-                level: unit.map(|u| u.level),
-                depth,
-                via_document_id: via_id.clone(),
-                via_document_number: via_number.clone(),
-                overdue,
-                forwarded_as: forwards.remove(d.recipient).unwrap_or_default(),
-                counts: own_counts(progress.state, overdue),
-                children: vec![],
-                flags,
-                collapsed: false,
-                delivery: progress,
-            });
+            let unit = self.snapshot.briefs.find_from(d.recipient, &mut hint);
+            let forwarded_as = forwards.remove(d.recipient).unwrap_or_default();
+            out.push(self.node(&d, unit, depth, via, forwarded_as)?);
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// Forwarder → the documents it forwarded document `id` as.
+    fn forwarders(&self, id: &str) -> Result<HashMap<String, Vec<String>>, AppError> {
+        let mut forwards: HashMap<String, Vec<String>> = HashMap::new();
+        self.store.visit(&schema::forwards_of(id), &mut |k, v| {
+            forwards.entry(String::from_utf8_lossy(v).into_owned()).or_default().push(schema::last_part(k));
+            Ok(())
+        })?;
+        Ok(forwards)
+    }
+
+    /// The node of delivery `d` to `unit` at `depth`, not yet grown.
+    fn node(
+        &self,
+        d: &LeanDelivery<'_>,
+        unit: Option<&super::briefs::UnitBrief>,
+        depth: u32,
+        (via_id, via_number): (&Arc<str>, &Arc<str>),
+        forwarded_as: Vec<String>,
+    ) -> Result<Node, StoreError> {
+        let progress = Progress::of(d)?;
+        let overdue = is_overdue(progress.deadline, progress.state, self.now);
+        let mut flags = vec![];
+        for step in &d.steps {
+            if let Some(flag) = self.snapshot.suspect_key(step.key_id, || step.at())? {
+                flags.push(flag);
+            }
+        }
+        Ok(Node {
+            unit_id: d.recipient.to_owned(),
+            unit_name: unit.map(|u| u.full_name.clone()).unwrap_or_default(),
+            region: unit.map(|u| u.region.clone()).unwrap_or_default(),
+            level: unit.map(|u| u.level),
+            depth,
+            via_document_id: via_id.clone(),
+            via_document_number: via_number.clone(),
+            overdue,
+            forwarded_as,
+            counts: own_counts(progress.state, overdue),
+            children: vec![],
+            flags,
+            collapsed: false,
+            delivery: progress,
+        })
     }
 
     /// Replaces the forward ids in `node.forwarded_as` by their numbers and hangs their recipients below it, or,
@@ -254,7 +271,7 @@ impl Walker<'_> {
 /// and dropped ([`Skip`]), and the few steps a delivery has are kept inline, so reading one allocates nothing.
 #[derive(Debug, Deserialize)]
 pub(crate) struct LeanDelivery<'a> {
-    _document_id: Skip<&'a [u8]>,
+    pub document_id: &'a str,
     pub recipient: &'a str,
     pub role: Role,
     pub state: DeliveryState,
@@ -614,65 +631,65 @@ impl App {
         F: Fn(&mut T, &LeanDelivery<'_>, u32) + Send + Sync + 'static,
         M: Fn(&mut T, T) + Send + 'static,
     {
-        let snap = self.snapshot();
-        let now = self.now();
-        let id = document_id.to_owned();
-        self.read(move |store| {
-            let mut w = Walker { store, snapshot: &snap, now, seen: HashSet::new(), max_depth: u32::MAX };
-            let document = load_document(store, &id)?;
-            let mut acc = init();
-            w.seen.insert(id.clone());
-            w.own_deliveries(&id, 1, &mut |d, depth| f(&mut acc, d, depth))?;
-            let seen = w.seen.clone();
-            let parts = in_parallel(w.forwards(&id)?, |fwd| {
-                let mut w = Walker { store, snapshot: &snap, now, seen: seen.clone(), max_depth: u32::MAX };
-                let mut part = init();
-                w.each_delivery(&fwd, 2, &mut |d, depth| f(&mut part, d, depth))?;
-                Ok(part)
-            })?;
-            for part in parts {
-                merge(&mut acc, part);
-            }
-            Ok((document, acc))
-        })
-        .await
-    }
-
-    /// A page of the main recipients at any depth that have not acted (pending or only acknowledged), by depth,
-    /// unit id and via document; with the cursor of the next page and the count over the whole tree.
-    pub async fn not_acted(
-        &self,
-        document_id: &str,
-        page_size: usize,
-        after: Option<&Cursor>,
-    ) -> Result<NotActedPage, AppError> {
-        let mut flat: Vec<Node> = self
-            .trace(document_id, 0)
-            .await?
-            .flatten()
-            .into_iter()
-            .filter(|n| {
-                n.delivery.role == Role::Main
-                    && matches!(n.delivery.state, DeliveryState::Pending | DeliveryState::Acknowledged)
-            })
-            .collect();
-        fn key(n: &Node) -> pages::Key<'_> {
-            (n.depth, &n.unit_id, &n.via_document_id)
-        }
-        flat.sort_by(|a, b| key(a).cmp(&key(b)));
-        let total = u32::try_from(flat.len()).unwrap_or(u32::MAX);
-        let (nodes, next) = pages::page(document_id, flat, after, page_size, key);
-        Ok(NotActedPage { nodes, next, total })
+        let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
+        self.read(move |store| fold_tree(store, &snap, now, &id, init, f, merge)).await
     }
 }
 
-/// One page of [`App::not_acted`].
-pub struct NotActedPage {
-    pub nodes: Vec<Node>,
-    /// Where the next page starts, when one follows.
-    pub next: Option<Cursor>,
-    /// Recipients not acted in the whole tree.
-    pub total: u32,
+/// [`App::fold_deliveries`] within a read.
+pub(super) fn fold_tree<T: Send>(
+    store: &dyn Store,
+    snap: &super::Snapshot,
+    now: DateTime<Utc>,
+    id: &str,
+    init: impl Fn() -> T + Sync,
+    f: impl Fn(&mut T, &LeanDelivery<'_>, u32) + Sync,
+    merge: impl Fn(&mut T, T),
+) -> Result<(Document, T), AppError> {
+    let mut w = Walker { store, snapshot: snap, now, seen: HashSet::new(), max_depth: u32::MAX };
+    let document = load_document(store, id)?;
+    let mut acc = init();
+    w.seen.insert(id.to_owned());
+    w.own_deliveries(id, 1, &mut |d, depth| f(&mut acc, d, depth))?;
+    let seen = w.seen.clone();
+    let parts = in_parallel(w.forwards(id)?, |fwd| {
+        let mut w = Walker { store, snapshot: snap, now, seen: seen.clone(), max_depth: u32::MAX };
+        let mut part = init();
+        w.each_delivery(&fwd, 2, &mut |d, depth| f(&mut part, d, depth))?;
+        Ok(part)
+    })?;
+    for part in parts {
+        merge(&mut acc, part);
+    }
+    Ok((document, acc))
+}
+
+/// The nodes, as a trace shows them, of the deliveries of document `via` (at `depth`) to `recipients`, each
+/// grown with what it forwarded; a recipient with no delivery of `via` is left out.
+pub(super) fn recipient_nodes(
+    store: &dyn Store,
+    snap: &super::Snapshot,
+    now: DateTime<Utc>,
+    via: &str,
+    depth: u32,
+    recipients: &[&str],
+) -> Result<Vec<Node>, AppError> {
+    let mut w = Walker { store, snapshot: snap, now, seen: HashSet::new(), max_depth: u32::MAX };
+    let doc = w.head(via)?;
+    w.seen.insert(doc.id.clone());
+    let (via_id, via_number): (Arc<str>, Arc<str>) = (doc.id.as_str().into(), doc.number.as_str().into());
+    let mut forwards = w.forwarders(&doc.id)?;
+    let mut out = Vec::with_capacity(recipients.len());
+    for recipient in recipients {
+        let key = schema::delivery(&doc.id, recipient);
+        let Some(bytes) = store.get(&key)? else { continue };
+        let d: LeanDelivery = schema::decode_borrowed(&key, &bytes)?;
+        let forwarded_as = forwards.remove(*recipient).unwrap_or_default();
+        let mut node = w.node(&d, snap.briefs.get(recipient), depth, (&via_id, &via_number), forwarded_as)?;
+        w.grow(&mut node)?;
+        out.push(node);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

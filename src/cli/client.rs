@@ -18,6 +18,10 @@ use crate::pb::trace_service_client::TraceServiceClient;
 use crate::registry_file;
 use crate::signing::Statement;
 
+/// The page size `not-acted` asks for: the largest the server sends (some 1.3 MB), since each page costs the
+/// server a pass over the whole tree's deliveries.
+const WHOLE_PAGES: u32 = 10_000;
+
 const UPLOAD_CHUNK: usize = 256 * 1024;
 /// Replies such as a 200,000-node trace are far above tonic's 4 MiB default.
 const MAX_REPLY: usize = 256 * 1024 * 1024;
@@ -393,7 +397,8 @@ impl Client {
                 self.print(&tree, TraceOut::text)
             }
             Command::NotActed { document } => {
-                let nodes: Vec<NodeOut> = self.not_acted(&document, 0).await?.into_iter().map(NodeOut::from).collect();
+                let nodes: Vec<NodeOut> =
+                    self.not_acted(&document, WHOLE_PAGES).await?.into_iter().map(NodeOut::from).collect();
                 self.print(&nodes, |ns| {
                     let mut s: String = ns.iter().map(|n| format!("{}\n", n.line())).collect();
                     s.push_str(&format!("{} not acted\n", ns.len()));
@@ -592,7 +597,8 @@ attachments up to {} bytes
         Ok(tree.into())
     }
 
-    /// Every recipient of `document` that has not acted, read page after page (`page_size` 0: the server's).
+    /// Every recipient of `document` that has not acted, read page after page (`page_size` 0: the server's
+    /// default).
     pub async fn not_acted(&self, document: &str, page_size: u32) -> Result<Vec<pb::TraceNode>, CliError> {
         let document_id = self.resolve(document).await?;
         let mut nodes = vec![];

@@ -74,7 +74,7 @@ impl TraceService for TraceApi {
     ) -> Result<Response<pb::ListNotActedReply>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
-        let size = pages::page_size(req.page_size)?;
+        let size = pages::page_size(req.page_size);
         let after = Cursor::read(&req.page_token, &req.document_id)?;
         self.app.may_trace(&caller, &req.document_id).await?;
         let page = self.app.not_acted(&req.document_id, size, after.as_ref()).await?;
