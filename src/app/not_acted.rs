@@ -45,7 +45,7 @@ impl App {
                 || Select::new(page_size, after.as_ref()),
                 |s, d, depth| {
                     if waiting(d.role, d.state) {
-                        s.offer((depth, d.recipient, d.document_id));
+                        s.offer((depth, d.recipient, &String::from_utf8_lossy(d.document_id)));
                     }
                 },
                 Select::merge,

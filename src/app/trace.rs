@@ -150,7 +150,17 @@ struct Walker<'a> {
     max_depth: u32,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
+    fn new(
+        store: &'a dyn Store,
+        snapshot: &'a super::Snapshot,
+        now: DateTime<Utc>,
+        seen: HashSet<String>,
+        max_depth: u32,
+    ) -> Walker<'a> {
+        Walker { store, snapshot, now, seen, max_depth }
+    }
+
     /// The small header of a forward: a walk needs only its id and number, and its full record carries every
     /// recipient id.
     fn head(&self, id: &str) -> Result<DocHead, AppError> {
@@ -271,7 +281,8 @@ impl Walker<'_> {
 /// and dropped ([`Skip`]), and the few steps a delivery has are kept inline, so reading one allocates nothing.
 #[derive(Debug, Deserialize)]
 pub(crate) struct LeanDelivery<'a> {
-    pub document_id: &'a str,
+    /// Bytes: checked as text only by the reader that needs it, not by every trace.
+    pub document_id: &'a [u8],
     pub recipient: &'a str,
     pub role: Role,
     pub state: DeliveryState,
@@ -480,7 +491,7 @@ fn walk_tree(
     emit: impl FnMut(Node) -> Result<(), AppError> + Send,
 ) -> Result<Counts, AppError> {
     let max_depth = if max_depth == 0 { u32::MAX } else { max_depth };
-    let mut w = Walker { store, snapshot: snap, now, seen: HashSet::new(), max_depth };
+    let mut w = Walker::new(store, snap, now, HashSet::new(), max_depth);
     // The subtrees under the root's recipients share nothing (a document forwards exactly one other), so they are
     // grown on all cores; each walker keeps its own guard against a corrupted, cyclic store.
     let top = w.shallow_nodes(&DocHead::from(document), 1)?;
@@ -490,7 +501,7 @@ fn walk_tree(
     in_parallel_ordered(
         top,
         |mut node| {
-            let mut w = Walker { store, snapshot: snap, now, seen: seen.clone(), max_depth };
+            let mut w = Walker::new(store, snap, now, seen.clone(), max_depth);
             w.grow(&mut node)?;
             Ok(node)
         },
@@ -646,14 +657,14 @@ pub(super) fn fold_tree<T: Send>(
     f: impl Fn(&mut T, &LeanDelivery<'_>, u32) + Sync,
     merge: impl Fn(&mut T, T),
 ) -> Result<(Document, T), AppError> {
-    let mut w = Walker { store, snapshot: snap, now, seen: HashSet::new(), max_depth: u32::MAX };
+    let mut w = Walker::new(store, snap, now, HashSet::new(), u32::MAX);
     let document = load_document(store, id)?;
     let mut acc = init();
     w.seen.insert(id.to_owned());
     w.own_deliveries(id, 1, &mut |d, depth| f(&mut acc, d, depth))?;
     let seen = w.seen.clone();
     let parts = in_parallel(w.forwards(id)?, |fwd| {
-        let mut w = Walker { store, snapshot: snap, now, seen: seen.clone(), max_depth: u32::MAX };
+        let mut w = Walker::new(store, snap, now, seen.clone(), u32::MAX);
         let mut part = init();
         w.each_delivery(&fwd, 2, &mut |d, depth| f(&mut part, d, depth))?;
         Ok(part)
@@ -674,7 +685,7 @@ pub(super) fn recipient_nodes(
     depth: u32,
     recipients: &[&str],
 ) -> Result<Vec<Node>, AppError> {
-    let mut w = Walker { store, snapshot: snap, now, seen: HashSet::new(), max_depth: u32::MAX };
+    let mut w = Walker::new(store, snap, now, HashSet::new(), u32::MAX);
     let doc = w.head(via)?;
     w.seen.insert(doc.id.clone());
     let (via_id, via_number): (Arc<str>, Arc<str>) = (doc.id.as_str().into(), doc.number.as_str().into());
