@@ -24,6 +24,7 @@ pub struct Metrics {
     trace_cache_bytes: IntGauge,
     trace_cache_visits: IntCounterVec,
     open_streams: IntGauge,
+    tree_walks_waiting: IntGauge,
 }
 
 impl Metrics {
@@ -54,6 +55,10 @@ impl Metrics {
             &["result"],
         )?;
         let open_streams = IntGauge::new("gongwen_open_streams", "server-streaming calls open now")?;
+        let tree_walks_waiting = IntGauge::new(
+            "gongwen_tree_walks_waiting",
+            "traces, status matrices, not-acted and overdue lists waiting for a walk permit (max_tree_walks)",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(events.clone()))?;
@@ -62,6 +67,7 @@ impl Metrics {
         registry.register(Box::new(trace_cache_bytes.clone()))?;
         registry.register(Box::new(trace_cache_visits.clone()))?;
         registry.register(Box::new(open_streams.clone()))?;
+        registry.register(Box::new(tree_walks_waiting.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -72,6 +78,7 @@ impl Metrics {
             trace_cache_bytes,
             trace_cache_visits,
             open_streams,
+            tree_walks_waiting,
         })
     }
 
@@ -91,6 +98,7 @@ impl Metrics {
             }
         }
         self.open_streams.set(i64::try_from(app.open_streams()).unwrap_or(0));
+        self.tree_walks_waiting.set(i64::try_from(app.tree_walks_waiting()).unwrap_or(0));
         let mut out = vec![];
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8_lossy(&out).into_owned()

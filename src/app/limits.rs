@@ -1,6 +1,7 @@
 //! Limits that keep one caller from starving the others: a token bucket per caller (per unit, or per address for
-//! calls without a token), and a cap on open streams. Both answer RESOURCE_EXHAUSTED rather than queueing without
-//! end.
+//! calls without a token), a cap on open streams, and one on walks that build a whole tree in memory. They answer
+//! RESOURCE_EXHAUSTED rather than queueing without end: walks wait in a line of at most [`WALKS_WAITING_MAX`].
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -124,6 +125,36 @@ impl App {
         self.cache.as_ref().map(|c| c.stats())
     }
 
+    /// Calls waiting for one of the [`super::AppConfig::max_tree_walks`] permits.
+    pub fn tree_walks_waiting(&self) -> usize {
+        self.walks_waiting.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a permit to walk a whole tree, counted among [`App::tree_walks_waiting`] meanwhile, until it has
+    /// one or the call is dropped (its client gone). Refused when the line is full.
+    pub(super) async fn walk_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let ahead = self.walks_waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.walks_waiting);
+        if ahead >= WALKS_WAITING_MAX && self.walks.available_permits() == 0 {
+            return Err(AppError::Exhausted(format!(
+                "{ahead} traces, status matrices, not-acted or overdue lists are waiting for one of the {} built at once; \
+                 retry later",
+                self.config.max_tree_walks.max(1)
+            )));
+        }
+        // The semaphore is never closed; an error here would be a bug, answered as one.
+        self.walks
+            .acquire()
+            .await
+            .map_err(|_| AppError::Store(crate::store::StoreError::Backend("tree walks are closed".into())))
+    }
+
     /// A permit to open one streaming call (watch, log, download, upload); dropped when the stream ends.
     pub fn stream_permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
         self.streams.clone().try_acquire_owned().map_err(|_| {
@@ -135,6 +166,10 @@ impl App {
     }
 }
 
+/// Calls that may wait for a walk permit; beyond them a call is refused. A line this long already takes minutes
+/// to get through on a large tree.
+pub const WALKS_WAITING_MAX: usize = 256;
+
 fn failures_key(peer: &str) -> String {
     format!("failed {peer}")
 }
@@ -142,7 +177,71 @@ fn failures_key(peer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::time::Duration;
+
+    use crate::app::{AppConfig, SystemClock};
+    use crate::domain::model::{KeyAlgorithm, SealKey};
+    use crate::signing::Signer;
+    use crate::store::{BlobStore, SledStore};
+
+    /// An app over a new store in `dir` that builds one tree at a time.
+    fn one_walk_app(dir: &std::path::Path) -> Arc<App> {
+        let store = SledStore::open(&dir.join("db"), 8 << 20).expect("store");
+        let blobs = BlobStore::open(&dir.join("blobs"), 1 << 20).expect("blobs");
+        let operator = Signer::from_secret("operator", [1; 32]);
+        let key = SealKey {
+            key_id: operator.key_id.clone(),
+            algorithm: KeyAlgorithm::Ed25519,
+            public_key: operator.public_key().to_vec(),
+            valid_from: None,
+            revoked_at: None,
+        };
+        let config = AppConfig { max_tree_walks: 1, ..AppConfig::default() };
+        Arc::new(App::open(Arc::new(store), Arc::new(blobs), Arc::new(SystemClock), config, Some(key)).expect("app"))
+    }
+
+    /// Polls `done` until it holds, for at most ten seconds.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "{what} did not happen");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tree_walks_wait_for_a_permit_in_a_line_of_bounded_length() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = one_walk_app(dir.path());
+        let held = app.walk_permit().await.expect("the one permit");
+        // A trace of a document that does not exist still waits for its turn before it looks.
+        let trace = |app: &Arc<App>| {
+            let app = app.clone();
+            tokio::spawn(async move { app.trace("no-such-document", 0).await.map(|_| ()) })
+        };
+        let mut line: Vec<_> = (0..WALKS_WAITING_MAX).map(|_| trace(&app)).collect();
+        until("a full line", || app.tree_walks_waiting() == WALKS_WAITING_MAX).await;
+        assert!(line.iter().all(|t| !t.is_finished()), "nobody walks while the permit is held");
+
+        let refused = app.trace("no-such-document", 0).await.expect_err("the line is full");
+        assert!(matches!(&refused, AppError::Exhausted(m) if m.contains("retry later")), "{refused}");
+        assert_eq!(app.tree_walks_waiting(), WALKS_WAITING_MAX, "a refused call leaves the line as it was");
+
+        // A call whose client went away leaves the line.
+        if let Some(gone) = line.pop() {
+            gone.abort();
+            assert!(gone.await.expect_err("cancelled").is_cancelled());
+        }
+        until("the cancelled call leaving", || app.tree_walks_waiting() == WALKS_WAITING_MAX - 1).await;
+
+        drop(held);
+        for t in line {
+            let walked = t.await.expect("joined");
+            assert!(matches!(walked, Err(AppError::NotFound(_))), "each walks in turn: {walked:?}");
+        }
+        assert_eq!(app.tree_walks_waiting(), 0);
+    }
 
     #[test]
     fn buckets_allow_a_burst_then_the_rate() {

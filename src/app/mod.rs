@@ -109,6 +109,10 @@ pub struct AppConfig {
     /// Memory for keeping whole documents' deliveries and forwards, which traces and status matrices walk, in
     /// bytes; 0 turns the cache off.
     pub trace_cache_bytes: usize,
+    /// Traces, status matrices, not-acted and overdue lists built at once; more wait their turn. Each walk
+    /// already runs on every core, so more at once add no speed, only memory: each holds its whole tree while it
+    /// builds it.
+    pub max_tree_walks: usize,
 }
 
 impl Default for AppConfig {
@@ -122,6 +126,7 @@ impl Default for AppConfig {
             rate_burst: 1000,
             max_streams: 256,
             trace_cache_bytes: 256 * 1024 * 1024,
+            max_tree_walks: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -218,6 +223,9 @@ pub struct App {
     rates: std::sync::Mutex<HashMap<String, limits::Bucket>>,
     /// Permits for server-streaming calls.
     streams: Arc<tokio::sync::Semaphore>,
+    /// Permits for walks that build a whole tree in memory, and the calls waiting for one.
+    walks: tokio::sync::Semaphore,
+    walks_waiting: std::sync::atomic::AtomicUsize,
     /// Heads of documents read before (documents never change once issued).
     heads: recent::Recent<String, Arc<crate::domain::model::DocHead>>,
     /// Seal keys' public points, by their bytes: every request checks two signatures.
@@ -299,6 +307,9 @@ impl App {
             horizons: horizon::Horizons::load(None, started_second())?,
             rates: std::sync::Mutex::new(HashMap::new()),
             streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
+            // No permit at all would leave every trace waiting for ever.
+            walks: tokio::sync::Semaphore::new(config.max_tree_walks.max(1)),
+            walks_waiting: std::sync::atomic::AtomicUsize::new(0),
             heads: recent::Recent::new(HEADS_KEPT),
             public_keys: recent::Recent::new(PUBLIC_KEYS_KEPT),
             config,
@@ -404,6 +415,17 @@ impl App {
     {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(store.as_ref())).await?
+    }
+
+    /// [`App::read`] for a walk that builds a whole tree in memory, once one of the
+    /// [`AppConfig::max_tree_walks`] permits is free.
+    async fn walk<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, AppError> + Send + 'static,
+    {
+        let _permit = self.walk_permit().await?;
+        self.read(f).await
     }
 
     /// Decodes an envelope's statement after checking its type (see [`open_envelope`]).

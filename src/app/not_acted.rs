@@ -36,7 +36,7 @@ impl App {
     ) -> Result<NotActedPage, AppError> {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
         let after = after.cloned();
-        self.read(move |store| {
+        self.walk(move |store| {
             let (_, select) = trace::fold_tree(
                 store,
                 &snap,

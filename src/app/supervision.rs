@@ -179,7 +179,7 @@ impl App {
                 if !snap.registry.regions.contains_key(&code) {
                     return Err(AppError::NotFound(format!("unknown region {code:?}")));
                 }
-                self.read(move |s| {
+                self.walk(move |s| {
                     let mut out = vec![];
                     let mut docs: BTreeMap<String, Document> = BTreeMap::new();
                     // A full pass over deliveries: fine for supervision reports, measured in BENCHMARKS.md.

@@ -586,7 +586,7 @@ impl App {
     /// The forwarding tree under a document, listed down to `max_depth` (0 for every level) and counted in full.
     pub async fn trace(&self, document_id: &str, max_depth: u32) -> Result<Tree, AppError> {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
-        self.read(move |store| {
+        self.walk(move |store| {
             let document = load_document(store, &id)?;
             let mut nodes = vec![];
             let totals = walk_tree(store, &snap, now, &document, max_depth, |n| {
@@ -643,7 +643,7 @@ impl App {
         M: Fn(&mut T, T) + Send + 'static,
     {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
-        self.read(move |store| fold_tree(store, &snap, now, &id, init, f, merge)).await
+        self.walk(move |store| fold_tree(store, &snap, now, &id, init, f, merge)).await
     }
 }
 

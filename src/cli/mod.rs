@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// Server-streaming calls open at once [default: 256].
     #[arg(long, env = "GONGWEN_MAX_STREAMS")]
     pub max_streams: Option<usize>,
+    /// Traces, status matrices, not-acted and overdue lists built at once; more wait their turn (each walk uses
+    /// every core and holds its tree in memory) [default: the number of cores].
+    #[arg(long, env = "GONGWEN_MAX_TREE_WALKS")]
+    pub max_tree_walks: Option<usize>,
     /// TLS certificate chain (PEM); with a key the server speaks TLS only.
     #[arg(long, env = "GONGWEN_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,

@@ -35,6 +35,7 @@ pub struct FileSettings {
     pub rate: Option<u32>,
     pub burst: Option<u32>,
     pub max_streams: Option<usize>,
+    pub max_tree_walks: Option<usize>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
@@ -73,6 +74,10 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     cfg.app.rate_per_sec = args.rate.or(file.rate).unwrap_or(cfg.app.rate_per_sec);
     cfg.app.rate_burst = args.burst.or(file.burst).unwrap_or(cfg.app.rate_burst);
     cfg.app.max_streams = args.max_streams.or(file.max_streams).unwrap_or(cfg.app.max_streams);
+    cfg.app.max_tree_walks = args.max_tree_walks.or(file.max_tree_walks).unwrap_or(cfg.app.max_tree_walks);
+    if cfg.app.max_tree_walks == 0 {
+        return Err(CliError::Input("max_tree_walks must be at least 1: with 0, no trace could ever be built".into()));
+    }
     cfg.app.auth_skew_secs = args.auth_skew_secs.or(file.auth_skew_secs).unwrap_or(cfg.app.auth_skew_secs);
     if !(1..=crate::app::access::MAX_SKEW_SECS).contains(&cfg.app.auth_skew_secs) {
         return Err(CliError::Input(format!(
@@ -125,7 +130,7 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
     std::net::TcpListener::bind(cfg.listen)
         .map_err(|source| CliError::Io { path: format!("listen address {}", cfg.listen), source })?;
     println!(
-        "configuration OK: listen {} ({}), data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams, token clock skew {} s",
+        "configuration OK: listen {} ({}), data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams, {} tree walks at once, token clock skew {} s",
         cfg.listen,
         if cfg.tls.is_some() { "TLS" } else { "plaintext" },
         cfg.data_dir.display(),
@@ -136,6 +141,7 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
         cfg.app.rate_per_sec,
         cfg.app.rate_burst,
         cfg.app.max_streams,
+        cfg.app.max_tree_walks,
         cfg.app.auth_skew_secs
     );
     Ok(())
@@ -268,5 +274,19 @@ mod tests {
         assert_eq!(cfg.app.rate_burst, 1000, "the default");
         let f = config_file(dir.path(), "colour = \"red\"\n");
         assert!(config(&args(&["--config", &f]), dir.path()).is_err(), "unknown settings are refused");
+    }
+    #[test]
+    fn tree_walks_come_from_flag_or_file_and_zero_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = config_file(dir.path(), "plaintext = true\nmax_tree_walks = 3\n");
+        assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").app.max_tree_walks, 3);
+        let flag = config(&args(&["--config", &f, "--max-tree-walks", "5"]), dir.path()).expect("config");
+        assert_eq!(flag.app.max_tree_walks, 5, "the flag wins");
+        let zero = config(&args(&["--config", &f, "--max-tree-walks", "0"]), dir.path()).expect_err("refused");
+        assert!(zero.to_string().contains("max_tree_walks must be at least 1"), "{zero}");
+        let none = config_file(dir.path(), "plaintext = true\n");
+        let default = config(&args(&["--config", &none]), dir.path()).expect("config");
+        assert_eq!(default.app.max_tree_walks, crate::app::AppConfig::default().max_tree_walks);
+        assert!(default.app.max_tree_walks >= 1);
     }
 }
