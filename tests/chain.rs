@@ -428,7 +428,7 @@ async fn not_acted_comes_in_pages_that_cover_the_list_once() {
 async fn a_directive_everyone_acted_on_has_an_empty_not_acted_list() {
     let mut h = Harness::start().await;
     let c = build_chain(&mut h).await;
-    // The township-level notice is the chain's last: its recipients start handling it, and nobody waits.
+    // The district's notice is the chain's last: its recipients start handling it, and nobody waits.
     let leaf = c.district.id.clone();
     let request = pb::ListNotActedRequest { document_id: leaf.clone(), page_size: 0, page_token: String::new() };
     let waiting = h.tracer().list_not_acted(request.clone()).await.expect("list").into_inner();

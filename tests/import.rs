@@ -279,3 +279,39 @@ async fn a_document_without_its_date_is_dated_by_its_printing_and_marked_so() {
     let d = send(&h, &dated).await.expect("import").document.expect("doc");
     assert_eq!(d.imported.map(|i| i.dated_from_printing), Some(false));
 }
+
+#[tokio::test]
+async fn a_forward_imported_from_a_unit_that_was_not_a_recipient_is_followed_by_the_not_acted_list() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let sha = h.upload(SOURCE).await.expect("upload the source").sha256;
+    let p = send(&h, &province(&sha)).await.expect("province").document.expect("doc");
+    assert!(!p.main_unit_ids.contains(&BOSHAN.to_string()) && !p.cc_unit_ids.contains(&BOSHAN.to_string()));
+    // The district forwarded the province's notice, received outside the system: the link is recorded all the same.
+    let direct = import(
+        &sha,
+        Item {
+            issuer: "博山区财政局",
+            number: "博财采（2022）19号",
+            title: CITY_TITLE,
+            main: &["区直各部门、单位，各镇（街道）财政所，开发区财政审计局"],
+            dated: "2022-12-22",
+            forwards: p.id.clone(),
+            position: 0,
+        },
+    );
+    let b = send(&h, &direct).await.expect("district").document.expect("doc");
+    assert_eq!(b.forwards_document_id, p.id);
+
+    let request = pb::ListNotActedRequest { document_id: p.id.clone(), page_size: 10_000, page_token: String::new() };
+    let list = h.tracer().list_not_acted(request).await.expect("list").into_inner();
+    let mut via_district: Vec<&str> =
+        list.nodes.iter().filter(|n| n.via_document_id == b.id).map(|n| n.unit_id.as_str()).collect();
+    via_district.sort_unstable();
+    let mut expected: Vec<&str> = b.main_unit_ids.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert!(!expected.is_empty());
+    assert_eq!(via_district, expected, "the district's recipients are listed, one level below the notice's");
+    assert!(list.nodes.iter().filter(|n| n.via_document_id == b.id).all(|n| n.depth == 2));
+    assert_eq!(list.total as usize, p.main_unit_ids.len() + expected.len(), "nobody has acted yet");
+}

@@ -132,7 +132,7 @@ impl App {
 
     /// Waits for a permit to walk a whole tree, counted among [`App::tree_walks_waiting`] meanwhile, until it has
     /// one or the call is dropped (its client gone). Refused when the line is full.
-    pub(super) async fn walk_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+    pub(super) async fn walk_permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
@@ -150,7 +150,8 @@ impl App {
         }
         // The semaphore is never closed; an error here would be a bug, answered as one.
         self.walks
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| AppError::Store(crate::store::StoreError::Backend("tree walks are closed".into())))
     }
@@ -241,6 +242,31 @@ mod tests {
             assert!(matches!(walked, Err(AppError::NotFound(_))), "each walks in turn: {walked:?}");
         }
         assert_eq!(app.tree_walks_waiting(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_walk_keeps_its_permit_until_it_ends_even_when_its_caller_is_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = one_walk_app(dir.path());
+        let (started, walking) = std::sync::mpsc::channel::<()>();
+        let (finish, release) = std::sync::mpsc::channel::<()>();
+        let call = tokio::spawn({
+            let app = app.clone();
+            async move {
+                app.walk(move |_| {
+                    let _ = started.send(());
+                    let _ = release.recv();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || walking.recv()).await.expect("joined").expect("the walk started");
+        call.abort();
+        assert!(call.await.expect_err("cancelled").is_cancelled());
+        assert_eq!(app.walks.available_permits(), 0, "the walk still runs, holding its tree and its permit");
+        finish.send(()).expect("the walk waits");
+        until("the permit coming back", || app.walks.available_permits() == 1).await;
     }
 
     #[test]

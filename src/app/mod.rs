@@ -224,7 +224,7 @@ pub struct App {
     /// Permits for server-streaming calls.
     streams: Arc<tokio::sync::Semaphore>,
     /// Permits for walks that build a whole tree in memory, and the calls waiting for one.
-    walks: tokio::sync::Semaphore,
+    walks: Arc<tokio::sync::Semaphore>,
     walks_waiting: std::sync::atomic::AtomicUsize,
     /// Heads of documents read before (documents never change once issued).
     heads: recent::Recent<String, Arc<crate::domain::model::DocHead>>,
@@ -308,7 +308,7 @@ impl App {
             rates: std::sync::Mutex::new(HashMap::new()),
             streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
             // No permit at all would leave every trace waiting for ever.
-            walks: tokio::sync::Semaphore::new(config.max_tree_walks.max(1)),
+            walks: Arc::new(tokio::sync::Semaphore::new(config.max_tree_walks.max(1))),
             walks_waiting: std::sync::atomic::AtomicUsize::new(0),
             heads: recent::Recent::new(HEADS_KEPT),
             public_keys: recent::Recent::new(PUBLIC_KEYS_KEPT),
@@ -424,8 +424,15 @@ impl App {
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, AppError> + Send + 'static,
     {
-        let _permit = self.walk_permit().await?;
-        self.read(f).await
+        let permit = self.walk_permit().await?;
+        let store = self.store.clone();
+        // The permit goes with the walk, not with this call: a client that gives up does not stop the walk, and
+        // must not free its permit while the walk still holds its tree.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(store.as_ref())
+        })
+        .await?
     }
 
     /// Decodes an envelope's statement after checking its type (see [`open_envelope`]).

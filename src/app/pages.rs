@@ -90,7 +90,8 @@ impl Select {
     pub fn new(size: usize, after: Option<&Cursor>) -> Select {
         let size = size.max(1);
         let after = after.map(|c| c.key.clone());
-        Select { size, after, page: std::collections::BinaryHeap::with_capacity(size), total: 0, following: 0 }
+        // No room set aside up front: a tree walked on many threads makes a selection per forward of its root.
+        Select { size, after, page: std::collections::BinaryHeap::new(), total: 0, following: 0 }
     }
 
     /// Offers one item of the list by its key; keys are distinct.
