@@ -7,7 +7,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use super::access::{Caller, LogView};
-use super::trace::LeanDelivery;
+use super::lean::LeanDelivery;
 use super::{App, AppError, schema};
 use crate::domain::merkle::{self, Hash, NodeSource};
 use crate::domain::model::Document;
@@ -66,7 +66,7 @@ fn node_from(
 }
 
 /// Adds the events about document `id` to `seqs`: its own (issued, forwarded or imported) and every action on its
-/// deliveries, read off their steps ([`super::trace::LeanDelivery::own_events`]). Each delivery's first step
+/// deliveries, read off their steps ([`super::lean::LeanDelivery::own_events`]). Each delivery's first step
 /// carries the document's own event, so the document's record, which lists every recipient, is read only when it
 /// has no delivery.
 pub fn document_events(store: &dyn Store, id: &str, seqs: &mut BTreeSet<u64>) -> Result<(), AppError> {

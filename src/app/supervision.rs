@@ -1,7 +1,8 @@
 //! Supervision (督办): overdue scans, status matrices and per-unit views over the forwarding trees.
 use std::collections::{BTreeMap, HashMap};
 
-use super::trace::{LeanDelivery, Node};
+use super::lean::LeanDelivery;
+use super::trace::Node;
 use super::{App, AppError, schema};
 use crate::domain::model::{Delivery, Document, Level, Role, StepKind};
 use crate::domain::state::{DeliveryState, days_late, is_overdue};
