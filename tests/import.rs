@@ -281,7 +281,7 @@ async fn a_document_without_its_date_is_dated_by_its_printing_and_marked_so() {
 }
 
 #[tokio::test]
-async fn a_forward_imported_from_a_unit_that_was_not_a_recipient_is_followed_by_the_not_acted_list() {
+async fn a_forward_imported_from_a_unit_that_was_not_a_recipient_is_followed_by_trace_and_not_acted_list() {
     let mut h = Harness::start().await;
     h.load_bundled().await;
     let sha = h.upload(SOURCE).await.expect("upload the source").sha256;
@@ -314,4 +314,24 @@ async fn a_forward_imported_from_a_unit_that_was_not_a_recipient_is_followed_by_
     assert_eq!(via_district, expected, "the district's recipients are listed, one level below the notice's");
     assert!(list.nodes.iter().filter(|n| n.via_document_id == b.id).all(|n| n.depth == 2));
     assert_eq!(list.total as usize, p.main_unit_ids.len() + expected.len(), "nobody has acted yet");
+
+    // The trace shows the district under the notice, as no recipient on record, with what it forwarded below it.
+    let tree = h
+        .tracer()
+        .trace(pb::TraceRequest { document_id: p.id.clone(), max_depth: 0 })
+        .await
+        .expect("trace")
+        .into_inner();
+    let district = tree.nodes.iter().find(|n| n.unit_id == BOSHAN).expect("the district in the trace");
+    assert_eq!(district.role, pb::RecipientRole::Unspecified as i32, "not a recipient on record");
+    assert_eq!(district.state, pb::DeliveryState::Forwarded as i32);
+    assert_eq!(district.forwarded_as_numbers, vec![b.number.clone()]);
+    assert!(district.delivered_at.is_none() && district.depth == 1);
+    let mut children: Vec<&str> = district.children.iter().map(|n| n.unit_id.as_str()).collect();
+    children.sort_unstable();
+    assert_eq!(children, expected);
+    let counts = district.counts.expect("counts");
+    assert_eq!(counts.delivered as usize, expected.len(), "it counts its forward's deliveries, none of its own");
+    let recipients = p.main_unit_ids.len() + p.cc_unit_ids.len();
+    assert_eq!(tree.totals.expect("totals").delivered as usize, recipients + expected.len());
 }

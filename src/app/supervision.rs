@@ -430,7 +430,12 @@ fn trace_table(nodes: &[Node], title: &str) -> Table {
                 n.unit_name.clone().into(),
                 n.region.clone().into(),
                 n.via_document_number.to_string().into(),
-                (if n.delivery.role == Role::Main { "主送" } else { "抄送" }).into(),
+                (match (n.on_record, n.delivery.role) {
+                    (false, _) => "未登记收文",
+                    (true, Role::Main) => "主送",
+                    (true, Role::Cc) => "抄送",
+                })
+                .into(),
                 state_zh(n.delivery.state).into(),
                 at(n, StepKind::Delivered),
                 at(n, StepKind::Acknowledged),

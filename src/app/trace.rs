@@ -54,6 +54,9 @@ pub struct Node {
     pub flags: Vec<String>,
     /// Its forwards' recipients are counted in `counts` but not listed in `children` (below the depth asked for).
     pub collapsed: bool,
+    /// False for a unit with no delivery of the document on record that forwarded it all the same (an imported
+    /// forward of a copy received outside the system): the node carries the chain on and counts no delivery.
+    pub on_record: bool,
 }
 
 impl Node {
@@ -190,7 +193,48 @@ impl<'a> Walker<'a> {
             out.push(self.node(&d, unit, depth, via, forwarded_as)?);
             Ok(())
         })?;
+        // Forwards left over are by units that were not recipients on record (imports): the chain goes on
+        // through them as well, as the status matrix's and the not-acted list's walks go on.
+        let mut unrecorded: Vec<(String, Vec<String>)> = forwards.into_iter().collect();
+        unrecorded.sort_unstable();
+        for (forwarder, forwarded_as) in unrecorded {
+            out.push(self.unrecorded_forwarder(forwarder, depth, via, forwarded_as));
+        }
         Ok(out)
+    }
+
+    /// The node of `unit_id`, which forwarded the document `via` at `depth` without a delivery of it on record.
+    fn unrecorded_forwarder(
+        &self,
+        unit_id: String,
+        depth: u32,
+        (via_id, via_number): (&Arc<str>, &Arc<str>),
+        forwarded_as: Vec<String>,
+    ) -> Node {
+        let unit = self.snapshot.briefs.get(&unit_id);
+        Node {
+            unit_name: unit.map(|u| u.full_name.clone()).unwrap_or_default(),
+            region: unit.map(|u| u.region.clone()).unwrap_or_default(),
+            level: unit.map(|u| u.level),
+            unit_id,
+            depth,
+            via_document_id: via_id.clone(),
+            via_document_number: via_number.clone(),
+            delivery: Progress {
+                role: Role::Main,
+                state: DeliveryState::Forwarded,
+                deadline: None,
+                reminders: 0,
+                first: [None; STEP_KINDS],
+            },
+            overdue: false,
+            forwarded_as,
+            counts: Counts::default(),
+            children: vec![],
+            flags: vec![],
+            collapsed: false,
+            on_record: false,
+        }
     }
 
     /// Forwarder → the documents it forwarded document `id` as.
@@ -234,6 +278,7 @@ impl<'a> Walker<'a> {
             children: vec![],
             flags,
             collapsed: false,
+            on_record: true,
             delivery: progress,
         })
     }

@@ -46,7 +46,12 @@ fn step_name(k: i32) -> &'static str {
 }
 
 fn role_name(r: i32) -> &'static str {
-    if r == pb::RecipientRole::Cc as i32 { "抄送" } else { "主送" }
+    match pb::RecipientRole::try_from(r) {
+        Ok(pb::RecipientRole::Cc) => "抄送",
+        // A trace node of a unit that forwarded the document without a delivery of it on record.
+        Ok(pb::RecipientRole::Unspecified) => "未登记收文",
+        _ => "主送",
+    }
 }
 
 fn recipient_text(r: &pb::Recipient) -> String {
@@ -490,7 +495,7 @@ impl NodeOut {
             format!(" → {}", self.forwarded_as.join("、"))
         };
         let late = if self.overdue { "  逾期 OVERDUE" } else { "" };
-        let role = if self.role == "抄送" { " (抄送)" } else { "" };
+        let role = if self.role == "主送" { String::new() } else { format!(" ({})", self.role) };
         let _ = write!(out, "{prefix}{branch}{}{role}  {}{fwd}  {}{late}", self.unit_name, self.state, self.steps());
         if !self.children.is_empty() || self.collapsed {
             let _ = write!(out, "  [{}]", self.counts.text());

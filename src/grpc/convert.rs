@@ -345,7 +345,7 @@ fn trace_node(n: Node, with_via: bool) -> pb::TraceNode {
         depth: n.depth,
         via_document_id: via(&n.via_document_id),
         via_document_number: via(&n.via_document_number),
-        role: role(n.delivery.role) as i32,
+        role: if n.on_record { role(n.delivery.role) as i32 } else { pb::RecipientRole::Unspecified as i32 },
         state: state(n.delivery.state) as i32,
         deadline: date(n.delivery.deadline),
         overdue: n.overdue,
