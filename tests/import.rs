@@ -71,6 +71,22 @@ fn province(sha: &str) -> pb::ImportDocument {
     )
 }
 
+/// The district's 博财采〔2022〕19号 under `title`, forwarding `forwards`.
+fn district(sha: &str, title: &str, forwards: &str) -> pb::ImportDocument {
+    import(
+        sha,
+        Item {
+            issuer: "博山区财政局",
+            number: "博财采（2022）19号",
+            title,
+            main: &["区直各部门、单位，各镇（街道）财政所，开发区财政审计局"],
+            dated: "2022-12-22",
+            forwards: forwards.to_owned(),
+            position: 0,
+        },
+    )
+}
+
 async fn send(h: &Harness, m: &pb::ImportDocument) -> Result<pb::ImportReply, tonic::Status> {
     h.documents().import_document(h.operator.envelope(m)).await.map(|r| r.into_inner())
 }
@@ -103,17 +119,10 @@ async fn the_corpus_chain_imports_with_its_numbers_links_and_trace() {
     let c = send(&h, &city).await.expect("city").document.expect("doc");
     assert_eq!(c.forwards_document_id, p.id);
     assert_eq!(c.attachments[0].document_id, p.id);
-    let boshan = import(
+    let boshan = district(
         &sha,
-        Item {
-            issuer: "博山区财政局",
-            number: "博财采（2022）19号",
-            title: "关于转发淄博市财政局《关于转发〈山东省财政厅关于做好政府购买服务改革重点工作的通知〉的通知》的通知",
-            main: &["区直各部门、单位，各镇（街道）财政所，开发区财政审计局"],
-            dated: "2022-12-22",
-            forwards: c.id.clone(),
-            position: 0,
-        },
+        "关于转发淄博市财政局《关于转发〈山东省财政厅关于做好政府购买服务改革重点工作的通知〉的通知》的通知",
+        &c.id,
     );
     let b = send(&h, &boshan).await.expect("district").document.expect("doc");
     assert_eq!(b.number, "博财采〔2022〕19号");
@@ -288,18 +297,7 @@ async fn a_forward_imported_from_a_unit_that_was_not_a_recipient_is_followed_by_
     let p = send(&h, &province(&sha)).await.expect("province").document.expect("doc");
     assert!(!p.main_unit_ids.contains(&BOSHAN.to_string()) && !p.cc_unit_ids.contains(&BOSHAN.to_string()));
     // The district forwarded the province's notice, received outside the system: the link is recorded all the same.
-    let direct = import(
-        &sha,
-        Item {
-            issuer: "博山区财政局",
-            number: "博财采（2022）19号",
-            title: CITY_TITLE,
-            main: &["区直各部门、单位，各镇（街道）财政所，开发区财政审计局"],
-            dated: "2022-12-22",
-            forwards: p.id.clone(),
-            position: 0,
-        },
-    );
+    let direct = district(&sha, CITY_TITLE, &p.id);
     let b = send(&h, &direct).await.expect("district").document.expect("doc");
     assert_eq!(b.forwards_document_id, p.id);
 
