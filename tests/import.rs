@@ -331,5 +331,40 @@ async fn a_forward_imported_from_a_unit_that_was_not_a_recipient_is_followed_by_
     let counts = district.counts.expect("counts");
     assert_eq!(counts.delivered as usize, expected.len(), "it counts its forward's deliveries, none of its own");
     let recipients = p.main_unit_ids.len() + p.cc_unit_ids.len();
-    assert_eq!(tree.totals.expect("totals").delivered as usize, recipients + expected.len());
+    let totals = tree.totals.expect("totals");
+    assert_eq!(totals.delivered as usize, recipients + expected.len());
+
+    // The status matrix walks the same tree.
+    let matrix = h
+        .supervision()
+        .status_matrix(pb::MatrixRequest { document_id: p.id.clone(), with_units: false })
+        .await
+        .expect("matrix")
+        .into_inner()
+        .total
+        .expect("total row");
+    let row = (matrix.delivered, matrix.acknowledged, matrix.completed, matrix.returned, matrix.overdue);
+    assert_eq!(row, (totals.delivered, totals.acknowledged, totals.completed, totals.returned, totals.overdue));
+
+    // Listed down to depth 1, the district's node is collapsed with the same counts.
+    let shallow = h
+        .tracer()
+        .trace(pb::TraceRequest { document_id: p.id.clone(), max_depth: 1 })
+        .await
+        .expect("trace")
+        .into_inner();
+    let collapsed = shallow.nodes.iter().find(|n| n.unit_id == BOSHAN).expect("the district");
+    assert!(collapsed.collapsed && collapsed.children.is_empty());
+    assert_eq!(collapsed.counts, district.counts);
+    assert_eq!(shallow.totals, tree.totals);
+
+    // The streamed trace, put back together, is the same tree.
+    let request = pb::StreamTraceRequest { document_id: p.id.clone(), max_depth: 0, chunk_nodes: 3 };
+    let mut stream = h.tracer().stream_trace(request).await.expect("stream").into_inner();
+    let mut chunks = vec![];
+    while let Some(c) = stream.message().await.expect("chunk") {
+        chunks.push(c);
+    }
+    let streamed = gongwen::cli::assemble::assemble_trace(chunks).expect("the chunks make a tree");
+    assert_eq!(streamed.nodes, tree.nodes);
 }

@@ -10,9 +10,9 @@ use crate::domain::model::{Role, StepKind};
 use crate::domain::state::DeliveryState;
 use crate::store::StoreError;
 
-/// A stored [`Delivery`](crate::domain::model::Delivery) read in place: strings borrowed, times left as their text. Counting over a tree of
-/// hundreds of thousands of deliveries spends most of its time allocating strings and parsing times it does not
-/// need. postcard records carry no field names, so this mirrors `Delivery` and `Step` field for field;
+/// A stored [`Delivery`](crate::domain::model::Delivery) read in place: strings borrowed, times left as their
+/// text. Counting over a tree of hundreds of thousands of deliveries spends most of its time allocating strings and
+/// parsing times it does not need. postcard records carry no field names, so this mirrors `Delivery` and `Step` field for field;
 /// `tests::a_lean_delivery_reads_what_a_delivery_wrote` keeps them in step. The fields no reader looks at are read
 /// and dropped ([`Skip`]), and the few steps a delivery has are kept inline, so reading one allocates nothing.
 #[derive(Debug, Deserialize)]

@@ -164,7 +164,7 @@ impl App {
                     .insert(tree.document.id.clone(), (tree.document.number.to_string(), tree.document.title.clone()));
                 let nodes = tree.flatten();
                 let mut out = vec![];
-                for n in nodes.iter().filter(|n| n.delivery.role == Role::Main) {
+                for n in nodes.iter().filter(|n| n.on_record && n.delivery.role == Role::Main) {
                     let Some(days) = days_late(n.delivery.deadline, n.delivery.state, now) else { continue };
                     if !titles.contains_key(&*n.via_document_id) {
                         let d = self.document(&n.via_document_id).await?;

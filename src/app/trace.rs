@@ -365,8 +365,9 @@ fn own_counts(state: DeliveryState, overdue: bool) -> Counts {
     }
 }
 
-/// Walks the tree under `document`: `emit` gets each subtree under its recipients, in unit id order, each
-/// complete with its counts. Returns the counts over the whole tree.
+/// Walks the tree under `document`: `emit` gets each subtree under its recipients, in unit id order (then those
+/// under units that forwarded it with no delivery on record), each complete with its counts. Returns the counts
+/// over the whole tree.
 fn walk_tree(
     store: &dyn Store,
     snap: &super::Snapshot,

@@ -46,12 +46,12 @@ fn step_name(k: i32) -> &'static str {
 }
 
 fn role_name(r: i32) -> &'static str {
-    match pb::RecipientRole::try_from(r) {
-        Ok(pb::RecipientRole::Cc) => "抄送",
-        // A trace node of a unit that forwarded the document without a delivery of it on record.
-        Ok(pb::RecipientRole::Unspecified) => "未登记收文",
-        _ => "主送",
-    }
+    if r == pb::RecipientRole::Cc as i32 { "抄送" } else { "主送" }
+}
+
+/// A trace node's role: also a unit that forwarded the document without a delivery of it on record.
+fn node_role_name(r: i32) -> &'static str {
+    if r == pb::RecipientRole::Unspecified as i32 { "未登记收文" } else { role_name(r) }
 }
 
 fn recipient_text(r: &pb::Recipient) -> String {
@@ -437,7 +437,7 @@ impl From<pb::TraceNode> for NodeOut {
             unit_name: n.unit_name,
             depth: n.depth,
             via: n.via_document_number,
-            role: role_name(n.role).into(),
+            role: node_role_name(n.role).into(),
             state: state_name(n.state).into(),
             deadline: n.deadline,
             overdue: n.overdue,
