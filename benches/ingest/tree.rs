@@ -273,6 +273,20 @@ pub async fn scenario(quick: bool) {
         );
         return;
     }
+    if std::env::var("GONGWEN_BENCH_TREE_READ").is_ok_and(|v| v == "unary") {
+        // Only the unary Trace of every level, for a profile of it alone, as above.
+        settle(&b).await;
+        depth_traces(&b, &root_doc, 0, 1).await;
+        let cpu = process_cpu();
+        let (times, nodes, _) = depth_traces(&b, &root_doc, 0, runs).await;
+        let cpu = (process_cpu() - cpu).as_secs_f64() * 1e3 / runs as f64;
+        let (m, x) = median_max(times);
+        println!(
+            "  Trace only, every level, {runs} runs ({nodes} nodes): median {m:.0} / max {x:.0} ms; {cpu:.0} ms CPU a \
+             run (server and client)"
+        );
+        return;
+    }
     let (n, traces, matrices) = trace_and_matrix(&b, &root_doc, runs).await;
     assert_eq!(n, expected, "the trace counts every delivery of the tree");
     let first = traces.first().map_or(0.0, |d| d.as_secs_f64() * 1e3);
