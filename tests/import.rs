@@ -87,6 +87,11 @@ fn district(sha: &str, title: &str, forwards: &str) -> pb::ImportDocument {
     )
 }
 
+/// The trace of `document_id` down to `max_depth`.
+async fn trace(h: &Harness, document_id: &str, max_depth: u32) -> pb::TraceReply {
+    h.tracer().trace(pb::TraceRequest { document_id: document_id.into(), max_depth }).await.expect("trace").into_inner()
+}
+
 async fn send(h: &Harness, m: &pb::ImportDocument) -> Result<pb::ImportReply, tonic::Status> {
     h.documents().import_document(h.operator.envelope(m)).await.map(|r| r.into_inner())
 }
@@ -138,12 +143,7 @@ async fn the_corpus_chain_imports_with_its_numbers_links_and_trace() {
     );
     assert!(d.history[0].text.contains("imported from"), "{:?}", d.history[0].text);
 
-    let tree = h
-        .tracer()
-        .trace(pb::TraceRequest { document_id: p.id.clone(), max_depth: 0 })
-        .await
-        .expect("trace")
-        .into_inner();
+    let tree = trace(&h, &p.id, 0).await;
     let zibo = tree.nodes.iter().find(|n| n.unit_id == ZIBO).expect("zibo in the tree");
     assert_eq!(zibo.forwarded_as_numbers, vec!["淄财采〔2022〕20号".to_string()]);
     let bs = zibo.children.iter().find(|n| n.unit_id == BOSHAN).expect("boshan under zibo");
@@ -314,12 +314,7 @@ async fn a_forward_imported_from_a_unit_that_was_not_a_recipient_is_followed_by_
     assert_eq!(list.total as usize, p.main_unit_ids.len() + expected.len(), "nobody has acted yet");
 
     // The trace shows the district under the notice, as no recipient on record, with what it forwarded below it.
-    let tree = h
-        .tracer()
-        .trace(pb::TraceRequest { document_id: p.id.clone(), max_depth: 0 })
-        .await
-        .expect("trace")
-        .into_inner();
+    let tree = trace(&h, &p.id, 0).await;
     let district = tree.nodes.iter().find(|n| n.unit_id == BOSHAN).expect("the district in the trace");
     assert_eq!(district.role, pb::RecipientRole::Unspecified as i32, "not a recipient on record");
     assert_eq!(district.state, pb::DeliveryState::Forwarded as i32);
@@ -347,12 +342,7 @@ async fn a_forward_imported_from_a_unit_that_was_not_a_recipient_is_followed_by_
     assert_eq!(row, (totals.delivered, totals.acknowledged, totals.completed, totals.returned, totals.overdue));
 
     // Listed down to depth 1, the district's node is collapsed with the same counts.
-    let shallow = h
-        .tracer()
-        .trace(pb::TraceRequest { document_id: p.id.clone(), max_depth: 1 })
-        .await
-        .expect("trace")
-        .into_inner();
+    let shallow = trace(&h, &p.id, 1).await;
     let collapsed = shallow.nodes.iter().find(|n| n.unit_id == BOSHAN).expect("the district");
     assert!(collapsed.collapsed && collapsed.children.is_empty());
     assert_eq!(collapsed.counts, district.counts);
