@@ -1,10 +1,12 @@
 //! The stored record format: a store says which format it holds, and a build opens only its own. A store of a
-//! newer format is refused with a message saying so, and left as it was; a store of format 1, or from before the
-//! marker existed, is brought to format 2 at its first open and reads the same; a backup holding a newer format
-//! does not restore.
+//! newer format is refused with a message saying so, and left as it was; a store of format 1 or 2, or from before
+//! the marker existed, is brought to the current format at its first open and reads the same; a backup holding a
+//! newer format does not restore.
 mod common;
 
 use common::*;
+use gongwen::app::format::CURRENT;
+use gongwen::app::log::COMPUTED_UP_TO;
 use gongwen::app::schema;
 use gongwen::domain::merkle;
 use gongwen::pb;
@@ -64,12 +66,13 @@ async fn a_store_of_a_newer_format_is_refused_and_left_as_it_was() {
     h.load_bundled().await;
     h.stop().await;
     let before = with_store(&h, |s| {
-        assert_eq!(s.get(FORMAT).expect("read"), Some(2u32.to_be_bytes().to_vec()), "a new store is marked");
-        set_format(s, Some(3));
+        assert_eq!(s.get(FORMAT).expect("read"), Some(CURRENT.to_be_bytes().to_vec()), "a new store is marked");
+        set_format(s, Some(CURRENT + 1));
         digest(s)
     });
     let err = start_on(&h).await.err().expect("a newer format is refused").to_string();
-    assert!(err.contains("record format 3, written by a newer gongwen") && err.contains("reads format 2"), "{err}");
+    let newer = format!("record format {}, written by a newer gongwen", CURRENT + 1);
+    assert!(err.contains(&newer) && err.contains(&format!("reads format {CURRENT}")), "{err}");
     assert_eq!(with_store(&h, digest), before, "the refused start changed the store");
 }
 
@@ -92,34 +95,45 @@ async fn a_store_from_before_the_marker_is_marked_and_brought_up_to_date_at_its_
         .into_inner();
     assert_eq!(got.number, doc.number);
     h.stop().await;
-    assert_eq!(with_store(&h, |s| s.get(FORMAT).expect("read")), Some(2u32.to_be_bytes().to_vec()));
+    assert_eq!(with_store(&h, |s| s.get(FORMAT).expect("read")), Some(CURRENT.to_be_bytes().to_vec()));
 }
 
-/// What format 1 wrote besides what format 2 writes, for the event stored at `key`: its entry under `evdoc/` when
-/// it is about a document, and its leaf hash under `mt/` at level 0.
-fn format_1_keys_of(key: &[u8], entry: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let seq: [u8; 8] = key[key.len() - 8..].try_into().expect("a sequence number");
-    let doc = <pb::LogEntry as prost::Message>::decode(entry).expect("entry").document_id;
+/// What format `old` (1 or 2) wrote besides what the current format writes, for the events `(key, entry)` in
+/// order: every interior node of the log's tree up to [`COMPUTED_UP_TO`] (both stored every interior node) and,
+/// for format 1, every leaf hash under `mt/` at level 0 and each document event's entry under `evdoc/`.
+fn old_format_keys(old: u32, events: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out = vec![];
-    if !doc.is_empty() {
-        out.push(([b"evdoc/", doc.as_bytes(), &[0], &seq].concat(), vec![]));
+    let mut leaves: Vec<merkle::Hash> = vec![];
+    for (key, entry) in events {
+        let seq: [u8; 8] = key[key.len() - 8..].try_into().expect("a sequence number");
+        let leaf = merkle::leaf_hash(entry);
+        let completed = merkle::append(&merkle::Leaves(&leaves), leaves.len() as u64, leaf).expect("nodes");
+        leaves.push(leaf);
+        for (level, index, hash) in completed {
+            if (1..=COMPUTED_UP_TO).contains(&level) || (old == 1 && level == 0) {
+                out.push((schema::merkle_node(level, index), hash.to_vec()));
+            }
+        }
+        let doc = <pb::LogEntry as prost::Message>::decode(entry.as_slice()).expect("entry").document_id;
+        if old == 1 && !doc.is_empty() {
+            out.push(([b"evdoc/", doc.as_bytes(), &[0], &seq].concat(), vec![]));
+        }
     }
-    out.push((schema::merkle_node(0, u64::from_be_bytes(seq) - 1), merkle::leaf_hash(entry).to_vec()));
     out
 }
 
-/// Makes a stopped format-2 store look as format 1 left it: marker 1, and format 1's keys for every event.
-fn add_format_1_keys(store: &dyn Store) {
+/// Makes a stopped store of the current format look as format `old` left it: its marker, and its extra keys.
+fn add_old_format_keys(store: &dyn Store, old: u32) {
     let events: Vec<(Vec<u8>, Vec<u8>)> = store.scan(b"ev/", None, false).map(|p| p.expect("read")).collect();
     store
         .transact(|tx| -> Result<(), gongwen::store::StoreError> {
-            for (k, v) in events.iter().flat_map(|(k, entry)| format_1_keys_of(k, entry)) {
+            for (k, v) in old_format_keys(old, &events) {
                 tx.put(&k, &v);
             }
-            tx.put(FORMAT, &1u32.to_be_bytes());
+            tx.put(FORMAT, &old.to_be_bytes());
             Ok(())
         })
-        .expect("write format 1's keys");
+        .expect("write the old format's keys");
 }
 
 /// What an auditor reads of the log: the tree size and root, a document's bundle (entries and proofs) and every
@@ -139,7 +153,16 @@ async fn log_view(h: &Harness, doc: &str) -> (u64, Vec<u8>, Vec<pb::BundleEntry>
 }
 
 #[tokio::test]
-async fn a_format_1_store_is_brought_to_format_2_and_reads_the_same() {
+async fn a_format_1_store_is_brought_to_the_current_format_and_reads_the_same() {
+    brought_up_to_date(1).await;
+}
+
+#[tokio::test]
+async fn a_format_2_store_is_brought_to_the_current_format_and_reads_the_same() {
+    brought_up_to_date(2).await;
+}
+
+async fn brought_up_to_date(old: u32) {
     let mut h = Harness::start().await;
     h.load_bundled().await;
     let doc = h
@@ -162,9 +185,11 @@ async fn a_format_1_store_is_brought_to_format_2_and_reads_the_same() {
             .count();
         assert_eq!(long, 1);
         assert_eq!(kept(&schema::merkle_node(0, 0)[..7]), long, "format 2 stores leaf hashes of long events only");
-        add_format_1_keys(s);
+        let low = (1..=COMPUTED_UP_TO).map(|level| kept(&schema::merkle_node(level, 0)[..7])).sum::<usize>();
+        assert_eq!(low, 0, "format 3 stores no interior node of the lowest levels");
+        add_old_format_keys(s, old);
     });
-    // A start refused for another reason leaves it format 1, for the build before to open.
+    // A start refused for another reason leaves it in its old format, for the build before to open.
     let format_1 = with_store(&h, digest);
     let stranger = gongwen::signing::Signer::from_secret("operator#other", [5u8; 32]);
     let err = start_on_with(&h, |cfg| cfg.operator = Some(gongwen::cli::serve::operator_seal(&stranger)))
@@ -181,15 +206,22 @@ async fn a_format_1_store_is_brought_to_format_2_and_reads_the_same() {
     assert_eq!(with_store(&h, digest), format_1, "a start refused for its certificate ({err}) changed the store");
     std::fs::remove_file(&not_pem).expect("remove");
     h.restart().await;
-    assert_eq!(log_view(&h, &doc.id).await, before, "format 1's store reads differently after the step");
-    // And the log goes on growing on top of it.
-    h.ack("370400.czj", &doc.id).await.expect("ack after the step");
+    assert_eq!(log_view(&h, &doc.id).await, before, "format {old}'s store reads differently after the step");
+    // And the log goes on growing on top of it, its new nodes computed from the old ones.
+    for unit in ["370400.czj", "370500.czj", "370600.czj", "370700.czj", "370800.czj"] {
+        h.ack(unit, &doc.id).await.expect("ack after the step");
+    }
+    let after = log_view(&h, &doc.id).await;
+    let leaves: Vec<merkle::Hash> = after.2.iter().map(|e| merkle::leaf_hash(&e.entry)).collect();
+    assert_eq!(after.0, 10, "5 more events");
+    assert_eq!(leaves.len(), 10, "every event of the tree is about the document or the registry");
+    assert_eq!(after.1, merkle::reference_root(&leaves).to_vec(), "the root is the one the leaves make");
     h.stop().await;
-    assert_eq!(with_store(&h, |s| s.get(FORMAT).expect("read")), Some(2u32.to_be_bytes().to_vec()));
+    assert_eq!(with_store(&h, |s| s.get(FORMAT).expect("read")), Some(CURRENT.to_be_bytes().to_vec()));
 }
 
 /// A backup file (src/app/backup.rs: magic, `K` key-value records, `B` files, `E`, then the SHA-256 of everything
-/// before) rewritten as a format-1 store's backup: marker 1, and format 1's extra keys for every event.
+/// before) rewritten as a format-1 store's backup: marker 1, and format 1's extra keys, after the other records.
 fn as_format_1_backup(backup: &[u8]) -> Vec<u8> {
     const MAGIC: &[u8] = b"GONGWEN-BACKUP-1\n";
     let mut at = MAGIC.len();
@@ -206,9 +238,18 @@ fn as_format_1_backup(backup: &[u8]) -> Vec<u8> {
         }
     }
     let mut out = MAGIC.to_vec();
+    let mut events = vec![];
+    let extra = |out: &mut Vec<u8>, events: &mut Vec<(Vec<u8>, Vec<u8>)>| {
+        for (k, v) in old_format_keys(1, &std::mem::take(events)) {
+            record(out, &k, &v);
+        }
+    };
     loop {
         let kind = backup[at];
         at += 1;
+        if kind != b'K' {
+            extra(&mut out, &mut events);
+        }
         match kind {
             b'K' => {
                 let (k, v) = (part(&mut at), part(&mut at));
@@ -217,9 +258,7 @@ fn as_format_1_backup(backup: &[u8]) -> Vec<u8> {
                     continue;
                 }
                 if k.starts_with(b"ev/") {
-                    for (k, v) in format_1_keys_of(&k, &v) {
-                        record(&mut out, &k, &v);
-                    }
+                    events.push((k.clone(), v.clone()));
                 }
                 record(&mut out, &k, &v);
             }
@@ -239,7 +278,7 @@ fn as_format_1_backup(backup: &[u8]) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn a_backup_of_format_1_restores_as_format_2() {
+async fn a_backup_of_format_1_restores_as_the_current_format() {
     let mut h = Harness::start().await;
     h.load_bundled().await;
     let doc = h
@@ -255,7 +294,7 @@ async fn a_backup_of_format_1_restores_as_format_2() {
     let summary = gongwen::app::backup::restore(&file, &restored).expect("a format-1 backup restores");
     assert_eq!(summary.events, 3, "the registry change, the issue and the acknowledgment, verified");
     let store = SledStore::open(&restored.join("db"), 8 << 20).expect("open the restored store");
-    assert_eq!(store.get(FORMAT).expect("read"), Some(2u32.to_be_bytes().to_vec()), "restored as format 2");
+    assert_eq!(store.get(FORMAT).expect("read"), Some(CURRENT.to_be_bytes().to_vec()), "restored as the current");
     assert!(store.scan(b"evdoc/", None, false).next().is_some(), "format 1's keys are kept, unread");
 }
 

@@ -11,11 +11,15 @@
 //!   under format 2, so the step only records the new format; its old index keys stay behind, unread, and its
 //!   stored leaves are still read. A build of format 1 must not open the store after that, since it would miss
 //!   the events written without its index.
+//! - 3: the log's interior nodes of the three lowest levels are no longer stored: each is computed from the
+//!   leaves below it (`log::COMPUTED_UP_TO`), close to one key less per event. A store of format 1 or 2 reads the
+//!   same under format 3, its stored nodes read as before, so the step again only records the new format. A build
+//!   of format 2 must not open the store after that: it would find the nodes written since missing.
 use super::{AppError, schema};
 use crate::store::{Store, StoreError};
 
 /// The record format this build reads and writes.
-pub const CURRENT: u32 = 2;
+pub const CURRENT: u32 = 3;
 
 /// The format of the records of a store written before the marker existed.
 const UNMARKED: u32 = 1;
@@ -27,7 +31,7 @@ const OLDEST: u32 = 1;
 /// `App::open` reads the operator key, the log key and the registry before it steps, so a step that changes how
 /// those read must come before them.
 pub fn step(store: &dyn Store, from: u32) -> Result<(), AppError> {
-    // 1 → 2 rewrites nothing (see above): the marker is the whole step.
+    // 1 → 2 → 3 rewrite nothing (see above): the marker is the whole step.
     debug_assert!((OLDEST..CURRENT).contains(&from));
     mark(store, CURRENT)
 }

@@ -25,7 +25,7 @@ pub struct TxNodes<'a>(pub &'a dyn Tx);
 impl NodeSource for TxNodes<'_> {
     type Error = StoreError;
     fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
-        node_from(|k| self.0.get(k), level, index)
+        node_from(&|k| self.0.get(k), level, index)
     }
 }
 
@@ -35,30 +35,42 @@ pub struct StoreNodes<'a>(pub &'a dyn Store);
 impl NodeSource for StoreNodes<'_> {
     type Error = StoreError;
     fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
-        node_from(|k| self.0.get(k), level, index)
+        node_from(&|k| self.0.get(k), level, index)
     }
 }
+
+/// Interior nodes up to this level are not stored since record format 3: one is the hash of the (at most 8)
+/// leaves below it, computed when asked for. Storing them cost seven keys in eight of those the log's tree has,
+/// close to one more key per event, which every commit writes and every start loads.
+pub const COMPUTED_UP_TO: u32 = 3;
 
 /// Events longer than this have their leaf hash stored: reading a leaf otherwise means hashing its event again,
 /// and a report can carry megabytes of text.
 pub const LEAF_STORED_ABOVE: usize = 4096;
 
-/// A node of the log's tree. Interior nodes are stored as each append completes them. Leaves are, since record
-/// format 2, stored only for long events ([`LEAF_STORED_ABOVE`]; format 1 stored them all): otherwise a leaf is the
-/// hash of its event's bytes, which are stored anyway, and every key is one more entry sled loads at each start.
-fn node_from(
-    get: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
-    level: u32,
-    index: u64,
-) -> Result<Hash, StoreError> {
+/// Reads one key, from a transaction or from the store.
+type Get<'a> = dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError> + 'a;
+
+/// A node of the log's tree, stored or computed. Interior nodes above [`COMPUTED_UP_TO`] are stored as each append
+/// completes them (formats 1 and 2 stored every level). Leaves are, since record format 2, stored only for long
+/// events ([`LEAF_STORED_ABOVE`]; format 1 stored them all): otherwise a leaf is the hash of its event's bytes,
+/// which are stored anyway, and every key is one more entry sled loads at each start.
+fn node_from(get: &Get<'_>, level: u32, index: u64) -> Result<Hash, StoreError> {
     let corrupt = |what: String, reason: &str| StoreError::Corrupt { key: what, reason: reason.into() };
     let stored = get(&schema::merkle_node(level, index))?;
     let node = match (stored, level) {
         (Some(node), _) => node,
         (None, 0) => {
-            let seq = index + 1;
+            let seq = index.checked_add(1).ok_or_else(|| corrupt(format!("merkle leaf {index}"), "out of range"))?;
             let entry = get(&schema::event(seq))?.ok_or_else(|| corrupt(format!("event #{seq}"), "missing"))?;
             return Ok(merkle::leaf_hash(&entry));
+        }
+        (None, level) if level <= COMPUTED_UP_TO => {
+            let left =
+                index.checked_mul(2).ok_or_else(|| corrupt(format!("merkle node {level}/{index}"), "out of range"))?;
+            let l = node_from(get, level - 1, left)?;
+            let r = node_from(get, level - 1, left + 1)?;
+            return Ok(merkle::node_hash(&l, &r));
         }
         (None, _) => return Err(corrupt(format!("merkle node {level}/{index}"), "missing")),
     };

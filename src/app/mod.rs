@@ -563,9 +563,11 @@ fn append_event(
         tx.put(&schema::registry_event(seq), &[]);
     }
     let nodes = merkle::append(&log::TxNodes(tx), seq - 1, merkle::leaf_hash(&entry))?;
-    // A short event's leaf is read as the hash of the event itself (`log::TxNodes`): one key less per event.
+    // A short event's leaf is read as the hash of the event itself, and the lowest interior nodes as the hash of
+    // the leaves below them (`log::node_from`): about one key less per event each.
     let leaf_kept = entry.len() > log::LEAF_STORED_ABOVE;
-    for (level, index, hash) in nodes.into_iter().filter(|(level, _, _)| *level > 0 || leaf_kept) {
+    let stored = |level: u32| if level == 0 { leaf_kept } else { level > log::COMPUTED_UP_TO };
+    for (level, index, hash) in nodes.into_iter().filter(|(level, _, _)| stored(*level)) {
         tx.put(&schema::merkle_node(level, index), &hash);
     }
     Ok(seq)
