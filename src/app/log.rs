@@ -39,6 +39,35 @@ impl NodeSource for StoreNodes<'_> {
     }
 }
 
+/// Nodes computed from events ([`COMPUTED_UP_TO`]) kept for one request: the entries of an audit bundle, each with
+/// its own inclusion proof, share most of their proofs' lowest siblings, which would otherwise be computed again
+/// from up to 8 events each time.
+struct Memo<'a> {
+    nodes: StoreNodes<'a>,
+    kept: std::cell::RefCell<std::collections::HashMap<(u32, u64), Hash>>,
+}
+
+impl<'a> Memo<'a> {
+    fn new(nodes: StoreNodes<'a>) -> Memo<'a> {
+        Memo { nodes, kept: Default::default() }
+    }
+}
+
+impl NodeSource for Memo<'_> {
+    type Error = StoreError;
+    fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        if level > COMPUTED_UP_TO {
+            return self.nodes.node(level, index);
+        }
+        if let Some(hash) = self.kept.borrow().get(&(level, index)) {
+            return Ok(*hash);
+        }
+        let hash = self.nodes.node(level, index)?;
+        self.kept.borrow_mut().insert((level, index), hash);
+        Ok(hash)
+    }
+}
+
 /// Interior nodes up to this level are not stored since record format 3: one is the hash of the (at most 8)
 /// leaves below it, computed when asked for. Storing them cost seven keys in eight of those the log's tree has,
 /// close to one more key per event, which every commit writes and every start loads.
@@ -236,7 +265,7 @@ impl App {
                 (ExportScope::Events(events), _) => seqs.extend(events),
                 _ => {}
             }
-            let nodes = StoreNodes(s);
+            let nodes = Memo::new(StoreNodes(s));
             let root = merkle::root(&nodes, size)?;
             let mut entries = Vec::with_capacity(seqs.len());
             for seq in seqs.into_iter().filter(|q| *q >= 1 && *q <= size) {
