@@ -9,8 +9,8 @@
 //! at ~3,500 requests a second. Request ids are deterministic, so an interrupted build resumes where it stopped,
 //! and a larger `GONGWEN_BENCH_COLD_EVENTS` extends a kept store. A complete store is marked (`complete-events`)
 //! and not opened again. The build stops early when the disk holding the store has less than
-//! `GONGWEN_BENCH_COLD_MIN_FREE_GIB` (default 10) free: sled needs about 2 GiB per million events (2.7 GiB before
-//! record format 2).
+//! `GONGWEN_BENCH_COLD_MIN_FREE_GIB` (default 10) free: sled needs about 1.8 GiB per million events (2 GiB in
+//! record format 2, 2.7 GiB in format 1).
 //!
 //! `cold` starts the real `gongwen serve` binary on that store again and again and measures the time from spawning
 //! the process to health SERVING and to the first answered RPC (a signed checkpoint of the whole log), and the

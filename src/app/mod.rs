@@ -533,7 +533,8 @@ fn load_or_make_log_key(store: &dyn Store) -> Result<Signer, AppError> {
 }
 
 /// Appends one event inside a transaction: its log entry, a registry event's index entry, and the interior Merkle
-/// nodes it completes (and its leaf, when the event is long). Returns its sequence number.
+/// nodes it completes above `log::COMPUTED_UP_TO` (and its leaf, when the event is long). Returns its sequence
+/// number.
 fn append_event(
     tx: &mut dyn Tx,
     kind: EventKind,

@@ -62,8 +62,9 @@ pub fn registry_event(seq: u64) -> Vec<u8> {
 }
 /// All registry events.
 pub const REGISTRY_EVENTS: &[u8] = b"evreg/";
-/// A Merkle node: the hash of the complete subtree `index` at `level` (level 1 and up; leaves are the hashes of
-/// the events, and stores of format 1 also hold them here, unread).
+/// A Merkle node: the hash of the complete subtree `index` at `level`. Since format 3 only levels above
+/// `log::COMPUTED_UP_TO` are stored, and leaves of long events (`log::node_from`); stores of older formats also hold
+/// the lower levels, read as stored.
 pub fn merkle_node(level: u32, index: u64) -> Vec<u8> {
     key(b"mt/", &[&level.to_be_bytes(), &index.to_be_bytes()])
 }
