@@ -182,7 +182,6 @@ mod tests {
     use std::time::Duration;
 
     use crate::app::{AppConfig, SystemClock};
-    use crate::domain::model::{KeyAlgorithm, SealKey};
     use crate::signing::Signer;
     use crate::store::{BlobStore, SledStore};
 
@@ -190,14 +189,7 @@ mod tests {
     fn one_walk_app(dir: &std::path::Path) -> Arc<App> {
         let store = SledStore::open(&dir.join("db"), 8 << 20).expect("store");
         let blobs = BlobStore::open(&dir.join("blobs"), 1 << 20).expect("blobs");
-        let operator = Signer::from_secret("operator", [1; 32]);
-        let key = SealKey {
-            key_id: operator.key_id.clone(),
-            algorithm: KeyAlgorithm::Ed25519,
-            public_key: operator.public_key().to_vec(),
-            valid_from: None,
-            revoked_at: None,
-        };
+        let key = crate::cli::serve::operator_seal(&Signer::from_secret("operator", [1; 32]));
         let config = AppConfig { max_tree_walks: 1, ..AppConfig::default() };
         Arc::new(App::open(Arc::new(store), Arc::new(blobs), Arc::new(SystemClock), config, Some(key)).expect("app"))
     }

@@ -11,12 +11,17 @@ pub const DEFAULT_PAGE: usize = 1_000;
 /// Most items in a page: 10,000 trace nodes are some 1.3 MB, well within a client's usual 4 MiB.
 pub const MAX_PAGE: usize = 10_000;
 
-/// A page's size from the request's `page_size`: 0 for the default, and no more than [`MAX_PAGE`], as the other
-/// list RPCs read theirs (a client asking for more gets the most there is and a token for the rest).
+/// A not-acted page's size from the request's `page_size` (see [`size_within`]).
 pub fn page_size(asked: u32) -> usize {
-    match usize::try_from(asked).unwrap_or(MAX_PAGE) {
-        0 => DEFAULT_PAGE,
-        n => n.min(MAX_PAGE),
+    size_within(asked, DEFAULT_PAGE, MAX_PAGE)
+}
+
+/// A page size as every list RPC reads it: 0 for `default`, and no more than `max` (a client asking for more gets
+/// the most there is and a token for the rest).
+pub fn size_within(asked: u32, default: usize, max: usize) -> usize {
+    match usize::try_from(asked).unwrap_or(max) {
+        0 => default,
+        n => n.min(max),
     }
 }
 

@@ -21,9 +21,5 @@ const MAX_PAGE: usize = 1000;
 /// (page size, token) from an optional page request.
 pub(crate) fn page(p: Option<pb::PageRequest>) -> (usize, String) {
     let p = p.unwrap_or_default();
-    let size = match usize::try_from(p.page_size).unwrap_or(MAX_PAGE) {
-        0 => DEFAULT_PAGE,
-        n => n.min(MAX_PAGE),
-    };
-    (size, p.page_token)
+    (crate::app::pages::size_within(p.page_size, DEFAULT_PAGE, MAX_PAGE), p.page_token)
 }
