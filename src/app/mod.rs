@@ -427,14 +427,13 @@ impl App {
         F: FnOnce(&dyn Store) -> Result<T, AppError> + Send + 'static,
     {
         let permit = self.walk_permit().await?;
-        let store = self.store.clone();
         // The permit goes with the walk, not with this call: a client that gives up does not stop the walk, and
         // must not free its permit while the walk still holds its tree.
-        tokio::task::spawn_blocking(move || {
+        self.read(move |store| {
             let _permit = permit;
-            f(store.as_ref())
+            f(store)
         })
-        .await?
+        .await
     }
 
     /// Decodes an envelope's statement after checking its type (see [`open_envelope`]).
