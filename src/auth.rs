@@ -18,8 +18,10 @@ use crate::signing::Signer;
 pub const HEADER: &str = "gongwen-auth-bin";
 /// Payload type of a signed token.
 pub const TOKEN_TYPE: &str = "gongwen.v1.RequestToken";
-/// Methods whose request body streams: their token carries no body digest (uploads are content-addressed).
-pub const STREAMING_REQUESTS: &[&str] = &["/gongwen.v1.DocumentService/UploadAttachment"];
+/// Methods whose request body streams: their token carries no body digest (uploads are content-addressed, and
+/// each statement on `Act` carries its own signature).
+pub const STREAMING_REQUESTS: &[&str] =
+    &["/gongwen.v1.DocumentService/UploadAttachment", "/gongwen.v1.DeliveryService/Act"];
 
 /// Makes the token for one request.
 pub fn make_token(signer: &Signer, unit: &str, method: &str, body_sha256: Vec<u8>) -> Result<pb::AuthToken, String> {

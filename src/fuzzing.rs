@@ -803,6 +803,20 @@ pub const REQUESTS: &[(&str, Check)] = &[
     ("TraceService/ListNotActed", |_, b| plain::<pb::ListNotActedRequest>(b)),
     ("DocumentService/ImportDocument", |_, b| signed::<pb::ImportDocument>(b)),
     ("RegistryService/ChangeUnitKeys", |_, b| signed::<pb::ChangeUnitKeys>(b)),
+    ("DeliveryService/Act", |_, b| {
+        // Each message on the stream is opened as the statement its payload type names, or refused.
+        if let Some(env) = decoded::<pb::SignedEnvelope>(b) {
+            match env.payload_type.as_str() {
+                pb::Acknowledge::TYPE => open_statement::<pb::Acknowledge>(&env),
+                pb::ReturnDelivery::TYPE => open_statement::<pb::ReturnDelivery>(&env),
+                pb::StartHandling::TYPE => open_statement::<pb::StartHandling>(&env),
+                pb::SubmitReport::TYPE => open_statement::<pb::SubmitReport>(&env),
+                pb::Complete::TYPE => open_statement::<pb::Complete>(&env),
+                pb::Remind::TYPE => open_statement::<pb::Remind>(&env),
+                _ => {}
+            }
+        }
+    }),
 ];
 
 /// Fuzz target `requests`: byte 0 picks the request type from [`REQUESTS`], byte 1 is state (log size for

@@ -394,6 +394,7 @@ fn request_seed(index: usize, name: &str) -> Vec<u8> {
         "Report" => env(pb::SubmitReport::TYPE),
         "Complete" => env(pb::Complete::TYPE),
         "Remind" => env(pb::Remind::TYPE),
+        "Act" => env(pb::StartHandling::TYPE),
         "IssueDocument" => env(pb::IssueDocument::TYPE),
         "ForwardDocument" => env(pb::ForwardDocument::TYPE),
         "ApplyRegistryChange" => env(pb::RegistryChange::TYPE),

@@ -174,6 +174,30 @@ impl App {
         self.act_on::<pb::Remind>(envelope).await
     }
 
+    /// Any one of the six delivery statements, told apart by its payload type (the `Act` stream's statements).
+    pub async fn act_on_any(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
+        match envelope.payload_type.as_str() {
+            pb::Acknowledge::TYPE => self.act_on::<pb::Acknowledge>(envelope).await,
+            pb::ReturnDelivery::TYPE => self.act_on::<pb::ReturnDelivery>(envelope).await,
+            pb::StartHandling::TYPE => self.act_on::<pb::StartHandling>(envelope).await,
+            pb::SubmitReport::TYPE => self.act_on::<pb::SubmitReport>(envelope).await,
+            pb::Complete::TYPE => self.act_on::<pb::Complete>(envelope).await,
+            pb::Remind::TYPE => self.act_on::<pb::Remind>(envelope).await,
+            other => Err(AppError::field(
+                "payload_type",
+                format!(
+                    "{other:?} is not a delivery statement; one of {}, {}, {}, {}, {} or {} is",
+                    pb::Acknowledge::TYPE,
+                    pb::ReturnDelivery::TYPE,
+                    pb::StartHandling::TYPE,
+                    pb::SubmitReport::TYPE,
+                    pb::Complete::TYPE,
+                    pb::Remind::TYPE
+                ),
+            )),
+        }
+    }
+
     /// Opens a delivery statement, checks its fields, and acts on it.
     async fn act_on<M: DeliveryStatement>(&self, envelope: pb::SignedEnvelope) -> Result<DeliveryView, AppError> {
         let signed = self.open_envelope::<M>(&envelope)?;

@@ -169,16 +169,17 @@ where
                 return Ok(Status::from(e).into_http());
             }
             parts.extensions.insert(caller);
-            // A client-streaming call holds its permit until its handler has read the stream and replied.
-            let _permit = if streaming {
-                match app.stream_permit() {
-                    Ok(p) => Some(p),
-                    Err(e) => return Ok(Status::from(e).into_http()),
-                }
-            } else {
-                None
+            if !streaming {
+                return inner.call(http::Request::from_parts(parts, body)).await;
+            }
+            // A streaming call holds its permit until its reply ends: an upload's handler reads the whole stream
+            // before it replies, but `Act` reads the requests while its reply streams.
+            let permit = match app.stream_permit() {
+                Ok(p) => p,
+                Err(e) => return Ok(Status::from(e).into_http()),
             };
-            inner.call(http::Request::from_parts(parts, body)).await
+            let reply = inner.call(http::Request::from_parts(parts, body)).await?;
+            Ok(reply.map(|inner| tonic::body::Body::new(PermitBody { inner, _permit: permit })))
         })
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::caller;
 use super::convert::{state_from_wire, step_kind};
@@ -21,6 +21,7 @@ pub struct DeliveryApi {
 }
 
 type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::InboxNotice, Status>> + Send>>;
+type ActResults = Pin<Box<dyn Stream<Item = Result<pb::ActResult, Status>> + Send>>;
 
 /// The delivery states an inbox listing asks for.
 pub(crate) fn inbox_states(wire: &[i32]) -> Result<Vec<DeliveryState>, AppError> {
@@ -53,6 +54,38 @@ impl DeliveryService for DeliveryApi {
 
     async fn remind(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
         Ok(Response::new(self.app.remind(req.into_inner()).await?.into()))
+    }
+
+    type ActStream = ActResults;
+
+    async fn act(&self, req: Request<Streaming<pb::SignedEnvelope>>) -> Result<Response<Self::ActStream>, Status> {
+        let caller = caller(&req)?;
+        let state = (self.app.clone(), caller, req.into_inner(), 0u64);
+        // The next statement is read only once the last one's result is taken: one at a time, in order, and a
+        // client that stops reading results stops its statements too. Dropped when the client goes away.
+        let results = futures::stream::unfold(Some(state), |state| async move {
+            let (app, caller, mut statements, index) = state?;
+            let envelope = match statements.message().await {
+                Ok(Some(envelope)) => envelope,
+                Ok(None) => return None,
+                Err(status) => return Some((Err(status), None)),
+            };
+            let outcome = match app.charge(&caller) {
+                Ok(()) => app.act_on_any(envelope).await,
+                Err(e) => Err(e),
+            };
+            let outcome = match outcome {
+                Ok(view) => pb::act_result::Outcome::Delivery(view.into()),
+                Err(e) => {
+                    let status = Status::from(e);
+                    let message = status.message().to_owned();
+                    pb::act_result::Outcome::Refusal(pb::ActRefusal { code: status.code() as i32, message })
+                }
+            };
+            let result = pb::ActResult { index, outcome: Some(outcome) };
+            Some((Ok(result), Some((app, caller, statements, index + 1))))
+        });
+        Ok(Response::new(Box::pin(results)))
     }
 
     async fn get_delivery(&self, req: Request<pb::GetDeliveryRequest>) -> Result<Response<pb::Delivery>, Status> {

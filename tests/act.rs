@@ -1,0 +1,210 @@
+//! `DeliveryService.Act`: many delivery statements on one call, through the real server.
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use gongwen::pb;
+use gongwen::pb::act_result::Outcome;
+use gongwen::pb::delivery_service_client::DeliveryServiceClient;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Streaming};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// An open `Act` call: statements go in one at a time, results come back.
+struct Call {
+    tx: mpsc::Sender<pb::SignedEnvelope>,
+    results: Streaming<pb::ActResult>,
+}
+
+impl Call {
+    async fn open(h: &Harness, caller: &str) -> Result<Call, tonic::Status> {
+        let (tx, rx) = mpsc::channel(4);
+        let mut client = DeliveryServiceClient::new(h.channel_as(caller));
+        let results = client.act(ReceiverStream::new(rx)).await?.into_inner();
+        Ok(Call { tx, results })
+    }
+
+    /// Sends one statement and waits for its result.
+    async fn send(&mut self, envelope: pb::SignedEnvelope) -> Result<pb::ActResult, tonic::Status> {
+        self.tx.send(envelope).await.expect("the call is open");
+        let next = tokio::time::timeout(DEADLINE, self.results.message()).await.expect("a result in time");
+        next.map(|r| r.expect("a result, not the end of the call"))
+    }
+
+    /// Sends one statement that must be refused with `code`, and checks the store did not change.
+    async fn refused(&mut self, h: &Harness, envelope: pb::SignedEnvelope, code: Code) -> String {
+        let before = h.digest().await;
+        let result = self.send(envelope).await.expect("a result");
+        let Some(Outcome::Refusal(r)) = result.outcome else { panic!("expected a refusal, got {result:?}") };
+        assert_eq!(r.code, code as i32, "{}", r.message);
+        assert!(!r.message.is_empty());
+        assert_eq!(before, h.digest().await, "a refused statement changed the store: {}", r.message);
+        r.message
+    }
+}
+
+fn delivered(result: &pb::ActResult) -> &pb::Delivery {
+    match &result.outcome {
+        Some(Outcome::Delivery(d)) => d,
+        other => panic!("expected a delivery, got {other:?}"),
+    }
+}
+
+fn ack(h: &Harness, unit: &str, doc: &str) -> pb::SignedEnvelope {
+    let m = pb::Acknowledge {
+        request_id: format!("act-ack-{doc}-{unit}"),
+        unit_id: unit.into(),
+        document_id: doc.into(),
+        registration_number: "收文-7".into(),
+    };
+    h.sign(unit, &m)
+}
+
+fn start_handling(h: &Harness, unit: &str, doc: &str) -> pb::SignedEnvelope {
+    let m = pb::StartHandling {
+        request_id: format!("act-handle-{doc}-{unit}"),
+        unit_id: unit.into(),
+        document_id: doc.into(),
+        lead_office: "政府采购监督管理科".into(),
+        note: String::new(),
+    };
+    h.sign(unit, &m)
+}
+
+/// A harness with the bundled registry and a notice from the province to every city bureau; its id and cities.
+async fn with_notice(h: &mut Harness) -> (String, Vec<String>) {
+    h.load_bundled().await;
+    let d = draft("鲁财采", "山东省财政厅关于做好政府采购工作的通知", vec![group("各市财政局")]);
+    let doc = h.issue(PROVINCE, "notice", d).await.expect("issue").id;
+    let cities = h.expand("各市财政局", PROVINCE).await;
+    (doc, cities)
+}
+
+#[tokio::test]
+async fn statements_apply_in_order_and_refusals_change_nothing() {
+    let mut h = Harness::start().await;
+    let (doc, cities) = with_notice(&mut h).await;
+    let rest: Vec<&String> = cities.iter().filter(|c| c.as_str() != ZIBO).collect();
+    let (other, idle, late) = (rest[0].clone(), rest[1].as_str(), rest[2].as_str());
+    let mut call = Call::open(&h, ZIBO).await.expect("open");
+
+    // 签收 then 承办 on one call: the second depends on the first.
+    let first = call.send(ack(&h, ZIBO, &doc)).await.expect("result");
+    assert_eq!(first.index, 0);
+    assert_eq!(delivered(&first).state, pb::DeliveryState::Acknowledged as i32);
+    let second = call.send(start_handling(&h, ZIBO, &doc)).await.expect("result");
+    assert_eq!(second.index, 1);
+    assert_eq!(delivered(&second).state, pb::DeliveryState::Handling as i32);
+    // The results are what the server holds.
+    assert_eq!(h.delivery(&doc, ZIBO).await.state, pb::DeliveryState::Handling as i32);
+
+    // Statements of another unit are checked against that unit's key, whoever holds the call.
+    let third = call.send(ack(&h, &other, &doc)).await.expect("result");
+    assert_eq!(delivered(&third).recipient_unit_id, other);
+    assert_eq!(h.delivery(&doc, &other).await.state, pb::DeliveryState::Acknowledged as i32);
+
+    // Refused, each with its single RPC's status, and the call goes on.
+    let why = call.refused(&h, start_handling(&h, idle, &doc), Code::FailedPrecondition).await;
+    assert!(why.contains("pending") || why.contains("Pending") || why.contains("签收"), "{why}");
+    let mut not_a_delivery = ack(&h, BOSHAN, &doc);
+    not_a_delivery.payload_type = "gongwen.v1.IssueDocument".into();
+    let why = call.refused(&h, not_a_delivery, Code::InvalidArgument).await;
+    assert!(why.contains("gongwen.v1.IssueDocument") && why.contains("gongwen.v1.Acknowledge"), "{why}");
+    let mut forged = ack(&h, late, &doc);
+    forged.signature[0] ^= 1;
+    call.refused(&h, forged, Code::Unauthenticated).await;
+    let m = pb::Acknowledge {
+        request_id: "act-someone-else".into(),
+        unit_id: late.into(),
+        document_id: doc.clone(),
+        registration_number: String::new(),
+    };
+    call.refused(&h, h.sign(ZIBO, &m), Code::PermissionDenied).await;
+    call.refused(&h, ack(&h, late, "no-such-document"), Code::NotFound).await;
+
+    // A repeated request id records nothing, and is answered as Acknowledge answers it.
+    let before = h.digest().await;
+    let again = call.send(ack(&h, ZIBO, &doc)).await.expect("result");
+    assert_eq!(again.index, 8);
+    assert_eq!(before, h.digest().await);
+    let single = h.deliveries().acknowledge(ack(&h, ZIBO, &doc)).await.expect("the single RPC").into_inner();
+    assert_eq!(delivered(&again), &single);
+
+    // Closing the request side ends the results.
+    drop(call.tx);
+    let end = tokio::time::timeout(DEADLINE, call.results.message()).await.expect("the end in time");
+    assert!(matches!(end, Ok(None)), "{end:?}");
+}
+
+#[tokio::test]
+async fn a_statement_too_large_ends_the_call_after_the_earlier_ones_applied() {
+    let mut h = Harness::start_configured(|c| c.max_message_bytes = 64 * 1024).await;
+    let (doc, _) = with_notice(&mut h).await;
+    let mut call = Call::open(&h, ZIBO).await.expect("open");
+    call.send(ack(&h, ZIBO, &doc)).await.expect("the first applies");
+    let before = h.digest().await;
+    let mut big = start_handling(&h, ZIBO, &doc);
+    big.payload.resize(65 * 1024, 0);
+    let s = call.send(big).await.expect_err("the call ends");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert_eq!(before, h.digest().await);
+    assert_eq!(h.delivery(&doc, ZIBO).await.state, pb::DeliveryState::Acknowledged as i32);
+}
+
+#[tokio::test]
+async fn each_statement_counts_against_the_request_rate() {
+    let mut h = Harness::start().await;
+    let (doc, cities) = with_notice(&mut h).await;
+    h.config.rate_per_sec = 1;
+    h.config.rate_burst = 5;
+    h.restart().await;
+    let mut call = Call::open(&h, ZIBO).await.expect("open");
+    let mut refusals = 0;
+    for city in cities.iter().take(12) {
+        let before = h.digest().await;
+        let result = call.send(ack(&h, city, &doc)).await.expect("a result, the call goes on");
+        match result.outcome {
+            Some(Outcome::Delivery(_)) => {}
+            Some(Outcome::Refusal(r)) => {
+                assert_eq!(r.code, Code::ResourceExhausted as i32, "{}", r.message);
+                assert!(r.message.contains("rate"), "{}", r.message);
+                assert_eq!(before, h.digest().await, "a refused statement changed the store");
+                refusals += 1;
+            }
+            None => panic!("a result without an outcome"),
+        }
+    }
+    // A burst of 5 with one added a second: 12 statements in under 7 s cannot all pass.
+    assert!(refusals > 0, "no statement was held to the rate");
+}
+
+#[tokio::test]
+async fn a_call_holds_a_stream_permit_until_it_ends_and_needs_a_token() {
+    let mut h = Harness::start_configured(|c| c.max_streams = 1).await;
+    let (doc, _) = with_notice(&mut h).await;
+    let mut first = Call::open(&h, ZIBO).await.expect("open");
+    first.send(ack(&h, ZIBO, &doc)).await.expect("applies");
+    let s = Call::open(&h, BOSHAN).await.err().expect("a second call is over the cap");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    drop(first);
+    // The server notices the hang-up asynchronously: poll with a deadline.
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match Call::open(&h, BOSHAN).await {
+                Ok(call) => return call,
+                Err(s) if s.code() == Code::ResourceExhausted => tokio::task::yield_now().await,
+                Err(s) => panic!("unexpected {s:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the permit comes back once the call ends");
+
+    let (tx, rx) = mpsc::channel::<pb::SignedEnvelope>(1);
+    drop(tx);
+    let s = DeliveryServiceClient::new(h.raw_channel()).act(ReceiverStream::new(rx)).await.expect_err("no token");
+    assert_eq!(s.code(), Code::Unauthenticated, "{}", s.message());
+}
