@@ -223,9 +223,35 @@ pub fn process_cpu() -> Duration {
     Duration::from_millis(ticks.unwrap_or(0) * 10)
 }
 
+/// How the clients send their acknowledgments.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Calls {
+    /// One `Acknowledge` call per acknowledgment, each with its own request token.
+    Unary,
+    /// One `Act` call per client, its acknowledgments sent on it one after another, each awaited.
+    Act,
+}
+
+impl Calls {
+    /// Signatures the server verifies per acknowledgment: the request token's (once per call) and the statement's.
+    fn verifies(self) -> f64 {
+        match self {
+            Calls::Unary => 2.0,
+            Calls::Act => 1.0,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Calls::Unary => "Acknowledge",
+            Calls::Act => "Act",
+        }
+    }
+}
+
 /// `clients` tasks, each acknowledging its share of `units` deliveries of `doc` through `raw` (gongwen, or the
 /// PostgreSQL stand-in: the client side is the same code).
-async fn ingest(raw: &Channel, doc: &str, units: &[usize], clients: usize) -> Rate {
+async fn ingest(raw: &Channel, doc: &str, units: &[usize], clients: usize, calls: Calls) -> Rate {
     let per = units.len() / clients;
     // Each unit holds its key, as a real client does: deriving it is not part of an acknowledgment.
     let keys: Vec<Vec<(usize, Signer)>> =
@@ -236,6 +262,9 @@ async fn ingest(raw: &Channel, doc: &str, units: &[usize], clients: usize) -> Ra
         let doc = doc.to_string();
         let raw = raw.clone();
         tasks.push(tokio::spawn(async move {
+            if calls == Calls::Act {
+                return act_client(raw, &doc, mine).await;
+            }
             let mut lat = Vec::with_capacity(mine.len());
             for (i, key) in mine {
                 let ch = SignRequests::new(unit_id(i), key.clone()).layer(raw.clone());
@@ -261,6 +290,38 @@ async fn ingest(raw: &Channel, doc: &str, units: &[usize], clients: usize) -> Ra
     let cpu_per_ack = (process_cpu() - cpu) / u32::try_from(all.len().max(1)).unwrap_or(u32::MAX);
     all.sort();
     Rate { per_sec: all.len() as f64 / secs, p50: percentile(&all, 0.5), p99: percentile(&all, 0.99), cpu_per_ack }
+}
+
+/// One client's acknowledgments on one `Act` call, authenticated as its first unit: each is signed by its own unit
+/// and sent when the one before it has its result. The latencies are from sending to the result.
+async fn act_client(raw: Channel, doc: &str, mine: Vec<(usize, Signer)>) -> Vec<Duration> {
+    let Some((first, key)) = mine.first() else { return vec![] };
+    let ch = SignRequests::new(unit_id(*first), key.clone()).layer(raw);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut results = DeliveryServiceClient::new(ch)
+        .act(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("act")
+        .into_inner();
+    let mut lat = Vec::with_capacity(mine.len());
+    for (i, key) in mine {
+        let m = pb::Acknowledge {
+            request_id: format!("ack-{doc}-{i}"),
+            unit_id: unit_id(i),
+            document_id: doc.to_owned(),
+            registration_number: String::new(),
+        };
+        let env = key.envelope(&m);
+        let t = Instant::now();
+        tx.send(env).await.expect("send");
+        let result = results.message().await.expect("result").expect("a result for each statement");
+        match result.outcome {
+            Some(pb::act_result::Outcome::Delivery(_)) => {}
+            other => panic!("acknowledgment {i} refused: {other:?}"),
+        }
+        lat.push(t.elapsed());
+    }
+    lat
 }
 
 fn ed25519_limit() -> (f64, f64) {
@@ -319,29 +380,62 @@ fn median_max(mut v: Vec<Duration>) -> (f64, f64) {
 }
 
 /// One run's line of the ingest table; `single` is one core's single-verify rate.
-fn row(clients: usize, r: &Rate, single: f64) -> String {
+fn row(clients: usize, r: &Rate, single: f64, calls: Calls) -> String {
     format!(
         "{clients:>8} {:>10.0} {:>9.2}ms {:>9.2}ms {:>10.0}µs  {:.1}%",
         r.per_sec,
         ms(r.p50),
         ms(r.p99),
         r.cpu_per_ack.as_secs_f64() * 1e6,
-        100.0 * VERIFIES_PER_ACK * r.per_sec / single
+        100.0 * calls.verifies() * r.per_sec / single
     )
 }
 
-/// One client count's runs over the rounds.
-struct Runs {
-    clients: usize,
-    gongwen: Vec<Rate>,
+/// What one ingest run went against.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Target {
+    Gongwen,
     /// The stand-in with no database: the same calls and checks, nothing stored.
-    floor: Vec<Rate>,
+    Floor,
     /// The PostgreSQL stand-in, when asked for.
-    pg: Vec<Rate>,
+    Postgres,
 }
 
-/// Signatures the server verifies per acknowledgment: the request token's and the statement's.
-const VERIFIES_PER_ACK: f64 = 2.0;
+impl Target {
+    fn describe(self) -> &'static str {
+        match self {
+            Target::Gongwen => "gongwen",
+            Target::Floor => "floor: same calls and checks, nothing stored",
+            Target::Postgres => "PostgreSQL stand-in",
+        }
+    }
+}
+
+/// Every run of the scenario: target, call kind, client count and its rate.
+type Runs = Vec<(Target, Calls, usize, Rate)>;
+
+/// The call kinds to measure: `GONGWEN_BENCH_CALLS=unary`, `act` or both (the default).
+fn call_kinds() -> Vec<Calls> {
+    match std::env::var("GONGWEN_BENCH_CALLS").as_deref() {
+        Ok("unary") => vec![Calls::Unary],
+        Ok("act") => vec![Calls::Act],
+        _ => vec![Calls::Unary, Calls::Act],
+    }
+}
+
+fn median(rates: &[Rate]) -> Rate {
+    let pick = |f: fn(&Rate) -> f64| {
+        let mut v: Vec<f64> = rates.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    };
+    Rate {
+        per_sec: pick(|r| r.per_sec),
+        p50: Duration::from_secs_f64(pick(|r| r.p50.as_secs_f64())),
+        p99: Duration::from_secs_f64(pick(|r| r.p99.as_secs_f64())),
+        cpu_per_ack: Duration::from_secs_f64(pick(|r| r.cpu_per_ack.as_secs_f64())),
+    }
+}
 
 async fn scenario_ingest(quick: bool) {
     let (single, batched) = tokio::task::spawn_blocking(ed25519_limit).await.expect("limit");
@@ -358,91 +452,88 @@ async fn scenario_ingest(quick: bool) {
         Ok(url) if !url.is_empty() => Some(pg::Postgres::connect(&url, units).await),
         _ => None,
     };
+    let kinds = call_kinds();
     println!("\nsigned acknowledgment ingest over gRPC, durable writes ({units} deliveries per run):");
+    println!(
+        "calls: {} (GONGWEN_BENCH_CALLS); Acknowledge: one call and request token per ack; Act: one call per \
+         client, a token for the call, each ack's statement still signed and verified",
+        kinds.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+    );
     if pg.is_some() {
         println!("(each client count runs against gongwen, then against the PostgreSQL stand-in, back to back)");
     }
     // The shared machine's load moves a lot from one minute to the next: several rounds, each client count
-    // against both back to back, and the medians over the rounds.
+    // against every target back to back, and the medians over the rounds.
     let rounds: usize = std::env::var("GONGWEN_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
     println!("{rounds} rounds (GONGWEN_BENCH_ROUNDS)");
     println!(
-        "{:>8} {:>10} {:>10} {:>10} {:>12}  one core's single-verify rate spent on the {VERIFIES_PER_ACK} verifications an ack costs",
+        "{:>8} {:>10} {:>10} {:>10} {:>12}  one core's single-verify rate spent on the verifications an ack costs \
+         (2 by Acknowledge, 1 by Act)",
         "clients", "acks/s", "p50", "p99", "CPU/ack"
     );
-    let mut per_clients: Vec<Runs> =
-        [1usize, 16, 64].map(|clients| Runs { clients, gongwen: vec![], floor: vec![], pg: vec![] }).into();
+    let mut runs: Runs = vec![];
     for round in 1..=rounds {
         println!("round {round}:");
-        for Runs { clients, gongwen: gs, floor: fs, pg: ps } in per_clients.iter_mut() {
-            let clients = *clients;
-            let (doc, _) = issue(&b.op, units).await;
+        for clients in [1usize, 16, 64] {
             let take = if clients == 1 { units / 5 } else { units };
             let ids: Vec<usize> = (0..take).collect();
-            let g = ingest(&b.raw, &doc.id, &ids, clients).await;
-            println!("{}  gongwen (load {})", row(clients, &g, single), load_average());
-            gs.push(g);
-            let f = pg::floor(&doc.id, &ids, clients, units).await;
-            println!("{}  floor: same calls and checks, nothing stored", row(clients, &f, single));
-            fs.push(f);
-            if let Some(pg) = &pg {
-                let p = pg.run(&doc.id, &ids, clients).await;
-                println!(
-                    "{}  PostgreSQL stand-in (load {}); gongwen/PostgreSQL throughput {:.2}",
-                    row(clients, &p, single),
-                    load_average(),
-                    g.per_sec / p.per_sec
-                );
-                ps.push(p);
+            for &calls in &kinds {
+                let (doc, _) = issue(&b.op, units).await;
+                let g = ingest(&b.raw, &doc.id, &ids, clients, calls).await;
+                println!("{}  gongwen {} (load {})", row(clients, &g, single, calls), calls.name(), load_average());
+                runs.push((Target::Gongwen, calls, clients, g));
+                let f = pg::floor(&doc.id, &ids, clients, units, calls).await;
+                println!("{}  {} {}", row(clients, &f, single, calls), Target::Floor.describe(), calls.name());
+                runs.push((Target::Floor, calls, clients, f));
+                if let Some(pg) = &pg {
+                    let p = pg.run(&doc.id, &ids, clients, calls).await;
+                    println!(
+                        "{}  PostgreSQL stand-in {} (load {}); gongwen/PostgreSQL throughput {:.2}",
+                        row(clients, &p, single, calls),
+                        calls.name(),
+                        load_average(),
+                        g.per_sec / p.per_sec
+                    );
+                    runs.push((Target::Postgres, calls, clients, p));
+                }
             }
         }
     }
-    let median = |rates: &[Rate]| -> Rate {
-        let pick = |f: fn(&Rate) -> f64| {
-            let mut v: Vec<f64> = rates.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        Rate {
-            per_sec: pick(|r| r.per_sec),
-            p50: Duration::from_secs_f64(pick(|r| r.p50.as_secs_f64())),
-            p99: Duration::from_secs_f64(pick(|r| r.p99.as_secs_f64())),
-            cpu_per_ack: Duration::from_secs_f64(pick(|r| r.cpu_per_ack.as_secs_f64())),
-        }
+    let rates = |target: Target, calls: Calls, clients: usize| -> Vec<Rate> {
+        runs.iter().filter(|r| (r.0, r.1, r.2) == (target, calls, clients)).map(|r| r.3).collect()
     };
-    for Runs { clients, gongwen: gs, floor: fs, pg: ps } in &per_clients {
-        let g = median(gs);
-        let f = median(fs);
-        summary(format!(
-            "floor (same calls, checks and signatures, nothing stored), {clients} clients, median of {rounds}: {:.0} \
-             acks/s, p50 {:.2} ms, p99 {:.2} ms, CPU {:.0} µs/ack",
-            f.per_sec,
-            ms(f.p50),
-            ms(f.p99),
-            f.cpu_per_ack.as_secs_f64() * 1e6,
-        ));
-        summary(format!(
-            "gongwen ack ingest, {clients} clients, median of {rounds}: {:.0} acks/s, p50 {:.2} ms, p99 {:.2} ms, \
-             CPU {:.0} µs/ack (acks/s per round: {})",
-            g.per_sec,
-            ms(g.p50),
-            ms(g.p99),
-            g.cpu_per_ack.as_secs_f64() * 1e6,
-            gs.iter().map(|r| format!("{:.0}", r.per_sec)).collect::<Vec<_>>().join(", ")
-        ));
-        if !ps.is_empty() {
-            let p = median(ps);
-            let ratios: Vec<String> = gs.iter().zip(ps).map(|(g, p)| format!("{:.2}", g.per_sec / p.per_sec)).collect();
-            summary(format!(
-                "PostgreSQL ack ingest, {clients} clients, median of {rounds}: {:.0} acks/s, p50 {:.2} ms, p99 {:.2} \
-                 ms (acks/s per round: {}); gongwen/PostgreSQL throughput {:.2} (per round: {})",
-                p.per_sec,
-                ms(p.p50),
-                ms(p.p99),
-                ps.iter().map(|r| format!("{:.0}", r.per_sec)).collect::<Vec<_>>().join(", "),
-                g.per_sec / p.per_sec,
-                ratios.join(", ")
-            ));
+    let per_round = |rates: &[Rate]| rates.iter().map(|r| format!("{:.0}", r.per_sec)).collect::<Vec<_>>().join(", ");
+    for clients in [1usize, 16, 64] {
+        for &calls in &kinds {
+            for target in [Target::Floor, Target::Gongwen, Target::Postgres] {
+                let rs = rates(target, calls, clients);
+                if rs.is_empty() {
+                    continue;
+                }
+                let m = median(&rs);
+                summary(format!(
+                    "{} ack ingest by {}, {clients} clients, median of {rounds}: {:.0} acks/s, p50 {:.2} ms, p99 \
+                     {:.2} ms, CPU {:.0} µs/ack (acks/s per round: {})",
+                    target.describe(),
+                    calls.name(),
+                    m.per_sec,
+                    ms(m.p50),
+                    ms(m.p99),
+                    m.cpu_per_ack.as_secs_f64() * 1e6,
+                    per_round(&rs)
+                ));
+            }
+            let (gs, ps) = (rates(Target::Gongwen, calls, clients), rates(Target::Postgres, calls, clients));
+            if !ps.is_empty() {
+                let ratios: Vec<String> =
+                    gs.iter().zip(&ps).map(|(g, p)| format!("{:.2}", g.per_sec / p.per_sec)).collect();
+                summary(format!(
+                    "gongwen/PostgreSQL throughput by {}, {clients} clients: {:.2} (per round: {})",
+                    calls.name(),
+                    median(&gs).per_sec / median(&ps).per_sec,
+                    ratios.join(", ")
+                ));
+            }
         }
     }
     if pg.is_none() {

@@ -26,11 +26,12 @@ use tokio_postgres::{Client, NoTls, Statement};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
-use super::{Rate, ingest, unit_id, unit_key};
+use super::{Calls, Rate, ingest, unit_id, unit_key};
 
 const METHOD: &str = "/gongwen.v1.DeliveryService/Acknowledge";
+const ACT_METHOD: &str = "/gongwen.v1.DeliveryService/Act";
 const INSERT: &str = "INSERT INTO gongwen_acks (unit_id, request_id, document_id, envelope, acknowledged_at) VALUES ($1, $2, $3, $4, now())";
 
 /// The database and the units' public keys (the stand-in's registry).
@@ -93,7 +94,7 @@ impl Postgres {
     }
 
     /// The ingest workload against the stand-in with a pool of `clients` connections.
-    pub async fn run(&self, doc: &str, units: &[usize], clients: usize) -> Rate {
+    pub async fn run(&self, doc: &str, units: &[usize], clients: usize, calls: Calls) -> Rate {
         connect(&self.url).await.batch_execute("TRUNCATE gongwen_acks").await.expect("truncate");
         let mut conns = vec![];
         for _ in 0..clients {
@@ -107,7 +108,7 @@ impl Postgres {
             conns,
         };
         let shim = Shim { keys: self.keys.clone(), pool: Some(pool), nonces: Mutex::new(HashSet::new()) };
-        let rate = serve(shim, doc, units, clients).await;
+        let rate = serve(shim, doc, units, clients, calls).await;
         let rows: i64 =
             connect(&self.url).await.query_one("SELECT count(*) FROM gongwen_acks", &[]).await.expect("count").get(0);
         assert_eq!(rows as usize, units.len() / clients * clients, "one row per acknowledgment");
@@ -135,12 +136,13 @@ fn unit_keys(n: usize) -> Arc<HashMap<String, (String, SealKey, seal::PublicKey)
 }
 
 /// The floor run: the ingest workload against the stand-in with no database (units 0..n registered).
-pub async fn floor(doc: &str, units: &[usize], clients: usize, n: usize) -> Rate {
-    serve(Shim { keys: unit_keys(n), pool: None, nonces: Mutex::new(HashSet::new()) }, doc, units, clients).await
+pub async fn floor(doc: &str, units: &[usize], clients: usize, n: usize, calls: Calls) -> Rate {
+    let shim = Shim { keys: unit_keys(n), pool: None, nonces: Mutex::new(HashSet::new()) };
+    serve(shim, doc, units, clients, calls).await
 }
 
 /// Serves `shim` on a loopback port for one ingest run.
-async fn serve(shim: Shim, doc: &str, units: &[usize], clients: usize) -> Rate {
+async fn serve(shim: Shim, doc: &str, units: &[usize], clients: usize, calls: Calls) -> Rate {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let incoming = TcpListenerStream::new(listener).map(|conn| {
@@ -150,15 +152,14 @@ async fn serve(shim: Shim, doc: &str, units: &[usize], clients: usize) -> Rate {
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        tonic::transport::Server::builder().add_service(DeliveryServiceServer::new(shim)).serve_with_incoming_shutdown(
-            incoming,
-            async {
+        tonic::transport::Server::builder()
+            .add_service(DeliveryServiceServer::new(StandIn(Arc::new(shim))))
+            .serve_with_incoming_shutdown(incoming, async {
                 let _ = rx.await;
-            },
-        ),
+            }),
     );
     let raw = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
-    let rate = ingest(&raw, doc, units, clients).await;
+    let rate = ingest(&raw, doc, units, clients, calls).await;
     let _ = tx.send(());
     server.await.expect("join").expect("serve");
     rate
@@ -170,7 +171,8 @@ fn unauth(m: impl Into<String>) -> Status {
 
 impl Shim {
     /// The same checks as gongwen's `App::authenticate` for a unit's token.
-    fn check_token(&self, req: &Request<pb::SignedEnvelope>) -> Result<(), Status> {
+    /// `body_sha256` is the unary body's digest; `Act`'s token has none (`STREAMING_REQUESTS`).
+    fn check_token<T>(&self, req: &Request<T>, method: &str, body_sha256: &[u8]) -> Result<(), Status> {
         let raw = req
             .metadata()
             .get_bin(gongwen::auth::HEADER)
@@ -179,7 +181,7 @@ impl Shim {
             .map_err(|_| unauth("bad token encoding"))?;
         let token = pb::AuthToken::decode(raw).map_err(|e| unauth(e.to_string()))?;
         let t = pb::RequestToken::decode(token.token.as_slice()).map_err(|e| unauth(e.to_string()))?;
-        if t.method != METHOD {
+        if t.method != method {
             return Err(unauth("wrong method"));
         }
         let now = Utc::now();
@@ -187,13 +189,7 @@ impl Shim {
         if (now.timestamp() - at).abs() > 300 {
             return Err(unauth("token time outside the skew"));
         }
-        // The body as sent: one uncompressed gRPC frame of the message.
-        let body = req.get_ref().encode_to_vec();
-        let mut h = Sha256::new();
-        h.update([0u8]);
-        h.update((body.len() as u32).to_be_bytes());
-        h.update(&body);
-        if t.body_sha256 != h.finalize().as_slice() {
+        if t.body_sha256 != body_sha256 {
             return Err(unauth("token made for another body"));
         }
         let (owner, key, public) = self.keys.get(&token.key_id).ok_or_else(|| unauth("unknown key"))?;
@@ -210,11 +206,19 @@ impl Shim {
     }
 }
 
-#[tonic::async_trait]
-impl DeliveryService for Shim {
-    async fn acknowledge(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
-        self.check_token(&req)?;
-        let env = req.into_inner();
+/// The digest a unary token carries: of the body as sent, one uncompressed gRPC frame of the message.
+fn unary_digest(m: &pb::SignedEnvelope) -> Vec<u8> {
+    let body = m.encode_to_vec();
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update((body.len() as u32).to_be_bytes());
+    h.update(&body);
+    h.finalize().to_vec()
+}
+
+impl Shim {
+    /// One acknowledgment's checks and row, after its call's token was checked.
+    async fn store(&self, env: pb::SignedEnvelope) -> Result<pb::Delivery, Status> {
         if env.payload_type != "gongwen.v1.Acknowledge" {
             return Err(Status::invalid_argument("not an Acknowledge"));
         }
@@ -235,12 +239,57 @@ impl DeliveryService for Shim {
             pool.free.lock().await.push(i);
             result.map_err(|e| Status::internal(e.to_string()))?;
         }
-        Ok(Response::new(pb::Delivery {
+        Ok(pb::Delivery {
             document_id: ack.document_id,
             recipient_unit_id: ack.unit_id,
             state: pb::DeliveryState::Acknowledged as i32,
             ..Default::default()
-        }))
+        })
+    }
+}
+
+type ActResults = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::ActResult, Status>> + Send>>;
+
+/// The served stand-in: `Act`'s results hold the shim past the handler.
+struct StandIn(Arc<Shim>);
+
+impl std::ops::Deref for StandIn {
+    type Target = Shim;
+    fn deref(&self) -> &Shim {
+        &self.0
+    }
+}
+
+#[tonic::async_trait]
+impl DeliveryService for StandIn {
+    async fn acknowledge(&self, req: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
+        self.check_token(&req, METHOD, &unary_digest(req.get_ref()))?;
+        Ok(Response::new(self.store(req.into_inner()).await?))
+    }
+
+    type ActStream = ActResults;
+
+    /// As gongwen's: the token once for the call, then each statement's checks and row in turn.
+    async fn act(&self, req: Request<Streaming<pb::SignedEnvelope>>) -> Result<Response<Self::ActStream>, Status> {
+        self.check_token(&req, ACT_METHOD, &[])?;
+        let state = (self.0.clone(), req.into_inner(), 0u64);
+        let results = futures::stream::unfold(Some(state), |state| async move {
+            let (shim, mut statements, index) = state?;
+            let env = match statements.message().await {
+                Ok(Some(env)) => env,
+                Ok(None) => return None,
+                Err(status) => return Some((Err(status), None)),
+            };
+            let outcome = match shim.store(env).await {
+                Ok(d) => pb::act_result::Outcome::Delivery(d),
+                Err(s) => pb::act_result::Outcome::Refusal(pb::ActRefusal {
+                    code: s.code() as i32,
+                    message: s.message().to_owned(),
+                }),
+            };
+            Some((Ok(pb::ActResult { index, outcome: Some(outcome) }), Some((shim, statements, index + 1))))
+        });
+        Ok(Response::new(Box::pin(results)))
     }
 
     async fn r#return(&self, _: Request<pb::SignedEnvelope>) -> Result<Response<pb::Delivery>, Status> {
