@@ -1,4 +1,5 @@
-//! Crash safety: the server binary runs as a child process while many clients acknowledge, issue and forward;
+//! Crash safety: the server binary runs as a child process while many clients acknowledge (half of them on
+//! `Act` calls, each acknowledgment's result awaited before the next is sent), issue and forward;
 //! it is killed with SIGKILL at random moments and restarted. Every request that got a success reply must be
 //! there afterwards, nothing half-applied, numbering gapless, and the log must verify.
 //! `GONGWEN_CRASH_ROUNDS` sets the number of kills (default 3; the soak run in the README uses 20).
@@ -59,6 +60,31 @@ fn random_ms(lo: u64, hi: u64) -> Duration {
     Duration::from_millis(lo + u64::from_le_bytes(b) % (hi - lo))
 }
 
+/// An open `DeliveryService.Act` call.
+struct Act {
+    tx: tokio::sync::mpsc::Sender<pb::SignedEnvelope>,
+    results: tonic::Streaming<pb::ActResult>,
+}
+
+impl Act {
+    async fn open(c: &Client) -> Option<Act> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let results = c.deliveries().act(tokio_stream::wrappers::ReceiverStream::new(rx)).await.ok()?.into_inner();
+        Some(Act { tx, results })
+    }
+
+    /// Sends one statement; whether its result says it was applied.
+    async fn applied(&mut self, envelope: pb::SignedEnvelope) -> bool {
+        if self.tx.send(envelope).await.is_err() {
+            return false;
+        }
+        matches!(
+            self.results.message().await,
+            Ok(Some(pb::ActResult { outcome: Some(pb::act_result::Outcome::Delivery(_)), .. }))
+        )
+    }
+}
+
 #[derive(Default)]
 struct Acked {
     acks: BTreeSet<(String, String)>,
@@ -110,14 +136,18 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
         done.issued.insert(doc.id.clone());
         docs.push(doc.id.clone());
 
-        let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // Acknowledgments replied to so far: by Acknowledge, and on Act calls.
+        let progress = std::sync::Arc::new([0, 1].map(|_| std::sync::atomic::AtomicUsize::new(0)));
         let mut tasks = vec![];
-        for city in cities.clone() {
+        for (n, city) in cities.clone().into_iter().enumerate() {
             let (url, keys, doc) = (url.clone(), keys.clone(), doc.id.clone());
             let progress = progress.clone();
             tasks.push(tokio::spawn(async move {
                 let mut mine = Acked::default();
                 let Ok(c) = Client::connect(&url, &keys, "operator", false).await else { return mine };
+                // Every other city sends its acknowledgments on one Act call: this one, and one per document
+                // issued to it below, each right after its issue.
+                let mut act = if n % 2 == 0 { Act::open(&c).await } else { None };
                 let m = pb::Acknowledge {
                     request_id: format!("a-{doc}"),
                     unit_id: city.clone(),
@@ -125,9 +155,13 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
                     registration_number: String::new(),
                 };
                 let Ok(env) = c.sign(&city, &m) else { return mine };
-                if c.deliveries().acknowledge(env).await.is_ok() {
+                let acked = match act.as_mut() {
+                    Some(act) => act.applied(env).await,
+                    None => c.deliveries().acknowledge(env).await.is_ok(),
+                };
+                if acked {
                     mine.acks.insert((doc.clone(), city.clone()));
-                    progress.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    progress[usize::from(act.is_some())].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
                 for k in 0..5 {
                     let m = pb::IssueDocument {
@@ -147,11 +181,23 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
                         }),
                     };
                     let Ok(env) = c.sign(PROVINCE, &m) else { break };
-                    match c.documents().issue_document(env).await {
-                        Ok(d) => {
-                            mine.issued.insert(d.into_inner().id);
-                        }
+                    let issued = match c.documents().issue_document(env).await {
+                        Ok(d) => d.into_inner().id,
                         Err(_) => break,
+                    };
+                    mine.issued.insert(issued.clone());
+                    if let Some(act) = act.as_mut() {
+                        let m = pb::Acknowledge {
+                            request_id: format!("a-{issued}"),
+                            unit_id: city.clone(),
+                            document_id: issued.clone(),
+                            registration_number: String::new(),
+                        };
+                        let Ok(env) = c.sign(&city, &m) else { break };
+                        if !act.applied(env).await {
+                            break;
+                        }
+                        mine.acks.insert((issued, city.clone()));
                     }
                 }
                 mine
@@ -159,12 +205,12 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
         }
         // Kill once the load is under way (polled with a deadline), at a random moment after that.
         tokio::time::timeout(Duration::from_secs(30), async {
-            while progress.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            while progress.iter().any(|p| p.load(std::sync::atomic::Ordering::SeqCst) == 0) {
                 tokio::task::yield_now().await;
             }
         })
         .await
-        .expect("the clients make progress");
+        .expect("the clients make progress, by Acknowledge and on Act calls");
         tokio::time::sleep(random_ms(1, 60)).await;
         child.start_kill().expect("SIGKILL");
         let _ = child.wait().await;
