@@ -111,11 +111,18 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
-    pub async fn stop(mut self) -> Result<(), ServerError> {
+    /// Stops accepting and ends the open-ended calls (`Act`, `WatchInbox`), which would otherwise keep the server
+    /// waiting on their clients; requests in flight finish.
+    fn signal_stop(&mut self) {
+        self.app.begin_stop();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn stop(mut self) -> Result<(), ServerError> {
+        self.signal_stop();
         (&mut self.task).await??;
         self.release().await;
         Ok(())
@@ -126,9 +133,7 @@ impl Running {
     /// write since this one began (seconds after a million). The cost moves to the stop. Skipped when the store
     /// could not be released.
     pub async fn stop_and_snapshot(mut self) -> Result<(), ServerError> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.signal_stop();
         (&mut self.task).await??;
         let (db_dir, cache) = (self.data_dir.join("db"), self.cache_bytes);
         if self.release().await {
@@ -158,17 +163,6 @@ impl Running {
         })
         .await;
         last
-    }
-
-    /// Waits until the server ends on its own (or after `stop` was signalled elsewhere).
-    pub async fn wait(mut self) -> Result<(), ServerError> {
-        (&mut self.task).await??;
-        Ok(())
-    }
-
-    /// Takes the shutdown trigger, for a signal handler.
-    pub fn shutdown_handle(&mut self) -> Option<oneshot::Sender<()>> {
-        self.shutdown.take()
     }
 }
 

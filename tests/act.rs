@@ -1,4 +1,5 @@
-//! `DeliveryService.Act`: many delivery statements on one call, through the real server.
+//! `DeliveryService.Act`: many delivery statements on one call, through the real server; and how a stopping
+//! server ends the calls that stay open for as long as their clients like (Act, WatchInbox, health watches).
 mod common;
 
 use std::time::Duration;
@@ -207,4 +208,35 @@ async fn a_call_holds_a_stream_permit_until_it_ends_and_needs_a_token() {
     drop(tx);
     let s = DeliveryServiceClient::new(h.raw_channel()).act(ReceiverStream::new(rx)).await.expect_err("no token");
     assert_eq!(s.code(), Code::Unauthenticated, "{}", s.message());
+}
+
+#[tokio::test]
+async fn stopping_the_server_ends_open_ended_calls_and_keeps_what_they_answered() {
+    let mut h = Harness::start().await;
+    let (doc, cities) = with_notice(&mut h).await;
+    let mut call = Call::open(&h, ZIBO).await.expect("open");
+    call.send(ack(&h, ZIBO, &doc)).await.expect("applies");
+    let mut watch = DeliveryServiceClient::new(h.channel_as(BOSHAN))
+        .watch_inbox(pb::WatchInboxRequest { unit_id: BOSHAN.into() })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(h.raw_channel())
+        .watch(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .await
+        .expect("health watch")
+        .into_inner();
+    health.message().await.expect("a status").expect("one message");
+    // Without the stop reaching them, these calls would hold the server open for as long as their clients like.
+    tokio::time::timeout(DEADLINE, h.stop()).await.expect("the stop does not wait on open calls");
+    let end = tokio::time::timeout(DEADLINE, health.message()).await.expect("the health watch ends");
+    assert_eq!(end.expect_err("ended by the stop").code(), Code::Unavailable);
+    let end = tokio::time::timeout(DEADLINE, call.results.message()).await.expect("the call ends");
+    assert_eq!(end.expect_err("ended by the stop").code(), Code::Unavailable);
+    let end = tokio::time::timeout(DEADLINE, watch.message()).await.expect("the watch ends");
+    assert_eq!(end.expect_err("ended by the stop").code(), Code::Unavailable);
+    h.restart().await;
+    assert_eq!(h.delivery(&doc, ZIBO).await.state, pb::DeliveryState::Acknowledged as i32);
+    let other = cities.iter().find(|c| c.as_str() != ZIBO).expect("another city");
+    assert_eq!(h.delivery(&doc, other).await.state, pb::DeliveryState::Pending as i32);
 }

@@ -228,6 +228,9 @@ pub struct App {
     /// Permits for walks that build a whole tree in memory, and the calls waiting for one.
     walks: Arc<tokio::sync::Semaphore>,
     walks_waiting: std::sync::atomic::AtomicUsize,
+    /// Set when the server begins to stop: calls that would otherwise stay open for as long as their client
+    /// likes (`Act`, `WatchInbox`) end, so the stop does not wait on them.
+    stopping: tokio::sync::watch::Sender<bool>,
     /// Heads of documents read before (documents never change once issued).
     heads: recent::Recent<String, Arc<crate::domain::model::DocHead>>,
     /// Seal keys' public points, by their bytes: every request checks two signatures.
@@ -312,6 +315,7 @@ impl App {
             // No permit at all would leave every trace waiting for ever.
             walks: Arc::new(tokio::sync::Semaphore::new(config.max_tree_walks.max(1))),
             walks_waiting: std::sync::atomic::AtomicUsize::new(0),
+            stopping: tokio::sync::watch::Sender::new(false),
             heads: recent::Recent::new(HEADS_KEPT),
             public_keys: recent::Recent::new(PUBLIC_KEYS_KEPT),
             config,
@@ -388,6 +392,20 @@ impl App {
             Ok(h.finalize().into())
         })
         .await
+    }
+
+    /// Tells the open-ended calls to end: the server is stopping.
+    pub fn begin_stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once the server begins to stop (at once if it has).
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            // An error means the app is gone, which is a stop as well.
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
     }
 
     /// Subscribes to inbox notices.

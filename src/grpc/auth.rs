@@ -30,10 +30,20 @@ const PUBLIC: &[&str] = &[
 const PUBLIC_STREAMS: &[&str] =
     &["/grpc.health.v1.Health/Watch", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"];
 
-/// A reply body that holds a stream permit until it is dropped (the stream ended or the client went away).
+/// A reply body that holds a stream permit until it is dropped (the stream ended or the client went away). With
+/// `stop`, it ends with UNAVAILABLE when the server begins to stop: the health watches and reflection streams are
+/// tonic's, and would otherwise keep a stopping server waiting on their clients.
 struct PermitBody {
     inner: tonic::body::Body,
     _permit: tokio::sync::OwnedSemaphorePermit,
+    stop: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
+    ended: bool,
+}
+
+impl PermitBody {
+    fn new(inner: tonic::body::Body, permit: tokio::sync::OwnedSemaphorePermit) -> PermitBody {
+        PermitBody { inner, _permit: permit, stop: None, ended: false }
+    }
 }
 
 impl http_body::Body for PermitBody {
@@ -44,11 +54,23 @@ impl http_body::Body for PermitBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        // Only between frames: tonic encodes each of these small messages whole into one.
+        if frame.is_pending() && self.stop.as_mut().is_some_and(|stop| stop.as_mut().poll(cx).is_ready()) {
+            self.ended = true;
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from(tonic::Code::Unavailable as i32));
+            trailers.insert("grpc-message", http::HeaderValue::from_static("the server is stopping; call again"));
+            return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
@@ -123,7 +145,10 @@ where
                 };
                 let reply = inner.call(http::Request::from_parts(parts, tonic::body::Body::new(body))).await?;
                 return Ok(match permit {
-                    Some(permit) => reply.map(|inner| tonic::body::Body::new(PermitBody { inner, _permit: permit })),
+                    Some(permit) => reply.map(|inner| {
+                        let stop = Some(Box::pin(app.stopping()) as Pin<Box<dyn Future<Output = ()> + Send + Sync>>);
+                        tonic::body::Body::new(PermitBody { stop, ..PermitBody::new(inner, permit) })
+                    }),
                     None => reply,
                 });
             }
@@ -179,7 +204,7 @@ where
                 Err(e) => return Ok(Status::from(e).into_http()),
             };
             let reply = inner.call(http::Request::from_parts(parts, body)).await?;
-            Ok(reply.map(|inner| tonic::body::Body::new(PermitBody { inner, _permit: permit })))
+            Ok(reply.map(|inner| tonic::body::Body::new(PermitBody::new(inner, permit))))
         })
     }
 }

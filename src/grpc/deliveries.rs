@@ -23,6 +23,12 @@ pub struct DeliveryApi {
 type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::InboxNotice, Status>> + Send>>;
 type ActResults = Pin<Box<dyn Stream<Item = Result<pb::ActResult, Status>> + Send>>;
 
+/// How an open-ended call ends when the server stops: UNAVAILABLE, which clients retry, on another server or
+/// this one once it is back.
+fn stopping() -> Status {
+    Status::unavailable("the server is stopping; call again to go on (everything answered so far is kept)")
+}
+
 /// The delivery states an inbox listing asks for.
 pub(crate) fn inbox_states(wire: &[i32]) -> Result<Vec<DeliveryState>, AppError> {
     wire.iter()
@@ -65,7 +71,11 @@ impl DeliveryService for DeliveryApi {
         // client that stops reading results stops its statements too. Dropped when the client goes away.
         let results = futures::stream::unfold(Some(state), |state| async move {
             let (app, caller, mut statements, index) = state?;
-            let envelope = match statements.message().await {
+            let next = tokio::select! {
+                next = statements.message() => next,
+                () = app.stopping() => return Some((Err(stopping()), None)),
+            };
+            let envelope = match next {
                 Ok(Some(envelope)) => envelope,
                 Ok(None) => return None,
                 Err(status) => return Some((Err(status), None)),
@@ -124,10 +134,16 @@ impl DeliveryService for DeliveryApi {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
             let _permit = permit;
+            let stop = app.stopping();
+            tokio::pin!(stop);
             loop {
                 let notice = tokio::select! {
                     n = notices.recv() => n,
                     () = tx.closed() => return,
+                    () = &mut stop => {
+                        let _ = tx.send(Err(stopping())).await;
+                        return;
+                    }
                 };
                 let item = match notice {
                     Ok(n) if n.units.contains(&unit) => match app.delivery(&n.document_id, &unit).await {
