@@ -1,15 +1,14 @@
 //! `gongwen parse` and `gongwen import` as a user runs them: the real binary against the real server, a directory
 //! of files in several encodings and formats, a broken file, and a second run that must create nothing.
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Output;
 
+mod common;
+
+use common::cli_server as serve;
 use gongwen::cli::client::Client;
-use gongwen::cli::keystore::Keystore;
-use gongwen::cli::serve::operator_seal;
 use gongwen::pb;
-use gongwen::server::{self, ServerConfig};
 
 const CORPUS: &str = include_str!("fixtures/forwarding-chain-lu-zi-bo-2022.txt");
 
@@ -51,21 +50,6 @@ fn text(o: &Output) -> String {
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).expect("write fixture");
-}
-
-/// A server on a fresh data directory under `dir` with the bundled registry, and the operator's client.
-async fn serve(dir: &Path) -> (server::Running, String, Client) {
-    let keys = dir.join("keys");
-    let operator = Keystore::new(&keys).generate("operator", None).expect("operator key");
-    let mut cfg = ServerConfig::new(dir.join("data"));
-    cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    cfg.cache_bytes = 16 << 20;
-    cfg.operator = Some(operator_seal(&operator));
-    let running = server::start(cfg).await.expect("server");
-    let addr = format!("http://{}", running.addr);
-    let client = Client::connect(&addr, &keys, "operator", false).await.expect("client");
-    client.load_registry(gongwen::registry_file::BUNDLED, true, &[]).await.expect("registry");
-    (running, addr, client)
 }
 
 async fn get(client: &Client, number: &str) -> pb::Document {

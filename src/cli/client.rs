@@ -325,7 +325,15 @@ impl Client {
                 let d = self.deliveries().get_delivery(req).await?.into_inner();
                 self.print_delivery(d).await
             }
-            Command::Ack { actor, document, registration } => {
+            Command::Ack { actor, mut documents, all_pending, registration } => {
+                if all_pending || documents.len() > 1 {
+                    if !registration.is_empty() {
+                        return Err(CliError::Input("--registration numbers one document; give one".into()));
+                    }
+                    let acks = self.ack_many(&actor.unit, actor.request_id.as_deref(), documents, all_pending).await?;
+                    return self.print_acks(&acks);
+                }
+                let document = documents.pop().ok_or_else(|| CliError::Input("no document to acknowledge".into()))?;
                 let m = pb::Acknowledge {
                     request_id: Self::request_id(&actor),
                     unit_id: actor.unit.clone(),

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod assemble;
 pub mod audit;
+pub mod batch;
 pub mod client;
 pub mod demo;
 pub mod draft;
@@ -238,8 +239,13 @@ pub enum Command {
     Ack {
         #[command(flatten)]
         actor: Actor,
-        document: String,
-        /// 登记号.
+        /// The document (id or number). Several are acknowledged on one call, each answered in turn.
+        #[arg(required_unless_present = "all_pending")]
+        documents: Vec<String>,
+        /// Acknowledge every pending delivery in the unit's inbox, on one call.
+        #[arg(long, conflicts_with = "documents")]
+        all_pending: bool,
+        /// 登记号 (one document only).
         #[arg(long, default_value = "")]
         registration: String,
     },

@@ -473,3 +473,19 @@ pub fn token_as<M: prost::Message + Clone>(
         .insert_bin(gongwen::auth::HEADER, tonic::metadata::MetadataValue::from_bytes(&auth.encode_to_vec()));
     req
 }
+
+/// For tests of the command line: a server on a fresh data directory under `dir` with the bundled registry and a
+/// keystore in `dir/keys` holding every unit's key; the server's URL and the operator's client.
+pub async fn cli_server(dir: &std::path::Path) -> (Running, String, gongwen::cli::client::Client) {
+    let keys = dir.join("keys");
+    let operator = gongwen::cli::keystore::Keystore::new(&keys).generate("operator", None).expect("operator key");
+    let mut cfg = ServerConfig::new(dir.join("data"));
+    cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.cache_bytes = 16 << 20;
+    cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
+    let running = server::start(cfg).await.expect("server");
+    let addr = format!("http://{}", running.addr);
+    let client = gongwen::cli::client::Client::connect(&addr, &keys, "operator", false).await.expect("client");
+    client.load_registry(gongwen::registry_file::BUNDLED, true, &[]).await.expect("registry");
+    (running, addr, client)
+}

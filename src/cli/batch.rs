@@ -1,0 +1,115 @@
+//! Acknowledging many deliveries at once (`gongwen ack --as UNIT DOC DOC…` or `--all-pending`): one `Act` call,
+//! each acknowledgment signed on its own and answered in turn, a refusal reported without stopping the rest.
+use serde::Serialize;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::client::{Client, new_request_id};
+use super::views::DeliveryOut;
+use super::{CliError, code_name};
+use crate::pb;
+
+/// What became of one acknowledgment.
+#[derive(Serialize)]
+pub struct AckOut {
+    /// The document as given (id or number), or its id when taken from the inbox.
+    pub document: String,
+    /// The delivery as it now stands, when applied.
+    pub delivery: Option<DeliveryOut>,
+    /// Why it was refused, when it was: the status name and the server's message.
+    pub refused: Option<String>,
+}
+
+impl AckOut {
+    fn line(&self) -> String {
+        match (&self.delivery, &self.refused) {
+            (Some(d), _) => format!("签收 {}\n", d.line()),
+            (None, Some(why)) => format!("refused {}: {why}\n", self.document),
+            (None, None) => format!("no answer for {}\n", self.document),
+        }
+    }
+}
+
+impl Client {
+    /// The ids of `unit`'s pending deliveries, oldest first.
+    async fn pending(&self, unit: &str) -> Result<Vec<String>, CliError> {
+        let mut ids = vec![];
+        let mut token = String::new();
+        loop {
+            let req = pb::ListInboxRequest {
+                unit_id: unit.to_owned(),
+                states: vec![pb::DeliveryState::Pending as i32],
+                page: Some(pb::PageRequest { page_size: 1000, page_token: token.clone() }),
+            };
+            let page = self.deliveries().list_inbox(req).await?.into_inner();
+            ids.extend(page.deliveries.into_iter().map(|d| d.document_id));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        // The inbox lists newest first; acknowledging in arrival order keeps the log in that order too.
+        ids.reverse();
+        Ok(ids)
+    }
+
+    /// Acknowledges `documents` (or every pending delivery) as `unit` on one `Act` call; each gets its own
+    /// request id, `{request_id}-{n}` when one was given so a retry repeats them exactly.
+    pub async fn ack_many(
+        &self,
+        unit: &str,
+        request_id: Option<&str>,
+        documents: Vec<String>,
+        all_pending: bool,
+    ) -> Result<Vec<AckOut>, CliError> {
+        let documents = if all_pending { self.pending(unit).await? } else { documents };
+        if documents.is_empty() {
+            return Ok(vec![]);
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut results = self.deliveries().act(ReceiverStream::new(rx)).await?.into_inner();
+        let mut out = Vec::with_capacity(documents.len());
+        for (n, document) in documents.into_iter().enumerate() {
+            // A number that names no document is that document's refusal; the rest go on.
+            let document_id = match self.resolve(&document).await {
+                Ok(id) => id,
+                Err(e) => {
+                    out.push(AckOut { document, delivery: None, refused: Some(e.to_string()) });
+                    continue;
+                }
+            };
+            let m = pb::Acknowledge {
+                request_id: request_id.map_or_else(new_request_id, |r| format!("{r}-{n}")),
+                unit_id: unit.to_owned(),
+                document_id,
+                registration_number: String::new(),
+            };
+            if tx.send(self.sign(unit, &m)?).await.is_err() {
+                break;
+            }
+            let Some(result) = results.message().await? else { break };
+            let (delivery, refused) = match result.outcome {
+                Some(pb::act_result::Outcome::Delivery(d)) => (Some(DeliveryOut::from(d)), None),
+                Some(pb::act_result::Outcome::Refusal(r)) => {
+                    (None, Some(format!("{}: {}", code_name(tonic::Code::from(r.code)), r.message)))
+                }
+                None => (None, Some("the server sent no outcome".to_owned())),
+            };
+            out.push(AckOut { document, delivery, refused });
+        }
+        Ok(out)
+    }
+
+    /// Prints what [`Client::ack_many`] did; an error when any was refused, so scripts see it in the exit status.
+    pub fn print_acks(&self, acks: &[AckOut]) -> Result<(), CliError> {
+        self.print(&acks, |acks| {
+            let mut s: String = acks.iter().map(AckOut::line).collect();
+            let refused = acks.iter().filter(|a| a.delivery.is_none()).count();
+            s.push_str(&format!("{} acknowledged, {refused} refused\n", acks.len() - refused));
+            s
+        })?;
+        match acks.iter().filter(|a| a.delivery.is_none()).count() {
+            0 => Ok(()),
+            n => Err(CliError::Input(format!("{n} of {} acknowledgments were refused", acks.len()))),
+        }
+    }
+}
