@@ -1,5 +1,5 @@
 //! Prometheus metrics on a separate plain-HTTP port (`GET /metrics`): requests by method and status, latency
-//! histograms, events appended, log size, store size, deferred keys and open streams.
+//! histograms, statements on `Act` calls, events appended, log size, store size, deferred keys and open streams.
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -23,6 +23,7 @@ pub struct Metrics {
     deferred_keys: IntGauge,
     trace_cache_bytes: IntGauge,
     trace_cache_visits: IntCounterVec,
+    act_statements: IntCounterVec,
     open_streams: IntGauge,
     tree_walks_waiting: IntGauge,
 }
@@ -54,6 +55,13 @@ impl Metrics {
             Opts::new("gongwen_trace_cache_visits_total", "reads of a document's deliveries or forwards, by result"),
             &["result"],
         )?;
+        let act_statements = IntCounterVec::new(
+            Opts::new(
+                "gongwen_act_statements_total",
+                "statements sent on Act calls, by payload type and the gRPC status code of each one's result",
+            ),
+            &["type", "code"],
+        )?;
         let open_streams = IntGauge::new("gongwen_open_streams", "server-streaming calls open now")?;
         let tree_walks_waiting = IntGauge::new(
             "gongwen_tree_walks_waiting",
@@ -66,6 +74,7 @@ impl Metrics {
         registry.register(Box::new(deferred_keys.clone()))?;
         registry.register(Box::new(trace_cache_bytes.clone()))?;
         registry.register(Box::new(trace_cache_visits.clone()))?;
+        registry.register(Box::new(act_statements.clone()))?;
         registry.register(Box::new(open_streams.clone()))?;
         registry.register(Box::new(tree_walks_waiting.clone()))?;
         Ok(Metrics {
@@ -77,6 +86,7 @@ impl Metrics {
             deferred_keys,
             trace_cache_bytes,
             trace_cache_visits,
+            act_statements,
             open_streams,
             tree_walks_waiting,
         })
@@ -96,6 +106,10 @@ impl Metrics {
                 let counter = self.trace_cache_visits.with_label_values(&[result]);
                 counter.inc_by(total.saturating_sub(counter.get()));
             }
+        }
+        for ((kind, code), total) in app.statements.counts() {
+            let counter = self.act_statements.with_label_values(&[kind, code.to_string().as_str()]);
+            counter.inc_by(total.saturating_sub(counter.get()));
         }
         self.open_streams.set(i64::try_from(app.open_streams()).unwrap_or(0));
         self.tree_walks_waiting.set(i64::try_from(app.tree_walks_waiting()).unwrap_or(0));

@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub metrics: Option<SocketAddr>,
     /// TLS; `None` serves plaintext (the command line refuses that unless `--plaintext` is given).
     pub tls: Option<TlsFiles>,
+    /// How long a stop waits for the requests in flight before it cuts them off: a client that stops reading a
+    /// reply stream (a download, a log) would otherwise hold the stop for as long as it likes.
+    pub stop_grace: std::time::Duration,
 }
 
 /// PEM files for TLS (rustls).
@@ -92,9 +95,14 @@ impl ServerConfig {
             operator: None,
             metrics: None,
             tls: None,
+            stop_grace: STOP_GRACE,
         }
     }
 }
+
+/// The default [`ServerConfig::stop_grace`]: well within the 30 s the shipped compose file gives a stop before it
+/// kills (the systemd unit gives 120 s), leaving time for the snapshot a stop writes.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A running server.
 pub struct Running {
@@ -108,6 +116,7 @@ pub struct Running {
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     data_dir: PathBuf,
     cache_bytes: u64,
+    stop_grace: std::time::Duration,
 }
 
 impl Running {
@@ -120,10 +129,23 @@ impl Running {
         }
     }
 
-    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    /// Waits for the requests in flight, within the stop's grace; then cuts off any still open. Their
+    /// connections may hold the app a moment longer, which [`Running::release`] waits for within its own bound.
+    async fn finish(&mut self) -> Result<(), ServerError> {
+        match tokio::time::timeout(self.stop_grace, &mut self.task).await {
+            Ok(ended) => ended??,
+            Err(_) => {
+                tracing::warn!(grace = ?self.stop_grace, "requests still open after the stop's grace: cut off");
+                self.task.abort();
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops accepting, lets in-flight requests finish (within the stop's grace), and waits for the server to end.
     pub async fn stop(mut self) -> Result<(), ServerError> {
         self.signal_stop();
-        (&mut self.task).await??;
+        self.finish().await?;
         self.release().await;
         Ok(())
     }
@@ -134,7 +156,7 @@ impl Running {
     /// could not be released.
     pub async fn stop_and_snapshot(mut self) -> Result<(), ServerError> {
         self.signal_stop();
-        (&mut self.task).await??;
+        self.finish().await?;
         let (db_dir, cache) = (self.data_dir.join("db"), self.cache_bytes);
         if self.release().await {
             let options = SledOptions { apply_in_background: false, ..SledOptions::new(cache) };
@@ -307,6 +329,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         task,
         data_dir: config.data_dir.clone(),
         cache_bytes: config.cache_bytes,
+        stop_grace: config.stop_grace,
     })
 }
 

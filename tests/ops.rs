@@ -117,3 +117,18 @@ async fn a_graceful_stop_writes_the_snapshot_so_the_next_start_replays_nothing()
     h.restart().await;
     assert_eq!(h.expand("各市财政局", PROVINCE).await, units, "everything written is there after the restart");
 }
+
+#[tokio::test]
+async fn a_stop_cuts_off_a_reply_its_client_stopped_reading_after_the_grace() {
+    let mut h = Harness::start().await;
+    h.stop_grace = std::time::Duration::from_millis(300);
+    h.restart().await;
+    let bytes: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    let sha = h.upload(&bytes).await.expect("upload").sha256;
+    // The download's first chunks fill the flow-control windows; the client reads nothing more.
+    let _stalled =
+        h.documents().download_attachment(gongwen::pb::DownloadRequest { sha256: sha }).await.expect("download starts");
+    tokio::time::timeout(std::time::Duration::from_secs(30), h.stop())
+        .await
+        .expect("the stop ends within its grace and the release's bound, whatever the client does");
+}

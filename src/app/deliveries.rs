@@ -23,6 +23,21 @@ pub struct DeliveryView {
     pub step_flags: Vec<String>,
 }
 
+/// The payload types of the six delivery statements.
+pub const DELIVERY_STATEMENTS: [&str; 6] = [
+    pb::Acknowledge::TYPE,
+    pb::ReturnDelivery::TYPE,
+    pb::StartHandling::TYPE,
+    pb::SubmitReport::TYPE,
+    pb::Complete::TYPE,
+    pb::Remind::TYPE,
+];
+
+/// A payload type as a metric label: one of [`DELIVERY_STATEMENTS`], or "other".
+pub fn statement_kind(payload_type: &str) -> &'static str {
+    DELIVERY_STATEMENTS.iter().find(|t| **t == payload_type).copied().unwrap_or("other")
+}
+
 /// One action on one delivery, decoded from its statement.
 pub(crate) struct Command {
     pub(crate) action: Action,
@@ -185,15 +200,7 @@ impl App {
             pb::Remind::TYPE => self.act_on::<pb::Remind>(envelope).await,
             other => Err(AppError::field(
                 "payload_type",
-                format!(
-                    "{other:?} is not a delivery statement; one of {}, {}, {}, {}, {} or {} is",
-                    pb::Acknowledge::TYPE,
-                    pb::ReturnDelivery::TYPE,
-                    pb::StartHandling::TYPE,
-                    pb::SubmitReport::TYPE,
-                    pb::Complete::TYPE,
-                    pb::Remind::TYPE
-                ),
+                format!("{other:?} is not a delivery statement; one of {} is", DELIVERY_STATEMENTS.join(", ")),
             )),
         }
     }

@@ -39,6 +39,7 @@ pub mod registry;
 pub mod schema;
 pub mod statements;
 pub mod supervision;
+pub mod tally;
 pub mod trace;
 mod writer;
 
@@ -231,6 +232,8 @@ pub struct App {
     /// Set when the server begins to stop: calls that would otherwise stay open for as long as their client
     /// likes (`Act`, `WatchInbox`) end, so the stop does not wait on them.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Statements sent on `Act` calls, for the metrics.
+    pub statements: tally::Tally,
     /// Heads of documents read before (documents never change once issued).
     heads: recent::Recent<String, Arc<crate::domain::model::DocHead>>,
     /// Seal keys' public points, by their bytes: every request checks two signatures.
@@ -316,6 +319,7 @@ impl App {
             walks: Arc::new(tokio::sync::Semaphore::new(config.max_tree_walks.max(1))),
             walks_waiting: std::sync::atomic::AtomicUsize::new(0),
             stopping: tokio::sync::watch::Sender::new(false),
+            statements: tally::Tally::default(),
             heads: recent::Recent::new(HEADS_KEPT),
             public_keys: recent::Recent::new(PUBLIC_KEYS_KEPT),
             config,

@@ -15,16 +15,15 @@ pub struct AckOut {
     pub document: String,
     /// The delivery as it now stands, when applied.
     pub delivery: Option<DeliveryOut>,
-    /// Why it was refused, when it was: the status name and the server's message.
+    /// Why it was not applied: the status name and the server's message, or why it got no answer.
     pub refused: Option<String>,
 }
 
 impl AckOut {
     fn line(&self) -> String {
-        match (&self.delivery, &self.refused) {
-            (Some(d), _) => format!("签收 {}\n", d.line()),
-            (None, Some(why)) => format!("refused {}: {why}\n", self.document),
-            (None, None) => format!("no answer for {}\n", self.document),
+        match &self.delivery {
+            Some(d) => format!("签收 {}\n", d.line()),
+            None => format!("refused {}: {}\n", self.document, self.refused.as_deref().unwrap_or("")),
         }
     }
 }
@@ -52,8 +51,9 @@ impl Client {
         Ok(ids)
     }
 
-    /// Acknowledges `documents` (or every pending delivery) as `unit` on one `Act` call; each gets its own
-    /// request id, `{request_id}-{n}` when one was given so a retry repeats them exactly.
+    /// Acknowledges `documents` (or every pending delivery) as `unit` on one `Act` call. Each gets its own request
+    /// id, `{request_id}-{document id}` when one was given, so a retry repeats each exactly. A document that got no
+    /// answer (the call ended first) is reported as such, with why.
     pub async fn ack_many(
         &self,
         unit: &str,
@@ -68,7 +68,9 @@ impl Client {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let mut results = self.deliveries().act(ReceiverStream::new(rx)).await?.into_inner();
         let mut out = Vec::with_capacity(documents.len());
-        for (n, document) in documents.into_iter().enumerate() {
+        let mut documents = documents.into_iter();
+        let mut ended = None;
+        for document in documents.by_ref() {
             // A number that names no document is that document's refusal; the rest go on.
             let document_id = match self.resolve(&document).await {
                 Ok(id) => id,
@@ -78,15 +80,26 @@ impl Client {
                 }
             };
             let m = pb::Acknowledge {
-                request_id: request_id.map_or_else(new_request_id, |r| format!("{r}-{n}")),
+                request_id: request_id.map_or_else(new_request_id, |r| format!("{r}-{document_id}")),
                 unit_id: unit.to_owned(),
                 document_id,
                 registration_number: String::new(),
             };
-            if tx.send(self.sign(unit, &m)?).await.is_err() {
-                break;
+            let sent = tx.send(self.sign(unit, &m)?).await.is_ok();
+            let result = match results.message().await {
+                Ok(Some(result)) if sent => Ok(result),
+                Ok(_) => Err(tonic::Status::unavailable("the server ended the call")),
+                Err(status) => Err(status),
             }
-            let Some(result) = results.message().await? else { break };
+            .map_err(|status| CliError::Rpc(status).to_string());
+            let result = match result {
+                Ok(result) => result,
+                Err(why) => {
+                    out.push(AckOut { document, delivery: None, refused: Some(format!("no answer: {why}")) });
+                    ended = Some(why);
+                    break;
+                }
+            };
             let (delivery, refused) = match result.outcome {
                 Some(pb::act_result::Outcome::Delivery(d)) => (Some(DeliveryOut::from(d)), None),
                 Some(pb::act_result::Outcome::Refusal(r)) => {
@@ -95,6 +108,13 @@ impl Client {
                 None => (None, Some("the server sent no outcome".to_owned())),
             };
             out.push(AckOut { document, delivery, refused });
+        }
+        if let Some(why) = ended {
+            out.extend(documents.map(|document| AckOut {
+                document,
+                delivery: None,
+                refused: Some(format!("not sent: {why}")),
+            }));
         }
         Ok(out)
     }

@@ -74,7 +74,7 @@ impl http_body::Body for PermitBody {
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        if self.ended { http_body::SizeHint::with_exact(0) } else { self.inner.size_hint() }
     }
 }
 

@@ -7,6 +7,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::act::{self, ActResults, stopping};
 use super::auth::caller;
 use super::convert::{state_from_wire, step_kind};
 use super::page;
@@ -21,13 +22,6 @@ pub struct DeliveryApi {
 }
 
 type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::InboxNotice, Status>> + Send>>;
-type ActResults = Pin<Box<dyn Stream<Item = Result<pb::ActResult, Status>> + Send>>;
-
-/// How an open-ended call ends when the server stops: UNAVAILABLE, which clients retry, on another server or
-/// this one once it is back.
-fn stopping() -> Status {
-    Status::unavailable("the server is stopping; call again to go on (everything answered so far is kept)")
-}
 
 /// The delivery states an inbox listing asks for.
 pub(crate) fn inbox_states(wire: &[i32]) -> Result<Vec<DeliveryState>, AppError> {
@@ -66,36 +60,7 @@ impl DeliveryService for DeliveryApi {
 
     async fn act(&self, req: Request<Streaming<pb::SignedEnvelope>>) -> Result<Response<Self::ActStream>, Status> {
         let caller = caller(&req)?;
-        let state = (self.app.clone(), caller, req.into_inner(), 0u64);
-        // The next statement is read only once the last one's result is taken: one at a time, in order, and a
-        // client that stops reading results stops its statements too. Dropped when the client goes away.
-        let results = futures::stream::unfold(Some(state), |state| async move {
-            let (app, caller, mut statements, index) = state?;
-            let next = tokio::select! {
-                next = statements.message() => next,
-                () = app.stopping() => return Some((Err(stopping()), None)),
-            };
-            let envelope = match next {
-                Ok(Some(envelope)) => envelope,
-                Ok(None) => return None,
-                Err(status) => return Some((Err(status), None)),
-            };
-            let outcome = match app.charge(&caller) {
-                Ok(()) => app.act_on_any(envelope).await,
-                Err(e) => Err(e),
-            };
-            let outcome = match outcome {
-                Ok(view) => pb::act_result::Outcome::Delivery(view.into()),
-                Err(e) => {
-                    let status = Status::from(e);
-                    let message = status.message().to_owned();
-                    pb::act_result::Outcome::Refusal(pb::ActRefusal { code: status.code() as i32, message })
-                }
-            };
-            let result = pb::ActResult { index, outcome: Some(outcome) };
-            Some((Ok(result), Some((app, caller, statements, index + 1))))
-        });
-        Ok(Response::new(Box::pin(results)))
+        Ok(Response::new(act::results(self.app.clone(), caller, req.into_inner())))
     }
 
     async fn get_delivery(&self, req: Request<pb::GetDeliveryRequest>) -> Result<Response<pb::Delivery>, Status> {
@@ -157,7 +122,12 @@ impl DeliveryService for DeliveryApi {
                     Err(RecvError::Closed) => return,
                 };
                 let last = item.is_err();
-                if tx.send(item).await.is_err() || last {
+                // A watcher that stops reading must not keep a stopping server waiting on its full queue.
+                let sent = tokio::select! {
+                    sent = tx.send(item) => sent.is_ok(),
+                    () = &mut stop => false,
+                };
+                if !sent || last {
                     return;
                 }
             }

@@ -1,4 +1,5 @@
 //! The gRPC layer: one file per service. Handlers decode, call the application layer, and map errors.
+pub mod act;
 pub mod admin;
 pub mod audit;
 pub mod auth;

@@ -38,6 +38,8 @@ pub struct Harness {
     pub defer_at: usize,
     /// Whether the server moves deferred keys into the tree.
     pub apply_in_background: bool,
+    /// How long a stop waits for requests in flight.
+    pub stop_grace: std::time::Duration,
     clock: std::sync::Arc<dyn gongwen::app::Clock>,
     channel: Option<Channel>,
 }
@@ -93,6 +95,7 @@ impl Harness {
             config,
             defer_at: ServerConfig::new("").defer_at,
             apply_in_background: true,
+            stop_grace: gongwen::server::STOP_GRACE,
             clock,
             channel: None,
         };
@@ -106,6 +109,7 @@ impl Harness {
         cfg.cache_bytes = 16 * 1024 * 1024;
         cfg.defer_at = self.defer_at;
         cfg.apply_in_background = self.apply_in_background;
+        cfg.stop_grace = self.stop_grace;
         cfg.app = self.config.clone();
         cfg.app.max_attachment_bytes = self.max_attachment_bytes;
         cfg.operator = Some(operator_key(&self.operator));
