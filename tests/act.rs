@@ -233,6 +233,59 @@ async fn a_call_holds_a_stream_permit_until_it_ends_and_needs_a_token() {
 }
 
 #[tokio::test]
+async fn one_caller_may_not_take_every_stream() {
+    let mut h = Harness::start_configured(|c| {
+        c.max_streams = 8;
+        c.max_streams_per_caller = 2;
+    })
+    .await;
+    let (doc, cities) = with_notice(&mut h).await;
+    let other = cities.iter().find(|c| c.as_str() != ZIBO).expect("another city").clone();
+    let watch = |unit: &str| {
+        let mut c = DeliveryServiceClient::new(h.channel_as(unit));
+        let req = pb::WatchInboxRequest { unit_id: unit.into() };
+        async move { c.watch_inbox(req).await }
+    };
+    let watching = watch(ZIBO).await.expect("a first stream");
+    let mut call = Call::open(&h, ZIBO).await.expect("a second");
+    call.send(ack(&h, ZIBO, &doc)).await.expect("applies");
+
+    // A third of ZIBO's, whatever its kind, is over its share; a statement sent on a refused call changes nothing.
+    let before = h.digest().await;
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(start_handling(&h, ZIBO, &doc)).await.expect("queued");
+    let s = DeliveryServiceClient::new(h.channel_as(ZIBO)).act(ReceiverStream::new(rx)).await.expect_err("third");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert!(s.message().contains("the most one caller may"), "{}", s.message());
+    let s = watch(ZIBO).await.expect_err("a third watch");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert_eq!(before, h.digest().await, "a refused call changed the store");
+    assert_eq!(h.delivery(&doc, ZIBO).await.state, pb::DeliveryState::Acknowledged as i32);
+
+    // Other callers still have the server's other streams.
+    let mut theirs = Call::open(&h, &other).await.expect("another caller's call");
+    let result = theirs.send(ack(&h, &other, &doc)).await.expect("result");
+    assert_eq!(delivered(&result).state, pb::DeliveryState::Acknowledged as i32);
+
+    // The share comes back when one of ZIBO's streams ends (noticed asynchronously: poll with a deadline).
+    drop(watching);
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match watch(ZIBO).await {
+                Ok(stream) => return stream,
+                Err(s) if s.code() == Code::ResourceExhausted && s.message().contains("one caller") => {
+                    tokio::task::yield_now().await
+                }
+                Err(s) => panic!("unexpected {s:?}"),
+            }
+        }
+    })
+    .await
+    .expect("ZIBO's share comes back once its watch ends");
+    call.send(start_handling(&h, ZIBO, &doc)).await.expect("its open call goes on");
+}
+
+#[tokio::test]
 async fn stopping_the_server_ends_open_ended_calls_and_keeps_what_they_answered() {
     let mut h = Harness::start().await;
     let (doc, cities) = with_notice(&mut h).await;

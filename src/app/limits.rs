@@ -1,7 +1,9 @@
 //! Limits that keep one caller from starving the others: a token bucket per caller (per unit, or per address for
-//! calls without a token), a cap on open streams, and one on walks that build a whole tree in memory. They answer
+//! calls without a token), a cap on open streams, over all callers and per caller, and one on walks that build a whole tree in memory. They answer
 //! RESOURCE_EXHAUSTED rather than queueing without end: walks wait in a line of at most [`WALKS_WAITING_MAX`].
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -156,14 +158,71 @@ impl App {
             .map_err(|_| AppError::Store(crate::store::StoreError::Backend("tree walks are closed".into())))
     }
 
-    /// A permit to open one streaming call (watch, log, download, upload); dropped when the stream ends.
-    pub fn stream_permit(&self) -> Result<OwnedSemaphorePermit, AppError> {
-        self.streams.clone().try_acquire_owned().map_err(|_| {
+    /// A permit to open one streaming call (watch, log, download, upload, `Act`) for `owner` (see
+    /// [`stream_owner`]); dropped when the stream ends. Refused when the server has
+    /// [`super::AppConfig::max_streams`] open, or `owner` has [`super::AppConfig::max_streams_per_caller`]: without
+    /// the second, one caller's idle watches or `Act` calls could take every stream and shut the others out.
+    pub fn stream_permit(&self, owner: &str) -> Result<StreamPermit, AppError> {
+        let share = {
+            let mut open = self.stream_shares.lock().unwrap_or_else(|p| p.into_inner());
+            let n = open.entry(owner.to_owned()).or_insert(0);
+            if *n >= self.config.max_streams_per_caller {
+                return Err(AppError::Exhausted(format!(
+                    "{owner} has {n} streams open, the most one caller may; end one or retry later"
+                )));
+            }
+            *n += 1;
+            Share { shares: self.stream_shares.clone(), owner: owner.to_owned() }
+        };
+        // Taken after the share, so that a refusal here drops the share and gives it back.
+        let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
             AppError::Exhausted(format!(
                 "{} streams are open, the most this server allows; retry later",
                 self.config.max_streams
             ))
-        })
+        })?;
+        Ok(StreamPermit { _permit: permit, _share: share })
+    }
+}
+
+/// The name a caller's streams are counted under (see [`App::stream_permit`]): its unit, the operator, or for
+/// calls without a token the address they come from.
+pub fn stream_owner(caller: &Caller) -> &str {
+    match caller {
+        Caller::Operator => "the operator",
+        Caller::Unit(u) => u,
+    }
+}
+
+/// The owner of streams opened without a token from `peer`.
+pub fn anonymous_owner(peer: &str) -> String {
+    format!("{peer} (without a request token)")
+}
+
+/// One open streaming call: a place among the server's streams and among its caller's.
+#[derive(Debug)]
+pub struct StreamPermit {
+    _permit: OwnedSemaphorePermit,
+    _share: Share,
+}
+
+/// One of a caller's open streams; given back when dropped.
+#[derive(Debug)]
+struct Share {
+    shares: Arc<Mutex<HashMap<String, usize>>>,
+    owner: String,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut open = self.shares.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            // Callers come and go; a caller with nothing open costs no memory.
+            if *n == 0 {
+                open.remove(&self.owner);
+            }
+        }
     }
 }
 
@@ -187,11 +246,35 @@ mod tests {
 
     /// An app over a new store in `dir` that builds one tree at a time.
     fn one_walk_app(dir: &std::path::Path) -> Arc<App> {
+        app_with(dir, AppConfig { max_tree_walks: 1, ..AppConfig::default() })
+    }
+
+    fn app_with(dir: &std::path::Path, config: AppConfig) -> Arc<App> {
         let store = SledStore::open(&dir.join("db"), 8 << 20).expect("store");
         let blobs = BlobStore::open(&dir.join("blobs"), 1 << 20).expect("blobs");
         let key = crate::cli::serve::operator_seal(&Signer::from_secret("operator", [1; 32]));
-        let config = AppConfig { max_tree_walks: 1, ..AppConfig::default() };
         Arc::new(App::open(Arc::new(store), Arc::new(blobs), Arc::new(SystemClock), config, Some(key)).expect("app"))
+    }
+
+    #[test]
+    fn each_caller_has_a_share_of_the_streams_and_refusals_hold_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = app_with(dir.path(), AppConfig { max_streams: 3, max_streams_per_caller: 2, ..AppConfig::default() });
+        let a1 = app.stream_permit("a").expect("a's first");
+        let a2 = app.stream_permit("a").expect("a's second");
+        let refused = app.stream_permit("a").expect_err("a's third");
+        assert!(matches!(&refused, AppError::Exhausted(m) if m.contains("a has 2 streams open")), "{refused}");
+        let b1 = app.stream_permit("b").expect("b is not a");
+        assert_eq!(app.open_streams(), 3);
+        // Over the server's cap, b's refusal must not keep a share it never got.
+        let full = app.stream_permit("b").expect_err("the server is full");
+        assert!(matches!(&full, AppError::Exhausted(m) if m.contains("3 streams are open")), "{full}");
+        assert_eq!(app.stream_shares.lock().expect("shares").get("b"), Some(&1));
+        drop(a1);
+        let a3 = app.stream_permit("a").expect("a's share came back");
+        drop((a2, a3, b1));
+        assert_eq!(app.open_streams(), 0);
+        assert!(app.stream_shares.lock().expect("shares").is_empty(), "callers with nothing open cost nothing");
     }
 
     /// Polls `done` until it holds, for at most ten seconds.

@@ -109,6 +109,9 @@ pub struct AppConfig {
     pub rate_burst: u32,
     /// Streaming calls (watch, log stream, streamed traces, downloads, uploads) open at once, over all callers.
     pub max_streams: usize,
+    /// Streaming calls one caller (a unit, the operator, or an address calling without a token) may have open at
+    /// once.
+    pub max_streams_per_caller: usize,
     /// Memory for keeping whole documents' deliveries and forwards, which traces and status matrices walk, in
     /// bytes; 0 turns the cache off.
     pub trace_cache_bytes: usize,
@@ -128,6 +131,7 @@ impl Default for AppConfig {
             rate_per_sec: 500,
             rate_burst: 1000,
             max_streams: 256,
+            max_streams_per_caller: 64,
             trace_cache_bytes: 256 * 1024 * 1024,
             max_tree_walks: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
@@ -224,8 +228,9 @@ pub struct App {
     horizons: horizon::Horizons,
     /// Per-caller request budgets.
     rates: std::sync::Mutex<HashMap<String, limits::Bucket>>,
-    /// Permits for server-streaming calls.
+    /// Permits for streaming calls, and how many each caller holds.
     streams: Arc<tokio::sync::Semaphore>,
+    stream_shares: Arc<std::sync::Mutex<HashMap<String, usize>>>,
     /// Permits for walks that build a whole tree in memory, and the calls waiting for one.
     walks: Arc<tokio::sync::Semaphore>,
     walks_waiting: std::sync::atomic::AtomicUsize,
@@ -315,6 +320,7 @@ impl App {
             horizons: horizon::Horizons::load(None, started_second())?,
             rates: std::sync::Mutex::new(HashMap::new()),
             streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
+            stream_shares: Arc::new(std::sync::Mutex::new(HashMap::new())),
             // No permit at all would leave every trace waiting for ever.
             walks: Arc::new(tokio::sync::Semaphore::new(config.max_tree_walks.max(1))),
             walks_waiting: std::sync::atomic::AtomicUsize::new(0),

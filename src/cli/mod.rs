@@ -119,9 +119,14 @@ pub struct ServeArgs {
     /// Requests a caller may make in a burst [default: 1000].
     #[arg(long, env = "GONGWEN_BURST")]
     pub burst: Option<u32>,
-    /// Server-streaming calls open at once [default: 256].
+    /// Streaming calls (watches, log streams, downloads, uploads, Act) open at once, over all callers
+    /// [default: 256].
     #[arg(long, env = "GONGWEN_MAX_STREAMS")]
     pub max_streams: Option<usize>,
+    /// Streaming calls one caller (a unit, the operator, or an address without a token) may have open at once
+    /// [default: 64].
+    #[arg(long, env = "GONGWEN_MAX_STREAMS_PER_CALLER")]
+    pub max_streams_per_caller: Option<usize>,
     /// Traces, status matrices, not-acted and overdue lists built at once; more wait their turn (each walk uses
     /// every core and holds its tree in memory) [default: the number of cores].
     #[arg(long, env = "GONGWEN_MAX_TREE_WALKS")]

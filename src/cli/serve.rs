@@ -35,6 +35,7 @@ pub struct FileSettings {
     pub rate: Option<u32>,
     pub burst: Option<u32>,
     pub max_streams: Option<usize>,
+    pub max_streams_per_caller: Option<usize>,
     pub max_tree_walks: Option<usize>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -74,6 +75,14 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     cfg.app.rate_per_sec = args.rate.or(file.rate).unwrap_or(cfg.app.rate_per_sec);
     cfg.app.rate_burst = args.burst.or(file.burst).unwrap_or(cfg.app.rate_burst);
     cfg.app.max_streams = args.max_streams.or(file.max_streams).unwrap_or(cfg.app.max_streams);
+    cfg.app.max_streams_per_caller =
+        args.max_streams_per_caller.or(file.max_streams_per_caller).unwrap_or(cfg.app.max_streams_per_caller);
+    if cfg.app.max_streams_per_caller == 0 {
+        return Err(CliError::Input(
+            "max_streams_per_caller must be at least 1: with 0, no watch, upload, download or Act call could open"
+                .into(),
+        ));
+    }
     cfg.app.max_tree_walks = args.max_tree_walks.or(file.max_tree_walks).unwrap_or(cfg.app.max_tree_walks);
     if cfg.app.max_tree_walks == 0 {
         return Err(CliError::Input("max_tree_walks must be at least 1: with 0, no trace could ever be built".into()));
@@ -130,7 +139,7 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
     std::net::TcpListener::bind(cfg.listen)
         .map_err(|source| CliError::Io { path: format!("listen address {}", cfg.listen), source })?;
     println!(
-        "configuration OK: listen {} ({}), data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams, {} tree walks at once, token clock skew {} s",
+        "configuration OK: listen {} ({}), data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams ({} per caller), {} tree walks at once, token clock skew {} s",
         cfg.listen,
         if cfg.tls.is_some() { "TLS" } else { "plaintext" },
         cfg.data_dir.display(),
@@ -141,6 +150,7 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
         cfg.app.rate_per_sec,
         cfg.app.rate_burst,
         cfg.app.max_streams,
+        cfg.app.max_streams_per_caller,
         cfg.app.max_tree_walks,
         cfg.app.auth_skew_secs
     );
@@ -275,6 +285,20 @@ mod tests {
         let f = config_file(dir.path(), "colour = \"red\"\n");
         assert!(config(&args(&["--config", &f]), dir.path()).is_err(), "unknown settings are refused");
     }
+
+    #[test]
+    fn streams_per_caller_come_from_flag_or_file_and_zero_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = config_file(dir.path(), "plaintext = true\nmax_streams_per_caller = 4\n");
+        assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").app.max_streams_per_caller, 4);
+        let flag = config(&args(&["--config", &f, "--max-streams-per-caller", "6"]), dir.path()).expect("config");
+        assert_eq!(flag.app.max_streams_per_caller, 6, "the flag wins");
+        let zero = config(&args(&["--config", &f, "--max-streams-per-caller", "0"]), dir.path()).expect_err("refused");
+        assert!(zero.to_string().contains("max_streams_per_caller must be at least 1"), "{zero}");
+        let default = config(&args(&["--plaintext"]), dir.path()).expect("config");
+        assert_eq!(default.app.max_streams_per_caller, crate::app::AppConfig::default().max_streams_per_caller);
+    }
+
     #[test]
     fn tree_walks_come_from_flag_or_file_and_zero_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");

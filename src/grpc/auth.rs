@@ -2,7 +2,7 @@
 //! established [`Caller`] to the handlers in the request's extensions. It is also where every call meets the
 //! limits that need no handler: the message size (all calls), the request rate (per caller, or per address for
 //! calls without a token, and for calls that fail to authenticate) and the stream cap for client-streaming uploads
-//! and for the public streams (health watches, reflection).
+//! and for the public streams (health watches, reflection), over all callers and per caller.
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use tonic::{Request, Status};
 
 use crate::app::App;
 use crate::app::access::Caller;
+use crate::app::limits::{StreamPermit, anonymous_owner, stream_owner};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{HEADER, STREAMING_REQUESTS, decode_header};
@@ -35,13 +36,13 @@ const PUBLIC_STREAMS: &[&str] =
 /// tonic's, and would otherwise keep a stopping server waiting on their clients.
 struct PermitBody {
     inner: tonic::body::Body,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: StreamPermit,
     stop: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
     ended: bool,
 }
 
 impl PermitBody {
-    fn new(inner: tonic::body::Body, permit: tokio::sync::OwnedSemaphorePermit) -> PermitBody {
+    fn new(inner: tonic::body::Body, permit: StreamPermit) -> PermitBody {
         PermitBody { inner, _permit: permit, stop: None, ended: false }
     }
 }
@@ -132,11 +133,12 @@ where
             let body = MessageLimit::new(body, limit);
             if PUBLIC.iter().any(|p| method.starts_with(p)) {
                 // No token names these callers, so their budget is their address's.
-                if let Err(e) = app.charge_anonymous(peer(&parts.extensions)) {
+                let from = peer(&parts.extensions);
+                if let Err(e) = app.charge_anonymous(from.clone()) {
                     return Ok(Status::from(e).into_http());
                 }
                 let permit = if PUBLIC_STREAMS.contains(&method.as_str()) {
-                    match app.stream_permit() {
+                    match app.stream_permit(&anonymous_owner(&from)) {
                         Ok(p) => Some(p),
                         Err(e) => return Ok(Status::from(e).into_http()),
                     }
@@ -193,16 +195,17 @@ where
             if let Err(e) = app.charge(&caller) {
                 return Ok(Status::from(e).into_http());
             }
-            parts.extensions.insert(caller);
             if !streaming {
+                parts.extensions.insert(caller);
                 return inner.call(http::Request::from_parts(parts, body)).await;
             }
             // A streaming call holds its permit until its reply ends: an upload's handler reads the whole stream
             // before it replies, but `Act` reads the requests while its reply streams.
-            let permit = match app.stream_permit() {
+            let permit = match app.stream_permit(stream_owner(&caller)) {
                 Ok(p) => p,
                 Err(e) => return Ok(Status::from(e).into_http()),
             };
+            parts.extensions.insert(caller);
             let reply = inner.call(http::Request::from_parts(parts, body)).await?;
             Ok(reply.map(|inner| tonic::body::Body::new(PermitBody::new(inner, permit))))
         })
@@ -211,7 +214,7 @@ where
 
 /// The address a caller without a token is counted by: its IP, or for IPv6 its /64 (one host's usual share), so
 /// one machine cannot spread a flood over many addresses.
-fn peer(extensions: &http::Extensions) -> String {
+pub(crate) fn peer(extensions: &http::Extensions) -> String {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     let addr = extensions
         .get::<TcpConnectInfo>()
