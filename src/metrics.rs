@@ -62,7 +62,7 @@ impl Metrics {
             ),
             &["type", "code"],
         )?;
-        let open_streams = IntGauge::new("gongwen_open_streams", "server-streaming calls open now")?;
+        let open_streams = IntGauge::new("gongwen_open_streams", "streaming calls open now")?;
         let tree_walks_waiting = IntGauge::new(
             "gongwen_tree_walks_waiting",
             "traces, status matrices, not-acted and overdue lists waiting for a walk permit (max_tree_walks)",

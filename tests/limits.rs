@@ -187,6 +187,43 @@ async fn streams_beyond_the_cap_are_refused_until_one_closes() {
 }
 
 #[tokio::test]
+async fn streams_without_a_token_count_against_their_address() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let mut h = Harness::start_configured(|c| c.max_streams_per_caller = 1).await;
+    h.load_bundled().await;
+    let watch = || {
+        let mut c = HealthClient::new(h.raw_channel());
+        async move { c.watch(HealthCheckRequest { service: String::new() }).await }
+    };
+    let first = watch().await.expect("a first health watch");
+    let s = watch().await.expect_err("a second from the same address");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert!(
+        s.message().contains("calls without a request token from 127.0.0.1 have 1 streams open"),
+        "{}",
+        s.message()
+    );
+    // A unit's share is its own, whatever address it calls from.
+    let mut c = pb::delivery_service_client::DeliveryServiceClient::new(h.channel_as(ZIBO));
+    let inbox = c.watch_inbox(pb::WatchInboxRequest { unit_id: ZIBO.into() }).await.expect("a unit's watch");
+    drop((first, inbox));
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match watch().await {
+                Ok(stream) => return stream,
+                Err(s) if s.code() == Code::ResourceExhausted && s.message().contains("the most one caller may") => {
+                    tokio::task::yield_now().await
+                }
+                Err(s) => panic!("unexpected {s:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the address's share comes back once its watch ends");
+}
+
+#[tokio::test]
 async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     let mut h = Harness::start().await;
     h.load_bundled().await;

@@ -158,21 +158,22 @@ impl App {
             .map_err(|_| AppError::Store(crate::store::StoreError::Backend("tree walks are closed".into())))
     }
 
-    /// A permit to open one streaming call (watch, log, download, upload, `Act`) for `owner` (see
-    /// [`stream_owner`]); dropped when the stream ends. Refused when the server has
-    /// [`super::AppConfig::max_streams`] open, or `owner` has [`super::AppConfig::max_streams_per_caller`]: without
-    /// the second, one caller's idle watches or `Act` calls could take every stream and shut the others out.
-    pub fn stream_permit(&self, owner: &str) -> Result<StreamPermit, AppError> {
+    /// A permit to open one streaming call (watch, log, trace, download, upload, backup, `Act`) for `owner`;
+    /// dropped when the stream ends. Refused when the server has [`super::AppConfig::max_streams`] open, or `owner`
+    /// has [`super::AppConfig::max_streams_per_caller`]: without the second, one caller's idle watches or `Act`
+    /// calls could take every stream and shut the others out.
+    pub fn stream_permit(&self, owner: StreamOwner) -> Result<StreamPermit, AppError> {
         let share = {
             let mut open = self.stream_shares.lock().unwrap_or_else(|p| p.into_inner());
-            let n = open.entry(owner.to_owned()).or_insert(0);
+            let n = open.entry(owner.clone()).or_insert(0);
             if *n >= self.config.max_streams_per_caller {
                 return Err(AppError::Exhausted(format!(
-                    "{owner} has {n} streams open, the most one caller may; end one or retry later"
+                    "{owner} {n} streams open, the most one caller may (--max-streams-per-caller); end one or retry \
+                     later"
                 )));
             }
             *n += 1;
-            Share { shares: self.stream_shares.clone(), owner: owner.to_owned() }
+            Share { shares: self.stream_shares.clone(), owner }
         };
         // Taken after the share, so that a refusal here drops the share and gives it back.
         let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
@@ -185,18 +186,34 @@ impl App {
     }
 }
 
-/// The name a caller's streams are counted under (see [`App::stream_permit`]): its unit, the operator, or for
-/// calls without a token the address they come from.
-pub fn stream_owner(caller: &Caller) -> &str {
-    match caller {
-        Caller::Operator => "the operator",
-        Caller::Unit(u) => u,
+/// Whose share of the streams a call counts against (see [`App::stream_permit`]): a unit's, the operator's, or for
+/// calls without a token, their address's (as their request rate is).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StreamOwner {
+    Operator,
+    Unit(String),
+    Anonymous(String),
+}
+
+impl StreamOwner {
+    /// The owner of `caller`'s streams.
+    pub fn of(caller: &Caller) -> StreamOwner {
+        match caller {
+            Caller::Operator => StreamOwner::Operator,
+            Caller::Unit(u) => StreamOwner::Unit(u.clone()),
+        }
     }
 }
 
-/// The owner of streams opened without a token from `peer`.
-pub fn anonymous_owner(peer: &str) -> String {
-    format!("{peer} (without a request token)")
+/// The start of a refusal: who has how many open.
+impl std::fmt::Display for StreamOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamOwner::Operator => write!(f, "the operator has"),
+            StreamOwner::Unit(u) => write!(f, "{u} has"),
+            StreamOwner::Anonymous(peer) => write!(f, "calls without a request token from {peer} have"),
+        }
+    }
 }
 
 /// One open streaming call: a place among the server's streams and among its caller's.
@@ -209,8 +226,8 @@ pub struct StreamPermit {
 /// One of a caller's open streams; given back when dropped.
 #[derive(Debug)]
 struct Share {
-    shares: Arc<Mutex<HashMap<String, usize>>>,
-    owner: String,
+    shares: Arc<Mutex<HashMap<StreamOwner, usize>>>,
+    owner: StreamOwner,
 }
 
 impl Drop for Share {
@@ -260,18 +277,20 @@ mod tests {
     fn each_caller_has_a_share_of_the_streams_and_refusals_hold_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = app_with(dir.path(), AppConfig { max_streams: 3, max_streams_per_caller: 2, ..AppConfig::default() });
-        let a1 = app.stream_permit("a").expect("a's first");
-        let a2 = app.stream_permit("a").expect("a's second");
-        let refused = app.stream_permit("a").expect_err("a's third");
+        let (a, b) = (StreamOwner::Unit("a".into()), StreamOwner::Anonymous("10.0.0.1".into()));
+        let a1 = app.stream_permit(a.clone()).expect("a's first");
+        let a2 = app.stream_permit(a.clone()).expect("a's second");
+        let refused = app.stream_permit(a.clone()).expect_err("a's third");
         assert!(matches!(&refused, AppError::Exhausted(m) if m.contains("a has 2 streams open")), "{refused}");
-        let b1 = app.stream_permit("b").expect("b is not a");
+        let b1 = app.stream_permit(b.clone()).expect("b is not a");
+        assert!(app.stream_permit(StreamOwner::Operator).is_err(), "the server is full");
         assert_eq!(app.open_streams(), 3);
         // Over the server's cap, b's refusal must not keep a share it never got.
-        let full = app.stream_permit("b").expect_err("the server is full");
+        let full = app.stream_permit(b.clone()).expect_err("the server is full");
         assert!(matches!(&full, AppError::Exhausted(m) if m.contains("3 streams are open")), "{full}");
-        assert_eq!(app.stream_shares.lock().expect("shares").get("b"), Some(&1));
+        assert_eq!(app.stream_shares.lock().expect("shares").get(&b), Some(&1));
         drop(a1);
-        let a3 = app.stream_permit("a").expect("a's share came back");
+        let a3 = app.stream_permit(a.clone()).expect("a's share came back");
         drop((a2, a3, b1));
         assert_eq!(app.open_streams(), 0);
         assert!(app.stream_shares.lock().expect("shares").is_empty(), "callers with nothing open cost nothing");

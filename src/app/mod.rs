@@ -230,7 +230,7 @@ pub struct App {
     rates: std::sync::Mutex<HashMap<String, limits::Bucket>>,
     /// Permits for streaming calls, and how many each caller holds.
     streams: Arc<tokio::sync::Semaphore>,
-    stream_shares: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    stream_shares: Arc<std::sync::Mutex<HashMap<limits::StreamOwner, usize>>>,
     /// Permits for walks that build a whole tree in memory, and the calls waiting for one.
     walks: Arc<tokio::sync::Semaphore>,
     walks_waiting: std::sync::atomic::AtomicUsize,

@@ -119,8 +119,8 @@ pub struct ServeArgs {
     /// Requests a caller may make in a burst [default: 1000].
     #[arg(long, env = "GONGWEN_BURST")]
     pub burst: Option<u32>,
-    /// Streaming calls (watches, log streams, downloads, uploads, Act) open at once, over all callers
-    /// [default: 256].
+    /// Streaming calls (watches, log streams, streamed traces, downloads, uploads, backups, Act calls, health watches
+    /// and reflection) open at once, over all callers [default: 256].
     #[arg(long, env = "GONGWEN_MAX_STREAMS")]
     pub max_streams: Option<usize>,
     /// Streaming calls one caller (a unit, the operator, or an address without a token) may have open at once

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::auth::caller;
 use crate::app::App;
 use crate::app::access::Caller;
-use crate::app::limits::stream_owner;
+use crate::app::limits::StreamOwner;
 use crate::pb;
 use crate::pb::admin_service_server::AdminService;
 
@@ -29,7 +29,7 @@ impl AdminService for AdminApi {
         if caller(&req)? != Caller::Operator {
             return Err(Status::permission_denied("only the operator may take backups"));
         }
-        let permit = self.app.stream_permit(stream_owner(&Caller::Operator))?;
+        let permit = self.app.stream_permit(StreamOwner::Operator)?;
         let tmp = tempfile::NamedTempFile::new().map_err(|e| Status::internal(format!("no room for a backup: {e}")))?;
         let summary = self.app.backup(tmp.path()).await?;
         tracing::info!(pairs = summary.pairs, files = summary.files, events = summary.events, "backup taken");

@@ -12,7 +12,7 @@ use tonic::{Request, Status};
 
 use crate::app::App;
 use crate::app::access::Caller;
-use crate::app::limits::{StreamPermit, anonymous_owner, stream_owner};
+use crate::app::limits::{StreamOwner, StreamPermit};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{HEADER, STREAMING_REQUESTS, decode_header};
@@ -138,7 +138,7 @@ where
                     return Ok(Status::from(e).into_http());
                 }
                 let permit = if PUBLIC_STREAMS.contains(&method.as_str()) {
-                    match app.stream_permit(&anonymous_owner(&from)) {
+                    match app.stream_permit(StreamOwner::Anonymous(from.clone())) {
                         Ok(p) => Some(p),
                         Err(e) => return Ok(Status::from(e).into_http()),
                     }
@@ -201,7 +201,7 @@ where
             }
             // A streaming call holds its permit until its reply ends: an upload's handler reads the whole stream
             // before it replies, but `Act` reads the requests while its reply streams.
-            let permit = match app.stream_permit(stream_owner(&caller)) {
+            let permit = match app.stream_permit(StreamOwner::of(&caller)) {
                 Ok(p) => p,
                 Err(e) => return Ok(Status::from(e).into_http()),
             };

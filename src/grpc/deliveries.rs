@@ -11,7 +11,7 @@ use super::act::{self, ActResults, stopping};
 use super::auth::caller;
 use super::convert::{state_from_wire, step_kind};
 use super::page;
-use crate::app::limits::stream_owner;
+use crate::app::limits::StreamOwner;
 use crate::app::{App, AppError};
 use crate::domain::state::DeliveryState;
 use crate::pb;
@@ -94,7 +94,7 @@ impl DeliveryService for DeliveryApi {
         let unit = req.into_inner().unit_id;
         self.app.unit(&unit)?;
         self.app.may_see_unit(&caller, &unit)?;
-        let permit = self.app.stream_permit(stream_owner(&caller))?;
+        let permit = self.app.stream_permit(StreamOwner::of(&caller))?;
         let mut notices = self.app.subscribe();
         let app = self.app.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);

@@ -8,7 +8,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::auth::caller;
-use crate::app::limits::stream_owner;
+use crate::app::limits::StreamOwner;
 use crate::app::pages::{self, Cursor};
 use crate::app::{App, AppError};
 use crate::pb;
@@ -53,7 +53,7 @@ impl TraceService for TraceApi {
             n => n as usize,
         };
         self.app.may_trace(&caller, &req.document_id).await?;
-        let permit = self.app.stream_permit(stream_owner(&caller))?;
+        let permit = self.app.stream_permit(StreamOwner::of(&caller))?;
         // Up to 64Ki nodes (some 10 MB) ahead of the reader, however they are cut into chunks: the walk runs on
         // while the first chunks are encoded and sent, and waits for a slow reader rather than piling up the whole
         // tree.
