@@ -327,3 +327,35 @@ async fn an_auditor_reads_only_the_log_entries_of_its_region_with_the_gaps_showi
     assert!(report.ok(), "{:?}", report.failures);
     assert!(bundle(&h, whole(), 0).await.complete, "the operator's is the whole log");
 }
+
+#[tokio::test]
+async fn a_bundle_over_the_size_limit_is_refused_and_a_stretch_of_the_log_still_exports() {
+    let mut h = Harness::start().await;
+    let (doc, _) = chain(&mut h).await;
+    let by_doc = || pb::export_request::Scope::DocumentId(doc.id.clone());
+    let size = bundle(&h, whole(), 0).await.entries.len() as u64;
+    let last = || pb::export_request::Scope::Range(pb::SeqRange { from_seq: size, to_seq: size });
+    let doc_len = prost::Message::encoded_len(&bundle(&h, by_doc(), 0).await);
+    let last_len = prost::Message::encoded_len(&bundle(&h, last(), 0).await);
+    assert!(
+        doc_len > last_len + 1000,
+        "the document's bundle ({doc_len} bytes) is well over the stretch's ({last_len})"
+    );
+
+    h.config.max_bundle_bytes = (doc_len + last_len) / 2;
+    h.restart().await;
+    let before = h.digest().await;
+    let s = h
+        .audit()
+        .export_bundle(pb::ExportRequest { scope: Some(by_doc()), previous_size: 0 })
+        .await
+        .expect_err("over the limit");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert!(s.message().contains("it has 6 events") && s.message().contains("stretches"), "{}", s.message());
+    // The stretch comes with the registry change, in the log's order, and verifies.
+    let b = bundle(&h, last(), 0).await;
+    assert_eq!(b.entries.iter().map(|e| e.event_seq).collect::<Vec<_>>(), vec![1, size]);
+    let report = verify_bundle(&b, &trust(&h).await);
+    assert!(report.ok(), "{:?}", report.failures);
+    assert_eq!(before, h.digest().await, "a refused export changed the store");
+}

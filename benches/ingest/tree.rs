@@ -273,6 +273,38 @@ pub async fn scenario(quick: bool) {
         );
         return;
     }
+    if std::env::var("GONGWEN_BENCH_TREE_READ").is_ok_and(|v| v == "bundle") {
+        // The audit bundle of the whole tree: every event about the root and each document forwarded from it, with
+        // its inclusion proof, as `gongwen export --document` fetches it.
+        settle(&b).await;
+        let mut audit =
+            pb::audit_service_client::AuditServiceClient::new(b.op.clone()).max_decoding_message_size(512 << 20);
+        let (mut times, mut shape) = (vec![], (0, 0));
+        let cpu = process_cpu();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let req = pb::ExportRequest {
+                scope: Some(pb::export_request::Scope::DocumentId(root_doc.clone())),
+                previous_size: 0,
+            };
+            let bundle = audit.export_bundle(req).await.expect("export").into_inner();
+            times.push(t.elapsed());
+            shape = (bundle.entries.len(), prost::Message::encoded_len(&bundle));
+        }
+        let cpu = (process_cpu() - cpu).as_secs_f64() * 1e3 / runs as f64;
+        let (m, x) = median_max(times);
+        let (events, bytes) = shape;
+        println!(
+            "  ExportBundle of the whole tree, {runs} runs: {events} events, {:.1} MB; median {m:.0} / max {x:.0} ms; \
+             {cpu:.0} ms CPU a run (server and client)",
+            bytes as f64 / 1e6
+        );
+        summary(format!(
+            "  ExportBundle of the whole tree: {events} events, {:.1} MB, median {m:.0} ms",
+            bytes as f64 / 1e6
+        ));
+        return;
+    }
     if std::env::var("GONGWEN_BENCH_TREE_READ").is_ok_and(|v| v == "unary") {
         // Only the unary Trace of every level, for a profile of it alone, as above.
         settle(&b).await;

@@ -243,13 +243,16 @@ impl App {
         let log_key = self.log_key.clone();
         let now = self.now();
         let operator = self.operator.clone();
+        let budget = Budget { max_bytes: self.config.max_bundle_bytes, used: 0 };
         self.read(move |s| {
             let size = size(s)?;
             let mut seqs: BTreeSet<u64> = BTreeSet::new();
             for pair in s.scan(schema::REGISTRY_EVENTS, None, false) {
                 seqs.insert(super::documents::seq_of(&pair?.0));
             }
-            let mut complete = false;
+            // A stretch is read in order rather than listed first: the whole of a large log would not fit. Other
+            // scopes have none, an empty range.
+            let (mut stretch, mut complete) = (std::ops::RangeInclusive::new(1, 0), false);
             match (&scope, &docs) {
                 (ExportScope::Document(_), Some(docs)) => {
                     for d in docs {
@@ -258,19 +261,27 @@ impl App {
                 }
                 (ExportScope::Range { from, to }, _) => {
                     let to = if *to == 0 { size } else { (*to).min(size) };
-                    let from = (*from).max(1);
-                    seqs.extend(from..=to);
-                    complete = from == 1 && to == size;
+                    stretch = (*from).max(1)..=to;
+                    complete = *stretch.start() == 1 && to == size;
                 }
                 (ExportScope::Events(events), _) => seqs.extend(events),
                 _ => {}
             }
+            let in_stretch = (stretch.end().saturating_add(1)).saturating_sub(*stretch.start());
+            let total = usize::try_from(in_stretch)
+                .unwrap_or(usize::MAX)
+                .saturating_add(seqs.iter().filter(|q| !stretch.contains(q)).count());
+            let below = seqs.range(..*stretch.start()).copied();
+            let above = seqs.range(stretch.end().saturating_add(1).max(*stretch.start())..).copied();
+            let in_order = below.chain(stretch.clone()).chain(above);
             let nodes = Memo::new(StoreNodes(s));
             let root = merkle::root(&nodes, size)?;
-            let mut entries = Vec::with_capacity(seqs.len());
-            for seq in seqs.into_iter().filter(|q| *q >= 1 && *q <= size) {
+            let (mut entries, mut budget) = (Vec::new(), budget);
+            for seq in in_order.filter(|q| *q >= 1 && *q <= size) {
                 let inclusion = if complete { vec![] } else { hashes(merkle::inclusion_proof(&nodes, seq - 1, size)?) };
-                entries.push(pb::BundleEntry { event_seq: seq, entry: entry_bytes(s, seq)?, inclusion });
+                let entry = pb::BundleEntry { event_seq: seq, entry: entry_bytes(s, seq)?, inclusion };
+                budget.spend(&entry, entries.len(), total)?;
+                entries.push(entry);
             }
             Ok(pb::AuditBundle {
                 log_public_key: log_key.public_key().to_vec(),
@@ -385,6 +396,35 @@ pub enum ExportScope {
     Range { from: u64, to: u64 },
     /// These events (with every registry change, as always): what a caller may read of a stretch.
     Events(BTreeSet<u64>),
+}
+
+/// What a bundle may take in memory and on the wire ([`super::AppConfig::max_bundle_bytes`]): a bundle is built
+/// whole before it is sent, and one of a large log or tree would otherwise hold gigabytes.
+struct Budget {
+    max_bytes: usize,
+    used: usize,
+}
+
+impl Budget {
+    /// Counts `entry`, which follows `done` others of `total`; refuses the bundle once it is over.
+    fn spend(&mut self, entry: &pb::BundleEntry, done: usize, total: usize) -> Result<(), AppError> {
+        // Its bytes in the reply, with the field's tag and length.
+        self.used = self.used.saturating_add(entry.encoded_len() + 8);
+        if self.used <= self.max_bytes {
+            return Ok(());
+        }
+        Err(AppError::Exhausted(format!(
+            "the bundle would be larger than the {} this server sends at once: it has {total} events, and its \
+             first {} are over already. Export the log in stretches (a SeqRange; `gongwen export --from \
+             --to`), or mirror it with StreamLog",
+            if self.max_bytes >= 1 << 20 {
+                format!("{} MiB", self.max_bytes >> 20)
+            } else {
+                format!("{} bytes", self.max_bytes)
+            },
+            done + 1,
+        )))
+    }
 }
 
 /// Checks a signed checkpoint against a log public key and decodes it.

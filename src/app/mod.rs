@@ -119,6 +119,9 @@ pub struct AppConfig {
     /// already runs on every core, so more at once add no speed, only memory: each holds its whole tree while it
     /// builds it.
     pub max_tree_walks: usize,
+    /// Largest audit bundle, in bytes: ExportBundle builds a bundle whole before it sends it, so this is also the
+    /// memory one export may take.
+    pub max_bundle_bytes: usize,
 }
 
 impl Default for AppConfig {
@@ -134,6 +137,8 @@ impl Default for AppConfig {
             max_streams_per_caller: 64,
             trace_cache_bytes: 256 * 1024 * 1024,
             max_tree_walks: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // The CLI's largest reply: a larger bundle would be refused by the client after the server built it.
+            max_bundle_bytes: 256 * 1024 * 1024,
         }
     }
 }
