@@ -339,6 +339,22 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn audit_bundles_wait_for_a_walk_permit_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = one_walk_app(dir.path());
+        let held = app.walk_permit().await.expect("the one permit");
+        let export = tokio::spawn({
+            let app = app.clone();
+            async move { app.export_bundle(crate::app::log::ExportScope::Range { from: 1, to: 0 }, 0).await }
+        });
+        until("the export waiting", || app.tree_walks_waiting() == 1).await;
+        assert!(!export.is_finished(), "no bundle is built while the permit is held");
+        drop(held);
+        let bundle = export.await.expect("joined").expect("a bundle");
+        assert!(bundle.complete && bundle.entries.is_empty(), "an empty log's whole bundle");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_walk_keeps_its_permit_until_it_ends_even_when_its_caller_is_gone() {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = one_walk_app(dir.path());

@@ -244,7 +244,8 @@ impl App {
         let now = self.now();
         let operator = self.operator.clone();
         let budget = Budget { max_bytes: self.config.max_bundle_bytes, used: 0 };
-        self.read(move |s| {
+        // Built whole in memory, as a trace is: it waits its turn among the tree walks.
+        self.walk(move |s| {
             let size = size(s)?;
             let mut seqs: BTreeSet<u64> = BTreeSet::new();
             for pair in s.scan(schema::REGISTRY_EVENTS, None, false) {

@@ -115,9 +115,9 @@ pub struct AppConfig {
     /// Memory for keeping whole documents' deliveries and forwards, which traces and status matrices walk, in
     /// bytes; 0 turns the cache off.
     pub trace_cache_bytes: usize,
-    /// Traces, status matrices, not-acted and overdue lists built at once; more wait their turn. Each walk
-    /// already runs on every core, so more at once add no speed, only memory: each holds its whole tree while it
-    /// builds it.
+    /// Traces, status matrices, not-acted and overdue lists and audit bundles built at once; more wait their turn.
+    /// Each walk already runs on every core, so more at once add no speed, only memory: each holds its whole tree
+    /// (or bundle) while it builds it.
     pub max_tree_walks: usize,
     /// Largest audit bundle, in bytes: ExportBundle builds a bundle whole before it sends it, so this is also the
     /// memory one export may take.

@@ -127,8 +127,8 @@ pub struct ServeArgs {
     /// [default: 64].
     #[arg(long, env = "GONGWEN_MAX_STREAMS_PER_CALLER")]
     pub max_streams_per_caller: Option<usize>,
-    /// Traces, status matrices, not-acted and overdue lists built at once; more wait their turn (each walk uses
-    /// every core and holds its tree in memory) [default: the number of cores].
+    /// Traces, status matrices, not-acted and overdue lists and audit bundles built at once; more wait their turn
+    /// (each walk uses every core and holds its tree in memory) [default: the number of cores].
     #[arg(long, env = "GONGWEN_MAX_TREE_WALKS")]
     pub max_tree_walks: Option<usize>,
     /// TLS certificate chain (PEM); with a key the server speaks TLS only.
