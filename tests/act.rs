@@ -211,20 +211,8 @@ async fn a_call_holds_a_stream_permit_until_it_ends_and_needs_a_token() {
     assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
     drop(first);
     // The server notices the hang-up asynchronously: poll with a deadline.
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            match Call::open(&h, BOSHAN).await {
-                Ok(call) => return call,
-                // The cap's refusal, not the rate's (same code): the loop must not outlast its meaning.
-                Err(s) if s.code() == Code::ResourceExhausted && s.message().contains("streams are open") => {
-                    tokio::task::yield_now().await
-                }
-                Err(s) => panic!("unexpected {s:?}"),
-            }
-        }
-    })
-    .await
-    .expect("the permit comes back once the call ends");
+    // The permit comes back once the call ends.
+    once_admitted("streams are open", || Call::open(&h, BOSHAN)).await;
 
     let (tx, rx) = mpsc::channel::<pb::SignedEnvelope>(1);
     drop(tx);
@@ -269,19 +257,7 @@ async fn one_caller_may_not_take_every_stream() {
 
     // The share comes back when one of ZIBO's streams ends (noticed asynchronously: poll with a deadline).
     drop(watching);
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            match watch(ZIBO).await {
-                Ok(stream) => return stream,
-                Err(s) if s.code() == Code::ResourceExhausted && s.message().contains("one caller") => {
-                    tokio::task::yield_now().await
-                }
-                Err(s) => panic!("unexpected {s:?}"),
-            }
-        }
-    })
-    .await
-    .expect("ZIBO's share comes back once its watch ends");
+    once_admitted("the most one caller may", || watch(ZIBO)).await;
     call.send(start_handling(&h, ZIBO, &doc)).await.expect("its open call goes on");
 }
 

@@ -172,18 +172,8 @@ async fn streams_beyond_the_cap_are_refused_until_one_closes() {
     assert_eq!(s.code(), Code::ResourceExhausted);
     drop(first);
     // The server notices the hang-up asynchronously: poll with a deadline.
-    let reopened = tokio::time::timeout(DEADLINE, async {
-        loop {
-            match watch("370100.czj").await {
-                Ok(s) => return s,
-                Err(s) if s.code() == Code::ResourceExhausted => tokio::task::yield_now().await,
-                Err(s) => panic!("unexpected {s:?}"),
-            }
-        }
-    })
-    .await
-    .expect("a permit comes back once a stream closes");
-    drop(reopened);
+    // A permit comes back once a stream closes.
+    once_admitted("streams are open", || watch("370100.czj")).await;
 }
 
 #[tokio::test]
@@ -208,19 +198,8 @@ async fn streams_without_a_token_count_against_their_address() {
     let mut c = pb::delivery_service_client::DeliveryServiceClient::new(h.channel_as(ZIBO));
     let inbox = c.watch_inbox(pb::WatchInboxRequest { unit_id: ZIBO.into() }).await.expect("a unit's watch");
     drop((first, inbox));
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            match watch().await {
-                Ok(stream) => return stream,
-                Err(s) if s.code() == Code::ResourceExhausted && s.message().contains("the most one caller may") => {
-                    tokio::task::yield_now().await
-                }
-                Err(s) => panic!("unexpected {s:?}"),
-            }
-        }
-    })
-    .await
-    .expect("the address's share comes back once its watch ends");
+    // The address's share comes back once its watch ends.
+    once_admitted("the most one caller may", watch).await;
 }
 
 #[tokio::test]
@@ -316,17 +295,8 @@ async fn uploads_count_against_the_stream_cap() {
     drop(tx);
     let first = open.await.expect("join").expect("the open upload completes");
     assert_eq!(first.size, 5);
-    let second = tokio::time::timeout(DEADLINE, async {
-        loop {
-            match h.upload(b"second").await {
-                Ok(r) => return r,
-                Err(s) if s.code() == Code::ResourceExhausted => tokio::task::yield_now().await,
-                Err(s) => panic!("unexpected {s:?}"),
-            }
-        }
-    })
-    .await
-    .expect("the permit comes back once the upload is done");
+    // The permit comes back once the upload is done.
+    let second = once_admitted("streams are open", || h.upload(b"second")).await;
     assert_eq!(second.size, 6);
 }
 

@@ -286,31 +286,34 @@ mod tests {
         assert!(config(&args(&["--config", &f]), dir.path()).is_err(), "unknown settings are refused");
     }
 
+    /// A count that comes from the file, is overridden by its flag, is refused at 0 and has a default of at least 1.
+    fn check_count_setting(key: &str, flag: &str, get: impl Fn(&ServerConfig) -> usize, default: usize) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = config_file(dir.path(), &format!("plaintext = true\n{key} = 3\n"));
+        assert_eq!(get(&config(&args(&["--config", &f]), dir.path()).expect("config")), 3, "from the file");
+        let flagged = config(&args(&["--config", &f, flag, "5"]), dir.path()).expect("config");
+        assert_eq!(get(&flagged), 5, "the flag wins");
+        let zero = config(&args(&["--config", &f, flag, "0"]), dir.path()).expect_err("refused");
+        assert!(zero.to_string().contains(&format!("{key} must be at least 1")), "{zero}");
+        let none = config_file(dir.path(), "plaintext = true\n");
+        let unset = get(&config(&args(&["--config", &none]), dir.path()).expect("config"));
+        assert!(unset == default && unset >= 1, "the default, {unset}");
+    }
+
     #[test]
     fn streams_per_caller_come_from_flag_or_file_and_zero_is_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let f = config_file(dir.path(), "plaintext = true\nmax_streams_per_caller = 4\n");
-        assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").app.max_streams_per_caller, 4);
-        let flag = config(&args(&["--config", &f, "--max-streams-per-caller", "6"]), dir.path()).expect("config");
-        assert_eq!(flag.app.max_streams_per_caller, 6, "the flag wins");
-        let zero = config(&args(&["--config", &f, "--max-streams-per-caller", "0"]), dir.path()).expect_err("refused");
-        assert!(zero.to_string().contains("max_streams_per_caller must be at least 1"), "{zero}");
-        let default = config(&args(&["--plaintext"]), dir.path()).expect("config");
-        assert_eq!(default.app.max_streams_per_caller, crate::app::AppConfig::default().max_streams_per_caller);
+        let default = crate::app::AppConfig::default().max_streams_per_caller;
+        check_count_setting(
+            "max_streams_per_caller",
+            "--max-streams-per-caller",
+            |c| c.app.max_streams_per_caller,
+            default,
+        );
     }
 
     #[test]
     fn tree_walks_come_from_flag_or_file_and_zero_is_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let f = config_file(dir.path(), "plaintext = true\nmax_tree_walks = 3\n");
-        assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").app.max_tree_walks, 3);
-        let flag = config(&args(&["--config", &f, "--max-tree-walks", "5"]), dir.path()).expect("config");
-        assert_eq!(flag.app.max_tree_walks, 5, "the flag wins");
-        let zero = config(&args(&["--config", &f, "--max-tree-walks", "0"]), dir.path()).expect_err("refused");
-        assert!(zero.to_string().contains("max_tree_walks must be at least 1"), "{zero}");
-        let none = config_file(dir.path(), "plaintext = true\n");
-        let default = config(&args(&["--config", &none]), dir.path()).expect("config");
-        assert_eq!(default.app.max_tree_walks, crate::app::AppConfig::default().max_tree_walks);
-        assert!(default.app.max_tree_walks >= 1);
+        let default = crate::app::AppConfig::default().max_tree_walks;
+        check_count_setting("max_tree_walks", "--max-tree-walks", |c| c.app.max_tree_walks, default);
     }
 }

@@ -493,3 +493,27 @@ pub async fn cli_server(dir: &std::path::Path) -> (Running, String, gongwen::cli
     client.load_registry(gongwen::registry_file::BUNDLED, true, &[]).await.expect("registry");
     (running, addr, client)
 }
+
+/// Calls `open` until it is no longer refused with RESOURCE_EXHAUSTED saying `refusal` (a permit or share given
+/// back is noticed asynchronously), for at most ten seconds; any other refusal fails the test, so a loop waiting for
+/// a stream cannot outlast its meaning (the rate limit answers with the same code).
+pub async fn once_admitted<T, F, Fut>(refusal: &str, mut open: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let waiting = async {
+        loop {
+            match open().await {
+                Ok(admitted) => return admitted,
+                Err(s) if s.code() == tonic::Code::ResourceExhausted && s.message().contains(refusal) => {
+                    tokio::task::yield_now().await
+                }
+                Err(s) => panic!("unexpected {s:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("still refused with {refusal:?} after ten seconds"))
+}
