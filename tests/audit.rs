@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use gongwen::app::log::{BUNDLE_FRAME_BYTES, MIN_ENTRY_BYTES};
 use gongwen::domain::merkle;
 use gongwen::pb;
 use gongwen::verify::{Trust, verify_bundle};
@@ -342,7 +343,7 @@ async fn a_bundle_over_the_size_limit_is_refused_and_a_stretch_of_the_log_still_
         "the document's bundle ({doc_len} bytes) is well over the stretch's ({last_len})"
     );
 
-    h.config.max_bundle_bytes = (doc_len + last_len) / 2;
+    h.config.max_bundle_bytes = BUNDLE_FRAME_BYTES + (doc_len + last_len) / 2;
     h.restart().await;
     let before = h.digest().await;
     let s = h
@@ -358,4 +359,29 @@ async fn a_bundle_over_the_size_limit_is_refused_and_a_stretch_of_the_log_still_
     let report = verify_bundle(&b, &trust(&h).await);
     assert!(report.ok(), "{:?}", report.failures);
     assert_eq!(before, h.digest().await, "a refused export changed the store");
+}
+
+#[tokio::test]
+async fn an_auditor_s_export_stops_once_the_events_it_may_read_are_more_than_a_bundle_holds() {
+    const AUDITOR: &str = "370300.sjj";
+    let mut h = Harness::start().await;
+    chain(&mut h).await;
+    let grant = pb::RegistryChange {
+        request_id: "grant".into(),
+        auditor_grants: vec![pb::AuditorGrant { unit_id: AUDITOR.into(), region_code: "370300".into() }],
+        ..Default::default()
+    };
+    h.apply(grant).await.expect("grant");
+    let export = |h: &Harness| {
+        let mut auditor = pb::audit_service_client::AuditServiceClient::new(h.channel_as(AUDITOR));
+        async move { auditor.export_bundle(pb::ExportRequest { scope: Some(whole()), previous_size: 0 }).await }
+    };
+    let readable = export(&h).await.expect("the auditor's events").into_inner().entries.len();
+    assert!(readable > 3, "{readable} events");
+
+    // Room for two entries at the least: the auditor's events are more, and it is told so before any is read whole.
+    h.config.max_bundle_bytes = 2 * MIN_ENTRY_BYTES + MIN_ENTRY_BYTES / 2;
+    h.restart().await;
+    let s = refused(&h, Code::ResourceExhausted, export(&h)).await;
+    assert!(s.message().contains("the events you may read from #1"), "{}", s.message());
 }

@@ -145,8 +145,8 @@ impl App {
         let _waiting = Waiting(&self.walks_waiting);
         if ahead >= WALKS_WAITING_MAX && self.walks.available_permits() == 0 {
             return Err(AppError::Exhausted(format!(
-                "{ahead} traces, status matrices, not-acted or overdue lists are waiting for one of the {} built at once; \
-                 retry later",
+                "{ahead} traces, status matrices, not-acted or overdue lists and audit bundles are waiting for one of \
+                 the {} built at once; retry later",
                 self.config.max_tree_walks.max(1)
             )));
         }

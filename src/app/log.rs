@@ -243,7 +243,18 @@ impl App {
         let log_key = self.log_key.clone();
         let now = self.now();
         let operator = self.operator.clone();
-        let budget = Budget { max_bytes: self.config.max_bundle_bytes, used: 0 };
+        let hint = match scope {
+            ExportScope::Document(_) => {
+                "A tree this large cannot be exported as one bundle; the operator can export the log in stretches \
+                 (a SeqRange; `gongwen export --from --to`)"
+            }
+            ExportScope::Range { .. } | ExportScope::Events(_) => {
+                "Export the log in shorter stretches (a SeqRange; `gongwen export --from --to`), or mirror it with \
+                 StreamLog"
+            }
+        };
+        // The keys, checkpoint and consistency proof around the entries take far less than this.
+        let budget = Budget { max_bytes: self.config.max_bundle_bytes, used: BUNDLE_FRAME_BYTES, hint };
         // Built whole in memory, as a trace is: it waits its turn among the tree walks.
         self.walk(move |s| {
             let size = size(s)?;
@@ -322,12 +333,14 @@ impl App {
     }
 
     /// What `caller` may export of events `from..=to` (to 0: the end): the whole stretch for the operator, the
-    /// events it may read for anyone else.
+    /// events it may read for anyone else. Refused as soon as those are more than a bundle could hold, rather
+    /// than listed to the end of a long log first.
     pub async fn visible_range(&self, caller: &Caller, from: u64, to: u64) -> Result<ExportScope, AppError> {
         if *caller == Caller::Operator {
             return Ok(ExportScope::Range { from, to });
         }
         let end = if to == 0 { u64::MAX } else { to };
+        let most = self.config.max_bundle_bytes / MIN_ENTRY_BYTES;
         let mut view = self.log_view(caller);
         let (mut events, mut next) = (BTreeSet::new(), from.max(1));
         while next <= end {
@@ -337,6 +350,14 @@ impl App {
                 if self.record_visible(&mut view, rec).await? {
                     events.insert(rec.event_seq);
                 }
+            }
+            if events.len() > most {
+                return Err(AppError::Exhausted(format!(
+                    "the events you may read from #{} to #{last} alone are more than a bundle of {} holds; export \
+                     shorter stretches of the log",
+                    from.max(1),
+                    shown(self.config.max_bundle_bytes)
+                )));
             }
             next = last.saturating_add(1);
         }
@@ -404,6 +425,19 @@ pub enum ExportScope {
 struct Budget {
     max_bytes: usize,
     used: usize,
+    /// What to do instead, for this scope.
+    hint: &'static str,
+}
+
+/// Room left in a bundle's budget for what is not an entry: the keys, the checkpoint, a consistency proof.
+pub const BUNDLE_FRAME_BYTES: usize = 4096;
+
+/// No bundle entry is smaller: a log entry carries at least a signature (64 bytes) and the event's ids.
+pub const MIN_ENTRY_BYTES: usize = 100;
+
+/// The bundle limit as a person reads it.
+fn shown(bytes: usize) -> String {
+    if bytes >= 1 << 20 { format!("{} MiB", bytes >> 20) } else { format!("{bytes} bytes") }
 }
 
 impl Budget {
@@ -416,14 +450,10 @@ impl Budget {
         }
         Err(AppError::Exhausted(format!(
             "the bundle would be larger than the {} this server sends at once: it has {total} events, and its \
-             first {} are over already. Export the log in stretches (a SeqRange; `gongwen export --from \
-             --to`), or mirror it with StreamLog",
-            if self.max_bytes >= 1 << 20 {
-                format!("{} MiB", self.max_bytes >> 20)
-            } else {
-                format!("{} bytes", self.max_bytes)
-            },
+             first {} are over already. {}",
+            shown(self.max_bytes),
             done + 1,
+            self.hint,
         )))
     }
 }
