@@ -1,6 +1,7 @@
 //! Limits that keep one caller from starving the others: a token bucket per caller (per unit, or per address for
-//! calls without a token), a cap on open streams, over all callers and per caller, and one on walks that build a whole tree in memory. They answer
-//! RESOURCE_EXHAUSTED rather than queueing without end: walks wait in a line of at most [`WALKS_WAITING_MAX`].
+//! calls without a token), a cap on open streams, over all callers and per caller, and one on walks that build a
+//! whole tree in memory. They answer RESOURCE_EXHAUSTED rather than queueing without end: walks wait in a line of
+//! at most [`WALKS_WAITING_MAX`].
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -31,24 +31,9 @@ impl AckOut {
 impl Client {
     /// The ids of `unit`'s pending deliveries, oldest first.
     async fn pending(&self, unit: &str) -> Result<Vec<String>, CliError> {
-        let mut ids = vec![];
-        let mut token = String::new();
-        loop {
-            let req = pb::ListInboxRequest {
-                unit_id: unit.to_owned(),
-                states: vec![pb::DeliveryState::Pending as i32],
-                page: Some(pb::PageRequest { page_size: 1000, page_token: token.clone() }),
-            };
-            let page = self.deliveries().list_inbox(req).await?.into_inner();
-            ids.extend(page.deliveries.into_iter().map(|d| d.document_id));
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            token = page.next_page_token;
-        }
+        let pending = self.whole_inbox(unit, vec![pb::DeliveryState::Pending as i32]).await?;
         // The inbox lists newest first; acknowledging in arrival order keeps the log in that order too.
-        ids.reverse();
-        Ok(ids)
+        Ok(pending.into_iter().rev().map(|d| d.document_id).collect())
     }
 
     /// Acknowledges `documents` (or every pending delivery) as `unit` on one `Act` call. Each gets its own request

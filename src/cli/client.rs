@@ -652,26 +652,32 @@ attachments up to {} bytes
                 .ok_or_else(|| CliError::Input(format!("unknown state {s:?}")))?;
             wire_states.push(st as i32);
         }
-        let mut all = vec![];
-        let mut token = String::new();
-        loop {
-            let req = pb::ListInboxRequest {
-                unit_id: unit.to_owned(),
-                states: wire_states.clone(),
-                page: Some(pb::PageRequest { page_size: 200, page_token: token.clone() }),
-            };
-            let page = self.deliveries().list_inbox(req).await?.into_inner();
-            all.extend(page.deliveries.into_iter().map(DeliveryOut::from));
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            token = page.next_page_token;
-        }
+        let all: Vec<DeliveryOut> =
+            self.whole_inbox(unit, wire_states).await?.into_iter().map(DeliveryOut::from).collect();
         self.print(&all, |ds| {
             let mut s: String = ds.iter().map(|d| format!("{}\n", d.line())).collect();
             s.push_str(&format!("{} in the inbox\n", ds.len()));
             s
         })
+    }
+
+    /// Every delivery in `unit`'s inbox in one of `states` (all states when empty), newest first, read page by page.
+    pub(super) async fn whole_inbox(&self, unit: &str, states: Vec<i32>) -> Result<Vec<pb::Delivery>, CliError> {
+        let mut all = vec![];
+        let mut token = String::new();
+        loop {
+            let req = pb::ListInboxRequest {
+                unit_id: unit.to_owned(),
+                states: states.clone(),
+                page: Some(pb::PageRequest { page_size: 200, page_token: token.clone() }),
+            };
+            let page = self.deliveries().list_inbox(req).await?.into_inner();
+            all.extend(page.deliveries);
+            if page.next_page_token.is_empty() {
+                return Ok(all);
+            }
+            token = page.next_page_token;
+        }
     }
 
     async fn watch(&self, unit: &str) -> Result<(), CliError> {
