@@ -221,6 +221,20 @@ async fn a_call_holds_a_stream_permit_until_it_ends_and_needs_a_token() {
 }
 
 #[tokio::test]
+async fn every_statement_type_it_names_is_one_it_takes() {
+    let mut h = Harness::start().await;
+    let (doc, _) = with_notice(&mut h).await;
+    let mut call = Call::open(&h, ZIBO).await.expect("open");
+    // Read as its type and refused for its bytes, not turned away as another kind of statement; nothing stored.
+    for t in gongwen::app::deliveries::DELIVERY_STATEMENTS {
+        let mut garbled = ack(&h, ZIBO, &doc);
+        (garbled.payload_type, garbled.payload) = (t.to_owned(), vec![0xff; 3]);
+        let why = call.refused(&h, garbled, Code::InvalidArgument).await;
+        assert!(!why.contains("is not a delivery statement"), "{t}: {why}");
+    }
+}
+
+#[tokio::test]
 async fn one_caller_may_not_take_every_stream() {
     let mut h = Harness::start_configured(|c| {
         c.max_streams = 8;
