@@ -136,6 +136,29 @@ fn sled_passes_the_suite() {
 }
 
 #[test]
+fn a_store_created_with_sled_s_default_segments_still_opens_and_a_new_one_gets_large_ones() {
+    let conf =
+        |dir: &std::path::Path| String::from_utf8_lossy(&std::fs::read(dir.join("conf")).expect("conf")).into_owned();
+    let old = tempfile::tempdir().expect("tempdir");
+    {
+        let db = sled::Config::new().path(old.path()).open().expect("sled with its defaults");
+        db.insert(b"k", b"v".as_slice()).expect("insert");
+        db.flush().expect("flush");
+    }
+    let store = SledStore::open(old.path(), 8 << 20).expect("a store of 512 KiB segments opens");
+    assert_eq!(store.get(b"k").expect("get"), Some(b"v".to_vec()));
+    put(&store, b"k2", b"v2");
+    drop(store);
+    assert!(conf(old.path()).contains("segment_size: 524288"), "{}", conf(old.path()));
+    let store = SledStore::open(old.path(), 8 << 20).expect("and again");
+    assert_eq!(store.get(b"k2").expect("get"), Some(b"v2".to_vec()));
+
+    let new = tempfile::tempdir().expect("tempdir");
+    drop(SledStore::open(new.path(), 8 << 20).expect("open"));
+    assert!(conf(new.path()).contains(&format!("segment_size: {}", super::sled_kv::NEW_SEGMENT_BYTES)));
+}
+
+#[test]
 fn sled_loses_no_concurrent_update() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 8 << 20).expect("open"));
