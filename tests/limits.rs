@@ -475,3 +475,54 @@ async fn health_watch_streams_count_against_the_stream_cap_while_open() {
         }
     }
 }
+
+#[tokio::test]
+async fn public_downloads_and_uploads_count_against_their_caller_s_share() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let mut h = Harness::start_configured(|c| c.max_streams_per_caller = 1).await;
+    h.load_bundled().await;
+    let file = h.upload_as(PROVINCE, "公开的附件".as_bytes()).await.expect("upload");
+    let mut d = draft("鲁财采", "山东省财政厅关于公开附件的通知", vec![group("各市财政局")]);
+    d.attachments =
+        vec![pb::AttachmentRef { sha256: file.sha256.clone(), title: "附件".into(), media_type: String::new() }];
+    let open = h.issue(PROVINCE, "public-with-file", d).await.expect("issue");
+    let download = || {
+        let mut c = pb::public_service_client::PublicServiceClient::new(h.raw_channel());
+        let req = pb::PublicAttachmentRequest { document_id: open.id.clone(), sha256: file.sha256.clone() };
+        async move { c.download_public_attachment(req).await }
+    };
+
+    // A public download is a stream of the caller's address: an open health watch from it fills the share.
+    let mut health = HealthClient::new(h.raw_channel());
+    let watch = health.watch(HealthCheckRequest { service: String::new() }).await.expect("a health watch");
+    let s = download().await.expect_err("a download from the same address");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert!(
+        s.message().contains("calls without a request token from 127.0.0.1 have 1 streams open"),
+        "{}",
+        s.message()
+    );
+    drop(watch);
+    let mut chunks = once_admitted("the most one caller may", download).await.into_inner();
+    let mut bytes = vec![];
+    while let Some(c) = chunks.message().await.expect("chunk") {
+        bytes.extend(c.chunk);
+    }
+    assert_eq!(bytes, "公开的附件".as_bytes());
+
+    // An upload is a stream of its unit: the unit's open watch fills the share, and the refused upload stores
+    // nothing.
+    let mut deliveries = pb::delivery_service_client::DeliveryServiceClient::new(h.channel_as(PROVINCE));
+    let inbox = deliveries.watch_inbox(pb::WatchInboxRequest { unit_id: PROVINCE.into() }).await.expect("a watch");
+    let before = h.digest().await;
+    let other = "另一个附件".as_bytes();
+    let s = h.upload_as(PROVINCE, other).await.expect_err("an upload while the unit's share is full");
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert!(s.message().contains(PROVINCE), "{}", s.message());
+    assert!(!attachment_stored(&h, &sha256_hex(other)).await, "a refused upload stores nothing");
+    assert_eq!(before, h.digest().await, "the refused upload changed the store");
+    drop(inbox);
+    let stored = once_admitted("the most one caller may", || h.upload_as(PROVINCE, other)).await;
+    assert_eq!(stored.sha256, sha256_hex(other));
+}
