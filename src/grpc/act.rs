@@ -14,10 +14,9 @@ use crate::pb::act_result::Outcome;
 /// The results of one call.
 pub type ActResults = Pin<Box<dyn Stream<Item = Result<pb::ActResult, Status>> + Send>>;
 
-/// How an open-ended call ends when the server stops: UNAVAILABLE, which clients retry, on another server or
-/// this one once it is back.
-pub(super) fn stopping() -> Status {
-    Status::unavailable("the server is stopping; call again to go on (everything answered so far is kept)")
+/// How a call ends when the server stops between two statements.
+fn stopping() -> Status {
+    Status::unavailable(super::auth::STOPPING)
 }
 
 /// The results of `statements`, each produced when the one before it has been taken: one at a time, in order, and

@@ -1,8 +1,9 @@
 //! Server side of request authentication: a tower layer in front of every service checks the token, and hands the
 //! established [`Caller`] to the handlers in the request's extensions. It is also where every call meets the
 //! limits that need no handler: the message size (all calls), the request rate (per caller, or per address for
-//! calls without a token, and for calls that fail to authenticate) and the stream cap for client-streaming uploads
-//! and for the public streams (health watches, reflection), over all callers and per caller.
+//! calls without a token, and for calls that fail to authenticate) and the stream caps, over all callers and per
+//! caller, for every call that streams (which the contract says: [`methods`]). It also ends the open-ended replies
+//! when the server begins to stop.
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{HEADER, STREAMING_REQUESTS, decode_header};
 use crate::grpc::limit::{MessageLimit, too_large};
+use crate::grpc::methods;
 
 /// Methods anyone may call without a token.
 const PUBLIC: &[&str] = &[
@@ -26,25 +28,18 @@ const PUBLIC: &[&str] = &[
     "/grpc.reflection.v1.ServerReflection/",
 ];
 
-/// Public calls whose replies are streams that may stay open for long: they count against the stream cap like
-/// ours, for as long as their reply is open.
-const PUBLIC_STREAMS: &[&str] =
-    &["/grpc.health.v1.Health/Watch", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"];
+/// What an open-ended call ends with when the server stops, as UNAVAILABLE, which clients retry (on another server,
+/// or on this one once it is back).
+pub(super) const STOPPING: &str = "the server is stopping; call again to go on (everything answered so far is kept)";
 
 /// A reply body that holds a stream permit until it is dropped (the stream ended or the client went away). With
-/// `stop`, it ends with UNAVAILABLE when the server begins to stop: the health watches and reflection streams are
-/// tonic's, and would otherwise keep a stopping server waiting on their clients.
+/// `stop`, it ends with UNAVAILABLE when the server begins to stop, between two messages (see
+/// [`methods::ENDS_AT_STOP`]).
 struct PermitBody {
     inner: tonic::body::Body,
     _permit: StreamPermit,
     stop: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
     ended: bool,
-}
-
-impl PermitBody {
-    fn new(inner: tonic::body::Body, permit: StreamPermit) -> PermitBody {
-        PermitBody { inner, _permit: permit, stop: None, ended: false }
-    }
 }
 
 impl http_body::Body for PermitBody {
@@ -64,7 +59,7 @@ impl http_body::Body for PermitBody {
             self.ended = true;
             let mut trailers = http::HeaderMap::new();
             trailers.insert("grpc-status", http::HeaderValue::from(tonic::Code::Unavailable as i32));
-            trailers.insert("grpc-message", http::HeaderValue::from_static("the server is stopping; call again"));
+            trailers.insert("grpc-message", http::HeaderValue::from_static(STOPPING));
             return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
         }
         frame
@@ -129,92 +124,80 @@ where
         Box::pin(async move {
             let method = req.uri().path().to_owned();
             let (mut parts, body) = req.into_parts();
-            let limit = app.config().max_message_bytes;
-            let body = MessageLimit::new(body, limit);
-            if PUBLIC.iter().any(|p| method.starts_with(p)) {
-                // No token names these callers, so their budget is their address's.
-                let from = peer(&parts.extensions);
-                if let Err(e) = app.charge_anonymous(from.clone()) {
-                    return Ok(Status::from(e).into_http());
-                }
-                let permit = if PUBLIC_STREAMS.contains(&method.as_str()) {
-                    match app.stream_permit(StreamOwner::Anonymous(from.clone())) {
-                        Ok(p) => Some(p),
-                        Err(e) => return Ok(Status::from(e).into_http()),
-                    }
-                } else {
-                    None
-                };
-                let reply = inner.call(http::Request::from_parts(parts, tonic::body::Body::new(body))).await?;
-                return Ok(match permit {
-                    Some(permit) => reply.map(|inner| {
-                        let stop = Some(Box::pin(app.stopping()) as Pin<Box<dyn Future<Output = ()> + Send + Sync>>);
-                        tonic::body::Body::new(PermitBody { stop, ..PermitBody::new(inner, permit) })
-                    }),
-                    None => reply,
-                });
-            }
-            let from = peer(&parts.extensions);
-            if let Err(e) = app.check_failures(&from) {
-                return Ok(Status::from(e).into_http());
-            }
-            let Some(token) = parts.headers.get(HEADER).and_then(|v| decode_header(v.as_bytes())) else {
-                app.charge_failure(&from);
-                return Ok(
-                    Status::unauthenticated(format!("{method} needs a signed request token in {HEADER}")).into_http()
-                );
+            let (owner, body) = match admit(&app, &method, &mut parts, body).await {
+                Ok(admitted) => admitted,
+                Err(status) => return Ok(status.into_http()),
             };
-            let streaming = STREAMING_REQUESTS.contains(&method.as_str());
-            let (digest, body) = if streaming {
-                (vec![], tonic::body::Body::new(body))
-            } else {
-                // One message and its prefix: more is not a unary request, and must not be buffered.
-                let total = limit.saturating_add(5);
-                match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, total)).await {
-                    Ok(c) => {
-                        let bytes = c.to_bytes();
-                        (Sha256::digest(&bytes).to_vec(), tonic::body::Body::new(http_body_util::Full::new(bytes)))
-                    }
-                    Err(e) => {
-                        let status = match e.downcast::<Status>() {
-                            Ok(s) => *s,
-                            Err(e) if e.is::<http_body_util::LengthLimitError>() => too_large(None, limit),
-                            Err(e) => Status::invalid_argument(format!("unreadable request body: {e}")),
-                        };
-                        return Ok(status.into_http());
-                    }
-                }
-            };
-            let caller = match app.authenticate(&token, &method, &digest).await {
-                Ok(caller) => caller,
-                Err(e) => {
-                    app.charge_failure(&from);
-                    return Ok(Status::from(e).into_http());
-                }
-            };
-            if let Err(e) = app.charge(&caller) {
-                return Ok(Status::from(e).into_http());
-            }
-            if !streaming {
-                parts.extensions.insert(caller);
+            if !methods::streams(&method) {
                 return inner.call(http::Request::from_parts(parts, body)).await;
             }
-            // A streaming call holds its permit until its reply ends: an upload's handler reads the whole stream
-            // before it replies, but `Act` reads the requests while its reply streams.
-            let permit = match app.stream_permit(StreamOwner::of(&caller)) {
+            // A streaming call holds its permit from before its handler runs until its reply ends: an upload's
+            // handler reads the whole stream before it replies, `Act` reads requests while its reply streams, and
+            // a backup is taken before its first chunk.
+            let permit = match app.stream_permit(owner) {
                 Ok(p) => p,
                 Err(e) => return Ok(Status::from(e).into_http()),
             };
-            parts.extensions.insert(caller);
             let reply = inner.call(http::Request::from_parts(parts, body)).await?;
-            Ok(reply.map(|inner| tonic::body::Body::new(PermitBody::new(inner, permit))))
+            let stop = methods::ENDS_AT_STOP
+                .contains(&method.as_str())
+                .then(|| Box::pin(app.stopping()) as Pin<Box<dyn Future<Output = ()> + Send + Sync>>);
+            Ok(reply.map(|inner| tonic::body::Body::new(PermitBody { inner, _permit: permit, stop, ended: false })))
         })
     }
 }
 
+/// Lets a request in, or says why not: the message limit, then for public methods the address's request rate, for
+/// the others the token (whose caller goes into the request's extensions) and the caller's rate. Returns whose
+/// streams the call counts among, and the body to hand on (a unary one read whole, to check its digest).
+async fn admit(
+    app: &App,
+    method: &str,
+    parts: &mut http::request::Parts,
+    body: tonic::body::Body,
+) -> Result<(StreamOwner, tonic::body::Body), Status> {
+    let limit = app.config().max_message_bytes;
+    let body = MessageLimit::new(body, limit);
+    let from = peer(&parts.extensions);
+    if PUBLIC.iter().any(|p| method.starts_with(p)) {
+        // No token names these callers, so their budget is their address's.
+        app.charge_anonymous(from.clone())?;
+        return Ok((StreamOwner::Anonymous(from), tonic::body::Body::new(body)));
+    }
+    app.check_failures(&from)?;
+    let Some(token) = parts.headers.get(HEADER).and_then(|v| decode_header(v.as_bytes())) else {
+        app.charge_failure(&from);
+        return Err(Status::unauthenticated(format!("{method} needs a signed request token in {HEADER}")));
+    };
+    let (digest, body) = if STREAMING_REQUESTS.contains(&method) {
+        (vec![], tonic::body::Body::new(body))
+    } else {
+        // One message and its prefix: more is not a unary request, and must not be buffered.
+        let total = limit.saturating_add(5);
+        match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, total)).await {
+            Ok(c) => {
+                let bytes = c.to_bytes();
+                (Sha256::digest(&bytes).to_vec(), tonic::body::Body::new(http_body_util::Full::new(bytes)))
+            }
+            Err(e) => {
+                return Err(match e.downcast::<Status>() {
+                    Ok(s) => *s,
+                    Err(e) if e.is::<http_body_util::LengthLimitError>() => too_large(None, limit),
+                    Err(e) => Status::invalid_argument(format!("unreadable request body: {e}")),
+                });
+            }
+        }
+    };
+    let caller = app.authenticate(&token, method, &digest).await.inspect_err(|_| app.charge_failure(&from))?;
+    app.charge(&caller)?;
+    let owner = StreamOwner::of(&caller);
+    parts.extensions.insert(caller);
+    Ok((owner, body))
+}
+
 /// The address a caller without a token is counted by: its IP, or for IPv6 its /64 (one host's usual share), so
 /// one machine cannot spread a flood over many addresses.
-pub(crate) fn peer(extensions: &http::Extensions) -> String {
+fn peer(extensions: &http::Extensions) -> String {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     let addr = extensions
         .get::<TcpConnectInfo>()

@@ -7,11 +7,10 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::act::{self, ActResults, stopping};
+use super::act::{self, ActResults};
 use super::auth::caller;
 use super::convert::{state_from_wire, step_kind};
 use super::page;
-use crate::app::limits::StreamOwner;
 use crate::app::{App, AppError};
 use crate::domain::state::DeliveryState;
 use crate::pb;
@@ -94,22 +93,15 @@ impl DeliveryService for DeliveryApi {
         let unit = req.into_inner().unit_id;
         self.app.unit(&unit)?;
         self.app.may_see_unit(&caller, &unit)?;
-        let permit = self.app.stream_permit(StreamOwner::of(&caller))?;
         let mut notices = self.app.subscribe();
         let app = self.app.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
-            let _permit = permit;
-            let stop = app.stopping();
-            tokio::pin!(stop);
+            // The server's stop ends the reply (`methods::ENDS_AT_STOP`), which drops `rx` and ends this task.
             loop {
                 let notice = tokio::select! {
                     n = notices.recv() => n,
                     () = tx.closed() => return,
-                    () = &mut stop => {
-                        let _ = tx.send(Err(stopping())).await;
-                        return;
-                    }
                 };
                 let item = match notice {
                     Ok(n) if n.units.contains(&unit) => match app.delivery(&n.document_id, &unit).await {
@@ -123,12 +115,7 @@ impl DeliveryService for DeliveryApi {
                     Err(RecvError::Closed) => return,
                 };
                 let last = item.is_err();
-                // A watcher that stops reading must not keep a stopping server waiting on its full queue.
-                let sent = tokio::select! {
-                    sent = tx.send(item) => sent.is_ok(),
-                    () = &mut stop => false,
-                };
-                if !sent || last {
+                if tx.send(item).await.is_err() || last {
                     return;
                 }
             }

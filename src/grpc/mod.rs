@@ -7,6 +7,7 @@ pub mod convert;
 pub mod deliveries;
 pub mod documents;
 pub mod limit;
+pub mod methods;
 pub mod public;
 pub mod registry;
 pub mod status;

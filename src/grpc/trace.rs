@@ -8,7 +8,6 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::auth::caller;
-use crate::app::limits::StreamOwner;
 use crate::app::pages::{self, Cursor};
 use crate::app::{App, AppError};
 use crate::pb;
@@ -53,14 +52,12 @@ impl TraceService for TraceApi {
             n => n as usize,
         };
         self.app.may_trace(&caller, &req.document_id).await?;
-        let permit = self.app.stream_permit(StreamOwner::of(&caller))?;
         // Up to 64Ki nodes (some 10 MB) ahead of the reader, however they are cut into chunks: the walk runs on
         // while the first chunks are encoded and sent, and waits for a slow reader rather than piling up the whole
         // tree.
         let (tx, rx) = tokio::sync::mpsc::channel(AHEAD_NODES.div_ceil(chunk_nodes));
         let app = self.app.clone();
         tokio::spawn(async move {
-            let _permit = permit;
             if let Err(e) = app.stream_trace(&req.document_id, req.max_depth, chunk_nodes, tx.clone()).await {
                 let _ = tx.send(Err(e)).await;
             }
