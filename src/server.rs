@@ -20,6 +20,8 @@ use crate::pb;
 use crate::store::horizon_file::HorizonFile;
 use crate::store::{BlobStore, SledOptions, SledStore, StoreError};
 
+mod cut;
+
 /// Largest reply: bundles and traces of large trees are far above tonic's 4 MiB default.
 const MAX_REPLY: usize = 512 * 1024 * 1024;
 
@@ -114,6 +116,7 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    connections: cut::CutSwitch,
     data_dir: PathBuf,
     cache_bytes: u64,
     stop_grace: std::time::Duration,
@@ -129,13 +132,14 @@ impl Running {
         }
     }
 
-    /// Waits for the requests in flight, within the stop's grace; then cuts off any still open. Their
-    /// connections may hold the app a moment longer, which [`Running::release`] waits for within its own bound.
+    /// Waits for the requests in flight, within the stop's grace; then cuts off any still open, connections and
+    /// all. Their connections' tasks may hold the app a moment longer, which [`Running::release`] waits for.
     async fn finish(&mut self) -> Result<(), ServerError> {
         match tokio::time::timeout(self.stop_grace, &mut self.task).await {
             Ok(ended) => ended??,
             Err(_) => {
                 tracing::warn!(grace = ?self.stop_grace, "requests still open after the stop's grace: cut off");
+                self.connections.cut();
                 self.task.abort();
             }
         }
@@ -312,10 +316,15 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         );
     // Our own listener (for port 0) bypasses tonic's TCP_NODELAY setting; without it, Nagle's algorithm and delayed
     // ACKs add ~40 ms to every small reply.
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|c| {
-            let _ = c.set_nodelay(true);
-        })
+    let connections = cut::CutSwitch::new();
+    let incoming = TcpListenerStream::new(listener).map({
+        let wrap = connections.wrapper();
+        move |conn| {
+            conn.map(|c| {
+                let _ = c.set_nodelay(true);
+                wrap.wrap(c)
+            })
+        }
     });
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;
@@ -327,6 +336,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         metrics_addr,
         shutdown: Some(tx),
         task,
+        connections,
         data_dir: config.data_dir.clone(),
         cache_bytes: config.cache_bytes,
         stop_grace: config.stop_grace,

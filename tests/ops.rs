@@ -125,10 +125,30 @@ async fn a_stop_cuts_off_a_reply_its_client_stopped_reading_after_the_grace() {
     h.restart().await;
     let bytes: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
     let sha = h.upload(&bytes).await.expect("upload").sha256;
+    let db = h.data_dir().join("db");
+    let at_open = newest_snapshot(&db);
+    h.load_bundled().await;
     // The download's first chunks fill the flow-control windows; the client reads nothing more.
-    let _stalled =
-        h.documents().download_attachment(gongwen::pb::DownloadRequest { sha256: sha }).await.expect("download starts");
-    tokio::time::timeout(std::time::Duration::from_secs(30), h.stop())
+    let mut stalled = h
+        .documents()
+        .download_attachment(gongwen::pb::DownloadRequest { sha256: sha.clone() })
+        .await
+        .expect("download starts")
+        .into_inner();
+    tokio::time::timeout(std::time::Duration::from_secs(30), h.stop_and_snapshot())
         .await
         .expect("the stop ends within its grace and the release's bound, whatever the client does");
+    // The connection was cut, so nothing held the store: it was released and its snapshot written.
+    assert!(newest_snapshot(&db) > at_open, "the stop wrote the snapshot despite the stalled reader");
+    let ended = async {
+        loop {
+            if let Err(status) = stalled.message().await {
+                return status;
+            }
+        }
+    };
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), ended).await.expect("the download ends");
+    assert_ne!(status.code(), tonic::Code::Ok);
+    h.restart().await;
+    assert!(attachment_stored(&h, &sha).await, "the file is kept");
 }
