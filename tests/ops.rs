@@ -140,15 +140,18 @@ async fn a_stop_cuts_off_a_reply_its_client_stopped_reading_after_the_grace() {
         .expect("the stop ends within its grace and the release's bound, whatever the client does");
     // The connection was cut, so nothing held the store: it was released and its snapshot written.
     assert!(newest_snapshot(&db) > at_open, "the stop wrote the snapshot despite the stalled reader");
+    // The rest of what was sent before the cut, then an error: the 16 MiB never all arrive.
     let ended = async {
         loop {
-            if let Err(status) = stalled.message().await {
-                return status;
+            match stalled.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(status) => return Some(status),
             }
         }
     };
-    let status = tokio::time::timeout(std::time::Duration::from_secs(30), ended).await.expect("the download ends");
-    assert_ne!(status.code(), tonic::Code::Ok);
+    let end = tokio::time::timeout(std::time::Duration::from_secs(30), ended).await.expect("the download ends");
+    assert!(end.is_some(), "the cut download ended as if complete");
     h.restart().await;
     assert!(attachment_stored(&h, &sha).await, "the file is kept");
 }

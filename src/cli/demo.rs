@@ -282,7 +282,8 @@ fn ensure_not_running(data: &Path) -> Result<(), CliError> {
     if !db.exists() {
         return Ok(());
     }
-    match sled::Config::new().path(&db).open() {
+    // Opened as the server opens it (with the segment size its store was created with), or sled refuses.
+    match crate::store::SledStore::open(&db, 1 << 20) {
         Ok(_) => Ok(()),
         Err(e) => Err(CliError::Input(format!(
             "{} holds a demo that is still running (or its database cannot be opened: {e}); stop it first, or \
@@ -364,4 +365,23 @@ pub async fn run(data: &Path, listen: SocketAddr, exit: bool) -> Result<(), CliE
     shutdown_signal().await;
     running.stop().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_previous_demo_s_directory_is_replaced_unless_its_server_still_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("demo");
+        prepare_dir(&data).expect("a new directory");
+        let store = crate::store::SledStore::open(&data.join("db"), 1 << 20).expect("the demo's store");
+        let err = prepare_dir(&data).expect_err("its store is still open");
+        assert!(err.to_string().contains("still running"), "{err}");
+        assert!(data.join("db").exists(), "a running demo's data is kept");
+        drop(store);
+        prepare_dir(&data).expect("replaced once it has stopped");
+        assert!(!data.join("db").exists());
+    }
 }

@@ -6,6 +6,8 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -14,21 +16,27 @@ use tonic::transport::server::Connected;
 
 /// Cuts every connection it has wrapped.
 pub struct CutSwitch {
+    /// Read by every read and write: a plain load. `cut` is polled only by a connection about to park on its socket
+    /// (it takes a lock in the watch's notifier).
+    flag: Arc<AtomicBool>,
+    /// Wakes the connections parked on their sockets.
     cut: watch::Sender<bool>,
 }
 
 impl CutSwitch {
     pub fn new() -> CutSwitch {
-        CutSwitch { cut: watch::Sender::new(false) }
+        CutSwitch { flag: Arc::new(AtomicBool::new(false)), cut: watch::Sender::new(false) }
     }
 
     /// What wraps connections for this switch (it goes with the listener's stream).
     pub fn wrapper(&self) -> Wrapper {
-        Wrapper { cut: self.cut.subscribe() }
+        Wrapper { flag: self.flag.clone(), cut: self.cut.subscribe() }
     }
 
     /// Makes every wrapped connection's reads and writes fail from now on.
     pub fn cut(&self) {
+        // The flag first: a connection that finds it unset and then parks is woken by the send.
+        self.flag.store(true, Ordering::SeqCst);
         self.cut.send_replace(true);
     }
 }
@@ -42,6 +50,7 @@ impl Default for CutSwitch {
 /// Wraps connections to be cut by one [`CutSwitch`].
 #[derive(Clone)]
 pub struct Wrapper {
+    flag: Arc<AtomicBool>,
     cut: watch::Receiver<bool>,
 }
 
@@ -55,43 +64,60 @@ impl Wrapper {
                 std::future::pending::<()>().await;
             }
         });
-        CutIo { inner: io, cut: Some(cut) }
+        CutIo { inner: io, flag: self.flag.clone(), cut: Some(cut) }
     }
 }
 
 /// A socket whose reads and writes fail once its switch is cut.
 pub struct CutIo<T> {
     inner: T,
+    flag: Arc<AtomicBool>,
     /// Resolves when the switch is cut; `None` once it has (a finished future must not be polled again).
     cut: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
+fn aborted() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "the server stopped")
+}
+
 impl<T> CutIo<T> {
-    /// An error once the switch is cut; otherwise registers the task to be woken when it is.
-    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+    /// An error once the switch is cut.
+    fn check(&self) -> io::Result<()> {
+        if self.flag.load(Ordering::Relaxed) { Err(aborted()) } else { Ok(()) }
+    }
+
+    /// `polled`, the socket's answer, unless the switch was cut. When the socket has nothing for now, the task is
+    /// about to park on it: it is registered to be woken by the cut too. Registering only then keeps the cost off
+    /// reads and writes that go through.
+    fn or_cut<R>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if polled.is_ready() {
+            return polled;
+        }
         let cut = match self.cut.as_mut() {
             Some(waiting) => waiting.as_mut().poll(cx).is_ready(),
             None => true,
         };
         if cut {
             self.cut = None;
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the server stopped"));
+            return Poll::Ready(Err(aborted()));
         }
-        Ok(())
+        Poll::Pending
     }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for CutIo<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        self.check(cx)?;
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        self.check()?;
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.or_cut(cx, polled)
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for CutIo<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.check(cx)?;
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        self.check()?;
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.or_cut(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -99,8 +125,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CutIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.check(cx)?;
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        self.check()?;
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.or_cut(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -108,13 +135,15 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CutIo<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.check(cx)?;
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.check()?;
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.or_cut(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.check(cx)?;
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.check()?;
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.or_cut(cx, polled)
     }
 }
 

@@ -143,7 +143,9 @@ impl SledStore {
     /// Opens (or creates) the database under `dir`, loading deferred batches a previous run left unapplied.
     pub fn open_with(dir: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
         let data_dir_error = |reason: String| StoreError::DataDir { path: dir.display().to_string(), reason };
-        let db = open_db(dir, options.cache_bytes).map_err(|e| match e {
+        let holds_data = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
+        let segment = segment_bytes(std::fs::read(dir.join("conf")), holds_data).map_err(data_dir_error)?;
+        let db = open_db(dir, options.cache_bytes, segment).map_err(|e| match e {
             sled::Error::Io(io) if is_locked(&io) => {
                 data_dir_error("it is in use by another gongwen process (sled holds a lock on it)".into())
             }
@@ -202,12 +204,9 @@ fn is_locked(e: &std::io::Error) -> bool {
 /// Opens sled, waiting a little while the directory is locked: sled's I/O threads let go of the lock only after
 /// they finish, a moment after the `Db` that used it was dropped, so a reopen in the same process (a restart, the
 /// snapshot at a graceful stop) can find it still held. Another process holding it is refused after the wait.
-fn open_db(dir: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+fn open_db(dir: &Path, cache_bytes: u64, segment_bytes: usize) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
-    let mut config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
-    if let Some(bytes) = segment_bytes(std::fs::read(dir.join("conf"))) {
-        config = config.segment_size(bytes);
-    }
+    let config = sled::Config::new().path(dir).cache_capacity(cache_bytes).segment_size(segment_bytes);
     loop {
         match config.open() {
             Err(sled::Error::Io(io)) if is_locked(&io) && std::time::Instant::now() < deadline => {
@@ -226,17 +225,29 @@ fn open_db(dir: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
 /// (sled marks the setting as meant for its tests; its checks accept powers of two up to 16 MiB.)
 pub const NEW_SEGMENT_BYTES: usize = 8 << 20;
 
-/// The segment size to open a store with, given what reading sled's `conf` file gave: none means a new store.
-/// sled refuses to open a store with a segment size other than the one it was created with, so a store created
-/// with sled's default keeps it. `None` leaves the choice to sled, whose own error then names what is wrong with
-/// an unreadable `conf`. The file is text lines followed by a binary checksum.
-fn segment_bytes(conf: std::io::Result<Vec<u8>>) -> Option<usize> {
-    match conf {
-        Ok(bytes) => String::from_utf8_lossy(&bytes)
-            .lines()
-            .find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(NEW_SEGMENT_BYTES),
-        Err(_) => None,
+/// The segment size to open a store with, given what reading sled's `conf` file gave (text lines, then a binary
+/// checksum) and whether its `db` file holds anything. sled refuses to open a store with a segment size other than
+/// the one its `conf` records, so a store created with sled's default keeps it. Without a readable size in `conf`,
+/// sled would take the size it is given and write a new `conf` (it treats a short one as missing): right for a new
+/// store, but for one that holds data a wrong guess would misread its log, so that is refused instead.
+fn segment_bytes(conf: std::io::Result<Vec<u8>>, holds_data: bool) -> Result<usize, String> {
+    let recorded = conf.as_ref().ok().and_then(|bytes| {
+        String::from_utf8_lossy(bytes).lines().find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok())
+    });
+    match (recorded, conf) {
+        (Some(bytes), _) => Ok(bytes),
+        (None, _) if !holds_data => Ok(NEW_SEGMENT_BYTES),
+        (None, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err("its db file holds data but sled's conf file, which records the store's segment size, is missing; put \
+             it back or restore a backup"
+                .into())
+        }
+        (None, Err(e)) => Err(format!("cannot read sled's conf file: {e}")),
+        (None, Ok(_)) => {
+            Err("sled's conf file does not record the store's segment size (it is damaged); put it back or restore a \
+             backup"
+                .into())
+        }
     }
 }
 
@@ -665,13 +676,19 @@ mod segment_tests {
 
     #[test]
     fn a_new_store_gets_large_segments_and_an_existing_one_keeps_its_own() {
-        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no conf");
-        assert_eq!(segment_bytes(Err(missing)), Some(NEW_SEGMENT_BYTES));
+        let missing = || Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no conf"));
+        assert_eq!(segment_bytes(missing(), false), Ok(NEW_SEGMENT_BYTES));
         let mut conf = b"segment_size: 524288\nuse_compression: false\nversion: 0.34\n".to_vec();
         conf.extend_from_slice(&[0x76, 0x51, 0xff, 0x33]);
-        assert_eq!(segment_bytes(Ok(conf)), Some(512 << 10));
-        assert_eq!(segment_bytes(Ok(b"use_compression: false\n".to_vec())), None);
+        assert_eq!(segment_bytes(Ok(conf.clone()), true), Ok(512 << 10));
+        assert_eq!(segment_bytes(Ok(conf), false), Ok(512 << 10), "sled would refuse another size");
+        // A store with data and no size on record is refused, not guessed at.
+        let err = segment_bytes(missing(), true).expect_err("conf missing");
+        assert!(err.contains("missing"), "{err}");
+        let damaged = || Ok(b"use_compression: false\n".to_vec());
+        assert!(segment_bytes(damaged(), true).expect_err("no size").contains("damaged"));
+        assert_eq!(segment_bytes(damaged(), false), Ok(NEW_SEGMENT_BYTES));
         let denied = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
-        assert_eq!(segment_bytes(Err(denied)), None);
+        assert!(segment_bytes(Err(denied), true).expect_err("unreadable").contains("cannot read"));
     }
 }
