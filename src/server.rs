@@ -67,7 +67,23 @@ pub struct ServerConfig {
     /// How long a stop waits for the requests in flight before it cuts them off: a client that stops reading a
     /// reply stream (a download, a log) would otherwise hold the stop for as long as it likes.
     pub stop_grace: std::time::Duration,
+    /// How often the server pings a connection (HTTP/2 PING), and how long it waits for the answer before it closes
+    /// the connection. A client whose machine died or whose network went away sends no FIN: without pings, its
+    /// idle watch or `Act` call would hold a stream and its caller's share of them for ever.
+    pub keepalive: Keepalive,
 }
+
+/// HTTP/2 keepalive pings: every `interval`, answered within `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepalive {
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+}
+
+/// The default [`ServerConfig::keepalive`]: a dead peer's streams come back within a minute, for a ping of a few
+/// dozen bytes every 30 s per connection.
+pub const KEEPALIVE: Keepalive =
+    Keepalive { interval: std::time::Duration::from_secs(30), timeout: std::time::Duration::from_secs(20) };
 
 /// PEM files for TLS (rustls).
 #[derive(Debug, Clone)]
@@ -98,6 +114,7 @@ impl ServerConfig {
             metrics: None,
             tls: None,
             stop_grace: STOP_GRACE,
+            keepalive: KEEPALIVE,
         }
     }
 }
@@ -225,7 +242,9 @@ pub async fn start(config: ServerConfig) -> Result<Running, ServerError> {
 pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, ServerError> {
     // Certificates first: a start refused for a bad one leaves the store untouched (unopened, not stepped to a
     // newer record format).
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(config.keepalive.interval))
+        .http2_keepalive_timeout(Some(config.keepalive.timeout));
     if let Some(tls) = &config.tls {
         let identity = tonic::transport::Identity::from_pem(read_pem(&tls.cert)?, read_pem(&tls.key)?);
         let mut t = tonic::transport::ServerTlsConfig::new().identity(identity);

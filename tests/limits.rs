@@ -526,3 +526,97 @@ async fn public_downloads_and_uploads_count_against_their_caller_s_share() {
     let stored = once_admitted("the most one caller may", || h.upload_as(PROVINCE, other)).await;
     assert_eq!(stored.sha256, sha256_hex(other));
 }
+
+/// A socket that can be frozen: from then on it neither reads nor writes, and never closes, as the connection of
+/// a machine that lost power or network looks from the other end.
+struct Freezable {
+    inner: tokio::net::TcpStream,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Freezable {
+    fn is_frozen(&self) -> bool {
+        self.frozen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl tokio::io::AsyncRead for Freezable {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.is_frozen() {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Freezable {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.is_frozen() {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.is_frozen() {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.is_frozen() {
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn a_dead_client_s_streams_come_back_once_it_stops_answering_pings() {
+    let mut h = Harness::start_configured(|c| c.max_streams_per_caller = 1).await;
+    let quick = Duration::from_millis(100);
+    h.keepalive = gongwen::server::Keepalive { interval: quick, timeout: quick };
+    h.restart().await;
+    h.load_bundled().await;
+    let frozen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let connector = {
+        let (addr, frozen) = (h.addr, frozen.clone());
+        tower::service_fn(move |_: http::Uri| {
+            let frozen = frozen.clone();
+            async move {
+                let inner = tokio::net::TcpStream::connect(addr).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(Freezable { inner, frozen }))
+            }
+        })
+    };
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", h.addr))
+        .expect("uri")
+        .connect_with_connector(connector)
+        .await
+        .expect("connect");
+    let signed = gongwen::auth::SignRequests::new(ZIBO, h.signer(ZIBO).clone());
+    let mut doomed = pb::delivery_service_client::DeliveryServiceClient::new(tower::Layer::layer(&signed, channel));
+    let watch = || {
+        let mut c = pb::delivery_service_client::DeliveryServiceClient::new(h.channel_as(ZIBO));
+        async move { c.watch_inbox(pb::WatchInboxRequest { unit_id: ZIBO.into() }).await }
+    };
+    let _held = doomed.watch_inbox(pb::WatchInboxRequest { unit_id: ZIBO.into() }).await.expect("the first watch");
+    let s = watch().await.expect_err("ZIBO's share is taken");
+    assert!(s.message().contains("the most one caller may"), "{}", s.message());
+    // The machine goes away without a word: its connection stays open at the TCP level, unanswering.
+    frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    once_admitted("the most one caller may", watch).await;
+}

@@ -40,6 +40,7 @@ pub struct Harness {
     pub apply_in_background: bool,
     /// How long a stop waits for requests in flight.
     pub stop_grace: std::time::Duration,
+    pub keepalive: gongwen::server::Keepalive,
     clock: std::sync::Arc<dyn gongwen::app::Clock>,
     channel: Option<Channel>,
 }
@@ -96,6 +97,7 @@ impl Harness {
             defer_at: ServerConfig::new("").defer_at,
             apply_in_background: true,
             stop_grace: gongwen::server::STOP_GRACE,
+            keepalive: gongwen::server::KEEPALIVE,
             clock,
             channel: None,
         };
@@ -110,6 +112,7 @@ impl Harness {
         cfg.defer_at = self.defer_at;
         cfg.apply_in_background = self.apply_in_background;
         cfg.stop_grace = self.stop_grace;
+        cfg.keepalive = self.keepalive;
         cfg.app = self.config.clone();
         cfg.app.max_attachment_bytes = self.max_attachment_bytes;
         cfg.operator = Some(operator_key(&self.operator));
