@@ -356,6 +356,23 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_auditor_s_search_of_the_log_for_what_it_may_export_waits_for_a_walk_permit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = one_walk_app(dir.path());
+        let held = app.walk_permit().await.expect("the one permit");
+        let search = tokio::spawn({
+            let app = app.clone();
+            async move { app.visible_range(&Caller::Unit("370000.czt".into()), 1, 0).await }
+        });
+        until("the search waiting", || app.tree_walks_waiting() == 1).await;
+        assert!(!search.is_finished(), "the log is not read while the permit is held");
+        drop(held);
+        let scope = search.await.expect("joined").expect("a scope");
+        assert!(matches!(scope, crate::app::log::ExportScope::Events(ref e) if e.is_empty()), "{scope:?}");
+        assert_eq!(app.walks.available_permits(), 1, "given back before the bundle is built");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_walk_keeps_its_permit_until_it_ends_even_when_its_caller_is_gone() {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = one_walk_app(dir.path());

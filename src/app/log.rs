@@ -334,11 +334,14 @@ impl App {
 
     /// What `caller` may export of events `from..=to` (to 0: the end): the whole stretch for the operator, the
     /// events it may read for anyone else. Refused as soon as those are more than a bundle could hold, rather
-    /// than listed to the end of a long log first.
+    /// than listed to the end of a long log first. Finding them reads the whole stretch, as many events as the
+    /// log holds, so it waits its turn among the tree walks; the permit is given back before the bundle is built,
+    /// which waits for one of its own.
     pub async fn visible_range(&self, caller: &Caller, from: u64, to: u64) -> Result<ExportScope, AppError> {
         if *caller == Caller::Operator {
             return Ok(ExportScope::Range { from, to });
         }
+        let _permit = self.walk_permit().await?;
         let end = if to == 0 { u64::MAX } else { to };
         let most = self.config.max_bundle_bytes / MIN_ENTRY_BYTES;
         let mut view = self.log_view(caller);
