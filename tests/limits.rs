@@ -535,52 +535,39 @@ struct Freezable {
 }
 
 impl Freezable {
-    fn is_frozen(&self) -> bool {
-        self.frozen.load(std::sync::atomic::Ordering::SeqCst)
+    /// What `io` answers for the socket, until it is frozen; then nothing, ever.
+    fn unless_frozen<R>(
+        &mut self,
+        io: impl FnOnce(std::pin::Pin<&mut tokio::net::TcpStream>) -> std::task::Poll<R>,
+    ) -> std::task::Poll<R> {
+        if self.frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            return std::task::Poll::Pending;
+        }
+        io(std::pin::Pin::new(&mut self.inner))
     }
 }
+
+type Polled<T> = std::task::Poll<std::io::Result<T>>;
 
 impl tokio::io::AsyncRead for Freezable {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if self.is_frozen() {
-            return std::task::Poll::Pending;
-        }
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    ) -> Polled<()> {
+        self.unless_frozen(|io| io.poll_read(cx, buf))
     }
 }
 
 impl tokio::io::AsyncWrite for Freezable {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        if self.is_frozen() {
-            return std::task::Poll::Pending;
-        }
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> Polled<usize> {
+        self.unless_frozen(|io| io.poll_write(cx, buf))
     }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if self.is_frozen() {
-            return std::task::Poll::Pending;
-        }
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Polled<()> {
+        self.unless_frozen(|io| io.poll_flush(cx))
     }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if self.is_frozen() {
-            return std::task::Poll::Pending;
-        }
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Polled<()> {
+        self.unless_frozen(|io| io.poll_shutdown(cx))
     }
 }
 
