@@ -574,8 +574,8 @@ impl tokio::io::AsyncWrite for Freezable {
 #[tokio::test]
 async fn a_dead_client_s_streams_come_back_once_it_stops_answering_pings() {
     let mut h = Harness::start_configured(|c| c.max_streams_per_caller = 1).await;
-    let quick = Duration::from_millis(100);
-    h.keepalive = gongwen::server::Keepalive { interval: quick, timeout: quick };
+    // Pings every 100 ms; a second to answer, so a test thread busy for a moment does not lose a live connection.
+    h.keepalive = gongwen::server::Keepalive { interval: Duration::from_millis(100), timeout: Duration::from_secs(1) };
     h.restart().await;
     h.load_bundled().await;
     let frozen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

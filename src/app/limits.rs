@@ -146,8 +146,8 @@ impl App {
         let _waiting = Waiting(&self.walks_waiting);
         if ahead >= WALKS_WAITING_MAX && self.walks.available_permits() == 0 {
             return Err(AppError::Exhausted(format!(
-                "{ahead} traces, status matrices, not-acted or overdue lists and audit bundles are waiting for one of \
-                 the {} built at once; retry later",
+                "{ahead} traces, status matrices, not-acted or overdue lists and audit bundles (with an auditor's \
+                 search of the log for its bundle) are waiting for one of the {} built at once; retry later",
                 self.config.max_tree_walks.max(1)
             )));
         }
@@ -360,16 +360,21 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = one_walk_app(dir.path());
         let held = app.walk_permit().await.expect("the one permit");
-        let search = tokio::spawn({
+        let export = tokio::spawn({
             let app = app.clone();
-            async move { app.visible_range(&Caller::Unit("370000.czt".into()), 1, 0).await }
+            async move { app.export_range(&Caller::Unit("370000.czt".into()), 1, 0, 0).await }
         });
         until("the search waiting", || app.tree_walks_waiting() == 1).await;
-        assert!(!search.is_finished(), "the log is not read while the permit is held");
+        assert!(!export.is_finished(), "the log is not read while the permit is held");
         drop(held);
-        let scope = search.await.expect("joined").expect("a scope");
-        assert!(matches!(scope, crate::app::log::ExportScope::Events(ref e) if e.is_empty()), "{scope:?}");
-        assert_eq!(app.walks.available_permits(), 1, "given back before the bundle is built");
+        // With one permit, the search hands its own to the bundle: waiting for a second would never end.
+        let bundle = tokio::time::timeout(Duration::from_secs(10), export)
+            .await
+            .expect("the bundle is built under the search's permit")
+            .expect("joined")
+            .expect("a bundle");
+        assert!(bundle.entries.is_empty(), "nothing in an empty log");
+        assert_eq!(app.walks.available_permits(), 1, "given back once the bundle is built");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -236,6 +236,35 @@ impl App {
     /// A bundle of the events about a document's whole forwarding tree, or of a stretch of the log, each with
     /// its inclusion proof against one fresh checkpoint; registry changes are always in it.
     pub async fn export_bundle(&self, scope: ExportScope, previous_size: u64) -> Result<pb::AuditBundle, AppError> {
+        self.bundle(scope, previous_size, None).await
+    }
+
+    /// The bundle of events `from..=to` (to 0: the end) that `caller` may read: the whole stretch for the
+    /// operator. For anyone else, finding those events reads the whole stretch, as many events as the log holds,
+    /// so the search waits its turn among the tree walks, and its permit then builds the bundle: one turn in the
+    /// line, not two.
+    pub async fn export_range(
+        &self,
+        caller: &Caller,
+        from: u64,
+        to: u64,
+        previous_size: u64,
+    ) -> Result<pb::AuditBundle, AppError> {
+        if *caller == Caller::Operator {
+            return self.export_bundle(ExportScope::Range { from, to }, previous_size).await;
+        }
+        let permit = self.walk_permit().await?;
+        let events = self.visible_events(caller, from, to).await?;
+        self.bundle(events, previous_size, Some(permit)).await
+    }
+
+    /// [`App::export_bundle`], built under `permit` when the caller holds one already.
+    async fn bundle(
+        &self,
+        scope: ExportScope,
+        previous_size: u64,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<pb::AuditBundle, AppError> {
         let docs = match &scope {
             ExportScope::Document(id) => Some(self.tree_documents(id).await?),
             ExportScope::Range { .. } | ExportScope::Events(_) => None,
@@ -256,7 +285,11 @@ impl App {
         // The keys, checkpoint and consistency proof around the entries take far less than this.
         let budget = Budget { max_bytes: self.config.max_bundle_bytes, used: BUNDLE_FRAME_BYTES, hint };
         // Built whole in memory, as a trace is: it waits its turn among the tree walks.
-        self.walk(move |s| {
+        let permit = match permit {
+            Some(held) => held,
+            None => self.walk_permit().await?,
+        };
+        self.walk_with(permit, move |s| {
             let size = size(s)?;
             let mut seqs: BTreeSet<u64> = BTreeSet::new();
             for pair in s.scan(schema::REGISTRY_EVENTS, None, false) {
@@ -332,16 +365,9 @@ impl App {
         self.entry_visible(view, &entry).await
     }
 
-    /// What `caller` may export of events `from..=to` (to 0: the end): the whole stretch for the operator, the
-    /// events it may read for anyone else. Refused as soon as those are more than a bundle could hold, rather
-    /// than listed to the end of a long log first. Finding them reads the whole stretch, as many events as the
-    /// log holds, so it waits its turn among the tree walks; the permit is given back before the bundle is built,
-    /// which waits for one of its own.
-    pub async fn visible_range(&self, caller: &Caller, from: u64, to: u64) -> Result<ExportScope, AppError> {
-        if *caller == Caller::Operator {
-            return Ok(ExportScope::Range { from, to });
-        }
-        let _permit = self.walk_permit().await?;
+    /// The events of `from..=to` (to 0: the end) that `caller`, not the operator, may read. Refused as soon as
+    /// those are more than a bundle could hold, rather than listed to the end of a long log first.
+    async fn visible_events(&self, caller: &Caller, from: u64, to: u64) -> Result<ExportScope, AppError> {
         let end = if to == 0 { u64::MAX } else { to };
         let most = self.config.max_bundle_bytes / MIN_ENTRY_BYTES;
         let mut view = self.log_view(caller);

@@ -460,6 +460,15 @@ impl App {
         F: FnOnce(&dyn Store) -> Result<T, AppError> + Send + 'static,
     {
         let permit = self.walk_permit().await?;
+        self.walk_with(permit, f).await
+    }
+
+    /// [`App::walk`] with a permit the caller already holds (taken for work that leads up to the walk).
+    async fn walk_with<T, F>(&self, permit: tokio::sync::OwnedSemaphorePermit, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, AppError> + Send + 'static,
+    {
         // The permit goes with the walk, not with this call: a client that gives up does not stop the walk, and
         // must not free its permit while the walk still holds its tree.
         self.read(move |store| {
