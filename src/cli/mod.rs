@@ -146,6 +146,10 @@ pub struct ServeArgs {
     /// How far a request token's time may be from the server's clock, in seconds (1 to 86400) [default: 300].
     #[arg(long, env = "GONGWEN_AUTH_SKEW_SECS")]
     pub auth_skew_secs: Option<u64>,
+    /// How often the server pings each connection, in seconds; one that has not answered within 20 s is closed, so a
+    /// dead client's watches and Act calls give back their streams [default: 30].
+    #[arg(long, env = "GONGWEN_KEEPALIVE_SECS")]
+    pub keepalive_secs: Option<u64>,
 }
 
 /// The acting unit.

@@ -42,6 +42,7 @@ pub struct FileSettings {
     pub tls_client_ca: Option<PathBuf>,
     pub plaintext: Option<bool>,
     pub auth_skew_secs: Option<u64>,
+    pub keepalive_secs: Option<u64>,
 }
 
 fn read_settings(path: &Path) -> Result<FileSettings, CliError> {
@@ -95,6 +96,13 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
             cfg.app.auth_skew_secs
         )));
     }
+    let keepalive = args.keepalive_secs.or(file.keepalive_secs).unwrap_or(cfg.keepalive.interval.as_secs());
+    if keepalive == 0 {
+        return Err(CliError::Input(
+            "keepalive_secs must be at least 1: without pings, a dead client's streams are held for ever".into(),
+        ));
+    }
+    cfg.keepalive.interval = std::time::Duration::from_secs(keepalive);
     let cert = args.tls_cert.clone().or(file.tls_cert);
     let key = args.tls_key.clone().or(file.tls_key);
     let client_ca = args.tls_client_ca.clone().or(file.tls_client_ca);
@@ -309,6 +317,12 @@ mod tests {
             |c| c.app.max_streams_per_caller,
             default,
         );
+    }
+
+    #[test]
+    fn keepalive_comes_from_flag_or_file_and_zero_is_refused() {
+        let default = crate::server::KEEPALIVE.interval.as_secs() as usize;
+        check_count_setting("keepalive_secs", "--keepalive-secs", |c| c.keepalive.interval.as_secs() as usize, default);
     }
 
     #[test]
