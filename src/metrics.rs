@@ -65,7 +65,8 @@ impl Metrics {
         let open_streams = IntGauge::new("gongwen_open_streams", "streaming calls open now")?;
         let tree_walks_waiting = IntGauge::new(
             "gongwen_tree_walks_waiting",
-            "traces, status matrices, not-acted and overdue lists waiting for a walk permit (max_tree_walks)",
+            "traces, status matrices, not-acted and overdue lists and audit bundles waiting for a walk permit \
+             (max_tree_walks)",
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;

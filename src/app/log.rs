@@ -236,7 +236,10 @@ impl App {
     /// A bundle of the events about a document's whole forwarding tree, or of a stretch of the log, each with
     /// its inclusion proof against one fresh checkpoint; registry changes are always in it.
     pub async fn export_bundle(&self, scope: ExportScope, previous_size: u64) -> Result<pb::AuditBundle, AppError> {
-        self.bundle(scope, previous_size, None).await
+        // Built whole in memory, as a trace is (and a tree's documents are found first): it waits its turn among
+        // the tree walks.
+        let permit = self.walk_permit().await?;
+        self.bundle(scope, previous_size, permit).await
     }
 
     /// The bundle of events `from..=to` (to 0: the end) that `caller` may read: the whole stretch for the
@@ -255,15 +258,15 @@ impl App {
         }
         let permit = self.walk_permit().await?;
         let events = self.visible_events(caller, from, to).await?;
-        self.bundle(events, previous_size, Some(permit)).await
+        self.bundle(events, previous_size, permit).await
     }
 
-    /// [`App::export_bundle`], built under `permit` when the caller holds one already.
+    /// [`App::export_bundle`] under a walk permit the caller holds.
     async fn bundle(
         &self,
         scope: ExportScope,
         previous_size: u64,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<pb::AuditBundle, AppError> {
         let docs = match &scope {
             ExportScope::Document(id) => Some(self.tree_documents(id).await?),
@@ -284,11 +287,6 @@ impl App {
         };
         // The keys, checkpoint and consistency proof around the entries take far less than this.
         let budget = Budget { max_bytes: self.config.max_bundle_bytes, used: BUNDLE_FRAME_BYTES, hint };
-        // Built whole in memory, as a trace is: it waits its turn among the tree walks.
-        let permit = match permit {
-            Some(held) => held,
-            None => self.walk_permit().await?,
-        };
         self.walk_with(permit, move |s| {
             let size = size(s)?;
             let mut seqs: BTreeSet<u64> = BTreeSet::new();
