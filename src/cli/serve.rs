@@ -45,6 +45,14 @@ pub struct FileSettings {
     pub keepalive_secs: Option<u64>,
 }
 
+/// `value` of setting `key`, refused at 0, which would mean `at_zero`.
+fn at_least_one<T: PartialEq + From<u8>>(key: &str, value: T, at_zero: &str) -> Result<T, CliError> {
+    if value == T::from(0) {
+        return Err(CliError::Input(format!("{key} must be at least 1: with 0, {at_zero}")));
+    }
+    Ok(value)
+}
+
 fn read_settings(path: &Path) -> Result<FileSettings, CliError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| CliError::Io { path: path.display().to_string(), source })?;
@@ -63,10 +71,11 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     cfg.listen = args.listen.or(file.listen).unwrap_or(cfg.listen);
     cfg.metrics = args.metrics.or(file.metrics);
     cfg.cache_bytes = args.cache_mb.or(file.cache_mb).unwrap_or(256).saturating_mul(1024 * 1024);
-    cfg.defer_at = args.defer_keys.or(file.defer_keys).unwrap_or(cfg.defer_at);
-    if cfg.defer_at == 0 {
-        return Err(CliError::Input("defer_keys must be at least 1".into()));
-    }
+    cfg.defer_at = at_least_one(
+        "defer_keys",
+        args.defer_keys.or(file.defer_keys).unwrap_or(cfg.defer_at),
+        "a commit of no new keys would be deferred",
+    )?;
     cfg.app.trace_cache_bytes =
         args.trace_cache_mb.or(file.trace_cache_mb).unwrap_or(cfg.app.trace_cache_bytes >> 20).saturating_mul(1 << 20);
     cfg.app.max_attachment_bytes =
@@ -76,18 +85,16 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     cfg.app.rate_per_sec = args.rate.or(file.rate).unwrap_or(cfg.app.rate_per_sec);
     cfg.app.rate_burst = args.burst.or(file.burst).unwrap_or(cfg.app.rate_burst);
     cfg.app.max_streams = args.max_streams.or(file.max_streams).unwrap_or(cfg.app.max_streams);
-    cfg.app.max_streams_per_caller =
-        args.max_streams_per_caller.or(file.max_streams_per_caller).unwrap_or(cfg.app.max_streams_per_caller);
-    if cfg.app.max_streams_per_caller == 0 {
-        return Err(CliError::Input(
-            "max_streams_per_caller must be at least 1: with 0, no watch, upload, download or Act call could open"
-                .into(),
-        ));
-    }
-    cfg.app.max_tree_walks = args.max_tree_walks.or(file.max_tree_walks).unwrap_or(cfg.app.max_tree_walks);
-    if cfg.app.max_tree_walks == 0 {
-        return Err(CliError::Input("max_tree_walks must be at least 1: with 0, no trace could ever be built".into()));
-    }
+    cfg.app.max_streams_per_caller = at_least_one(
+        "max_streams_per_caller",
+        args.max_streams_per_caller.or(file.max_streams_per_caller).unwrap_or(cfg.app.max_streams_per_caller),
+        "no watch, upload, download or Act call could open",
+    )?;
+    cfg.app.max_tree_walks = at_least_one(
+        "max_tree_walks",
+        args.max_tree_walks.or(file.max_tree_walks).unwrap_or(cfg.app.max_tree_walks),
+        "no trace could ever be built",
+    )?;
     cfg.app.auth_skew_secs = args.auth_skew_secs.or(file.auth_skew_secs).unwrap_or(cfg.app.auth_skew_secs);
     if !(1..=crate::app::access::MAX_SKEW_SECS).contains(&cfg.app.auth_skew_secs) {
         return Err(CliError::Input(format!(
@@ -96,13 +103,11 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
             cfg.app.auth_skew_secs
         )));
     }
-    let keepalive = args.keepalive_secs.or(file.keepalive_secs).unwrap_or(cfg.keepalive.interval.as_secs());
-    if keepalive == 0 {
-        return Err(CliError::Input(
-            "keepalive_secs must be at least 1: without pings, a dead client's streams are held for ever".into(),
-        ));
-    }
-    cfg.keepalive.interval = std::time::Duration::from_secs(keepalive);
+    cfg.keepalive.interval = std::time::Duration::from_secs(at_least_one(
+        "keepalive_secs",
+        args.keepalive_secs.or(file.keepalive_secs).unwrap_or(cfg.keepalive.interval.as_secs()),
+        "no pings would be sent, and a dead client's streams would be held for ever",
+    )?);
     let cert = args.tls_cert.clone().or(file.tls_cert);
     let key = args.tls_key.clone().or(file.tls_key);
     let client_ca = args.tls_client_ca.clone().or(file.tls_client_ca);
@@ -147,7 +152,7 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
     std::net::TcpListener::bind(cfg.listen)
         .map_err(|source| CliError::Io { path: format!("listen address {}", cfg.listen), source })?;
     println!(
-        "configuration OK: listen {} ({}), data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams ({} per caller), {} tree walks at once, token clock skew {} s",
+        "configuration OK: listen {} ({}), data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams ({} per caller), {} tree walks at once, token clock skew {} s, keepalive pings every {} s",
         cfg.listen,
         if cfg.tls.is_some() { "TLS" } else { "plaintext" },
         cfg.data_dir.display(),
@@ -160,7 +165,8 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
         cfg.app.max_streams,
         cfg.app.max_streams_per_caller,
         cfg.app.max_tree_walks,
-        cfg.app.auth_skew_secs
+        cfg.app.auth_skew_secs,
+        cfg.keepalive.interval.as_secs()
     );
     Ok(())
 }
