@@ -94,6 +94,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A refusal for a full per-caller share of the streams, naming whose (`who`).
+fn assert_share_full(s: &tonic::Status, who: &str) {
+    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+    assert!(s.message().contains(who) && s.message().contains("the most one caller may"), "{}", s.message());
+}
+
 fn assert_too_large(s: &tonic::Status) {
     assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
     assert!(s.message().contains("limit"), "{}", s.message());
@@ -188,12 +194,7 @@ async fn streams_without_a_token_count_against_their_address() {
     };
     let first = watch().await.expect("a first health watch");
     let s = watch().await.expect_err("a second from the same address");
-    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
-    assert!(
-        s.message().contains("calls without a request token from 127.0.0.1 have 1 streams open"),
-        "{}",
-        s.message()
-    );
+    assert_share_full(&s, "calls without a request token from 127.0.0.1 have 1 streams open");
     // A unit's share is its own, whatever address it calls from.
     let mut c = pb::delivery_service_client::DeliveryServiceClient::new(h.channel_as(ZIBO));
     let inbox = c.watch_inbox(pb::WatchInboxRequest { unit_id: ZIBO.into() }).await.expect("a unit's watch");
@@ -497,12 +498,7 @@ async fn public_downloads_and_uploads_count_against_their_caller_s_share() {
     let mut health = HealthClient::new(h.raw_channel());
     let watch = health.watch(HealthCheckRequest { service: String::new() }).await.expect("a health watch");
     let s = download().await.expect_err("a download from the same address");
-    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
-    assert!(
-        s.message().contains("calls without a request token from 127.0.0.1 have 1 streams open"),
-        "{}",
-        s.message()
-    );
+    assert_share_full(&s, "calls without a request token from 127.0.0.1 have 1 streams open");
     drop(watch);
     let mut chunks = once_admitted("the most one caller may", download).await.into_inner();
     let mut bytes = vec![];
@@ -518,8 +514,7 @@ async fn public_downloads_and_uploads_count_against_their_caller_s_share() {
     let before = h.digest().await;
     let other = "另一个附件".as_bytes();
     let s = h.upload_as(PROVINCE, other).await.expect_err("an upload while the unit's share is full");
-    assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
-    assert!(s.message().contains(PROVINCE), "{}", s.message());
+    assert_share_full(&s, &format!("{PROVINCE} has 1 streams open"));
     assert!(!attachment_stored(&h, &sha256_hex(other)).await, "a refused upload stores nothing");
     assert_eq!(before, h.digest().await, "the refused upload changed the store");
     drop(inbox);
@@ -602,7 +597,7 @@ async fn a_dead_client_s_streams_come_back_once_it_stops_answering_pings() {
     };
     let _held = doomed.watch_inbox(pb::WatchInboxRequest { unit_id: ZIBO.into() }).await.expect("the first watch");
     let s = watch().await.expect_err("ZIBO's share is taken");
-    assert!(s.message().contains("the most one caller may"), "{}", s.message());
+    assert_share_full(&s, &format!("{ZIBO} has 1 streams open"));
     // The machine goes away without a word: its connection stays open at the TCP level, unanswering.
     frozen.store(true, std::sync::atomic::Ordering::SeqCst);
     once_admitted("the most one caller may", watch).await;
