@@ -1,5 +1,10 @@
 //! Generates the gRPC code from `proto/` with protox (a pure-Rust protobuf compiler), so no system `protoc` is
 //! needed, and writes the descriptor set that server reflection can serve.
+//!
+//! Two passes: the first writes the messages and clients (`pb`), the second only the servers, with every message
+//! taken from the first but one: the server answers `Trace` with `grpc::trace_reply::EncodedTrace`, a reply
+//! encoded on all cores while the tree is walked (see that module). Clients still get a `TraceReply`; the wire
+//! and the descriptor set are the contract's.
 use std::{env, path::PathBuf};
 
 use prost::Message;
@@ -21,6 +26,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(PROTOS, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     std::fs::write(out.join("gongwen_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
+    tonic_prost_build::configure().build_server(false).build_client(true).compile_fds(fds.clone())?;
+    let servers = out.join("servers");
+    std::fs::create_dir_all(&servers)?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(false)
+        .out_dir(&servers)
+        .extern_path(".gongwen.v1.TraceReply", "crate::grpc::trace_reply::EncodedTrace")
+        .extern_path(".gongwen.v1", "crate::pb")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -258,6 +258,28 @@ async fn stream(
     Ok((chunks, tree.nodes))
 }
 
+/// The server encodes `Trace` replies itself, subtree by subtree while it walks (`grpc::trace_reply`); what a
+/// client decodes must be the reply the generated code would have encoded from the same tree.
+#[tokio::test]
+async fn a_trace_reply_is_the_tree_the_generated_code_encodes() {
+    let mut h = Harness::start().await;
+    let c = build_chain(&mut h).await;
+    let app = h.server.as_ref().expect("server running").app.clone();
+    for id in [&c.province.id, &c.city.id] {
+        for max_depth in [0, 1, 2] {
+            let got = h
+                .tracer()
+                .trace(pb::TraceRequest { document_id: id.clone(), max_depth })
+                .await
+                .expect("trace")
+                .into_inner();
+            let expected = pb::TraceReply::from(app.trace(id, max_depth).await.expect("in-process trace"));
+            assert!(!got.nodes.is_empty());
+            assert_eq!(got, expected, "document {id}, depth {max_depth}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_streamed_trace_is_the_trace_in_chunks() {
     let mut h = Harness::start().await;

@@ -305,6 +305,44 @@ pub async fn scenario(quick: bool) {
         ));
         return;
     }
+    if std::env::var("GONGWEN_BENCH_TREE_READ").is_ok_and(|v| v == "stages") {
+        // The unary Trace's stages one after another in this process, without gRPC, each timed alone: the server's
+        // walk with each subtree encoded on the walk's threads, the reply put into one buffer, and a client's
+        // decoding; then the generated code's path for comparison: the walk, the conversion to protobuf, the
+        // encoding.
+        use gongwen::grpc::trace_reply::{EncodedTrace, reply_node};
+        use prost::Message;
+        settle(&b).await;
+        let app = b.running.app.clone();
+        let mut t: [Vec<Duration>; 6] = Default::default();
+        for _ in 0..runs {
+            let s = Instant::now();
+            let tree = app.trace_mapped(&root_doc, 0, |n| reply_node(n.into())).await.expect("trace");
+            t[0].push(s.elapsed());
+            let s = Instant::now();
+            let bytes = EncodedTrace::from(tree).encode_to_vec();
+            t[1].push(s.elapsed());
+            let s = Instant::now();
+            let back = pb::TraceReply::decode(bytes.as_slice()).expect("decode");
+            t[2].push(s.elapsed());
+            drop((back, bytes));
+            let s = Instant::now();
+            let tree = app.trace(&root_doc, 0).await.expect("trace");
+            t[3].push(s.elapsed());
+            let s = Instant::now();
+            let reply = pb::TraceReply::from(tree);
+            t[4].push(s.elapsed());
+            let s = Instant::now();
+            drop(reply.encode_to_vec());
+            t[5].push(s.elapsed());
+        }
+        let [we, one, d, w, c, e] = t.map(|v| median_max(v).0);
+        println!(
+            "  Trace stages, median of {runs}: walk and encode {we:.0} ms, one buffer {one:.0} ms, a client's decoding \
+             {d:.0} ms; the generated code's path: walk {w:.0} ms, to protobuf {c:.0} ms, encode {e:.0} ms"
+        );
+        return;
+    }
     if std::env::var("GONGWEN_BENCH_TREE_READ").is_ok_and(|v| v == "unary") {
         // Only the unary Trace of every level, for a profile of it alone, as above.
         settle(&b).await;

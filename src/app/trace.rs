@@ -113,11 +113,12 @@ fn load_document(store: &dyn Store, id: &str) -> Result<Document, AppError> {
         .ok_or_else(|| AppError::NotFound(format!("no document {id:?}")))
 }
 
-/// The tree under a document.
+/// The tree under a document: its root's recipients, each as a [`Node`] with its subtree (or, from
+/// [`App::trace_mapped`], as what that subtree was turned into).
 #[derive(Debug, Clone)]
-pub struct Tree {
+pub struct Tree<N = Node> {
     pub document: Document,
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<N>,
     pub totals: Counts,
 }
 
@@ -366,15 +367,16 @@ fn own_counts(state: DeliveryState, overdue: bool) -> Counts {
 }
 
 /// Walks the tree under `document`: `emit` gets each subtree under its recipients, in unit id order (then those
-/// under units that forwarded it with no delivery on record), each complete with its counts. Returns the counts
-/// over the whole tree.
-fn walk_tree(
+/// under units that forwarded it with no delivery on record), each complete with its counts and passed through
+/// `map` on the thread that grew it. Returns the counts over the whole tree.
+fn walk_tree<R: Send>(
     store: &dyn Store,
     snap: &super::Snapshot,
     now: DateTime<Utc>,
     document: &Document,
     max_depth: u32,
-    emit: impl FnMut(Node) -> Result<(), AppError> + Send,
+    map: impl Fn(Node) -> R + Sync,
+    emit: impl FnMut(R) -> Result<(), AppError> + Send,
 ) -> Result<Counts, AppError> {
     let max_depth = if max_depth == 0 { u32::MAX } else { max_depth };
     let mut w = Walker::new(store, snap, now, HashSet::new(), max_depth);
@@ -383,18 +385,15 @@ fn walk_tree(
     let top = w.shallow_nodes(&DocHead::from(document), 1)?;
     let seen = w.seen.clone();
     let totals = Mutex::new(Counts::default());
-    let mut emit = emit;
     in_parallel_ordered(
         top,
         |mut node| {
             let mut w = Walker::new(store, snap, now, seen.clone(), max_depth);
             w.grow(&mut node)?;
-            Ok(node)
-        },
-        |node| {
             totals.lock().unwrap_or_else(|p| p.into_inner()).add(&node.counts);
-            emit(node)
+            Ok(map(node))
         },
+        emit,
     )?;
     Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
@@ -471,11 +470,22 @@ impl Chunker {
 impl App {
     /// The forwarding tree under a document, listed down to `max_depth` (0 for every level) and counted in full.
     pub async fn trace(&self, document_id: &str, max_depth: u32) -> Result<Tree, AppError> {
+        self.trace_mapped(document_id, max_depth, |node| node).await
+    }
+
+    /// [`App::trace`] with each subtree under the root's recipients passed through `map` as soon as it is grown,
+    /// on the thread that grew it: a reply is encoded on all cores, while the walk goes on.
+    pub async fn trace_mapped<N: Send + 'static>(
+        &self,
+        document_id: &str,
+        max_depth: u32,
+        map: impl Fn(Node) -> N + Send + Sync + 'static,
+    ) -> Result<Tree<N>, AppError> {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
         self.walk(move |store| {
             let document = load_document(store, &id)?;
             let mut nodes = vec![];
-            let totals = walk_tree(store, &snap, now, &document, max_depth, |n| {
+            let totals = walk_tree(store, &snap, now, &document, max_depth, map, |n| {
                 nodes.push(n);
                 Ok(())
             })?;
@@ -499,7 +509,7 @@ impl App {
             let document = load_document(store, &id)?;
             let head = Chunk { document: Some(DocHead::from(&document)), ..Chunk::default() };
             let mut chunks = Chunker { out, chunk_nodes: chunk_nodes.max(1), pending: head, sent: 0, last_via: None };
-            let walked = walk_tree(store, &snap, now, &document, max_depth, |node| chunks.subtree(node));
+            let walked = walk_tree(store, &snap, now, &document, max_depth, |node| node, |node| chunks.subtree(node));
             let finished = walked.and_then(|totals| {
                 chunks.pending.totals = Some(totals);
                 chunks.send()

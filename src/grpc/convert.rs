@@ -360,13 +360,18 @@ fn trace_node(n: Node, with_via: bool) -> pb::TraceNode {
 
 impl From<Tree> for pb::TraceReply {
     fn from(t: Tree) -> Self {
-        pb::TraceReply {
-            document_id: t.document.id,
-            document_number: t.document.number.to_string(),
-            document_title: t.document.title,
-            nodes: t.nodes.into_iter().map(Into::into).collect(),
-            totals: Some(t.totals.into()),
-        }
+        pb::TraceReply { nodes: t.nodes.into_iter().map(Into::into).collect(), ..reply_head(t.document, t.totals) }
+    }
+}
+
+/// A trace reply without its nodes.
+pub(super) fn reply_head(document: Document, totals: Counts) -> pb::TraceReply {
+    pb::TraceReply {
+        document_id: document.id,
+        document_number: document.number.to_string(),
+        document_title: document.title,
+        nodes: vec![],
+        totals: Some(totals.into()),
     }
 }
 

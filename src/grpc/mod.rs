@@ -13,6 +13,7 @@ pub mod registry;
 pub mod status;
 pub mod supervision;
 pub mod trace;
+pub mod trace_reply;
 
 use crate::pb;
 

@@ -8,7 +8,9 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::auth::caller;
+use super::trace_reply::{EncodedTrace, reply_node};
 use crate::app::pages::{self, Cursor};
+use crate::app::trace::Node;
 use crate::app::{App, AppError};
 use crate::pb;
 use crate::pb::trace_service_server::TraceService;
@@ -28,11 +30,12 @@ pub struct TraceApi {
 
 #[tonic::async_trait]
 impl TraceService for TraceApi {
-    async fn trace(&self, req: Request<pb::TraceRequest>) -> Result<Response<pb::TraceReply>, Status> {
+    async fn trace(&self, req: Request<pb::TraceRequest>) -> Result<Response<EncodedTrace>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
         self.app.may_trace(&caller, &req.document_id).await?;
-        Ok(Response::new(self.app.trace(&req.document_id, req.max_depth).await?.into()))
+        let encode = |node: Node| reply_node(node.into());
+        Ok(Response::new(self.app.trace_mapped(&req.document_id, req.max_depth, encode).await?.into()))
     }
 
     type StreamTraceStream = ChunkStream;
