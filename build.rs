@@ -2,9 +2,9 @@
 //! needed, and writes the descriptor set that server reflection can serve.
 //!
 //! Two passes: the first writes the messages and clients (`pb`), the second only the servers, with every message
-//! taken from the first but one: the server answers `Trace` with `grpc::trace_reply::EncodedTrace`, a reply
-//! encoded on all cores while the tree is walked (see that module). Clients still get a `TraceReply`; the wire
-//! and the descriptor set are the contract's.
+//! taken from the first but two: the server answers `Trace` and `StreamTrace` with `grpc::trace_reply::Encoded`,
+//! replies encoded where the tree is walked (see that module). Clients still get a `TraceReply` and `TraceChunk`s;
+//! the wire and the descriptor set are the contract's.
 use std::{env, path::PathBuf};
 
 use prost::Message;
@@ -33,7 +33,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(false)
         .out_dir(&servers)
-        .extern_path(".gongwen.v1.TraceReply", "crate::grpc::trace_reply::EncodedTrace")
+        .extern_path(".gongwen.v1.TraceReply", "crate::grpc::trace_reply::Encoded")
+        .extern_path(".gongwen.v1.TraceChunk", "crate::grpc::trace_reply::Encoded")
         .extern_path(".gongwen.v1", "crate::pb")
         .compile_fds(fds)?;
     Ok(())

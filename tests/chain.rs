@@ -258,10 +258,10 @@ async fn stream(
     Ok((chunks, tree.nodes))
 }
 
-/// The server encodes `Trace` replies itself, subtree by subtree while it walks (`grpc::trace_reply`); what a
-/// client decodes must be the reply the generated code would have encoded from the same tree.
+/// The server encodes trace replies itself, straight from the walk (`grpc::trace_reply`); what a client decodes
+/// must be what the generated code would have encoded from the same tree.
 #[tokio::test]
-async fn a_trace_reply_is_the_tree_the_generated_code_encodes() {
+async fn trace_replies_are_the_trees_the_generated_code_encodes() {
     let mut h = Harness::start().await;
     let c = build_chain(&mut h).await;
     let app = h.server.as_ref().expect("server running").app.clone();
@@ -276,6 +276,17 @@ async fn a_trace_reply_is_the_tree_the_generated_code_encodes() {
             let expected = pb::TraceReply::from(app.trace(id, max_depth).await.expect("in-process trace"));
             assert!(!got.nodes.is_empty());
             assert_eq!(got, expected, "document {id}, depth {max_depth}");
+
+            let req = pb::StreamTraceRequest { document_id: id.clone(), max_depth, chunk_nodes: 3 };
+            let (got, _) = stream(&h, req).await.expect("stream");
+            let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+            app.stream_trace(id, max_depth, 3, tx, pb::TraceChunk::from).await.expect("in-process stream");
+            let mut expected = vec![];
+            while let Some(chunk) = rx.recv().await {
+                expected.push(chunk.expect("a chunk"));
+            }
+            assert!(got.len() > 1);
+            assert_eq!(got, expected, "document {id}, depth {max_depth}, streamed");
         }
     }
 }
@@ -357,7 +368,7 @@ async fn a_streamed_trace_whose_reader_goes_away_ends_its_walk_and_frees_its_str
     let app = h.server.as_ref().expect("server running").app.clone();
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
     let id = c.province.id.clone();
-    let walk = tokio::spawn(async move { app.stream_trace(&id, 0, 1, tx).await });
+    let walk = tokio::spawn(async move { app.stream_trace(&id, 0, 1, tx, |c| c).await });
     assert!(rx.recv().await.expect("a chunk").is_ok());
     drop(rx);
     let ended = tokio::time::timeout(std::time::Duration::from_secs(10), walk).await;

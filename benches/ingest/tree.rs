@@ -310,17 +310,17 @@ pub async fn scenario(quick: bool) {
         // walk with each subtree encoded on the walk's threads, the reply put into one buffer, and a client's
         // decoding; then the generated code's path for comparison: the walk, the conversion to protobuf, the
         // encoding.
-        use gongwen::grpc::trace_reply::{EncodedTrace, reply_node};
+        use gongwen::grpc::trace_reply::{Encoded, reply_node};
         use prost::Message;
         settle(&b).await;
         let app = b.running.app.clone();
         let mut t: [Vec<Duration>; 6] = Default::default();
         for _ in 0..runs {
             let s = Instant::now();
-            let tree = app.trace_mapped(&root_doc, 0, |n| reply_node(n.into())).await.expect("trace");
+            let tree = app.trace_mapped(&root_doc, 0, reply_node).await.expect("trace");
             t[0].push(s.elapsed());
             let s = Instant::now();
-            let bytes = EncodedTrace::from(tree).encode_to_vec();
+            let bytes = Encoded::from(tree).encode_to_vec();
             t[1].push(s.elapsed());
             let s = Instant::now();
             let back = pb::TraceReply::decode(bytes.as_slice()).expect("decode");

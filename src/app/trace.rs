@@ -90,6 +90,25 @@ impl Progress {
         self.first.get(kind as usize).copied().flatten()
     }
 
+    /// A delivery's progress from its steps, in order (for tests of what shows it).
+    #[cfg(test)]
+    pub(crate) fn from_steps(
+        role: Role,
+        state: DeliveryState,
+        deadline: Option<NaiveDate>,
+        steps: &[(StepKind, DateTime<Utc>)],
+    ) -> Progress {
+        let mut first = [None; STEP_KINDS];
+        let mut reminders = 0u32;
+        for (kind, at) in steps {
+            reminders += u32::from(*kind == StepKind::Reminded);
+            if let Some(slot) = first.get_mut(*kind as usize) {
+                slot.get_or_insert(*at);
+            }
+        }
+        Progress { role, state, deadline, reminders, first }
+    }
+
     fn of(d: &LeanDelivery<'_>) -> Result<Progress, StoreError> {
         let mut first = [None; STEP_KINDS];
         let mut reminders = 0u32;
@@ -421,9 +440,10 @@ pub struct FlatNode {
     pub node: Node,
 }
 
-/// Cuts a tree into chunks and sends them.
-struct Chunker {
-    out: tokio::sync::mpsc::Sender<Result<Chunk, AppError>>,
+/// Cuts a tree into chunks and sends them, each passed through `finish` on the way.
+struct Chunker<C, F> {
+    out: tokio::sync::mpsc::Sender<Result<C, AppError>>,
+    finish: F,
     chunk_nodes: usize,
     pending: Chunk,
     /// Nodes sent or pending so far: the position of the next one.
@@ -432,7 +452,7 @@ struct Chunker {
     last_via: Option<Arc<str>>,
 }
 
-impl Chunker {
+impl<C, F: Fn(Chunk) -> C> Chunker<C, F> {
     /// Adds a subtree, depth first, sending every chunk it fills. Recurses as deep as the tree, which the walk
     /// bounds by [`MAX_DEPTH`].
     fn subtree(&mut self, top: Node) -> Result<(), AppError> {
@@ -462,7 +482,7 @@ impl Chunker {
         // Sized up front: grown by doubling, a chunk's nodes would be copied once more on the way.
         // (Bounded: an in-process caller may ask for chunks of any size.)
         let next = Chunk { nodes: Vec::with_capacity(self.chunk_nodes.min(4096)), ..Chunk::default() };
-        let chunk = std::mem::replace(&mut self.pending, next);
+        let chunk = (self.finish)(std::mem::replace(&mut self.pending, next));
         self.out.blocking_send(Ok(chunk)).map_err(|_| AppError::Cancelled)
     }
 }
@@ -496,19 +516,22 @@ impl App {
 
     /// The tree of [`App::trace`], flattened (parents before their children) and sent to `out` in chunks of at
     /// most `chunk_nodes` nodes as the walk finishes each subtree under the root's recipients. The first chunk
-    /// carries the document, the last the totals. Ends early, without an error, when `out` is closed.
-    pub async fn stream_trace(
+    /// carries the document, the last the totals. Each chunk is passed through `finish` on the walk's thread before
+    /// it is sent (a reply is encoded there). Ends early, without an error, when `out` is closed.
+    pub async fn stream_trace<C: Send + 'static>(
         &self,
         document_id: &str,
         max_depth: u32,
         chunk_nodes: usize,
-        out: tokio::sync::mpsc::Sender<Result<Chunk, AppError>>,
+        out: tokio::sync::mpsc::Sender<Result<C, AppError>>,
+        finish: impl Fn(Chunk) -> C + Send + 'static,
     ) -> Result<(), AppError> {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
         self.read(move |store| {
             let document = load_document(store, &id)?;
             let head = Chunk { document: Some(DocHead::from(&document)), ..Chunk::default() };
-            let mut chunks = Chunker { out, chunk_nodes: chunk_nodes.max(1), pending: head, sent: 0, last_via: None };
+            let chunk_nodes = chunk_nodes.max(1);
+            let mut chunks = Chunker { out, finish, chunk_nodes, pending: head, sent: 0, last_via: None };
             let walked = walk_tree(store, &snap, now, &document, max_depth, |node| node, |node| chunks.subtree(node));
             let finished = walked.and_then(|totals| {
                 chunks.pending.totals = Some(totals);

@@ -14,7 +14,7 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
 }
 
-fn date(d: Option<NaiveDate>) -> String {
+pub(super) fn date(d: Option<NaiveDate>) -> String {
     d.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
 }
 
@@ -64,7 +64,7 @@ pub fn state_from_wire(v: i32) -> Option<DeliveryState> {
     })
 }
 
-fn role(r: Role) -> pb::RecipientRole {
+pub(super) fn role(r: Role) -> pb::RecipientRole {
     match r {
         Role::Main => pb::RecipientRole::Main,
         Role::Cc => pb::RecipientRole::Cc,

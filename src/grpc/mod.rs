@@ -14,6 +14,7 @@ pub mod status;
 pub mod supervision;
 pub mod trace;
 pub mod trace_reply;
+mod trace_wire;
 
 use crate::pb;
 

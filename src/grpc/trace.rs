@@ -8,9 +8,8 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::auth::caller;
-use super::trace_reply::{EncodedTrace, reply_node};
+use super::trace_reply::{Encoded, reply_node};
 use crate::app::pages::{self, Cursor};
-use crate::app::trace::Node;
 use crate::app::{App, AppError};
 use crate::pb;
 use crate::pb::trace_service_server::TraceService;
@@ -21,7 +20,7 @@ const MAX_CHUNK_NODES: usize = 2048;
 /// Most nodes a streamed trace walks ahead of its reader.
 const AHEAD_NODES: usize = 64 * 1024;
 
-type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::TraceChunk, Status>> + Send>>;
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<Encoded, Status>> + Send>>;
 
 /// Serves traces.
 pub struct TraceApi {
@@ -30,12 +29,11 @@ pub struct TraceApi {
 
 #[tonic::async_trait]
 impl TraceService for TraceApi {
-    async fn trace(&self, req: Request<pb::TraceRequest>) -> Result<Response<EncodedTrace>, Status> {
+    async fn trace(&self, req: Request<pb::TraceRequest>) -> Result<Response<Encoded>, Status> {
         let caller = caller(&req)?;
         let req = req.into_inner();
         self.app.may_trace(&caller, &req.document_id).await?;
-        let encode = |node: Node| reply_node(node.into());
-        Ok(Response::new(self.app.trace_mapped(&req.document_id, req.max_depth, encode).await?.into()))
+        Ok(Response::new(self.app.trace_mapped(&req.document_id, req.max_depth, reply_node).await?.into()))
     }
 
     type StreamTraceStream = ChunkStream;
@@ -61,11 +59,12 @@ impl TraceService for TraceApi {
         let (tx, rx) = tokio::sync::mpsc::channel(AHEAD_NODES.div_ceil(chunk_nodes));
         let app = self.app.clone();
         tokio::spawn(async move {
-            if let Err(e) = app.stream_trace(&req.document_id, req.max_depth, chunk_nodes, tx.clone()).await {
+            let walk = app.stream_trace(&req.document_id, req.max_depth, chunk_nodes, tx.clone(), Encoded::from);
+            if let Err(e) = walk.await {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        let chunks = ReceiverStream::new(rx).map(|c| c.map(Into::into).map_err(Status::from));
+        let chunks = ReceiverStream::new(rx).map(|c| c.map_err(Status::from));
         Ok(Response::new(Box::pin(chunks)))
     }
 

@@ -1,49 +1,39 @@
-//! The unary `Trace` reply, put into its wire form while the tree is walked.
+//! Trace replies put into their wire form where the tree is walked.
 //!
-//! A reply over a 200,000-delivery tree is some 27 MB of nested messages. Encoded by the generated code after the
-//! walk, on the one task that sends it, it took about as long as the walk itself: prost computes a nested
-//! message's length again at every level above it, so a leaf four levels down was measured five times. Here each
-//! subtree under the root's recipients is converted and encoded on the walk's own threads as soon as it is grown,
-//! every node's length computed once, and the reply is those parts after a short head. The bytes decode to
-//! exactly the `TraceReply` the generated code would send (tested below); the build generates the `Trace` server
-//! with this type as its reply (see `build.rs`), clients with `TraceReply`.
+//! A trace over a 200,000-delivery tree is some 27 MB of nodes. Converted to generated messages and encoded after
+//! the walk on the one task that sends it, it took about as long as the walk itself: prost computes a nested
+//! message's length again at every level above it (a leaf four levels down was measured five times), and every
+//! node's strings were copied into a `pb::TraceNode` first. Here each node is written straight from the domain
+//! (`trace_wire`), its length computed once: for `Trace`, each subtree under the root's recipients on the walk
+//! thread that grew it; for `StreamTrace`, each chunk on the thread that cuts the stream. The bytes decode to
+//! exactly what the generated code sends for the same tree (tested below and in `tests/chain.rs`); the build
+//! generates the servers with [`Encoded`] as these two RPCs' replies (see `build.rs`), clients with `TraceReply`
+//! and `TraceChunk`.
 use prost::Message;
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{DecodeContext, WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
-use crate::app::trace::Tree;
+use super::trace_wire::{Len, Nested, Shown, fields};
+use crate::app::trace::{Chunk, Node, Tree};
 use crate::pb;
 
-/// `TraceReply.nodes`.
-const REPLY_NODES: u32 = 4;
-/// `TraceNode.children`.
-const NODE_CHILDREN: u32 = 22;
+/// `TraceReply.nodes` and `TraceChunk.nodes`.
+const NODES: u32 = 4;
 
-/// A `TraceReply` in wire form: the head (document and totals) and one part per node of `nodes`.
+/// A message in wire form, in parts sent one after another.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct EncodedTrace {
+pub struct Encoded {
     parts: Vec<Vec<u8>>,
     len: usize,
 }
 
-impl EncodedTrace {
-    /// `head`, then `nodes`, each one of [`reply_node`]'s parts.
-    pub fn new(head: &pb::TraceReply, nodes: Vec<Vec<u8>>) -> Self {
-        // Fields may come in any order, and a repeated field's elements keep theirs: `nodes` after the head
-        // decodes as the same message.
-        let parts: Vec<Vec<u8>> = std::iter::once(head.encode_to_vec()).chain(nodes).collect();
-        EncodedTrace { len: parts.iter().map(Vec::len).sum(), parts }
+impl Encoded {
+    fn new(parts: Vec<Vec<u8>>) -> Self {
+        Encoded { len: parts.iter().map(Vec::len).sum(), parts }
     }
 }
 
-impl From<Tree<Vec<u8>>> for EncodedTrace {
-    /// From a tree whose nodes are each [`reply_node`]'s part.
-    fn from(t: Tree<Vec<u8>>) -> Self {
-        EncodedTrace::new(&super::convert::reply_head(t.document, t.totals), t.nodes)
-    }
-}
-
-impl Message for EncodedTrace {
+impl Message for Encoded {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         for part in &self.parts {
             buf.put_slice(part);
@@ -57,9 +47,9 @@ impl Message for EncodedTrace {
         _: &mut impl Buf,
         _: DecodeContext,
     ) -> Result<(), prost::DecodeError> {
-        // Only the server holds this type, and only to send it; a client decodes a `TraceReply`.
+        // Only the server holds this type, and only to send it; a client decodes the generated message.
         #[allow(deprecated)]
-        Err(prost::DecodeError::new("an encoded trace reply is sent, never decoded; decode a TraceReply"))
+        Err(prost::DecodeError::new("an encoded trace is sent, never decoded; decode a TraceReply or TraceChunk"))
     }
 
     fn encoded_len(&self) -> usize {
@@ -67,89 +57,133 @@ impl Message for EncodedTrace {
     }
 
     fn clear(&mut self) {
-        *self = EncodedTrace::default();
+        *self = Encoded::default();
     }
 }
 
 /// One element of `TraceReply.nodes`, with its key and length: `node` and every node under it.
-pub fn reply_node(mut node: pb::TraceNode) -> Vec<u8> {
-    let mut sizes = Vec::new();
-    let len = sizes_of(&mut node, &mut sizes);
-    let mut buf = Vec::with_capacity(key_len(REPLY_NODES) + encoded_len_varint(len as u64) + len);
-    encode_key(REPLY_NODES, WireType::LengthDelimited, &mut buf);
+pub fn reply_node(node: Node) -> Vec<u8> {
+    let nested = Nested::measure(&node);
+    let len = nested.len();
+    let mut buf = Vec::with_capacity(key_len(NODES) + encoded_len_varint(len as u64) + len);
+    encode_key(NODES, WireType::LengthDelimited, &mut buf);
     encode_varint(len as u64, &mut buf);
-    write(node, &mut sizes.into_iter().skip(1), &mut buf);
+    nested.write(node, &mut buf);
     buf
 }
 
-/// Pushes the encoded length of `node` and of each node under it, parents before children (the order [`write`]
-/// takes them in); returns `node`'s.
-fn sizes_of(node: &mut pb::TraceNode, sizes: &mut Vec<usize>) -> usize {
-    let at = sizes.len();
-    sizes.push(0);
-    let mut children = std::mem::take(&mut node.children);
-    let mut len = node.encoded_len();
-    for child in &mut children {
-        let n = sizes_of(child, sizes);
-        len += key_len(NODE_CHILDREN) + encoded_len_varint(n as u64) + n;
+impl From<Tree<Vec<u8>>> for Encoded {
+    /// A `TraceReply`, from a tree whose nodes are each [`reply_node`]'s part.
+    fn from(t: Tree<Vec<u8>>) -> Self {
+        // Fields may come in any order, and a repeated field's elements keep theirs: `nodes` after the head
+        // decodes as the same message.
+        let head = super::convert::reply_head(t.document, t.totals).encode_to_vec();
+        Encoded::new(std::iter::once(head).chain(t.nodes).collect())
     }
-    node.children = children;
-    sizes[at] = len;
-    len
 }
 
-/// Encodes `node`: its own fields by the generated code, then each child with the length [`sizes_of`] found.
-fn write(mut node: pb::TraceNode, sizes: &mut impl Iterator<Item = usize>, buf: &mut Vec<u8>) {
-    let children = std::mem::take(&mut node.children);
-    node.encode_raw(buf);
-    drop(node);
-    for child in children {
-        encode_key(NODE_CHILDREN, WireType::LengthDelimited, buf);
-        encode_varint(sizes.next().unwrap_or_default() as u64, buf);
-        write(child, sizes, buf);
+impl From<Chunk> for Encoded {
+    /// A `TraceChunk`, its fields in the generated code's order.
+    fn from(c: Chunk) -> Self {
+        let head = c.document.map(|d| pb::TraceChunk {
+            document_id: d.id,
+            document_number: d.number,
+            document_title: d.title,
+            ..Default::default()
+        });
+        let shown = |f: &crate::app::trace::FlatNode| Shown { with_via: !f.same_via, parent: f.parent };
+        let sizes: Vec<usize> = c
+            .nodes
+            .iter()
+            .map(|f| {
+                let mut len = Len::default();
+                fields(&f.node, shown(f), &mut len);
+                len.0
+            })
+            .collect();
+        let totals = c.totals.map(pb::TraceCounts::from);
+        let len = head.as_ref().map_or(0, Message::encoded_len)
+            + sizes.iter().map(|n| key_len(NODES) + encoded_len_varint(*n as u64) + n).sum::<usize>()
+            + totals.as_ref().map_or(0, |t| prost::encoding::message::encoded_len(5, t));
+        let mut buf = Vec::with_capacity(len);
+        if let Some(head) = head {
+            head.encode_raw(&mut buf);
+        }
+        for (f, size) in c.nodes.iter().zip(sizes) {
+            encode_key(NODES, WireType::LengthDelimited, &mut buf);
+            encode_varint(size as u64, &mut buf);
+            fields(&f.node, shown(f), &mut buf);
+        }
+        if let Some(totals) = totals {
+            prost::encoding::message::encode(5, &totals, &mut buf);
+        }
+        Encoded::new(vec![buf])
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    fn leaf(id: &str, depth: u32) -> pb::TraceNode {
-        pb::TraceNode {
+    use chrono::{DateTime, NaiveDate, Utc};
+
+    use super::*;
+    use crate::app::trace::{Counts, FlatNode, Progress};
+    use crate::domain::model::{DocHead, Level, Role, StepKind};
+    use crate::domain::state::DeliveryState;
+
+    fn at(seconds: i64, nanos: u32) -> DateTime<Utc> {
+        DateTime::from_timestamp(seconds, nanos).unwrap_or_default()
+    }
+
+    /// A node with every field set (`rich`) or almost none.
+    fn node(id: &str, depth: u32, rich: bool) -> Node {
+        let steps = [
+            (StepKind::Delivered, at(1_660_000_000, 5)),
+            (StepKind::Reminded, at(1_660_000_050, 0)),
+            (StepKind::Acknowledged, at(1_660_000_100, 0)),
+            (StepKind::Reminded, at(1_660_000_150, 0)),
+            (StepKind::HandlingStarted, at(1_660_000_200, 999_999_999)),
+            (StepKind::Reported, at(1_660_000_300, 0)),
+            (StepKind::Forwarded, at(1_660_000_400, 0)),
+            (StepKind::Completed, at(1_660_000_500, 0)),
+            (StepKind::Returned, at(1_660_000_600, 0)),
+        ];
+        let (state, deadline) = match rich {
+            true => (DeliveryState::Completed, NaiveDate::from_ymd_opt(2022, 9, 30)),
+            false => (DeliveryState::Pending, None),
+        };
+        Node {
             unit_id: id.into(),
-            unit_name: format!("{id} 财政所"),
-            region_code: "370303001".into(),
-            level: pb::Level::Township as i32,
+            unit_name: if rich { format!("{id} 财政所") } else { String::new() },
+            region: if rich { "370303001".into() } else { String::new() },
+            level: rich.then_some(Level::Township),
             depth,
-            via_document_id: "doc-2".into(),
-            via_document_number: "博财采〔2022〕19号".into(),
-            role: pb::RecipientRole::Main as i32,
-            state: pb::DeliveryState::Acknowledged as i32,
-            deadline: "2022-09-30".into(),
-            overdue: true,
-            reminders: 2,
-            delivered_at: Some(prost_types::Timestamp { seconds: 1_660_000_000, nanos: 5 }),
-            acknowledged_at: Some(prost_types::Timestamp { seconds: 1_660_000_100, nanos: 0 }),
-            forwarded_as_numbers: vec!["淄财采〔2022〕20号".into()],
-            counts: Some(pb::TraceCounts { delivered: 1, acknowledged: 1, overdue: 1, ..Default::default() }),
-            flags: vec!["signed with a revoked key".into()],
-            collapsed: depth == 3,
-            ..Default::default()
+            via_document_id: Arc::from("doc-2"),
+            via_document_number: Arc::from(if rich { "博财采〔2022〕19号" } else { "" }),
+            delivery: Progress::from_steps(Role::Cc, state, deadline, if rich { &steps } else { &steps[..1] }),
+            overdue: rich,
+            forwarded_as: if rich { vec!["淄财采〔2022〕20号".into(), String::new()] } else { vec![] },
+            counts: Counts { delivered: 3, acknowledged: u32::from(rich), ..Default::default() },
+            children: vec![],
+            flags: if rich { vec!["signed with a revoked key".into()] } else { vec![] },
+            collapsed: rich && depth == 3,
+            on_record: rich || depth != 2,
         }
     }
 
     /// A tree with nodes of every size class, so lengths cross varint boundaries (127, 16,383 bytes).
-    fn tree(id: &str, depth: u32, fan: usize) -> pb::TraceNode {
-        let mut node = leaf(id, depth);
+    fn tree(id: &str, depth: u32, fan: usize) -> Node {
+        let mut n = node(id, depth, depth % 2 == 1);
         if depth < 4 {
-            node.children = (0..fan).map(|i| tree(&format!("{id}.{i}"), depth + 1, fan + 3)).collect();
+            n.children = (0..fan).map(|i| tree(&format!("{id}.{i}"), depth + 1, fan + 3)).collect();
         }
-        node
+        n
     }
 
     #[test]
     fn a_reply_decodes_to_what_the_generated_code_sends() {
-        let nodes = vec![tree("a", 1, 2), leaf("b", 1), pb::TraceNode::default(), tree("c", 1, 5)];
+        let nodes = vec![tree("a", 1, 2), node("b", 1, true), node("c", 2, false), tree("d", 2, 40)];
         let head = pb::TraceReply {
             document_id: "doc-1".into(),
             document_number: "鲁财采〔2022〕14号".into(),
@@ -157,8 +191,10 @@ mod tests {
             nodes: vec![],
             totals: Some(pb::TraceCounts { delivered: 9, acknowledged: 4, ..Default::default() }),
         };
-        let expected = pb::TraceReply { nodes: nodes.clone(), ..head.clone() };
-        let encoded = EncodedTrace::new(&head, nodes.into_iter().map(reply_node).collect());
+        let expected =
+            pb::TraceReply { nodes: nodes.iter().cloned().map(pb::TraceNode::from).collect(), ..head.clone() };
+        let parts = std::iter::once(head.encode_to_vec()).chain(nodes.into_iter().map(reply_node)).collect();
+        let encoded = Encoded::new(parts);
         let bytes = encoded.encode_to_vec();
         assert_eq!(bytes.len(), encoded.encoded_len());
         assert_eq!(bytes.len(), expected.encoded_len(), "the same fields, only in another order");
@@ -167,16 +203,50 @@ mod tests {
 
     #[test]
     fn a_node_part_is_the_nodes_field_of_a_reply() {
-        for node in [pb::TraceNode::default(), leaf("x", 1), tree("y", 1, 1), tree("z", 2, 40)] {
-            let part = reply_node(node.clone());
-            let reply = pb::TraceReply::decode(part.as_slice()).expect("decodes");
-            assert_eq!(reply.nodes, vec![node.clone()]);
-            assert_eq!(part.len(), pb::TraceReply { nodes: vec![node], ..Default::default() }.encoded_len());
+        for n in [node("x", 1, false), node("y", 1, true), tree("z", 1, 1), tree("w", 2, 40)] {
+            let expected = pb::TraceReply { nodes: vec![n.clone().into()], ..Default::default() };
+            let part = reply_node(n);
+            assert_eq!(part.len(), expected.encoded_len());
+            assert_eq!(pb::TraceReply::decode(part.as_slice()).expect("decodes"), expected);
+        }
+    }
+
+    #[test]
+    fn a_chunk_is_the_generated_code_s_bytes() {
+        let flat = |parent, same_via, n| FlatNode { parent, same_via, node: n };
+        let document = DocHead {
+            id: "doc-1".into(),
+            number: "鲁财采〔2022〕14号".into(),
+            title: "山东省财政厅关于做好政府采购工作的通知".into(),
+            issuer: "sd-czt".into(),
+        };
+        let chunks = [
+            Chunk { document: Some(document), nodes: vec![], totals: None },
+            Chunk {
+                document: None,
+                nodes: vec![flat(0, false, node("a", 1, true)), flat(1, true, node("b", 2, false))],
+                totals: Some(Counts { delivered: 2, overdue: 1, ..Default::default() }),
+            },
+            Chunk {
+                document: None,
+                nodes: (0..300).map(|i| flat(i, i % 2 == 0, node("c", 3, true))).collect(),
+                totals: None,
+            },
+            Chunk::default(),
+        ];
+        for chunk in chunks {
+            let expected = pb::TraceChunk::from(Chunk {
+                document: chunk.document.clone(),
+                nodes: chunk.nodes.iter().map(|f| flat(f.parent, f.same_via, f.node.clone())).collect(),
+                totals: chunk.totals,
+            });
+            let bytes = Encoded::from(chunk).encode_to_vec();
+            assert_eq!(bytes, expected.encode_to_vec());
         }
     }
 
     #[test]
     fn decoding_one_is_refused() {
-        assert!(EncodedTrace::decode(&[0x0a, 0x01, b'x'][..]).is_err());
+        assert!(Encoded::decode(&[0x0a, 0x01, b'x'][..]).is_err());
     }
 }
