@@ -4,7 +4,8 @@
 //! Two passes: the first writes the messages and clients (`pb`), the second only the servers, with every message
 //! taken from the first but two: the server answers `Trace` and `StreamTrace` with `grpc::trace_reply::Encoded`,
 //! replies encoded where the tree is walked (see that module). Clients still get a `TraceReply` and `TraceChunk`s;
-//! the wire and the descriptor set are the contract's.
+//! the wire and the descriptor set are the contract's. The generated servers name `crate::pb` and
+//! `crate::grpc::trace_reply::Encoded`: moving either means changing the paths below.
 use std::{env, path::PathBuf};
 
 use prost::Message;

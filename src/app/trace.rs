@@ -479,6 +479,11 @@ impl<C, F: Fn(Chunk) -> C> Chunker<C, F> {
 
     /// Sends what is pending; [`AppError::Cancelled`] once nobody listens.
     fn send(&mut self) -> Result<(), AppError> {
+        // `finish` runs under the walk's emit lock, where a walker that finished a subtree waits for its turn; a
+        // reader gone already costs it nothing more.
+        if self.out.is_closed() {
+            return Err(AppError::Cancelled);
+        }
         // Sized up front: grown by doubling, a chunk's nodes would be copied once more on the way.
         // (Bounded: an in-process caller may ask for chunks of any size.)
         let next = Chunk { nodes: Vec::with_capacity(self.chunk_nodes.min(4096)), ..Chunk::default() };

@@ -13,12 +13,14 @@ use prost::Message;
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{DecodeContext, WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
-use super::trace_wire::{Len, Nested, Shown, fields};
+use super::trace_wire::{Len, Nested, Shown, node_fields};
 use crate::app::trace::{Chunk, Node, Tree};
 use crate::pb;
 
 /// `TraceReply.nodes` and `TraceChunk.nodes`.
 const NODES: u32 = 4;
+/// `TraceReply.totals` and `TraceChunk.totals`.
+const TOTALS: u32 = 5;
 
 /// A message in wire form, in parts sent one after another.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -61,25 +63,39 @@ impl Message for Encoded {
     }
 }
 
-/// One element of `TraceReply.nodes`, with its key and length: `node` and every node under it.
-pub fn reply_node(node: Node) -> Vec<u8> {
+/// One element of `TraceReply.nodes` in wire form, with its key and length: a node and every node under it.
+#[derive(Debug)]
+pub struct ReplyNode(Vec<u8>);
+
+/// `node` and every node under it as one element of `TraceReply.nodes`.
+pub fn reply_node(node: Node) -> ReplyNode {
     let nested = Nested::measure(&node);
     let len = nested.len();
-    let mut buf = Vec::with_capacity(key_len(NODES) + encoded_len_varint(len as u64) + len);
+    let total = key_len(NODES) + encoded_len_varint(len as u64) + len;
+    let mut buf = Vec::with_capacity(total);
     encode_key(NODES, WireType::LengthDelimited, &mut buf);
     encode_varint(len as u64, &mut buf);
     nested.write(node, &mut buf);
-    buf
+    debug_assert_eq!(buf.len(), total, "the node's bytes are the length measured");
+    ReplyNode(buf)
 }
 
-impl From<Tree<Vec<u8>>> for Encoded {
-    /// A `TraceReply`, from a tree whose nodes are each [`reply_node`]'s part.
-    fn from(t: Tree<Vec<u8>>) -> Self {
-        // Fields may come in any order, and a repeated field's elements keep theirs: `nodes` after the head
-        // decodes as the same message.
-        let head = super::convert::reply_head(t.document, t.totals).encode_to_vec();
-        Encoded::new(std::iter::once(head).chain(t.nodes).collect())
+impl From<Tree<ReplyNode>> for Encoded {
+    /// A `TraceReply`.
+    fn from(t: Tree<ReplyNode>) -> Self {
+        reply(super::convert::reply_head(t.document, t.totals), t.nodes)
     }
+}
+
+/// `head` (a reply without nodes) with `nodes`, the fields in the generated code's order: the document, the nodes,
+/// the totals.
+fn reply(mut head: pb::TraceReply, nodes: Vec<ReplyNode>) -> Encoded {
+    let mut tail = vec![];
+    if let Some(totals) = head.totals.take() {
+        prost::encoding::message::encode(TOTALS, &totals, &mut tail);
+    }
+    let nodes = nodes.into_iter().map(|n| n.0);
+    Encoded::new(std::iter::once(head.encode_to_vec()).chain(nodes).chain([tail]).collect())
 }
 
 impl From<Chunk> for Encoded {
@@ -97,14 +113,14 @@ impl From<Chunk> for Encoded {
             .iter()
             .map(|f| {
                 let mut len = Len::default();
-                fields(&f.node, shown(f), &mut len);
+                node_fields(&f.node, shown(f), &mut len);
                 len.0
             })
             .collect();
         let totals = c.totals.map(pb::TraceCounts::from);
         let len = head.as_ref().map_or(0, Message::encoded_len)
             + sizes.iter().map(|n| key_len(NODES) + encoded_len_varint(*n as u64) + n).sum::<usize>()
-            + totals.as_ref().map_or(0, |t| prost::encoding::message::encoded_len(5, t));
+            + totals.as_ref().map_or(0, |t| prost::encoding::message::encoded_len(TOTALS, t));
         let mut buf = Vec::with_capacity(len);
         if let Some(head) = head {
             head.encode_raw(&mut buf);
@@ -112,11 +128,12 @@ impl From<Chunk> for Encoded {
         for (f, size) in c.nodes.iter().zip(sizes) {
             encode_key(NODES, WireType::LengthDelimited, &mut buf);
             encode_varint(size as u64, &mut buf);
-            fields(&f.node, shown(f), &mut buf);
+            node_fields(&f.node, shown(f), &mut buf);
         }
         if let Some(totals) = totals {
-            prost::encoding::message::encode(5, &totals, &mut buf);
+            prost::encoding::message::encode(TOTALS, &totals, &mut buf);
         }
+        debug_assert_eq!(buf.len(), len, "the chunk's bytes are the length measured");
         Encoded::new(vec![buf])
     }
 }
@@ -182,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_decodes_to_what_the_generated_code_sends() {
+    fn a_reply_is_the_generated_code_s_bytes() {
         let nodes = vec![tree("a", 1, 2), node("b", 1, true), node("c", 2, false), tree("d", 2, 40)];
         let head = pb::TraceReply {
             document_id: "doc-1".into(),
@@ -193,22 +210,72 @@ mod tests {
         };
         let expected =
             pb::TraceReply { nodes: nodes.iter().cloned().map(pb::TraceNode::from).collect(), ..head.clone() };
-        let parts = std::iter::once(head.encode_to_vec()).chain(nodes.into_iter().map(reply_node)).collect();
-        let encoded = Encoded::new(parts);
+        let encoded = reply(head, nodes.into_iter().map(reply_node).collect());
         let bytes = encoded.encode_to_vec();
         assert_eq!(bytes.len(), encoded.encoded_len());
-        assert_eq!(bytes.len(), expected.encoded_len(), "the same fields, only in another order");
-        assert_eq!(pb::TraceReply::decode(bytes.as_slice()).expect("decodes"), expected);
+        assert_eq!(bytes, expected.encode_to_vec());
     }
 
     #[test]
     fn a_node_part_is_the_nodes_field_of_a_reply() {
-        for n in [node("x", 1, false), node("y", 1, true), tree("z", 1, 1), tree("w", 2, 40)] {
+        let dated = |y, mut n: Node| {
+            let steps = [(StepKind::Delivered, at(1_000, 0))];
+            n.delivery =
+                Progress::from_steps(Role::Main, DeliveryState::Pending, NaiveDate::from_ymd_opt(y, 1, 2), &steps);
+            n
+        };
+        let nodes = [
+            node("x", 1, false),
+            node("y", 1, true),
+            tree("z", 1, 1),
+            tree("w", 2, 40),
+            dated(33, node("early", 1, false)),
+            dated(12_345, node("late", 1, false)),
+        ];
+        for n in nodes {
             let expected = pb::TraceReply { nodes: vec![n.clone().into()], ..Default::default() };
-            let part = reply_node(n);
-            assert_eq!(part.len(), expected.encoded_len());
-            assert_eq!(pb::TraceReply::decode(part.as_slice()).expect("decodes"), expected);
+            assert_eq!(reply_node(n).0, expected.encode_to_vec());
         }
+    }
+
+    /// The field numbers of a node as it comes on the wire.
+    fn tags_of(mut node: &[u8]) -> std::collections::BTreeSet<u32> {
+        let mut tags = std::collections::BTreeSet::new();
+        while !node.is_empty() {
+            let (tag, wire_type) = prost::encoding::decode_key(&mut node).expect("a key");
+            prost::encoding::skip_field(wire_type, tag, &mut node, DecodeContext::default()).expect("a field");
+            tags.insert(tag);
+        }
+        tags
+    }
+
+    /// A new field in the contract must be written here too: a node with everything set shows every field.
+    #[test]
+    fn every_field_of_the_contract_s_trace_node_is_written() {
+        let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).expect("descriptor set");
+        let contract: std::collections::BTreeSet<u32> = set
+            .file
+            .iter()
+            .flat_map(|f| &f.message_type)
+            .filter(|m| m.name() == "TraceNode")
+            .flat_map(|m| &m.field)
+            .map(|f| u32::try_from(f.number()).expect("a field number"))
+            .collect();
+        assert!(contract.len() >= 25);
+        let mut rich = node("a", 3, true);
+        rich.children = vec![node("b", 4, true)];
+        let mut part = reply_node(rich.clone()).0;
+        let mut body = &part[..];
+        prost::encoding::decode_key(&mut body).expect("the nodes key");
+        prost::encoding::decode_varint(&mut body).expect("the length");
+        let mut written = tags_of(body);
+        let chunk = Chunk { nodes: vec![FlatNode { parent: 7, same_via: false, node: rich }], ..Chunk::default() };
+        part = Encoded::from(chunk).encode_to_vec();
+        let mut body = &part[..];
+        prost::encoding::decode_key(&mut body).expect("the nodes key");
+        prost::encoding::decode_varint(&mut body).expect("the length");
+        written.extend(tags_of(body));
+        assert_eq!(written, contract);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A trace node's wire form (`TraceNode`), written straight from the domain's [`Node`]: no `pb::TraceNode` is
 //! built, so a node costs no allocation on its way out (its strings are copied once, into the reply). One list of
-//! fields, [`fields`], serves both the length and the bytes, so the two cannot disagree; the field mapping is
-//! `convert::trace_node`'s, and the tests decode what is written here and compare it with that.
+//! fields serves both the length and the bytes, so the two cannot disagree; the field mapping is
+//! `convert::trace_node`'s, and the tests compare what is written here with the generated code's bytes for it.
+use chrono::{Datelike, NaiveDate};
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
@@ -58,9 +59,16 @@ impl Sink for Vec<u8> {
     }
 }
 
-/// Every field of the node but `children`, in tag order, each left out where the generated code leaves it out
-/// (proto3 defaults) and kept where it keeps it (repeated elements, a set message).
-pub(super) fn fields(n: &Node, shown: Shown, out: &mut impl Sink) {
+/// Every field of the node but `children`, in tag order, as the generated code writes them when `children` is
+/// empty (a streamed node).
+pub(super) fn node_fields(n: &Node, shown: Shown, out: &mut impl Sink) {
+    fields_before_children(n, shown, out);
+    fields_after_children(n, shown, out);
+}
+
+/// Fields 1 to 21, each left out where the generated code leaves it out (proto3 defaults) and kept where it keeps
+/// it (repeated elements, a set message).
+fn fields_before_children(n: &Node, shown: Shown, out: &mut impl Sink) {
     string(out, 1, &n.unit_id);
     string(out, 2, &n.unit_name);
     string(out, 3, &n.region);
@@ -73,8 +81,8 @@ pub(super) fn fields(n: &Node, shown: Shown, out: &mut impl Sink) {
     let role = if n.on_record { role(n.delivery.role) } else { pb::RecipientRole::Unspecified };
     number(out, 8, role as i32 as u64);
     number(out, 9, state(n.delivery.state) as i32 as u64);
-    if n.delivery.deadline.is_some() {
-        string(out, 10, &date(n.delivery.deadline));
+    if let Some(deadline) = n.delivery.deadline {
+        day(out, 10, deadline);
     }
     number(out, 11, u64::from(n.overdue));
     number(out, 12, u64::from(n.delivery.reminders()));
@@ -96,11 +104,39 @@ pub(super) fn fields(n: &Node, shown: Shown, out: &mut impl Sink) {
         out.bytes(20, forward.as_bytes());
     }
     out.message(21, &pb::TraceCounts::from(n.counts));
+}
+
+/// Fields 23 to 25.
+fn fields_after_children(n: &Node, shown: Shown, out: &mut impl Sink) {
     for flag in &n.flags {
         out.bytes(23, flag.as_bytes());
     }
     number(out, 24, u64::from(n.collapsed));
     number(out, 25, u64::from(shown.parent));
+}
+
+/// A date as `convert::date` writes it, "YYYY-MM-DD", without allocating for years of four digits.
+fn day(out: &mut impl Sink, tag: u32, d: NaiveDate) {
+    let (y, m, dd) = (d.year(), d.month(), d.day());
+    match u32::try_from(y) {
+        Ok(y) if y <= 9999 => {
+            let digit = |v: u32| b'0' + (v % 10) as u8;
+            let text = [
+                digit(y / 1000),
+                digit(y / 100),
+                digit(y / 10),
+                digit(y),
+                b'-',
+                digit(m / 10),
+                digit(m),
+                b'-',
+                digit(dd / 10),
+                digit(dd),
+            ];
+            out.bytes(tag, &text);
+        }
+        _ => out.bytes(tag, date(Some(d)).as_bytes()),
+    }
 }
 
 fn string(out: &mut impl Sink, tag: u32, value: &str) {
@@ -140,7 +176,7 @@ impl Nested {
         let at = sizes.len();
         sizes.push(0);
         let mut len = Len::default();
-        fields(node, Self::SHOWN, &mut len);
+        node_fields(node, Self::SHOWN, &mut len);
         let mut len = len.0;
         for child in &node.children {
             let n = Self::sizes_of(child, sizes);
@@ -150,19 +186,20 @@ impl Nested {
         len
     }
 
-    /// Writes the node measured, dropping each node's own data once written.
+    /// Writes the node measured, its fields in tag order, dropping each node once written.
     pub(super) fn write(self, node: Node, buf: &mut Vec<u8>) {
-        Self::write_node(node, &mut self.sizes.into_iter().skip(1), buf);
+        let mut sizes = self.sizes.into_iter().skip(1);
+        Self::write_node(node, &mut sizes, buf);
+        debug_assert!(sizes.next().is_none(), "every node measured was written");
     }
 
     fn write_node(mut node: Node, sizes: &mut impl Iterator<Item = usize>, buf: &mut Vec<u8>) {
-        fields(&node, Self::SHOWN, buf);
-        let children = std::mem::take(&mut node.children);
-        drop(node);
-        for child in children {
+        fields_before_children(&node, Self::SHOWN, buf);
+        for child in std::mem::take(&mut node.children) {
             encode_key(CHILDREN, WireType::LengthDelimited, buf);
             encode_varint(sizes.next().unwrap_or_default() as u64, buf);
             Self::write_node(child, sizes, buf);
         }
+        fields_after_children(&node, Self::SHOWN, buf);
     }
 }
