@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::app::registry_cache::RegistryFile;
 use crate::app::{App, AppConfig, AppError, Clock, SystemClock, horizon};
 use crate::domain::model::SealKey;
 use crate::grpc::{
@@ -265,7 +266,8 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         Ok((SledStore::open_with(&db_dir, options)?, BlobStore::open(&blob_dir, limit)?))
     })
     .await??;
-    let app = App::open(Arc::new(store), Arc::new(blobs), clock, config.app.clone(), config.operator.clone())?
+    let app_config = AppConfig { registry_file: Some(RegistryFile::in_dir(&config.data_dir)), ..config.app.clone() };
+    let app = App::open(Arc::new(store), Arc::new(blobs), clock, app_config, config.operator.clone())?
         .with_token_horizon(HorizonFile::in_dir(&config.data_dir))?;
     wait_for_token_floor(app.token_floor()).await;
     let app = Arc::new(app);

@@ -156,3 +156,70 @@ async fn number_baselines_only_move_forward() {
     };
     refused(&h, Code::NotFound, h.apply(unknown)).await;
 }
+
+/// The registry is kept in a file between runs (`app::registry_cache`), so a start need not read every unit
+/// record: a start uses the file while it holds the store's state, and reads the store when it does not.
+#[tokio::test]
+async fn a_start_uses_the_registry_file_only_while_it_is_the_store_s() {
+    use gongwen::app::registry_cache::{RegistryFile, Stamp};
+    use gongwen::store::SledStore;
+
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let name = |h: &Harness| {
+        let mut registry = h.registry();
+        async move {
+            let req = pb::GetUnitRequest { id: BOSHAN.into() };
+            registry.get_unit(req).await.expect("unit").into_inner().full_name
+        }
+    };
+    h.restart().await;
+    let path = h.data_dir().join("registry.cache");
+    assert!(path.exists(), "a clean stop keeps the registry it changed");
+    assert_eq!(name(&h).await, "淄博市博山区财政局");
+
+    // A file stamped with the store's state is what a start reads: one written with another name for Boshan shows.
+    h.stop().await;
+    {
+        let store = SledStore::open(&h.data_dir().join("db"), 8 << 20).expect("store");
+        let mut registry = gongwen::app::registry::load(&store).expect("registry");
+        registry.units.get_mut(BOSHAN).expect("Boshan").full_name = "改过的名称".into();
+        let stamp = Stamp::of(&store).expect("stamp");
+        RegistryFile::in_dir(&h.data_dir()).write(&registry, stamp).expect("write");
+    }
+    let doctored = std::fs::read(&path).expect("file");
+    h.restart().await;
+    assert_eq!(name(&h).await, "改过的名称", "the file was read");
+
+    // After a registry change the same file is stale: the start reads the store, and keeps what it read.
+    let b = pb::NumberBaseline { prefix: "博财采".into(), year: 2022, last_serial: 18 };
+    let change = pb::RegistryChange { request_id: "baseline".into(), number_baselines: vec![b], ..Default::default() };
+    assert!(h.apply(change).await.expect("baseline").event_seq > 0);
+    h.stop().await;
+    std::fs::write(&path, &doctored).expect("the stale file back");
+    h.restart().await;
+    assert_eq!(name(&h).await, "淄博市博山区财政局", "a stale file is not read");
+    // It is written in the background: polled, with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read(&path).expect("file") == doctored {
+        assert!(std::time::Instant::now() < deadline, "the start did not keep the registry it read");
+        tokio::task::yield_now().await;
+    }
+
+    // Nor is a damaged one, though its stamp is the store's.
+    h.stop().await;
+    {
+        let store = SledStore::open(&h.data_dir().join("db"), 8 << 20).expect("store");
+        let mut registry = gongwen::app::registry::load(&store).expect("registry");
+        registry.units.get_mut(BOSHAN).expect("Boshan").full_name = "改过的名称".into();
+        let stamp = Stamp::of(&store).expect("stamp");
+        RegistryFile::in_dir(&h.data_dir()).write(&registry, stamp).expect("write");
+    }
+    let mut damaged = std::fs::read(&path).expect("file");
+    let (from, to) = ("改过的名称".as_bytes(), "改过的名字".as_bytes());
+    let at = damaged.windows(from.len()).position(|w| w == from).expect("the name in the file");
+    damaged[at..at + to.len()].copy_from_slice(to);
+    std::fs::write(&path, &damaged).expect("damaged");
+    h.restart().await;
+    assert_eq!(name(&h).await, "淄博市博山区财政局", "a damaged file is not read");
+}

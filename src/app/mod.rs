@@ -36,6 +36,7 @@ mod parallel;
 mod recent;
 pub use briefs::{Briefs, UnitBrief};
 pub mod registry;
+pub mod registry_cache;
 pub mod schema;
 pub mod statements;
 pub mod supervision;
@@ -122,6 +123,9 @@ pub struct AppConfig {
     /// Largest audit bundle, in bytes: ExportBundle builds a bundle whole before it sends it, so this is also the
     /// memory one export may take.
     pub max_bundle_bytes: usize,
+    /// Where the registry is kept between runs (`registry_cache`); `None` reads it from the store's records at
+    /// every start.
+    pub registry_file: Option<registry_cache::RegistryFile>,
 }
 
 impl Default for AppConfig {
@@ -139,6 +143,7 @@ impl Default for AppConfig {
             max_tree_walks: std::thread::available_parallelism().map_or(2, |n| n.get()),
             // The CLI's largest reply: a larger bundle would be refused by the client after the server built it.
             max_bundle_bytes: 256 * 1024 * 1024,
+            registry_file: None,
         }
     }
 }
@@ -231,6 +236,8 @@ pub struct App {
     /// The nonces above are only those seen since this process started: the bounds below which tokens are
     /// refused because an earlier process may have accepted them.
     horizons: horizon::Horizons,
+    /// The state of the registry the registry file last held (or, when it could not be written, none).
+    registry_kept: Arc<std::sync::Mutex<Option<registry_cache::Stamp>>>,
     /// Per-caller request budgets.
     rates: std::sync::Mutex<HashMap<String, limits::Bucket>>,
     /// Permits for streaming calls, and how many each caller holds.
@@ -305,7 +312,23 @@ impl App {
             (store, None)
         };
         let log_key = load_or_make_log_key(store.as_ref())?;
-        let registry = registry::load(store.as_ref())?;
+        let (registry, stamp, from_file) = registry_cache::load(store.as_ref(), config.registry_file.as_ref())?;
+        let registry_kept = Arc::new(std::sync::Mutex::new(from_file.then_some(stamp)));
+        if let Some(file) = config.registry_file.clone().filter(|_| !from_file) {
+            // Kept for the next start in the background: serving does not wait for the file. A stop that comes
+            // first writes the file itself, and this then leaves it alone.
+            let (kept, registry) = (registry_kept.clone(), registry.clone());
+            let _ = std::thread::Builder::new().name("gongwen-registry-file".into()).spawn(move || {
+                let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+                if kept.is_some() {
+                    return;
+                }
+                match file.write(&registry, stamp) {
+                    Ok(()) => *kept = Some(stamp),
+                    Err(e) => tracing::warn!("the registry will be read from the store at the next start: {e}"),
+                }
+            });
+        }
         if let Some(from) = older_format {
             format::step(store.as_ref(), from)?;
         }
@@ -323,6 +346,7 @@ impl App {
             notices,
             nonces: std::sync::Mutex::new(HashMap::new()),
             horizons: horizon::Horizons::load(None, started_second())?,
+            registry_kept,
             rates: std::sync::Mutex::new(HashMap::new()),
             streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
             stream_shares: Arc::new(std::sync::Mutex::new(HashMap::new())),
@@ -351,9 +375,17 @@ impl App {
     }
 
     /// For a clean stop, once no request is left: saves the exact token horizon, so that the next start does not
-    /// wait out the lease. Blocking.
+    /// wait out the lease, and the registry, if it changed since the registry file last held it. Blocking.
     pub fn close(&self) -> Result<(), AppError> {
-        Ok(self.horizons.close()?)
+        self.horizons.close()?;
+        let Some(file) = &self.config.registry_file else { return Ok(()) };
+        let stamp = registry_cache::Stamp::of(self.store.as_ref())?;
+        let mut kept = self.registry_kept.lock().unwrap_or_else(|p| p.into_inner());
+        if *kept != Some(stamp) {
+            file.write(&self.snapshot().registry, stamp)?;
+            *kept = Some(stamp);
+        }
+        Ok(())
     }
 
     /// The operator's public key.

@@ -1,0 +1,122 @@
+//! The registry kept in a file of its own between runs, so that a start reads it in one go.
+//!
+//! Loading the registry from the store reads every unit record, and a store's units end up scattered over its
+//! file: a start of the 10-million-event bench store (100,000 units) made some 15,000 random reads for them, which
+//! took 9.7 s with nothing of the disk cached (BENCHMARKS.md, 12-03e). The file holds the whole registry and is
+//! stamped with the store's last registry event (its sequence number and the SHA-256 of its bytes). Every change
+//! to the registry appends such an event in the same transaction (`registry.rs`), so a file whose stamp is not
+//! the store's is stale and is ignored, as is a file that is damaged or of another format; the store is then read
+//! as before. The file is written when the registry was read from the store, and at a clean stop.
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{AppError, schema};
+use crate::domain::model::{Group, Region, Registry, Unit};
+use crate::store::{Store, StoreError};
+
+/// First bytes of the file: its format.
+const MAGIC: &[u8] = b"gongwen-registry-1\n";
+
+/// Which state of the store a registry is: its last registry event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    seq: u64,
+    sha256: [u8; 32],
+}
+
+impl Stamp {
+    /// The store's: its last registry event (none: 0 and the hash of nothing).
+    pub fn of(store: &dyn Store) -> Result<Stamp, StoreError> {
+        let last = store.scan(schema::REGISTRY_EVENTS, None, true).next().transpose()?;
+        let Some((key, _)) = last else {
+            return Ok(Stamp { seq: 0, sha256: Sha256::digest([]).into() });
+        };
+        let seq_bytes = key.get(schema::REGISTRY_EVENTS.len()..).and_then(|b| <[u8; 8]>::try_from(b).ok());
+        let seq = seq_bytes.map(u64::from_be_bytes).ok_or_else(|| StoreError::Corrupt {
+            key: String::from_utf8_lossy(&key).into_owned(),
+            reason: "not a registry event key".into(),
+        })?;
+        let event = store.get(&schema::event(seq))?.ok_or_else(|| StoreError::Corrupt {
+            key: format!("ev/{seq}"),
+            reason: "a registry event indexed but missing".into(),
+        })?;
+        Ok(Stamp { seq, sha256: Sha256::digest(&event).into() })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Contents {
+    stamp: Stamp,
+    regions: Vec<Region>,
+    units: Vec<Unit>,
+    groups: Vec<Group>,
+    auditors: Vec<(String, Vec<String>)>,
+}
+
+/// Where the registry is kept between runs.
+#[derive(Debug, Clone)]
+pub struct RegistryFile {
+    path: PathBuf,
+}
+
+impl RegistryFile {
+    /// The file in a data directory.
+    pub fn in_dir(dir: &Path) -> RegistryFile {
+        RegistryFile { path: dir.join("registry.cache") }
+    }
+
+    /// The registry kept, if the file holds the state `stamp` names; `None` when it is missing, stale, damaged or
+    /// of another format.
+    pub fn read(&self, stamp: Stamp) -> Option<Registry> {
+        let bytes = std::fs::read(&self.path).ok()?;
+        let rest = bytes.strip_prefix(MAGIC)?;
+        let (sum, payload) = rest.split_at_checked(32)?;
+        if Sha256::digest(payload).as_slice() != sum {
+            return None;
+        }
+        let c: Contents = postcard::from_bytes(payload).ok()?;
+        if c.stamp != stamp {
+            return None;
+        }
+        Some(Registry {
+            regions: c.regions.into_iter().map(|r| (r.code.clone(), r)).collect(),
+            units: c.units.into_iter().map(|u| (u.id.clone(), u)).collect(),
+            groups: c.groups.into_iter().map(|g| (g.name.clone(), g)).collect(),
+            auditors: c.auditors.into_iter().collect(),
+        })
+    }
+
+    /// Keeps `registry` as the state `stamp` names: written to a new file, made durable, then renamed over the
+    /// old one, so a reader finds the old file or the new one whole.
+    pub fn write(&self, registry: &Registry, stamp: Stamp) -> Result<(), AppError> {
+        let contents = Contents {
+            stamp,
+            regions: registry.regions.values().cloned().collect(),
+            units: registry.units.values().cloned().collect(),
+            groups: registry.groups.values().cloned().collect(),
+            auditors: registry.auditors.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        let payload = schema::encode(&contents)?;
+        let fresh = self.path.with_extension("cache.new");
+        let mut f = std::fs::File::create(&fresh).map_err(StoreError::from)?;
+        f.write_all(MAGIC).map_err(StoreError::from)?;
+        f.write_all(&Sha256::digest(&payload)).map_err(StoreError::from)?;
+        f.write_all(&payload).map_err(StoreError::from)?;
+        f.sync_all().map_err(StoreError::from)?;
+        std::fs::rename(&fresh, &self.path).map_err(StoreError::from)?;
+        Ok(())
+    }
+}
+
+/// The registry as `store` holds it and its stamp: from `file` when that holds the same state (then `true`), else
+/// from the store's records.
+pub fn load(store: &dyn Store, file: Option<&RegistryFile>) -> Result<(Registry, Stamp, bool), AppError> {
+    let stamp = Stamp::of(store)?;
+    if let Some(registry) = file.and_then(|f| f.read(stamp)) {
+        return Ok((registry, stamp, true));
+    }
+    Ok((super::registry::load(store)?, stamp, false))
+}
