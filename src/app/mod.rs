@@ -378,11 +378,23 @@ impl App {
     /// wait out the lease, and the registry, if it changed since the registry file last held it. Blocking.
     pub fn close(&self) -> Result<(), AppError> {
         self.horizons.close()?;
-        let Some(file) = &self.config.registry_file else { return Ok(()) };
+        if let Some(file) = &self.config.registry_file
+            && let Err(e) = self.keep_registry(file)
+        {
+            tracing::warn!("the registry will be read from the store at the next start: {e}");
+        }
+        Ok(())
+    }
+
+    /// Writes the registry file if the store's registry changed since it was last written. Both come from the
+    /// store, the stamp first: a change committed by a request that went away before it could update the
+    /// in-memory snapshot is in the store, not in the snapshot; and a change committing meanwhile can only make
+    /// the registry newer than its stamp, which the next start reads as stale.
+    fn keep_registry(&self, file: &registry_cache::RegistryFile) -> Result<(), AppError> {
         let stamp = registry_cache::Stamp::of(self.store.as_ref())?;
         let mut kept = self.registry_kept.lock().unwrap_or_else(|p| p.into_inner());
         if *kept != Some(stamp) {
-            file.write(&self.snapshot().registry, stamp)?;
+            file.write(&registry::load(self.store.as_ref())?, stamp)?;
             *kept = Some(stamp);
         }
         Ok(())

@@ -7,6 +7,9 @@
 //! to the registry appends such an event in the same transaction (`registry.rs`), so a file whose stamp is not
 //! the store's is stale and is ignored, as is a file that is damaged or of another format; the store is then read
 //! as before. The file is written when the registry was read from the store, and at a clean stop.
+//!
+//! Someone who may write the data directory can put any registry in this file, as they can already put any
+//! record in sled's; the file is as trusted as the directory it is in.
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -17,7 +20,8 @@ use super::{AppError, schema};
 use crate::domain::model::{Group, Region, Registry, Unit};
 use crate::store::{Store, StoreError};
 
-/// First bytes of the file: its format.
+/// First bytes of the file: its own format, then the store's record format (`format::CURRENT`), whose records it
+/// holds: postcard carries no field names, so a file from a build with other records is not read.
 const MAGIC: &[u8] = b"gongwen-registry-1\n";
 
 /// Which state of the store a registry is: its last registry event.
@@ -72,7 +76,7 @@ impl RegistryFile {
     /// of another format.
     pub fn read(&self, stamp: Stamp) -> Option<Registry> {
         let bytes = std::fs::read(&self.path).ok()?;
-        let rest = bytes.strip_prefix(MAGIC)?;
+        let rest = bytes.strip_prefix(MAGIC)?.strip_prefix(&super::format::CURRENT.to_be_bytes()[..])?;
         let (sum, payload) = rest.split_at_checked(32)?;
         if Sha256::digest(payload).as_slice() != sum {
             return None;
@@ -103,6 +107,7 @@ impl RegistryFile {
         let fresh = self.path.with_extension("cache.new");
         let mut f = std::fs::File::create(&fresh).map_err(StoreError::from)?;
         f.write_all(MAGIC).map_err(StoreError::from)?;
+        f.write_all(&super::format::CURRENT.to_be_bytes()).map_err(StoreError::from)?;
         f.write_all(&Sha256::digest(&payload)).map_err(StoreError::from)?;
         f.write_all(&payload).map_err(StoreError::from)?;
         f.sync_all().map_err(StoreError::from)?;
