@@ -164,6 +164,15 @@ async fn a_start_uses_the_registry_file_only_while_it_is_the_store_s() {
     use gongwen::app::registry_cache::{RegistryFile, Stamp};
     use gongwen::store::SledStore;
 
+    // Writes a registry file with the store's stamp and another name for Boshan (the server stopped).
+    fn doctor(data: &std::path::Path) {
+        let store = SledStore::open(&data.join("db"), 8 << 20).expect("store");
+        let mut registry = gongwen::app::registry::load(&store).expect("registry");
+        registry.units.get_mut(BOSHAN).expect("Boshan").full_name = "改过的名称".into();
+        let stamp = Stamp::of(&store).expect("stamp");
+        RegistryFile::in_dir(data).write(&registry, stamp).expect("write");
+    }
+
     let mut h = Harness::start().await;
     h.load_bundled().await;
     let name = |h: &Harness| {
@@ -186,13 +195,7 @@ async fn a_start_uses_the_registry_file_only_while_it_is_the_store_s() {
 
     // A file stamped with the store's state is what a start reads: one written with another name for Boshan shows.
     h.stop().await;
-    {
-        let store = SledStore::open(&h.data_dir().join("db"), 8 << 20).expect("store");
-        let mut registry = gongwen::app::registry::load(&store).expect("registry");
-        registry.units.get_mut(BOSHAN).expect("Boshan").full_name = "改过的名称".into();
-        let stamp = Stamp::of(&store).expect("stamp");
-        RegistryFile::in_dir(&h.data_dir()).write(&registry, stamp).expect("write");
-    }
+    doctor(&h.data_dir());
     let doctored = std::fs::read(&path).expect("file");
     h.restart().await;
     assert_eq!(name(&h).await, "改过的名称", "the file was read");
@@ -214,13 +217,7 @@ async fn a_start_uses_the_registry_file_only_while_it_is_the_store_s() {
 
     // Nor is a damaged one, though its stamp is the store's.
     h.stop().await;
-    {
-        let store = SledStore::open(&h.data_dir().join("db"), 8 << 20).expect("store");
-        let mut registry = gongwen::app::registry::load(&store).expect("registry");
-        registry.units.get_mut(BOSHAN).expect("Boshan").full_name = "改过的名称".into();
-        let stamp = Stamp::of(&store).expect("stamp");
-        RegistryFile::in_dir(&h.data_dir()).write(&registry, stamp).expect("write");
-    }
+    doctor(&h.data_dir());
     let mut damaged = std::fs::read(&path).expect("file");
     let (from, to) = ("改过的名称".as_bytes(), "改过的名字".as_bytes());
     let at = damaged.windows(from.len()).position(|w| w == from).expect("the name in the file");
