@@ -298,6 +298,20 @@ mod tests {
     }
 
     /// Polls `done` until it holds, for at most ten seconds.
+    /// Starts `call` while the app's one walk permit is held, checks that it waits in line and does nothing
+    /// meanwhile, then frees the permit; returns the call.
+    async fn waits_for_the_permit<T: Send + 'static>(
+        app: &Arc<App>,
+        call: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        let held = app.walk_permit().await.expect("the one permit");
+        let call = tokio::spawn(call);
+        until("the call waiting for the permit", || app.tree_walks_waiting() == 1).await;
+        assert!(!call.is_finished(), "nothing is read while the permit is held");
+        drop(held);
+        call
+    }
+
     async fn until(what: &str, done: impl Fn() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !done() {
@@ -343,14 +357,11 @@ mod tests {
     async fn audit_bundles_wait_for_a_walk_permit_too() {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = one_walk_app(dir.path());
-        let held = app.walk_permit().await.expect("the one permit");
-        let export = tokio::spawn({
+        let export = waits_for_the_permit(&app, {
             let app = app.clone();
             async move { app.export_bundle(crate::app::log::ExportScope::Range { from: 1, to: 0 }, 0).await }
-        });
-        until("the export waiting", || app.tree_walks_waiting() == 1).await;
-        assert!(!export.is_finished(), "no bundle is built while the permit is held");
-        drop(held);
+        })
+        .await;
         let bundle = export.await.expect("joined").expect("a bundle");
         assert!(bundle.complete && bundle.entries.is_empty(), "an empty log's whole bundle");
     }
@@ -359,14 +370,11 @@ mod tests {
     async fn an_auditor_s_search_of_the_log_for_what_it_may_export_waits_for_a_walk_permit() {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = one_walk_app(dir.path());
-        let held = app.walk_permit().await.expect("the one permit");
-        let export = tokio::spawn({
+        let export = waits_for_the_permit(&app, {
             let app = app.clone();
             async move { app.export_range(&Caller::Unit("370000.czt".into()), 1, 0, 0).await }
-        });
-        until("the search waiting", || app.tree_walks_waiting() == 1).await;
-        assert!(!export.is_finished(), "the log is not read while the permit is held");
-        drop(held);
+        })
+        .await;
         // With one permit, the search hands its own to the bundle: waiting for a second would never end.
         let bundle = tokio::time::timeout(Duration::from_secs(10), export)
             .await
