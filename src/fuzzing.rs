@@ -93,7 +93,7 @@ fn base_registry() -> &'static Registry {
 }
 
 struct FuzzApp {
-    app: App,
+    app: Arc<App>,
     /// Kept for the life of the process.
     _dir: tempfile::TempDir,
 }
@@ -109,14 +109,16 @@ fn make_app() -> Result<FuzzApp, String> {
     let store = SledStore::open(&dir.path().join("db"), 8 << 20).map_err(|e| e.to_string())?;
     let blobs = BlobStore::open(&dir.path().join("blobs"), 1 << 20).map_err(|e| e.to_string())?;
     let operator = operator_signer();
-    let app = App::open(
-        Arc::new(store),
-        Arc::new(blobs),
-        Arc::new(SystemClock),
-        AppConfig::default(),
-        Some(seal_key(&operator)),
-    )
-    .map_err(|e| e.to_string())?;
+    let app = Arc::new(
+        App::open(
+            Arc::new(store),
+            Arc::new(blobs),
+            Arc::new(SystemClock),
+            AppConfig::default(),
+            Some(seal_key(&operator)),
+        )
+        .map_err(|e| e.to_string())?,
+    );
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(app.apply_registry_change(operator.envelope(&registry_change()))).map_err(|e| e.to_string())?;
     Ok(FuzzApp { app, _dir: dir })

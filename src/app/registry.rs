@@ -1,6 +1,7 @@
 //! Registry operations: signed registry changes by the operator, and registry reads.
 use super::{App, AppError, FirstResult, remember, replayed, schema};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -300,8 +301,19 @@ fn may_change_keys(registry: &Registry, signer: &str, target: &Unit) -> Result<(
 pub(super) const OPERATOR_ACTOR: &str = "operator";
 
 impl App {
-    /// Applies a signed registry change atomically.
-    pub async fn apply_registry_change(&self, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
+    /// Applies a signed registry change atomically. It runs to its end in a task of its own even when the caller
+    /// goes away (a client that gives up, a deadline, the end of a stop's grace): the change commits whatever
+    /// happens to the caller, and the running registry must then show it too, or a revoked key would be honoured
+    /// until the next start. The task also keeps the registry lock until then, so the next change builds on this one.
+    pub async fn apply_registry_change(
+        self: &Arc<Self>,
+        envelope: pb::SignedEnvelope,
+    ) -> Result<ChangeSummary, AppError> {
+        let app = Arc::clone(self);
+        tokio::spawn(async move { app.apply_registry_change_now(envelope).await }).await?
+    }
+
+    async fn apply_registry_change_now(&self, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
         let signed = self.open_envelope::<pb::RegistryChange>(&envelope)?;
         self.verify_operator(&envelope)?;
         let _guard = self.registry_lock.lock().await;
@@ -396,8 +408,14 @@ impl App {
         Ok(summary)
     }
 
-    /// Applies a signed `ChangeUnitKeys`: the parent unit's (with a seal valid now) or the operator's.
-    pub async fn change_unit_keys(&self, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
+    /// Applies a signed `ChangeUnitKeys`: the parent unit's (with a seal valid now) or the operator's. Like
+    /// [`App::apply_registry_change`], it runs to its end even when its caller goes away.
+    pub async fn change_unit_keys(self: &Arc<Self>, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
+        let app = Arc::clone(self);
+        tokio::spawn(async move { app.change_unit_keys_now(envelope).await }).await?
+    }
+
+    async fn change_unit_keys_now(&self, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
         let signed = self.open_envelope::<pb::ChangeUnitKeys>(&envelope)?;
         let signer = signed.statement.signer_unit_id.clone();
         let actor = if signer.is_empty() {
@@ -561,5 +579,91 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(check_change(&reg, upside_down, chrono::Utc::now()), Err(AppError::Invalid(_))));
+    }
+
+    /// A registry change whose caller goes away once the change is queued behind a busy writer still ends with
+    /// the running registry showing it, and with the registry lock free for the next change.
+    #[tokio::test]
+    async fn a_registry_change_runs_to_its_end_when_its_caller_goes_away() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let operator = crate::signing::Signer::from_secret("operator", [1; 32]);
+        let app = Arc::new(
+            App::open(
+                Arc::new(crate::store::SledStore::open(&dir.path().join("db"), 8 << 20).expect("store")),
+                Arc::new(crate::store::BlobStore::open(&dir.path().join("blobs"), 1 << 20).expect("blobs")),
+                Arc::new(super::super::SystemClock),
+                super::super::AppConfig::default(),
+                Some(crate::cli::serve::operator_seal(&operator)),
+            )
+            .expect("app"),
+        );
+        let change = pb::RegistryChange {
+            request_id: "regions".into(),
+            regions: vec![region("370000", "", 1)],
+            ..Default::default()
+        };
+        let env = operator.envelope(&change);
+        dropped_while_queued(&app, |app| async move { app.apply_registry_change(env).await }).await;
+        assert!(app.snapshot().registry.regions.contains_key("370000"), "the running registry shows the region");
+
+        let unit = pb::Unit {
+            id: "370000.czt".into(),
+            full_name: "山东省财政厅".into(),
+            short_name: "鲁财".into(),
+            region_code: "370000".into(),
+            level: 1,
+            kind: 1,
+            ..Default::default()
+        };
+        let units = pb::RegistryChange { request_id: "units".into(), units: vec![unit], ..Default::default() };
+        app.apply_registry_change(operator.envelope(&units)).await.expect("the unit");
+        let key = crate::signing::Signer::from_secret("czt#1", [2; 32]);
+        let keys = pb::ChangeUnitKeys {
+            request_id: "keys".into(),
+            unit_id: "370000.czt".into(),
+            add_keys: vec![key.seal_key()],
+            ..Default::default()
+        };
+        let env = operator.envelope(&keys);
+        dropped_while_queued(&app, |app| async move { app.change_unit_keys(env).await }).await;
+        let shown = app.snapshot().registry.units.get("370000.czt").map(|u| u.keys.len());
+        assert_eq!(shown, Some(1), "the running registry shows the new key");
+    }
+
+    /// Holds the writer, runs `change` until it holds the registry lock (it has then queued its write), drops it,
+    /// frees the writer, and waits for the lock to be free again.
+    async fn dropped_while_queued<F, T>(app: &Arc<App>, change: impl FnOnce(Arc<App>) -> F)
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let writer = app.clone();
+        let busy = tokio::spawn(async move {
+            writer
+                .write(move |_| {
+                    let _ = started.send(());
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+        });
+        tokio::task::spawn_blocking(move || running.recv()).await.expect("joined").expect("the writer is busy");
+        let call = tokio::spawn(change(app.clone()));
+        until("the change holding the registry lock", || app.registry_lock.try_lock().is_err()).await;
+        call.abort();
+        assert!(call.await.is_err_and(|e| e.is_cancelled()), "the caller went away before the change ended");
+        release.send(()).expect("the writer is waiting");
+        busy.await.expect("joined").expect("the busy write");
+        until("the change's end", || app.registry_lock.try_lock().is_ok()).await;
+    }
+
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "{what} did not happen");
+            tokio::task::yield_now().await;
+        }
     }
 }

@@ -43,8 +43,7 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<pb::SignedEnvelope>,
     ) -> Result<Response<pb::RegistryChangeReply>, Status> {
-        let (app, envelope) = (self.app.clone(), req.into_inner());
-        let s = to_the_end(async move { app.apply_registry_change(envelope).await }).await?;
+        let s = self.app.apply_registry_change(req.into_inner()).await?;
         Ok(Response::new(pb::RegistryChangeReply {
             regions_created: s.regions,
             units_created: s.units,
@@ -59,8 +58,7 @@ impl RegistryService for RegistryApi {
         &self,
         req: Request<pb::SignedEnvelope>,
     ) -> Result<Response<pb::RegistryChangeReply>, Status> {
-        let (app, envelope) = (self.app.clone(), req.into_inner());
-        let s = to_the_end(async move { app.change_unit_keys(envelope).await }).await?;
+        let s = self.app.change_unit_keys(req.into_inner()).await?;
         Ok(Response::new(pb::RegistryChangeReply {
             event_seq: s.event_seq,
             keys_changed: s.keys,
@@ -107,13 +105,4 @@ impl RegistryService for RegistryApi {
         let units = self.app.expand_group(&r.group, &r.issuer_unit_id)?;
         Ok(Response::new(pb::ExpandGroupReply { units: units.into_iter().map(Into::into).collect() }))
     }
-}
-
-/// Runs a registry change to its end even when its request goes away (a client that gives up, a deadline, the end
-/// of a stop's grace): the change commits whatever happens to the caller, and the running server's registry must
-/// then be updated too, or a revoked key would be honoured until the next start.
-async fn to_the_end<T: Send + 'static>(
-    change: impl std::future::Future<Output = Result<T, AppError>> + Send + 'static,
-) -> Result<T, AppError> {
-    tokio::spawn(change).await?
 }
