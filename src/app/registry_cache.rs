@@ -3,10 +3,12 @@
 //! Loading the registry from the store reads every unit record, and a store's units end up scattered over its
 //! file: a start of the 10-million-event bench store (100,000 units) made some 15,000 random reads for them, which
 //! took 9.7 s with nothing of the disk cached (BENCHMARKS.md, 12-03e). The file holds the whole registry and is
-//! stamped with the store's last registry event (its sequence number and the SHA-256 of its bytes). Every change
-//! to the registry appends such an event in the same transaction (`registry.rs`), so a file whose stamp is not
-//! the store's is stale and is ignored, as is a file that is damaged or of another format; the store is then read
-//! as before. The file is written when the registry was read from the store, and at a clean stop.
+//! stamped with the store's last registry event: its sequence number and the root of the event log's Merkle tree
+//! up to it, which covers that event and every one before it. Every change to the registry appends such an event
+//! in the same transaction (`registry.rs`), so a file whose stamp is not the store's is stale and is ignored, as is
+//! a file that is damaged or of another format; the store is then read as before. Two copies of one store that
+//! went separate ways have different roots even when their last registry events are the same bytes. The file is
+//! written when the registry was read from the store, and at a clean stop.
 //!
 //! Someone who may write the data directory can put any registry in this file, as they can already put any
 //! record in sled's; the file is as trusted as the directory it is in.
@@ -16,38 +18,44 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::log::StoreNodes;
 use super::{AppError, schema};
+use crate::domain::merkle::{self, Hash};
 use crate::domain::model::{Group, Region, Registry, Unit};
 use crate::store::{Store, StoreError};
 
 /// First bytes of the file: its own format, then the store's record format (`format::CURRENT`), whose records it
 /// holds: postcard carries no field names, so a file from a build with other records is not read.
-const MAGIC: &[u8] = b"gongwen-registry-1\n";
+const MAGIC: &[u8] = b"gongwen-registry-2\n";
 
-/// Which state of the store a registry is: its last registry event.
+/// Which state of the store a registry is: its last registry event, and the log's root up to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
     seq: u64,
-    sha256: [u8; 32],
+    root: Hash,
 }
 
 impl Stamp {
-    /// The store's: its last registry event (none: 0 and the hash of nothing).
+    /// The store's: its last registry event and the root of the log's tree of that many events (none: 0 and the
+    /// empty tree's root).
     pub fn of(store: &dyn Store) -> Result<Stamp, StoreError> {
         let last = store.scan(schema::REGISTRY_EVENTS, None, true).next().transpose()?;
         let Some((key, _)) = last else {
-            return Ok(Stamp { seq: 0, sha256: Sha256::digest([]).into() });
+            return Ok(Stamp { seq: 0, root: merkle::empty_root() });
         };
         let seq_bytes = key.get(schema::REGISTRY_EVENTS.len()..).and_then(|b| <[u8; 8]>::try_from(b).ok());
         let seq = seq_bytes.map(u64::from_be_bytes).ok_or_else(|| StoreError::Corrupt {
             key: String::from_utf8_lossy(&key).into_owned(),
             reason: "not a registry event key".into(),
         })?;
-        let event = store.get(&schema::event(seq))?.ok_or_else(|| StoreError::Corrupt {
-            key: format!("ev/{seq}"),
-            reason: "a registry event indexed but missing".into(),
-        })?;
-        Ok(Stamp { seq, sha256: Sha256::digest(&event).into() })
+        if store.get(&schema::event(seq))?.is_none() {
+            return Err(StoreError::Corrupt {
+                key: format!("ev/{seq}"),
+                reason: "a registry event indexed but missing".into(),
+            });
+        }
+        // Events are numbered from 1, so the tree that ends with event `seq` has `seq` leaves.
+        Ok(Stamp { seq, root: merkle::root(&StoreNodes(store), seq)? })
     }
 }
 
@@ -124,4 +132,58 @@ pub fn load(store: &dyn Store, file: Option<&RegistryFile>) -> Result<(Registry,
         return Ok((registry, stamp, true));
     }
     Ok((super::registry::load(store)?, stamp, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::EventKind;
+    use crate::pb;
+    use crate::store::SledStore;
+
+    /// A store holding these events, each `(document, payload)`: a registry event when there is no document.
+    fn store_of(dir: &Path, events: &[(Option<&str>, &[u8])]) -> Box<dyn Store> {
+        let store: Box<dyn Store> = Box::new(SledStore::open(&dir.join("db"), 8 << 20).expect("store"));
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a time");
+        for (document, payload) in events {
+            let kind = if document.is_some() { EventKind::Issued } else { EventKind::RegistryChanged };
+            let envelope = pb::SignedEnvelope { payload: payload.to_vec(), ..Default::default() };
+            store
+                .transact(|tx| super::super::append_event(tx, kind, "operator", *document, &envelope, at))
+                .expect("append");
+        }
+        store
+    }
+
+    #[test]
+    fn a_stamp_covers_the_whole_history_before_the_last_registry_event() {
+        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+        let one = store_of(dirs[0].path(), &[(None, b"regions"), (Some("d1"), b"issue one"), (None, b"units")]);
+        let same = store_of(dirs[1].path(), &[(None, b"regions"), (Some("d1"), b"issue one"), (None, b"units")]);
+        let parted = store_of(dirs[2].path(), &[(None, b"regions"), (Some("d1"), b"issue two"), (None, b"units")]);
+        let (stamp, parted_stamp) =
+            (Stamp::of(one.as_ref()).expect("stamp"), Stamp::of(parted.as_ref()).expect("stamp"));
+        assert_eq!(Stamp::of(same.as_ref()).expect("stamp"), stamp, "the same history, the same stamp");
+        assert_eq!(stamp.seq, 3);
+        assert_eq!(parted_stamp.seq, 3);
+        let last = |s: &dyn Store| s.get(&schema::event(3)).expect("read").expect("event 3");
+        assert_eq!(last(one.as_ref()), last(parted.as_ref()), "the last registry events are alike");
+        assert_ne!(parted_stamp, stamp, "an earlier event differs, and so does the stamp");
+
+        // Events after the last registry event leave the stamp alone.
+        let later = store_of(dirs[3].path(), &[(None, b"regions"), (Some("d1"), b"issue one"), (None, b"units")]);
+        let envelope = pb::SignedEnvelope { payload: b"issue three".to_vec(), ..Default::default() };
+        later
+            .transact(|tx| {
+                super::super::append_event(tx, EventKind::Issued, "u", Some("d3"), &envelope, chrono::Utc::now())
+            })
+            .expect("append");
+        assert_eq!(Stamp::of(later.as_ref()).expect("stamp"), stamp);
+
+        let file = RegistryFile::in_dir(dirs[0].path());
+        let registry = Registry::default();
+        file.write(&registry, stamp).expect("write");
+        assert_eq!(file.read(stamp), Some(registry));
+        assert_eq!(file.read(parted_stamp), None, "a file of one copy is not read for the other");
+    }
 }
