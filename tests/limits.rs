@@ -602,3 +602,52 @@ async fn a_dead_client_s_streams_come_back_once_it_stops_answering_pings() {
     frozen.store(true, std::sync::atomic::Ordering::SeqCst);
     once_admitted("the most one caller may", watch).await;
 }
+
+/// A unary trace whose caller goes away stops walking after the subtrees it is growing: the server does not go on
+/// growing and encoding a tree nobody will read. `map` stands for the reply's encoding here; it waits at a gate so
+/// that the walk is held mid-way while the caller goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_whose_caller_went_away_stops_walking() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+
+    let mut h = Harness::start_configured(|c| c.max_tree_walks = 1).await;
+    h.load_bundled().await;
+    let doc = h
+        .issue(PROVINCE, "wide", draft("鲁财采", "山东省财政厅关于采购的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issued");
+    let app = h.server.as_ref().expect("running").app.clone();
+    let top = app.trace(&doc.id, 0).await.expect("trace").nodes.len();
+    assert!(top > 8, "more subtrees ({top}) than a walk has threads");
+
+    let mapped = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let call = tokio::spawn({
+        let (app, mapped, gate, id) = (app.clone(), mapped.clone(), gate.clone(), doc.id.clone());
+        async move {
+            app.trace_mapped(&id, 0, move |node| {
+                mapped.fetch_add(1, Ordering::SeqCst);
+                let (open, opened) = &*gate;
+                let shut = open.lock().expect("gate");
+                drop(opened.wait_while(shut, |open| !*open).expect("gate"));
+                node
+            })
+            .await
+        }
+    });
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while mapped.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the walk did not start");
+        tokio::task::yield_now().await;
+    }
+    call.abort();
+    assert!(call.await.is_err_and(|e| e.is_cancelled()), "the caller went away mid-walk");
+    *gate.0.lock().expect("gate") = true;
+    gate.1.notify_all();
+    // The one walk permit is free once the abandoned walk has ended: the next trace gets it then.
+    let again = app.trace(&doc.id, 0).await.expect("the next trace");
+    assert_eq!(again.nodes.len(), top);
+    let walked = mapped.load(Ordering::SeqCst);
+    assert!(walked < top, "{walked} of {top} subtrees were still grown after the caller went away");
+}

@@ -513,8 +513,9 @@ impl App {
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, AppError> + Send + 'static,
     {
-        // The permit goes with the walk, not with this call: a client that gives up does not stop the walk, and
-        // must not free its permit while the walk still holds its tree.
+        // The permit goes with the walk, not with this call: a client that gives up does not stop the walk at once
+        // (a walk stops between subtrees, if at all), and must not free its permit while the walk still holds its
+        // tree.
         self.read(move |store| {
             let _permit = permit;
             f(store)

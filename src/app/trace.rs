@@ -1,4 +1,5 @@
 //! The forwarding tree under a document (督办追踪): every unit reached directly or through forwards.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -387,13 +388,16 @@ fn own_counts(state: DeliveryState, overdue: bool) -> Counts {
 
 /// Walks the tree under `document`: `emit` gets each subtree under its recipients, in unit id order (then those
 /// under units that forwarded it with no delivery on record), each complete with its counts and passed through
-/// `map` on the thread that grew it. Returns the counts over the whole tree.
+/// `map` on the thread that grew it. Returns the counts over the whole tree. Once `wanted` turns false (nobody
+/// waits for the tree any more), no further subtree is grown and the walk ends with [`AppError::Cancelled`].
+#[allow(clippy::too_many_arguments)] // the walk's inputs, then its three hooks; a struct would only rename them
 fn walk_tree<R: Send>(
     store: &dyn Store,
     snap: &super::Snapshot,
     now: DateTime<Utc>,
     document: &Document,
     max_depth: u32,
+    wanted: impl Fn() -> bool + Sync,
     map: impl Fn(Node) -> R + Sync,
     emit: impl FnMut(R) -> Result<(), AppError> + Send,
 ) -> Result<Counts, AppError> {
@@ -407,6 +411,11 @@ fn walk_tree<R: Send>(
     in_parallel_ordered(
         top,
         |mut node| {
+            // Checked where a thread takes its next subtree: results are emitted in order, so a check at `emit`
+            // would come only after the other threads had grown everything behind a slow first subtree.
+            if !wanted() {
+                return Err(AppError::Cancelled);
+            }
             let mut w = Walker::new(store, snap, now, seen.clone(), max_depth);
             w.grow(&mut node)?;
             totals.lock().unwrap_or_else(|p| p.into_inner()).add(&node.counts);
@@ -415,6 +424,15 @@ fn walk_tree<R: Send>(
         emit,
     )?;
     Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Tells a walk that the call waiting for it is gone, when that call is dropped.
+struct GoneOnDrop(Arc<AtomicBool>);
+
+impl Drop for GoneOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A piece of a streamed trace.
@@ -499,7 +517,9 @@ impl App {
     }
 
     /// [`App::trace`] with each subtree under the root's recipients passed through `map` as soon as it is grown,
-    /// on the thread that grew it: a reply is encoded on all cores, while the walk goes on.
+    /// on the thread that grew it: a reply is encoded on all cores, while the walk goes on. Once this call is
+    /// dropped (its client gave up, or its deadline passed), the walk stops after the subtrees it is growing: a
+    /// large tree nobody waits for costs nothing more.
     pub async fn trace_mapped<N: Send + 'static>(
         &self,
         document_id: &str,
@@ -507,10 +527,13 @@ impl App {
         map: impl Fn(Node) -> N + Send + Sync + 'static,
     ) -> Result<Tree<N>, AppError> {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
+        let gone = Arc::new(AtomicBool::new(false));
+        let _on_drop = GoneOnDrop(gone.clone());
         self.walk(move |store| {
             let document = load_document(store, &id)?;
             let mut nodes = vec![];
-            let totals = walk_tree(store, &snap, now, &document, max_depth, map, |n| {
+            let wanted = || !gone.load(Ordering::Relaxed);
+            let totals = walk_tree(store, &snap, now, &document, max_depth, wanted, map, |n| {
                 nodes.push(n);
                 Ok(())
             })?;
@@ -536,8 +559,11 @@ impl App {
             let document = load_document(store, &id)?;
             let head = Chunk { document: Some(DocHead::from(&document)), ..Chunk::default() };
             let chunk_nodes = chunk_nodes.max(1);
+            let listened = out.clone();
+            let wanted = || !listened.is_closed();
             let mut chunks = Chunker { out, finish, chunk_nodes, pending: head, sent: 0, last_via: None };
-            let walked = walk_tree(store, &snap, now, &document, max_depth, |node| node, |node| chunks.subtree(node));
+            let walked =
+                walk_tree(store, &snap, now, &document, max_depth, wanted, |node| node, |node| chunks.subtree(node));
             let finished = walked.and_then(|totals| {
                 chunks.pending.totals = Some(totals);
                 chunks.send()
