@@ -3,7 +3,7 @@
 //! whole tree in memory. They answer RESOURCE_EXHAUSTED rather than queueing without end: walks wait in a line of
 //! at most [`WALKS_WAITING_MAX`].
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -248,6 +248,38 @@ impl Drop for Share {
 /// walking on two cores each) a line this long takes about half a minute to get through.
 pub const WALKS_WAITING_MAX: usize = 256;
 
+/// How many records a walk that reads record after record goes through between two asks of [`Wanted`].
+pub(super) const WANTED_EVERY: usize = 1024;
+
+/// Whether anyone still waits for a walk's result: a walk asks between its parts and stops once its call has been
+/// dropped (its client gave up, its deadline passed), so an abandoned tree or bundle stops costing CPU and frees
+/// its walk permit for the next caller.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Wanted(Arc<AtomicBool>);
+
+impl Wanted {
+    /// False once the call waiting for the walk is gone.
+    pub(super) fn still(&self) -> bool {
+        !self.0.load(Ordering::Relaxed)
+    }
+
+    /// [`AppError::Cancelled`] once the call waiting for the walk is gone.
+    pub(super) fn check(&self) -> Result<(), AppError> {
+        if self.still() { Ok(()) } else { Err(AppError::Cancelled) }
+    }
+
+    /// Marks the walk unwanted when dropped: held by the call that awaits the walk.
+    pub(super) fn until_dropped(&self) -> impl Drop + Send + use<> {
+        struct Gone(Arc<AtomicBool>);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        Gone(self.0.clone())
+    }
+}
+
 fn failures_key(peer: &str) -> String {
     format!("failed {peer}")
 }
@@ -295,6 +327,22 @@ mod tests {
         drop((a2, a3, b1));
         assert_eq!(app.open_streams(), 0);
         assert!(app.stream_shares.lock().expect("shares").is_empty(), "callers with nothing open cost nothing");
+    }
+
+    #[tokio::test]
+    async fn a_walk_is_unwanted_once_the_call_awaiting_it_is_dropped() {
+        let wanted = Wanted::default();
+        let seen = wanted.clone();
+        let call = async move {
+            let _gone = wanted.until_dropped();
+            std::future::pending::<()>().await
+        };
+        assert!(tokio::time::timeout(Duration::from_millis(1), call).await.is_err(), "the call never ends");
+        assert!(!seen.still());
+        assert!(matches!(seen.check(), Err(AppError::Cancelled)));
+        let kept = Wanted::default();
+        let _held = kept.until_dropped();
+        assert!(kept.still() && kept.check().is_ok(), "wanted while the call is there");
     }
 
     /// Polls `done` until it holds, for at most ten seconds.
@@ -394,7 +442,7 @@ mod tests {
         let call = tokio::spawn({
             let app = app.clone();
             async move {
-                app.walk(move |_| {
+                app.walk(move |_, _| {
                     let _ = started.send(());
                     let _ = release.recv();
                     Ok(())

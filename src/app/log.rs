@@ -287,7 +287,7 @@ impl App {
         };
         // The keys, checkpoint and consistency proof around the entries take far less than this.
         let budget = Budget { max_bytes: self.config.max_bundle_bytes, used: BUNDLE_FRAME_BYTES, hint };
-        self.walk_with(permit, move |s| {
+        self.walk_with(permit, move |s, wanted| {
             let size = size(s)?;
             let mut seqs: BTreeSet<u64> = BTreeSet::new();
             for pair in s.scan(schema::REGISTRY_EVENTS, None, false) {
@@ -321,6 +321,9 @@ impl App {
             let root = merkle::root(&nodes, size)?;
             let (mut entries, mut budget) = (Vec::new(), budget);
             for seq in in_order.filter(|q| *q >= 1 && *q <= size) {
+                if entries.len() % super::limits::WANTED_EVERY == 0 {
+                    wanted.check()?;
+                }
                 let inclusion = if complete { vec![] } else { hashes(merkle::inclusion_proof(&nodes, seq - 1, size)?) };
                 let entry = pb::BundleEntry { event_seq: seq, entry: entry_bytes(s, seq)?, inclusion };
                 budget.spend(&entry, entries.len(), total)?;

@@ -498,10 +498,11 @@ impl App {
 
     /// [`App::read`] for a walk that builds a whole tree in memory, once one of the
     /// [`AppConfig::max_tree_walks`] permits is free.
+    /// `f` is told through its [`limits::Wanted`] when this call is dropped, and stops between its parts.
     async fn walk<T, F>(&self, f: F) -> Result<T, AppError>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn Store) -> Result<T, AppError> + Send + 'static,
+        F: FnOnce(&dyn Store, &limits::Wanted) -> Result<T, AppError> + Send + 'static,
     {
         let permit = self.walk_permit().await?;
         self.walk_with(permit, f).await
@@ -511,14 +512,15 @@ impl App {
     async fn walk_with<T, F>(&self, permit: tokio::sync::OwnedSemaphorePermit, f: F) -> Result<T, AppError>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn Store) -> Result<T, AppError> + Send + 'static,
+        F: FnOnce(&dyn Store, &limits::Wanted) -> Result<T, AppError> + Send + 'static,
     {
-        // The permit goes with the walk, not with this call: a client that gives up does not stop the walk at once
-        // (a walk stops between subtrees, if at all), and must not free its permit while the walk still holds its
-        // tree.
+        let wanted = limits::Wanted::default();
+        let _gone_when_dropped = wanted.until_dropped();
+        // The permit goes with the walk, not with this call: a client that gives up stops the walk only between
+        // its parts, and must not free its permit while the walk still holds its tree.
         self.read(move |store| {
             let _permit = permit;
-            f(store)
+            f(store, &wanted)
         })
         .await
     }

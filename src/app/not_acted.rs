@@ -36,12 +36,13 @@ impl App {
     ) -> Result<NotActedPage, AppError> {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
         let after = after.cloned();
-        self.walk(move |store| {
+        self.walk(move |store, wanted| {
             let (_, select) = trace::fold_tree(
                 store,
                 &snap,
                 now,
                 &id,
+                wanted,
                 || Select::new(page_size, after.as_ref()),
                 |s, d, depth| {
                     if waiting(d.role, d.state) {

@@ -180,11 +180,14 @@ impl App {
                 if !snap.registry.regions.contains_key(&code) {
                     return Err(AppError::NotFound(format!("unknown region {code:?}")));
                 }
-                self.walk(move |s| {
+                self.walk(move |s, wanted| {
                     let mut out = vec![];
                     let mut docs: BTreeMap<String, Document> = BTreeMap::new();
                     // A full pass over deliveries: fine for supervision reports, measured in BENCHMARKS.md.
-                    for pair in s.scan(b"dlv/", None, false) {
+                    for (read, pair) in s.scan(b"dlv/", None, false).enumerate() {
+                        if read % super::limits::WANTED_EVERY == 0 {
+                            wanted.check()?;
+                        }
                         let (k, v) = pair?;
                         let d: Delivery = schema::decode(&k, &v)?;
                         let Some(unit) = snap.registry.units.get(&d.recipient) else { continue };

@@ -1,5 +1,4 @@
 //! The forwarding tree under a document (督办追踪): every unit reached directly or through forwards.
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -426,15 +425,6 @@ fn walk_tree<R: Send>(
     Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
-/// Tells a walk that the call waiting for it is gone, when that call is dropped.
-struct GoneOnDrop(Arc<AtomicBool>);
-
-impl Drop for GoneOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
 /// A piece of a streamed trace.
 #[derive(Debug, Default)]
 pub struct Chunk {
@@ -527,16 +517,22 @@ impl App {
         map: impl Fn(Node) -> N + Send + Sync + 'static,
     ) -> Result<Tree<N>, AppError> {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
-        let gone = Arc::new(AtomicBool::new(false));
-        let _on_drop = GoneOnDrop(gone.clone());
-        self.walk(move |store| {
+        self.walk(move |store, wanted| {
             let document = load_document(store, &id)?;
             let mut nodes = vec![];
-            let wanted = || !gone.load(Ordering::Relaxed);
-            let totals = walk_tree(store, &snap, now, &document, max_depth, wanted, map, |n| {
-                nodes.push(n);
-                Ok(())
-            })?;
+            let totals = walk_tree(
+                store,
+                &snap,
+                now,
+                &document,
+                max_depth,
+                || wanted.still(),
+                map,
+                |n| {
+                    nodes.push(n);
+                    Ok(())
+                },
+            )?;
             Ok(Tree { document, nodes, totals })
         })
         .await
@@ -593,16 +589,19 @@ impl App {
         M: Fn(&mut T, T) + Send + 'static,
     {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
-        self.walk(move |store| fold_tree(store, &snap, now, &id, init, f, merge)).await
+        self.walk(move |store, wanted| fold_tree(store, &snap, now, &id, wanted, init, f, merge)).await
     }
 }
 
-/// [`App::fold_deliveries`] within a read.
+/// [`App::fold_deliveries`] within a walk: stops with [`AppError::Cancelled`] between the root's forwards once it
+/// is no longer `wanted`.
+#[allow(clippy::too_many_arguments)] // the walk's inputs, then the fold's three hooks
 pub(super) fn fold_tree<T: Send>(
     store: &dyn Store,
     snap: &super::Snapshot,
     now: DateTime<Utc>,
     id: &str,
+    wanted: &super::limits::Wanted,
     init: impl Fn() -> T + Sync,
     f: impl Fn(&mut T, &LeanDelivery<'_>, u32) + Sync,
     merge: impl Fn(&mut T, T),
@@ -614,6 +613,7 @@ pub(super) fn fold_tree<T: Send>(
     w.own_deliveries(id, 1, &mut |d, depth| f(&mut acc, d, depth))?;
     let seen = w.seen.clone();
     let parts = in_parallel(w.forwards(id)?, |fwd| {
+        wanted.check()?;
         let mut w = Walker::new(store, snap, now, seen.clone(), u32::MAX);
         let mut part = init();
         w.each_delivery(&fwd, 2, &mut |d, depth| f(&mut part, d, depth))?;
