@@ -313,8 +313,8 @@ impl App {
         };
         let log_key = load_or_make_log_key(store.as_ref())?;
         let (registry, stamp, from_file) = registry_cache::load(store.as_ref(), config.registry_file.as_ref())?;
-        let registry_kept = Arc::new(std::sync::Mutex::new(from_file.then_some(stamp)));
-        if let Some(file) = config.registry_file.clone().filter(|_| !from_file) {
+        let registry_kept = Arc::new(std::sync::Mutex::new(stamp.filter(|_| from_file)));
+        if let (Some(file), Some(stamp), false) = (config.registry_file.clone(), stamp, from_file) {
             // Kept for the next start in the background: serving does not wait for the file. A stop that comes
             // first writes the file itself, and this then leaves it alone.
             let (kept, registry) = (registry_kept.clone(), registry.clone());

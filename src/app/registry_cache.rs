@@ -48,12 +48,6 @@ impl Stamp {
             key: String::from_utf8_lossy(&key).into_owned(),
             reason: "not a registry event key".into(),
         })?;
-        if store.get(&schema::event(seq))?.is_none() {
-            return Err(StoreError::Corrupt {
-                key: format!("ev/{seq}"),
-                reason: "a registry event indexed but missing".into(),
-            });
-        }
         // Events are numbered from 1, so the tree that ends with event `seq` has `seq` leaves.
         Ok(Stamp { seq, root: merkle::root(&StoreNodes(store), seq)? })
     }
@@ -124,14 +118,25 @@ impl RegistryFile {
     }
 }
 
-/// The registry as `store` holds it and its stamp: from `file` when that holds the same state (then `true`), else
-/// from the store's records.
-pub fn load(store: &dyn Store, file: Option<&RegistryFile>) -> Result<(Registry, Stamp, bool), AppError> {
-    let stamp = Stamp::of(store)?;
-    if let Some(registry) = file.and_then(|f| f.read(stamp)) {
-        return Ok((registry, stamp, true));
+/// The registry as `store` holds it: from `file` when that holds the store's state (then `true`), else from the
+/// store's records. Also the stamp to keep a file under: `None` without a file, or when the stamp cannot be worked
+/// out (a damaged log). Such a store still starts, as it did before the file existed; the file is then neither read
+/// nor written.
+pub fn load(store: &dyn Store, file: Option<&RegistryFile>) -> Result<(Registry, Option<Stamp>, bool), AppError> {
+    let Some(file) = file else {
+        return Ok((super::registry::load(store)?, None, false));
+    };
+    let stamp = match Stamp::of(store) {
+        Ok(stamp) => stamp,
+        Err(e) => {
+            tracing::warn!("the registry file is not used: the store's stamp for it cannot be worked out: {e}");
+            return Ok((super::registry::load(store)?, None, false));
+        }
+    };
+    if let Some(registry) = file.read(stamp) {
+        return Ok((registry, Some(stamp), true));
     }
-    Ok((super::registry::load(store)?, stamp, false))
+    Ok((super::registry::load(store)?, Some(stamp), false))
 }
 
 #[cfg(test)]
@@ -185,5 +190,27 @@ mod tests {
         file.write(&registry, stamp).expect("write");
         assert_eq!(file.read(stamp), Some(registry));
         assert_eq!(file.read(parted_stamp), None, "a file of one copy is not read for the other");
+    }
+
+    #[test]
+    fn a_store_whose_stamp_cannot_be_worked_out_starts_from_its_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_of(dir.path(), &[(None, b"regions")]);
+        let file = RegistryFile::in_dir(dir.path());
+        let (_, stamp, from_file) = load(store.as_ref(), Some(&file)).expect("load");
+        assert_eq!((stamp.map(|s| s.seq), from_file), (Some(1), false));
+        // An index entry for an event the log does not hold: no root for 9 events.
+        store
+            .transact(|tx| -> Result<(), StoreError> {
+                tx.put(&schema::registry_event(9), &[]);
+                Ok(())
+            })
+            .expect("put");
+        assert!(Stamp::of(store.as_ref()).is_err());
+        let (registry, stamp, from_file) = load(store.as_ref(), Some(&file)).expect("a start all the same");
+        assert_eq!(
+            (registry, stamp, from_file),
+            (super::super::registry::load(store.as_ref()).expect("records"), None, false)
+        );
     }
 }
