@@ -305,12 +305,36 @@ impl App {
     /// goes away (a client that gives up, a deadline, the end of a stop's grace): the change commits whatever
     /// happens to the caller, and the running registry must then show it too, or a revoked key would be honoured
     /// until the next start. The task also keeps the registry lock until then, so the next change builds on this one.
+    /// Needs a Tokio runtime, as every async call of the app does.
     pub async fn apply_registry_change(
         self: &Arc<Self>,
         envelope: pb::SignedEnvelope,
     ) -> Result<ChangeSummary, AppError> {
         let app = Arc::clone(self);
-        tokio::spawn(async move { app.apply_registry_change_now(envelope).await }).await?
+        self.to_the_end(async move { app.apply_registry_change_now(envelope).await }).await
+    }
+
+    /// Runs a registry change in a task of its own, to its end. A change that panics may have committed before it
+    /// could update the running registry, which is then read again from the store: the next change must be checked
+    /// against what the store holds.
+    async fn to_the_end<T: Send + 'static>(
+        self: &Arc<Self>,
+        change: impl std::future::Future<Output = Result<T, AppError>> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let app = Arc::clone(self);
+        tokio::spawn(async move {
+            let failed = match tokio::spawn(change).await {
+                Ok(result) => return result,
+                Err(e) => e,
+            };
+            let _guard = app.registry_lock.lock().await;
+            match app.read(|store| load(store).map_err(AppError::from)).await {
+                Ok(registry) => app.set_snapshot(registry),
+                Err(e) => tracing::error!("the running registry may be out of date until a restart: {e}"),
+            }
+            Err(failed.into())
+        })
+        .await?
     }
 
     async fn apply_registry_change_now(&self, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
@@ -412,7 +436,7 @@ impl App {
     /// [`App::apply_registry_change`], it runs to its end even when its caller goes away.
     pub async fn change_unit_keys(self: &Arc<Self>, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
         let app = Arc::clone(self);
-        tokio::spawn(async move { app.change_unit_keys_now(envelope).await }).await?
+        self.to_the_end(async move { app.change_unit_keys_now(envelope).await }).await
     }
 
     async fn change_unit_keys_now(&self, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
