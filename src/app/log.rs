@@ -268,8 +268,10 @@ impl App {
         previous_size: u64,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<pb::AuditBundle, AppError> {
-        let docs = match &scope {
-            ExportScope::Document(id) => Some(self.tree_documents(id).await?),
+        // The tree's documents are found within the walk, under its permit: a caller gone meanwhile does not
+        // free the permit while they are still being read.
+        let root = match &scope {
+            ExportScope::Document(id) => Some(self.document(id).await?.id),
             ExportScope::Range { .. } | ExportScope::Events(_) => None,
         };
         let log_key = self.log_key.clone();
@@ -288,6 +290,7 @@ impl App {
         // The keys, checkpoint and consistency proof around the entries take far less than this.
         let budget = Budget { max_bytes: self.config.max_bundle_bytes, used: BUNDLE_FRAME_BYTES, hint };
         self.walk_with(permit, move |s, wanted| {
+            let docs = root.map(|root| tree_documents(s, root, wanted)).transpose()?;
             let size = size(s)?;
             let mut seqs: BTreeSet<u64> = BTreeSet::new();
             for pair in s.scan(schema::REGISTRY_EVENTS, None, false) {
@@ -299,6 +302,7 @@ impl App {
             match (&scope, &docs) {
                 (ExportScope::Document(_), Some(docs)) => {
                     for d in docs {
+                        wanted.check()?;
                         document_events(s, d, &mut seqs)?;
                     }
                 }
@@ -393,26 +397,22 @@ impl App {
         }
         Ok(ExportScope::Events(events))
     }
+}
 
-    /// The document and every document reached from it by forwarding.
-    async fn tree_documents(&self, id: &str) -> Result<Vec<String>, AppError> {
-        self.document(id).await?;
-        let root = id.to_owned();
-        self.read(move |s| {
-            let mut seen = BTreeSet::from([root.clone()]);
-            let mut todo = vec![root];
-            while let Some(d) = todo.pop() {
-                for pair in s.scan(&schema::forwards_of(&d), None, false) {
-                    let child = schema::last_part(&pair?.0);
-                    if seen.insert(child.clone()) {
-                        todo.push(child);
-                    }
-                }
+/// The document `root` and every document reached from it by forwarding.
+fn tree_documents(s: &dyn Store, root: String, wanted: &super::limits::Wanted) -> Result<Vec<String>, AppError> {
+    let mut seen = BTreeSet::from([root.clone()]);
+    let mut todo = vec![root];
+    while let Some(d) = todo.pop() {
+        wanted.check()?;
+        for pair in s.scan(&schema::forwards_of(&d), None, false) {
+            let child = schema::last_part(&pair?.0);
+            if seen.insert(child.clone()) {
+                todo.push(child);
             }
-            Ok(seen.into_iter().collect())
-        })
-        .await
+        }
     }
+    Ok(seen.into_iter().collect())
 }
 
 /// The tree size an inclusion proof of event `seq` is made for (`tree_size` 0: the log's `current` size).

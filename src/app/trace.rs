@@ -166,6 +166,8 @@ struct Walker<'a> {
     seen: HashSet<String>,
     /// Deepest level built node by node; deeper deliveries are only counted. `u32::MAX` for the whole tree.
     max_depth: u32,
+    /// Asked before each document's deliveries are read: false once nobody waits for the walk.
+    wanted: &'a (dyn Fn() -> bool + Sync),
 }
 
 impl<'a> Walker<'a> {
@@ -175,8 +177,14 @@ impl<'a> Walker<'a> {
         now: DateTime<Utc>,
         seen: HashSet<String>,
         max_depth: u32,
+        wanted: &'a (dyn Fn() -> bool + Sync),
     ) -> Walker<'a> {
-        Walker { store, snapshot, now, seen, max_depth }
+        Walker { store, snapshot, now, seen, max_depth, wanted }
+    }
+
+    /// [`AppError::Cancelled`] once nobody waits for the walk.
+    fn still_wanted(&self) -> Result<(), AppError> {
+        if (self.wanted)() { Ok(()) } else { Err(AppError::Cancelled) }
     }
 
     /// The small header of a forward: a walk needs only its id and number, and its full record carries every
@@ -200,6 +208,7 @@ impl<'a> Walker<'a> {
         if depth > MAX_DEPTH || !self.seen.insert(doc.id.clone()) {
             return Ok(vec![]);
         }
+        self.still_wanted()?;
         let mut forwards = self.forwarders(&doc.id)?;
         let (via_id, via_number): (Arc<str>, Arc<str>) = (doc.id.as_str().into(), doc.number.as_str().into());
         let mut out = vec![];
@@ -346,6 +355,7 @@ impl Walker<'_> {
         if depth > MAX_DEPTH || !self.seen.insert(id.to_owned()) {
             return Ok(());
         }
+        self.still_wanted()?;
         self.own_deliveries(id, depth, f)?;
         for fwd in self.forwards(id)? {
             self.each_delivery(&fwd, depth + 1, f)?;
@@ -401,7 +411,8 @@ fn walk_tree<R: Send>(
     emit: impl FnMut(R) -> Result<(), AppError> + Send,
 ) -> Result<Counts, AppError> {
     let max_depth = if max_depth == 0 { u32::MAX } else { max_depth };
-    let mut w = Walker::new(store, snap, now, HashSet::new(), max_depth);
+    let wanted: &(dyn Fn() -> bool + Sync) = &wanted;
+    let mut w = Walker::new(store, snap, now, HashSet::new(), max_depth, wanted);
     // The subtrees under the root's recipients share nothing (a document forwards exactly one other), so they are
     // grown on all cores; each walker keeps its own guard against a corrupted, cyclic store.
     let top = w.shallow_nodes(&DocHead::from(document), 1)?;
@@ -415,7 +426,7 @@ fn walk_tree<R: Send>(
             if !wanted() {
                 return Err(AppError::Cancelled);
             }
-            let mut w = Walker::new(store, snap, now, seen.clone(), max_depth);
+            let mut w = Walker::new(store, snap, now, seen.clone(), max_depth, wanted);
             w.grow(&mut node)?;
             totals.lock().unwrap_or_else(|p| p.into_inner()).add(&node.counts);
             Ok(map(node))
@@ -593,8 +604,8 @@ impl App {
     }
 }
 
-/// [`App::fold_deliveries`] within a walk: stops with [`AppError::Cancelled`] between the root's forwards once it
-/// is no longer `wanted`.
+/// [`App::fold_deliveries`] within a walk: stops with [`AppError::Cancelled`] before the next document's
+/// deliveries once it is no longer `wanted`.
 #[allow(clippy::too_many_arguments)] // the walk's inputs, then the fold's three hooks
 pub(super) fn fold_tree<T: Send>(
     store: &dyn Store,
@@ -606,15 +617,15 @@ pub(super) fn fold_tree<T: Send>(
     f: impl Fn(&mut T, &LeanDelivery<'_>, u32) + Sync,
     merge: impl Fn(&mut T, T),
 ) -> Result<(Document, T), AppError> {
-    let mut w = Walker::new(store, snap, now, HashSet::new(), u32::MAX);
+    let still = || wanted.still();
+    let mut w = Walker::new(store, snap, now, HashSet::new(), u32::MAX, &still);
     let document = load_document(store, id)?;
     let mut acc = init();
     w.seen.insert(id.to_owned());
     w.own_deliveries(id, 1, &mut |d, depth| f(&mut acc, d, depth))?;
     let seen = w.seen.clone();
     let parts = in_parallel(w.forwards(id)?, |fwd| {
-        wanted.check()?;
-        let mut w = Walker::new(store, snap, now, seen.clone(), u32::MAX);
+        let mut w = Walker::new(store, snap, now, seen.clone(), u32::MAX, &still);
         let mut part = init();
         w.each_delivery(&fwd, 2, &mut |d, depth| f(&mut part, d, depth))?;
         Ok(part)
@@ -634,8 +645,9 @@ pub(super) fn recipient_nodes(
     via: &str,
     depth: u32,
     recipients: &[&str],
+    wanted: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Node>, AppError> {
-    let mut w = Walker::new(store, snap, now, HashSet::new(), u32::MAX);
+    let mut w = Walker::new(store, snap, now, HashSet::new(), u32::MAX, wanted);
     let doc = w.head(via)?;
     w.seen.insert(doc.id.clone());
     let (via_id, via_number): (Arc<str>, Arc<str>) = (doc.id.as_str().into(), doc.number.as_str().into());
