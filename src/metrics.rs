@@ -7,7 +7,9 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -26,6 +28,7 @@ pub struct Metrics {
     act_statements: IntCounterVec,
     open_streams: IntGauge,
     tree_walks_waiting: IntGauge,
+    tree_walks_abandoned: IntCounter,
 }
 
 impl Metrics {
@@ -68,6 +71,11 @@ impl Metrics {
             "traces, status matrices, not-acted and overdue lists and audit bundles waiting for a walk permit \
              (max_tree_walks)",
         )?;
+        let tree_walks_abandoned = IntCounter::new(
+            "gongwen_tree_walks_abandoned_total",
+            "walks (traces, status matrices, lists, audit bundles) stopped before their end because their caller had \
+             gone: a client that gave up, or a deadline that passed",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(events.clone()))?;
@@ -78,6 +86,7 @@ impl Metrics {
         registry.register(Box::new(act_statements.clone()))?;
         registry.register(Box::new(open_streams.clone()))?;
         registry.register(Box::new(tree_walks_waiting.clone()))?;
+        registry.register(Box::new(tree_walks_abandoned.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -90,6 +99,7 @@ impl Metrics {
             act_statements,
             open_streams,
             tree_walks_waiting,
+            tree_walks_abandoned,
         })
     }
 
@@ -114,6 +124,8 @@ impl Metrics {
         }
         self.open_streams.set(i64::try_from(app.open_streams()).unwrap_or(0));
         self.tree_walks_waiting.set(i64::try_from(app.tree_walks_waiting()).unwrap_or(0));
+        let abandoned = app.tree_walks_abandoned();
+        self.tree_walks_abandoned.inc_by(abandoned.saturating_sub(self.tree_walks_abandoned.get()));
         let mut out = vec![];
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8_lossy(&out).into_owned()

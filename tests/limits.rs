@@ -650,4 +650,5 @@ async fn a_trace_whose_caller_went_away_stops_walking() {
     assert_eq!(again.nodes.len(), top);
     let walked = mapped.load(Ordering::SeqCst);
     assert!(walked < top, "{walked} of {top} subtrees were still grown after the caller went away");
+    assert_eq!(app.tree_walks_abandoned(), 1, "counted for the operator's metrics");
 }

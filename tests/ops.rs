@@ -82,6 +82,7 @@ async fn prometheus_metrics_count_requests_by_method_and_status() {
     assert!(text.contains("gongwen_store_deferred_keys 0"), "nothing is waiting after small commits");
     assert!(text.contains("gongwen_open_streams 0"));
     assert!(text.contains("gongwen_tree_walks_waiting 0"));
+    assert!(text.contains("gongwen_tree_walks_abandoned_total 0"));
     assert!(text.contains("gongwen_trace_cache_bytes 0"), "nothing traced yet");
     running.stop().await.expect("stop");
 }

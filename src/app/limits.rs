@@ -133,6 +133,11 @@ impl App {
         self.walks_waiting.load(Ordering::Relaxed)
     }
 
+    /// Walks that stopped because their caller had gone (see [`Wanted`]), since the start.
+    pub fn tree_walks_abandoned(&self) -> u64 {
+        self.walks_abandoned.load(Ordering::Relaxed)
+    }
+
     /// Waits for a permit to walk a whole tree, counted among [`App::tree_walks_waiting`] meanwhile, until it has
     /// one or the call is dropped (its client gone). Refused when the line is full.
     pub(super) async fn walk_permit(&self) -> Result<OwnedSemaphorePermit, AppError> {

@@ -246,6 +246,8 @@ pub struct App {
     /// Permits for walks that build a whole tree in memory, and the calls waiting for one.
     walks: Arc<tokio::sync::Semaphore>,
     walks_waiting: std::sync::atomic::AtomicUsize,
+    /// Walks that stopped because their caller had gone, since the start.
+    walks_abandoned: Arc<std::sync::atomic::AtomicU64>,
     /// Set when the server begins to stop: calls that would otherwise stay open for as long as their client
     /// likes (`Act`, `WatchInbox`) end, so the stop does not wait on them.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -353,6 +355,7 @@ impl App {
             // No permit at all would leave every trace waiting for ever.
             walks: Arc::new(tokio::sync::Semaphore::new(config.max_tree_walks.max(1))),
             walks_waiting: std::sync::atomic::AtomicUsize::new(0),
+            walks_abandoned: Arc::default(),
             stopping: tokio::sync::watch::Sender::new(false),
             statements: tally::Tally::default(),
             heads: recent::Recent::new(HEADS_KEPT),
@@ -518,9 +521,14 @@ impl App {
         let _gone_when_dropped = wanted.until_dropped();
         // The permit goes with the walk, not with this call: a client that gives up stops the walk only between
         // its parts, and must not free its permit while the walk still holds its tree.
+        let abandoned = self.walks_abandoned.clone();
         self.read(move |store| {
             let _permit = permit;
-            f(store, &wanted)
+            let walked = f(store, &wanted);
+            if matches!(walked, Err(AppError::Cancelled)) {
+                abandoned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            walked
         })
         .await
     }
