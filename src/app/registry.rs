@@ -311,30 +311,16 @@ impl App {
         envelope: pb::SignedEnvelope,
     ) -> Result<ChangeSummary, AppError> {
         let app = Arc::clone(self);
-        self.to_the_end(async move { app.apply_registry_change_now(envelope).await }).await
+        Self::to_the_end(async move { app.apply_registry_change_now(envelope).await }).await
     }
 
-    /// Runs a registry change in a task of its own, to its end. A change that panics may have committed before it
-    /// could update the running registry, which is then read again from the store: the next change must be checked
-    /// against what the store holds.
+    /// Runs a registry change in a task of its own, to its end. Nothing between a change's commit and its update of
+    /// the running registry can panic (the update clones, collects and sorts; a failed allocation aborts the
+    /// process), so a committed change always reaches the running registry before the registry lock is released.
     async fn to_the_end<T: Send + 'static>(
-        self: &Arc<Self>,
         change: impl std::future::Future<Output = Result<T, AppError>> + Send + 'static,
     ) -> Result<T, AppError> {
-        let app = Arc::clone(self);
-        tokio::spawn(async move {
-            let failed = match tokio::spawn(change).await {
-                Ok(result) => return result,
-                Err(e) => e,
-            };
-            let _guard = app.registry_lock.lock().await;
-            match app.read(|store| load(store).map_err(AppError::from)).await {
-                Ok(registry) => app.set_snapshot(registry),
-                Err(e) => tracing::error!("the running registry may be out of date until a restart: {e}"),
-            }
-            Err(failed.into())
-        })
-        .await?
+        tokio::spawn(change).await?
     }
 
     async fn apply_registry_change_now(&self, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
@@ -436,7 +422,7 @@ impl App {
     /// [`App::apply_registry_change`], it runs to its end even when its caller goes away.
     pub async fn change_unit_keys(self: &Arc<Self>, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
         let app = Arc::clone(self);
-        self.to_the_end(async move { app.change_unit_keys_now(envelope).await }).await
+        Self::to_the_end(async move { app.change_unit_keys_now(envelope).await }).await
     }
 
     async fn change_unit_keys_now(&self, envelope: pb::SignedEnvelope) -> Result<ChangeSummary, AppError> {
