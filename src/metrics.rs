@@ -29,6 +29,8 @@ pub struct Metrics {
     open_streams: IntGauge,
     tree_walks_waiting: IntGauge,
     tree_walks_abandoned: IntCounter,
+    /// Held while counters are brought up to the app's totals: two scrapes at once would both add the difference.
+    catching_up: std::sync::Mutex<()>,
 }
 
 impl Metrics {
@@ -100,6 +102,7 @@ impl Metrics {
             open_streams,
             tree_walks_waiting,
             tree_walks_abandoned,
+            catching_up: std::sync::Mutex::new(()),
         })
     }
 
@@ -110,6 +113,7 @@ impl Metrics {
             self.store_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
         self.deferred_keys.set(i64::try_from(app.deferred_keys()).unwrap_or(i64::MAX));
+        let _catching_up = self.catching_up.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = app.trace_cache() {
             self.trace_cache_bytes.set(i64::try_from(c.bytes).unwrap_or(i64::MAX));
             // The counters live in the cache; this brings the exported ones up to them.

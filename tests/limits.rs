@@ -652,3 +652,31 @@ async fn a_trace_whose_caller_went_away_stops_walking() {
     assert!(walked < top, "{walked} of {top} subtrees were still grown after the caller went away");
     assert_eq!(app.tree_walks_abandoned(), 1, "counted for the operator's metrics");
 }
+
+/// A streamed trace whose reader has gone walks no further and ends without an error; it counts as abandoned.
+#[tokio::test]
+async fn a_streamed_trace_without_a_reader_stops_and_is_counted() {
+    let mut h = Harness::start().await;
+    h.load_bundled().await;
+    let doc = h
+        .issue(PROVINCE, "streamed", draft("鲁财采", "山东省财政厅关于采购的通知", vec![group("各市财政局")]))
+        .await
+        .expect("issued");
+    let app = h.server.as_ref().expect("running").app.clone();
+    let (out, reader) = tokio::sync::mpsc::channel(4);
+    drop(reader);
+    app.stream_trace(&doc.id, 0, 1, out, |chunk| chunk.nodes.len()).await.expect("ends quietly");
+    assert_eq!(app.tree_walks_abandoned(), 1);
+
+    let (out, mut reader) = tokio::sync::mpsc::channel::<Result<usize, gongwen::app::AppError>>(64);
+    let read = tokio::spawn(async move {
+        let mut nodes = 0;
+        while let Some(chunk) = reader.recv().await {
+            nodes += chunk.expect("a chunk");
+        }
+        nodes
+    });
+    app.stream_trace(&doc.id, 0, 1, out, |chunk| chunk.nodes.len()).await.expect("streamed");
+    assert!(read.await.expect("reader") > 8, "a stream with its reader runs to its end");
+    assert_eq!(app.tree_walks_abandoned(), 1, "and is not counted");
+}

@@ -562,6 +562,8 @@ impl App {
         finish: impl Fn(Chunk) -> C + Send + 'static,
     ) -> Result<(), AppError> {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
+        // A stream whose reader went away is an abandoned walk too (see `App::tree_walks_abandoned`).
+        let abandoned = self.walks_abandoned.clone();
         self.read(move |store| {
             let document = load_document(store, &id)?;
             let head = Chunk { document: Some(DocHead::from(&document)), ..Chunk::default() };
@@ -576,7 +578,11 @@ impl App {
                 chunks.send()
             });
             match finished {
-                Ok(()) | Err(AppError::Cancelled) => Ok(()),
+                Ok(()) => Ok(()),
+                Err(AppError::Cancelled) => {
+                    abandoned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                }
                 Err(e) => Err(e),
             }
         })
