@@ -12,7 +12,6 @@
 //!
 //! Someone who may write the data directory can put any registry in this file, as they can already put any
 //! record in sled's; the file is as trusted as the directory it is in.
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -95,8 +94,7 @@ impl RegistryFile {
         })
     }
 
-    /// Keeps `registry` as the state `stamp` names: written to a new file, made durable, then renamed over the
-    /// old one, so a reader finds the old file or the new one whole.
+    /// Keeps `registry` as the state `stamp` names, replacing the file whole and durably.
     pub fn write(&self, registry: &Registry, stamp: Stamp) -> Result<(), AppError> {
         let contents = Contents {
             stamp,
@@ -106,14 +104,10 @@ impl RegistryFile {
             auditors: registry.auditors.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         };
         let payload = schema::encode(&contents)?;
-        let fresh = self.path.with_extension("cache.new");
-        let mut f = std::fs::File::create(&fresh).map_err(StoreError::from)?;
-        f.write_all(MAGIC).map_err(StoreError::from)?;
-        f.write_all(&super::format::CURRENT.to_be_bytes()).map_err(StoreError::from)?;
-        f.write_all(&Sha256::digest(&payload)).map_err(StoreError::from)?;
-        f.write_all(&payload).map_err(StoreError::from)?;
-        f.sync_all().map_err(StoreError::from)?;
-        std::fs::rename(&fresh, &self.path).map_err(StoreError::from)?;
+        let (format, sum) = (super::format::CURRENT.to_be_bytes(), Sha256::digest(&payload));
+        let parts: [&[u8]; 4] = [MAGIC, &format, &sum, &payload];
+        crate::store::replace_file(&self.path, &self.path.with_extension("cache.new"), &parts)
+            .map_err(StoreError::from)?;
         Ok(())
     }
 }

@@ -16,7 +16,6 @@
 //! committed, so a value for one in the tree is either the overlay's own copy or a later write.
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write as _;
 use std::iter::Peekable;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -80,11 +79,7 @@ impl Files {
         postcard::to_io(&entries, &mut bytes)
             .map_err(|e| StoreError::Backend(format!("cannot encode a deferred batch: {e}")))?;
         let (path, temp) = (self.path(batch.id), self.dir.join(format!("{:016x}.tmp", batch.id)));
-        let mut f = File::create(&temp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&temp, &path)?;
-        File::open(&self.dir)?.sync_all()?;
+        super::replace_file(&path, &temp, &[&bytes])?;
         let marker = Marker { len: bytes.len() as u64, sha256: Sha256::digest(&bytes).into() };
         let value = postcard::to_stdvec(&marker)
             .map_err(|e| StoreError::Backend(format!("cannot encode a deferred marker: {e}")))?;

@@ -5,8 +5,6 @@
 //! its own start, as a first start does). Written whole each time, through a temp file that is fsynced and renamed
 //! over the old one, then the directory fsynced: a crash leaves the old file or the new one, never a mix.
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -60,18 +58,8 @@ impl HorizonFile {
     /// Replaces the file with `h`, durably. Blocking.
     pub fn save(&self, h: &Horizon) -> Result<(), StoreError> {
         let text = serde_json::to_string_pretty(h).map_err(|e| self.error(e.to_string()))?;
-        let tmp = self.path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent() {
-                File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|e| self.error(e.to_string()))
+        super::replace_file(&self.path, &self.path.with_extension("tmp"), &[text.as_bytes()])
+            .map_err(|e| self.error(e.to_string()))
     }
 
     fn error(&self, reason: String) -> StoreError {

@@ -8,6 +8,7 @@ pub mod cache;
 #[cfg(test)]
 mod cache_tests;
 mod deferred;
+mod files;
 pub mod horizon_file;
 pub mod sled_kv;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod tests;
 
 pub use blobs::BlobStore;
 pub use cache::{CacheStats, ScanCache};
+pub use files::replace_file;
 pub use sled_kv::{SledOptions, SledStore};
 
 /// The storage layer's one error type.
