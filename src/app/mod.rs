@@ -314,9 +314,13 @@ impl App {
             (store, None)
         };
         let log_key = load_or_make_log_key(store.as_ref())?;
-        let (registry, stamp, from_file) = registry_cache::load(store.as_ref(), config.registry_file.as_ref())?;
-        let registry_kept = Arc::new(std::sync::Mutex::new(stamp.filter(|_| from_file)));
-        if let (Some(file), Some(stamp), false) = (config.registry_file.clone(), stamp, from_file) {
+        let (registry, kept) = registry_cache::load(store.as_ref(), config.registry_file.as_ref())?;
+        let current = match kept {
+            registry_cache::Kept::Current(stamp) => Some(stamp),
+            registry_cache::Kept::Stale(_) | registry_cache::Kept::Unused => None,
+        };
+        let registry_kept = Arc::new(std::sync::Mutex::new(current));
+        if let (Some(file), registry_cache::Kept::Stale(stamp)) = (config.registry_file.clone(), kept) {
             // Kept for the next start in the background: serving does not wait for the file. A stop that comes
             // first writes the file itself, and this then leaves it alone.
             let (kept, registry) = (registry_kept.clone(), registry.clone());
@@ -389,15 +393,18 @@ impl App {
         Ok(())
     }
 
-    /// Writes the registry file if the store's registry changed since it was last written. Both come from the
-    /// store, the stamp first: a change committed by a request that went away before it could update the
-    /// in-memory snapshot is in the store, not in the snapshot; and a change committing meanwhile can only make
-    /// the registry newer than its stamp, which the next start reads as stale.
+    /// Writes the registry file if the store's registry changed since it was last written. Under the registry
+    /// lock the running registry is the store's: every change updates it before it lets the lock go, even when its
+    /// caller has gone (`App::apply_registry_change`). A change still running (a stop does not wait for one) leaves
+    /// the file as it is, and the next start reads the store.
     fn keep_registry(&self, file: &registry_cache::RegistryFile) -> Result<(), AppError> {
+        let Ok(_no_change_running) = self.registry_lock.try_lock() else {
+            return Err(AppError::Precondition("a registry change is still running".into()));
+        };
         let stamp = registry_cache::Stamp::of(self.store.as_ref())?;
         let mut kept = self.registry_kept.lock().unwrap_or_else(|p| p.into_inner());
         if *kept != Some(stamp) {
-            file.write(&registry::load(self.store.as_ref())?, stamp)?;
+            file.write(&self.snapshot().registry, stamp)?;
             *kept = Some(stamp);
         }
         Ok(())

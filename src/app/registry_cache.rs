@@ -112,25 +112,36 @@ impl RegistryFile {
     }
 }
 
-/// The registry as `store` holds it: from `file` when that holds the store's state (then `true`), else from the
-/// store's records. Also the stamp to keep a file under: `None` without a file, or when the stamp cannot be worked
-/// out (a damaged log). Such a store still starts, as it did before the file existed; the file is then neither read
-/// nor written.
-pub fn load(store: &dyn Store, file: Option<&RegistryFile>) -> Result<(Registry, Option<Stamp>, bool), AppError> {
+/// What a start found of the registry file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// The file holds the store's state, under this stamp.
+    Current(Stamp),
+    /// The file is missing, stale, damaged or of another format: the registry was read from the store, and the
+    /// file is to be written again under this stamp.
+    Stale(Stamp),
+    /// No file, or no stamp to keep one under (a damaged log, which still starts, as it did before the file
+    /// existed): the file is neither read nor written.
+    Unused,
+}
+
+/// The registry as `store` holds it, from `file` when that holds the store's state, else from the store's records;
+/// and what was found of the file.
+pub fn load(store: &dyn Store, file: Option<&RegistryFile>) -> Result<(Registry, Kept), AppError> {
     let Some(file) = file else {
-        return Ok((super::registry::load(store)?, None, false));
+        return Ok((super::registry::load(store)?, Kept::Unused));
     };
     let stamp = match Stamp::of(store) {
         Ok(stamp) => stamp,
         Err(e) => {
             tracing::warn!("the registry file is not used: the store's stamp for it cannot be worked out: {e}");
-            return Ok((super::registry::load(store)?, None, false));
+            return Ok((super::registry::load(store)?, Kept::Unused));
         }
     };
-    if let Some(registry) = file.read(stamp) {
-        return Ok((registry, Some(stamp), true));
+    match file.read(stamp) {
+        Some(registry) => Ok((registry, Kept::Current(stamp))),
+        None => Ok((super::registry::load(store)?, Kept::Stale(stamp))),
     }
-    Ok((super::registry::load(store)?, Some(stamp), false))
 }
 
 #[cfg(test)]
@@ -191,8 +202,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store_of(dir.path(), &[(None, b"regions")]);
         let file = RegistryFile::in_dir(dir.path());
-        let (_, stamp, from_file) = load(store.as_ref(), Some(&file)).expect("load");
-        assert_eq!((stamp.map(|s| s.seq), from_file), (Some(1), false));
+        let (_, kept) = load(store.as_ref(), Some(&file)).expect("load");
+        assert!(matches!(kept, Kept::Stale(Stamp { seq: 1, .. })), "{kept:?}");
         // An index entry for an event the log does not hold: no root for 9 events.
         store
             .transact(|tx| -> Result<(), StoreError> {
@@ -201,10 +212,7 @@ mod tests {
             })
             .expect("put");
         assert!(Stamp::of(store.as_ref()).is_err());
-        let (registry, stamp, from_file) = load(store.as_ref(), Some(&file)).expect("a start all the same");
-        assert_eq!(
-            (registry, stamp, from_file),
-            (super::super::registry::load(store.as_ref()).expect("records"), None, false)
-        );
+        let (registry, kept) = load(store.as_ref(), Some(&file)).expect("a start all the same");
+        assert_eq!((registry, kept), (super::super::registry::load(store.as_ref()).expect("records"), Kept::Unused));
     }
 }
