@@ -295,20 +295,12 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::app::{AppConfig, SystemClock};
-    use crate::signing::Signer;
-    use crate::store::{BlobStore, SledStore};
+    use crate::app::AppConfig;
+    use crate::app::test_support::{app_with, until};
 
     /// An app over a new store in `dir` that builds one tree at a time.
     fn one_walk_app(dir: &std::path::Path) -> Arc<App> {
         app_with(dir, AppConfig { max_tree_walks: 1, ..AppConfig::default() })
-    }
-
-    fn app_with(dir: &std::path::Path, config: AppConfig) -> Arc<App> {
-        let store = SledStore::open(&dir.join("db"), 8 << 20).expect("store");
-        let blobs = BlobStore::open(&dir.join("blobs"), 1 << 20).expect("blobs");
-        let key = crate::cli::serve::operator_seal(&Signer::from_secret("operator", [1; 32]));
-        Arc::new(App::open(Arc::new(store), Arc::new(blobs), Arc::new(SystemClock), config, Some(key)).expect("app"))
     }
 
     #[test]
@@ -350,7 +342,6 @@ mod tests {
         assert!(kept.still() && kept.check().is_ok(), "wanted while the call is there");
     }
 
-    /// Polls `done` until it holds, for at most ten seconds.
     /// Starts `call` while the app's one walk permit is held, checks that it waits in line and does nothing
     /// meanwhile, then frees the permit; returns the call.
     async fn waits_for_the_permit<T: Send + 'static>(
@@ -363,14 +354,6 @@ mod tests {
         assert!(!call.is_finished(), "nothing is read while the permit is held");
         drop(held);
         call
-    }
-
-    async fn until(what: &str, done: impl Fn() -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(tokio::time::Instant::now() < deadline, "{what} did not happen");
-            tokio::task::yield_now().await;
-        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

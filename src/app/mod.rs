@@ -41,6 +41,8 @@ pub mod schema;
 pub mod statements;
 pub mod supervision;
 pub mod tally;
+#[cfg(test)]
+mod test_support;
 pub mod trace;
 mod writer;
 

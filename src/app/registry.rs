@@ -567,6 +567,7 @@ pub struct UnitFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::test_support::{app_with, operator, until};
 
     fn region(code: &str, parent: &str, level: i32) -> pb::Region {
         pb::Region { code: code.into(), name: format!("r{code}"), parent_code: parent.into(), level }
@@ -596,17 +597,7 @@ mod tests {
     #[tokio::test]
     async fn a_registry_change_runs_to_its_end_when_its_caller_goes_away() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let operator = crate::signing::Signer::from_secret("operator", [1; 32]);
-        let app = Arc::new(
-            App::open(
-                Arc::new(crate::store::SledStore::open(&dir.path().join("db"), 8 << 20).expect("store")),
-                Arc::new(crate::store::BlobStore::open(&dir.path().join("blobs"), 1 << 20).expect("blobs")),
-                Arc::new(super::super::SystemClock),
-                super::super::AppConfig::default(),
-                Some(crate::cli::serve::operator_seal(&operator)),
-            )
-            .expect("app"),
-        );
+        let (app, operator) = (app_with(dir.path(), super::super::AppConfig::default()), operator());
         let change = pb::RegistryChange {
             request_id: "regions".into(),
             regions: vec![region("370000", "", 1)],
@@ -667,13 +658,5 @@ mod tests {
         release.send(()).expect("the writer is waiting");
         busy.await.expect("joined").expect("the busy write");
         until("the change's end", || app.registry_lock.try_lock().is_ok()).await;
-    }
-
-    async fn until(what: &str, done: impl Fn() -> bool) {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !done() {
-            assert!(tokio::time::Instant::now() < deadline, "{what} did not happen");
-            tokio::task::yield_now().await;
-        }
     }
 }
