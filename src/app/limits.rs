@@ -254,7 +254,7 @@ impl Drop for Share {
 pub const WALKS_WAITING_MAX: usize = 256;
 
 /// How many records a walk that reads record after record goes through between two asks of [`Wanted`].
-pub(super) const WANTED_EVERY: usize = 1024;
+const WANTED_EVERY: usize = 1024;
 
 /// Whether anyone still waits for a walk's result: a walk asks between its parts and stops once its call has been
 /// dropped (its client gave up, its deadline passed), so an abandoned tree or bundle stops costing CPU and frees
@@ -271,6 +271,12 @@ impl Wanted {
     /// [`AppError::Cancelled`] once the call waiting for the walk is gone.
     pub(super) fn check(&self) -> Result<(), AppError> {
         if self.still() { Ok(()) } else { Err(AppError::Cancelled) }
+    }
+
+    /// [`Wanted::check`] at every [`WANTED_EVERY`]th record of a walk that reads record after record: `read`
+    /// counts the records so far.
+    pub(super) fn check_every(&self, read: usize) -> Result<(), AppError> {
+        if read.is_multiple_of(WANTED_EVERY) { self.check() } else { Ok(()) }
     }
 
     /// Marks the walk unwanted when dropped: held by the call that awaits the walk.
@@ -337,6 +343,7 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_millis(1), call).await.is_err(), "the call never ends");
         assert!(!seen.still());
         assert!(matches!(seen.check(), Err(AppError::Cancelled)));
+        assert!(seen.check_every(1).is_ok() && seen.check_every(WANTED_EVERY).is_err(), "asked every so often");
         let kept = Wanted::default();
         let _held = kept.until_dropped();
         assert!(kept.still() && kept.check().is_ok(), "wanted while the call is there");

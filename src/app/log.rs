@@ -325,9 +325,7 @@ impl App {
             let root = merkle::root(&nodes, size)?;
             let (mut entries, mut budget) = (Vec::new(), budget);
             for seq in in_order.filter(|q| *q >= 1 && *q <= size) {
-                if entries.len() % super::limits::WANTED_EVERY == 0 {
-                    wanted.check()?;
-                }
+                wanted.check_every(entries.len())?;
                 let inclusion = if complete { vec![] } else { hashes(merkle::inclusion_proof(&nodes, seq - 1, size)?) };
                 let entry = pb::BundleEntry { event_seq: seq, entry: entry_bytes(s, seq)?, inclusion };
                 budget.spend(&entry, entries.len(), total)?;

@@ -60,7 +60,7 @@ impl App {
             }
             let mut nodes = Vec::with_capacity(keys.len());
             for (via, (depth, units)) in by_via {
-                nodes.extend(trace::recipient_nodes(store, &snap, now, via, depth, &units, &|| wanted.still())?);
+                nodes.extend(trace::recipient_nodes(store, &snap, now, via, depth, &units, wanted)?);
             }
             // Someone who acted since the keys were read drops out, as they would from a later page.
             nodes.retain(|n| waiting(n.delivery.role, n.delivery.state));

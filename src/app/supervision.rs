@@ -185,9 +185,7 @@ impl App {
                     let mut docs: BTreeMap<String, Document> = BTreeMap::new();
                     // A full pass over deliveries: fine for supervision reports, measured in BENCHMARKS.md.
                     for (read, pair) in s.scan(b"dlv/", None, false).enumerate() {
-                        if read % super::limits::WANTED_EVERY == 0 {
-                            wanted.check()?;
-                        }
+                        wanted.check_every(read)?;
                         let (k, v) = pair?;
                         let d: Delivery = schema::decode(&k, &v)?;
                         let Some(unit) = snap.registry.units.get(&d.recipient) else { continue };

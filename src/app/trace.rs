@@ -421,12 +421,11 @@ fn walk_tree<R: Send>(
     in_parallel_ordered(
         top,
         |mut node| {
-            // Checked where a thread takes its next subtree: results are emitted in order, so a check at `emit`
-            // would come only after the other threads had grown everything behind a slow first subtree.
-            if !wanted() {
-                return Err(AppError::Cancelled);
-            }
             let mut w = Walker::new(store, snap, now, seen.clone(), max_depth, wanted);
+            // Asked where a thread takes its next subtree, even one with nothing to grow: results are emitted in
+            // order, so an ask at `emit` would come only after the other threads had grown everything behind a
+            // slow first subtree.
+            w.still_wanted()?;
             w.grow(&mut node)?;
             totals.lock().unwrap_or_else(|p| p.into_inner()).add(&node.counts);
             Ok(map(node))
@@ -651,9 +650,10 @@ pub(super) fn recipient_nodes(
     via: &str,
     depth: u32,
     recipients: &[&str],
-    wanted: &(dyn Fn() -> bool + Sync),
+    wanted: &super::limits::Wanted,
 ) -> Result<Vec<Node>, AppError> {
-    let mut w = Walker::new(store, snap, now, HashSet::new(), u32::MAX, wanted);
+    let still = || wanted.still();
+    let mut w = Walker::new(store, snap, now, HashSet::new(), u32::MAX, &still);
     let doc = w.head(via)?;
     w.seen.insert(doc.id.clone());
     let (via_id, via_number): (Arc<str>, Arc<str>) = (doc.id.as_str().into(), doc.number.as_str().into());
