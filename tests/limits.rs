@@ -603,6 +603,15 @@ async fn a_dead_client_s_streams_come_back_once_it_stops_answering_pings() {
     once_admitted("the most one caller may", watch).await;
 }
 
+/// The bundled registry, and a document the province sent to its 16 cities: a tree of more subtrees than a walk
+/// has threads. Returns the running server's app and the document.
+async fn sent_to_every_city(h: &mut Harness) -> (std::sync::Arc<gongwen::app::App>, pb::Document) {
+    h.load_bundled().await;
+    let d = draft("鲁财采", "山东省财政厅关于采购的通知", vec![group("各市财政局")]);
+    let doc = h.issue(PROVINCE, "to-every-city", d).await.expect("issued");
+    (h.server.as_ref().expect("running").app.clone(), doc)
+}
+
 /// A unary trace whose caller goes away stops walking after the subtrees it is growing: the server does not go on
 /// growing and encoding a tree nobody will read. `map` stands for the reply's encoding here; it waits at a gate so
 /// that the walk is held mid-way while the caller goes.
@@ -612,12 +621,7 @@ async fn a_trace_whose_caller_went_away_stops_walking() {
     use std::sync::{Arc, Condvar, Mutex};
 
     let mut h = Harness::start_configured(|c| c.max_tree_walks = 1).await;
-    h.load_bundled().await;
-    let doc = h
-        .issue(PROVINCE, "wide", draft("鲁财采", "山东省财政厅关于采购的通知", vec![group("各市财政局")]))
-        .await
-        .expect("issued");
-    let app = h.server.as_ref().expect("running").app.clone();
+    let (app, doc) = sent_to_every_city(&mut h).await;
     let top = app.trace(&doc.id, 0).await.expect("trace").nodes.len();
     assert!(top > 8, "more subtrees ({top}) than a walk has threads");
 
@@ -657,12 +661,7 @@ async fn a_trace_whose_caller_went_away_stops_walking() {
 #[tokio::test]
 async fn a_streamed_trace_without_a_reader_stops_and_is_counted() {
     let mut h = Harness::start().await;
-    h.load_bundled().await;
-    let doc = h
-        .issue(PROVINCE, "streamed", draft("鲁财采", "山东省财政厅关于采购的通知", vec![group("各市财政局")]))
-        .await
-        .expect("issued");
-    let app = h.server.as_ref().expect("running").app.clone();
+    let (app, doc) = sent_to_every_city(&mut h).await;
     let (out, reader) = tokio::sync::mpsc::channel(4);
     drop(reader);
     app.stream_trace(&doc.id, 0, 1, out, |chunk| chunk.nodes.len()).await.expect("ends quietly");
