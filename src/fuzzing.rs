@@ -4,7 +4,7 @@
 //! input — the same functions, not copies — and then checks properties of what came out with `assert!`. A panic
 //! is a finding: either a panic inside the real code, or a property that does not hold. Not a stable API.
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::Utc;
 use futures::executor::block_on;
@@ -92,16 +92,41 @@ fn base_registry() -> &'static Registry {
     })
 }
 
+/// The harness's application and the directory of its store. Field order matters: the app (and its store) is
+/// dropped before the directory is removed.
 struct FuzzApp {
     app: Arc<App>,
-    /// Kept for the life of the process.
     _dir: tempfile::TempDir,
 }
 
-/// A real application over a sled store in a temp dir, with the bundled registry applied by a signed change.
-fn fuzz_app() -> &'static App {
-    static APP: OnceLock<FuzzApp> = OnceLock::new();
-    &APP.get_or_init(|| make_app().unwrap_or_else(|e| panic!("the fuzz app does not start: {e}"))).app
+impl std::ops::Deref for FuzzApp {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+static APP: Mutex<Option<Arc<FuzzApp>>> = Mutex::new(None);
+
+/// A real application over a sled store in a temp dir, with the bundled registry applied by a signed change. One
+/// is shared until [`release_app`]; a fuzzer never releases it.
+fn fuzz_app() -> Arc<FuzzApp> {
+    let mut shared = APP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    shared
+        .get_or_insert_with(|| Arc::new(make_app().unwrap_or_else(|e| panic!("the fuzz app does not start: {e}"))))
+        .clone()
+}
+
+/// Lets the shared application go: its store's directory is removed once no call still uses it, and the next
+/// call makes a new one. A static is never dropped, so without this every test run would leave a directory
+/// behind in the temp dir.
+pub fn release_app() {
+    APP.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+}
+
+/// The directory of the shared application's store (made if there is none).
+pub fn app_dir() -> std::path::PathBuf {
+    fuzz_app()._dir.path().to_owned()
 }
 
 fn make_app() -> Result<FuzzApp, String> {
@@ -565,13 +590,13 @@ pub fn request_token(data: &[u8]) {
         0 => {
             if let Some(token) = auth::decode_header(rest) {
                 header_round_trip(&token);
-                authenticate(app, &token, &digest);
+                authenticate(&app, &token, &digest);
             }
         }
         1 => {
             if let Ok(token) = pb::AuthToken::decode(rest) {
                 header_round_trip(&token);
-                authenticate(app, &token, &digest);
+                authenticate(&app, &token, &digest);
             }
         }
         mode => {
@@ -617,7 +642,7 @@ pub fn request_token(data: &[u8]) {
                 [good.encode_to_vec(), rest.to_vec()].concat()
             };
             let token = signed_token(&signer, bytes);
-            if authenticate(app, &token, &digest) {
+            if authenticate(&app, &token, &digest) {
                 assert!(block_on(app.authenticate(&token, METHOD, &digest)).is_err(), "a replayed token is accepted");
             }
             // Any change to the signed bytes or the signature is refused.

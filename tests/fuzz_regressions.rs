@@ -52,11 +52,21 @@ fn run(target: &str, f: Target) -> Result<usize, Vec<String>> {
     if failed.is_empty() { Ok(files.len()) } else { Err(failed) }
 }
 
+/// Releases the harness's application when a test ends, passed or failed, so that no run leaves its directory.
+struct ReleaseApp;
+
+impl Drop for ReleaseApp {
+    fn drop(&mut self) {
+        fuzzing::release_app();
+    }
+}
+
 macro_rules! regressions {
     ($($name:ident => $target:literal),* $(,)?) => {$(
         #[test]
         fn $name() {
             let (_, f) = TARGETS.iter().find(|(t, _)| *t == $target).copied().expect("a known target");
+            let _release = ReleaseApp;
             match run($target, f) {
                 Ok(n) => assert!(n > 0, "no fixtures for {}", $target),
                 Err(failed) => panic!("{} fixture(s) of {} fail:\n{}", failed.len(), $target, failed.join("\n")),
@@ -73,6 +83,21 @@ regressions!(
     requests_fixtures => "requests",
     parse_fixtures => "parse",
 );
+
+/// The harness's application lives in a temp dir, which goes once the application is released: a test run leaves
+/// nothing behind.
+#[test]
+fn a_released_fuzz_app_leaves_no_directory() {
+    let dir = fuzzing::app_dir();
+    assert!(dir.is_dir(), "{}", dir.display());
+    fuzzing::release_app();
+    // Another test may still be inside a call on the same app; the directory goes when that call ends.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while dir.exists() {
+        assert!(std::time::Instant::now() < deadline, "{} is still there", dir.display());
+        std::thread::yield_now();
+    }
+}
 
 /// The harness itself can fail: a property that does not hold panics, and `run` reports the file.
 #[test]
@@ -474,6 +499,7 @@ fn request_seed(index: usize, name: &str) -> Vec<u8> {
 /// The seeds also run as regression inputs, straight from memory.
 #[test]
 fn seeds_run_clean() {
+    let _release = ReleaseApp;
     for (target, f) in TARGETS {
         for seed in seeds(target) {
             f(&seed);
