@@ -1,5 +1,6 @@
 //! Prometheus metrics on a separate plain-HTTP port (`GET /metrics`): requests by method and status, latency
-//! histograms, statements on `Act` calls, events appended, log size, store size, deferred keys and open streams.
+//! histograms, statements on `Act` calls, events appended, log size, store size, flushes and the transactions they
+//! carried, deferred keys and open streams.
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -23,6 +24,8 @@ pub struct Metrics {
     events: IntGauge,
     store_bytes: IntGauge,
     deferred_keys: IntGauge,
+    flushes: IntCounter,
+    flushed_transactions: IntCounter,
     trace_cache_bytes: IntGauge,
     trace_cache_visits: IntCounterVec,
     act_statements: IntCounterVec,
@@ -51,6 +54,14 @@ impl Metrics {
         let deferred_keys = IntGauge::new(
             "gongwen_store_deferred_keys",
             "keys of acknowledged large commits not yet moved into the store's tree (readable already)",
+        )?;
+        let flushes = IntCounter::new(
+            "gongwen_store_flushes_total",
+            "flushes of the store to disk that made writes durable; each write's reply waits for one",
+        )?;
+        let flushed_transactions = IntCounter::new(
+            "gongwen_store_flushed_transactions_total",
+            "write transactions made durable by those flushes: divided by the flushes, the size of a commit group",
         )?;
         let trace_cache_bytes = IntGauge::new(
             "gongwen_trace_cache_bytes",
@@ -83,6 +94,8 @@ impl Metrics {
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(store_bytes.clone()))?;
         registry.register(Box::new(deferred_keys.clone()))?;
+        registry.register(Box::new(flushes.clone()))?;
+        registry.register(Box::new(flushed_transactions.clone()))?;
         registry.register(Box::new(trace_cache_bytes.clone()))?;
         registry.register(Box::new(trace_cache_visits.clone()))?;
         registry.register(Box::new(act_statements.clone()))?;
@@ -96,6 +109,8 @@ impl Metrics {
             events,
             store_bytes,
             deferred_keys,
+            flushes,
+            flushed_transactions,
             trace_cache_bytes,
             trace_cache_visits,
             act_statements,
@@ -114,6 +129,9 @@ impl Metrics {
         }
         self.deferred_keys.set(i64::try_from(app.deferred_keys()).unwrap_or(i64::MAX));
         let _catching_up = self.catching_up.lock().unwrap_or_else(|p| p.into_inner());
+        let flushed = app.store_flushes();
+        self.flushes.inc_by(flushed.flushes.saturating_sub(self.flushes.get()));
+        self.flushed_transactions.inc_by(flushed.transactions.saturating_sub(self.flushed_transactions.get()));
         if let Some(c) = app.trace_cache() {
             self.trace_cache_bytes.set(i64::try_from(c.bytes).unwrap_or(i64::MAX));
             // The counters live in the cache; this brings the exported ones up to them.

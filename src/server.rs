@@ -260,6 +260,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         cache_bytes: config.cache_bytes,
         defer_at: config.defer_at,
         apply_in_background: config.apply_in_background,
+        ..SledOptions::new(config.cache_bytes)
     };
     let limit = config.app.max_attachment_bytes;
     let (store, blobs) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {

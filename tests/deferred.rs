@@ -15,7 +15,7 @@ type Pair = (Vec<u8>, Vec<u8>);
 
 /// Every pair of the store in `dir`, as readers see it, opened without moving deferred keys.
 fn pairs(dir: &std::path::Path) -> Vec<Pair> {
-    let options = SledOptions { cache_bytes: 8 << 20, defer_at: 1, apply_in_background: false };
+    let options = SledOptions { defer_at: 1, apply_in_background: false, ..SledOptions::new(8 << 20) };
     let store = SledStore::open_with(dir, options).expect("open the store");
     let store: &dyn Store = &store;
     store.scan(b"", None, false).map(|r| r.expect("pair")).collect()

@@ -80,6 +80,13 @@ async fn prometheus_metrics_count_requests_by_method_and_status() {
     assert!(text.contains("gongwen_log_events 0"));
     assert!(text.contains("gongwen_store_bytes"));
     assert!(text.contains("gongwen_store_deferred_keys 0"), "nothing is waiting after small commits");
+    let value = |name: &str| -> u64 {
+        let line =
+            text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {text}"));
+        line[name.len() + 1..].trim().parse().unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    let (flushes, flushed) = (value("gongwen_store_flushes_total"), value("gongwen_store_flushed_transactions_total"));
+    assert!(flushed >= flushes, "a flush counted carried at least one transaction: {flushes} / {flushed}");
     assert!(text.contains("gongwen_open_streams 0"));
     assert!(text.contains("gongwen_tree_walks_waiting 0"));
     assert!(text.contains("gongwen_tree_walks_abandoned_total 0"));

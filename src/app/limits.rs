@@ -123,6 +123,11 @@ impl App {
         self.store.deferred_keys()
     }
 
+    /// The store's flushes so far and the transactions they made durable (see [`crate::store::Store::flushes`]).
+    pub fn store_flushes(&self) -> crate::store::Flushes {
+        self.store.flushes()
+    }
+
     /// The trace cache's size and hit counts; `None` when it is off.
     pub fn trace_cache(&self) -> Option<crate::store::CacheStats> {
         self.cache.as_ref().map(|c| c.stats())

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Outcome, Pair, Store, StoreError, Ticket, Tx, Visit};
+use super::{Flushes, Outcome, Pair, Store, StoreError, Ticket, Tx, Visit};
 
 /// Where a key's group ends: the length of its group prefix, or `None` for keys that are not cached.
 pub type GroupOf = fn(&[u8]) -> Option<usize>;
@@ -465,6 +465,10 @@ impl Store for ScanCache {
 
     fn deferred_keys(&self) -> usize {
         self.inner.deferred_keys()
+    }
+
+    fn flushes(&self) -> Flushes {
+        self.inner.flushes()
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {

@@ -9,6 +9,7 @@ pub mod cache;
 mod cache_tests;
 mod deferred;
 mod files;
+mod gather;
 pub mod horizon_file;
 pub mod sled_kv;
 #[cfg(test)]
@@ -18,6 +19,15 @@ pub use blobs::BlobStore;
 pub use cache::{CacheStats, ScanCache};
 pub use files::replace_file;
 pub use sled_kv::{SledOptions, SledStore};
+
+/// What [`Store::flushes`] counts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flushes {
+    /// Flushes that made at least one transaction durable.
+    pub flushes: u64,
+    /// Transactions they made durable.
+    pub transactions: u64,
+}
 
 /// The storage layer's one error type.
 #[derive(Debug, Error)]
@@ -141,6 +151,12 @@ pub trait Store: Send + Sync + 'static {
     /// Keys of acknowledged commits still being moved into place in the background; reads see them already.
     fn deferred_keys(&self) -> usize {
         0
+    }
+
+    /// Flushes made since the store was opened, and the transactions they made durable: their ratio is the size
+    /// of a commit group.
+    fn flushes(&self) -> Flushes {
+        Flushes::default()
     }
 
     /// Approximate bytes on disk.

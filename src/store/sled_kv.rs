@@ -16,7 +16,8 @@ use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use super::deferred::{self, Batch, Files, Merge, Overlay, PRIVATE};
-use super::{Outcome, Pair, Store, StoreError, Ticket, Tx, Visit};
+use super::gather::{GATHER_WAIT, Recent};
+use super::{Flushes, Outcome, Pair, Store, StoreError, Ticket, Tx, Visit};
 
 /// How a [`SledStore`] is opened.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct SledOptions {
     pub defer_at: usize,
     /// Run the background applier (tests turn it off to look at the overlay).
     pub apply_in_background: bool,
+    /// The longest a flush waits for its group to gather ([`super::gather`]).
+    pub gather_wait: std::time::Duration,
 }
 
 /// The default [`SledOptions::defer_at`]: below a few thousand keys sled applies a batch in tens of
@@ -36,7 +39,7 @@ pub const DEFER_AT: usize = 4096;
 impl SledOptions {
     /// The defaults with a page cache of `cache_bytes`.
     pub fn new(cache_bytes: u64) -> SledOptions {
-        SledOptions { cache_bytes, defer_at: DEFER_AT, apply_in_background: true }
+        SledOptions { cache_bytes, defer_at: DEFER_AT, apply_in_background: true, gather_wait: GATHER_WAIT }
     }
 }
 
@@ -54,8 +57,11 @@ struct Inner {
     /// Files of deferred batches.
     files: Files,
     defer_at: usize,
+    gather_wait: std::time::Duration,
     /// Serialises writers: a transaction's reads and its batch see no interleaved writer.
     write_lock: Mutex<Applied>,
+    /// Wakes a flush leader gathering its group (with `write_lock`).
+    staged: Condvar,
     flush: Mutex<FlushState>,
     flushed: Condvar,
     blob_sync: Mutex<BlobSync>,
@@ -92,6 +98,8 @@ struct Applied {
     pending: BTreeMap<Vec<u8>, Write>,
     /// The id the next deferred batch gets.
     next_batch: u64,
+    /// A flush leader gathering its group wants a wake-up once `count` reaches this.
+    wake_at: u64,
 }
 
 struct FlushState {
@@ -101,6 +109,10 @@ struct FlushState {
     in_progress: bool,
     /// The last flush failed: batches after `durable` cannot be acknowledged.
     failed: Option<String>,
+    /// What the last flushes carried, which says how long the next one waits for company.
+    recent: Recent,
+    /// Flushes that carried transactions, since the store was opened.
+    flushes: u64,
 }
 
 /// Blob files already fsynced, and the directory's modification time when they were listed.
@@ -168,8 +180,16 @@ impl SledStore {
             blobs_dir: dir.join("blobs"),
             files,
             defer_at: options.defer_at.max(1),
-            write_lock: Mutex::new(Applied { count: 0, pending: BTreeMap::new(), next_batch }),
-            flush: Mutex::new(FlushState { durable: 0, in_progress: false, failed: None }),
+            gather_wait: options.gather_wait,
+            write_lock: Mutex::new(Applied { count: 0, pending: BTreeMap::new(), next_batch, wake_at: u64::MAX }),
+            staged: Condvar::new(),
+            flush: Mutex::new(FlushState {
+                durable: 0,
+                in_progress: false,
+                failed: None,
+                recent: Recent::default(),
+                flushes: 0,
+            }),
             flushed: Condvar::new(),
             blob_sync: Mutex::new(BlobSync::default()),
             overlay,
@@ -265,7 +285,33 @@ impl Drop for SledStore {
     }
 }
 
+impl SledStore {
+    /// A flush leader is waiting for its group to gather.
+    #[cfg(test)]
+    pub(super) fn gathering(&self) -> bool {
+        lock(&self.inner.write_lock).wake_at != u64::MAX
+    }
+}
+
 impl Inner {
+    /// Waits, at most `gather_wait`, until `count` transactions have been committed: see [`super::gather`].
+    fn gather(&self, count: u64) {
+        let deadline = std::time::Instant::now() + self.gather_wait;
+        let mut applied = lock(&self.write_lock);
+        applied.wake_at = count;
+        while applied.count < count {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            applied = match self.staged.wait_timeout(applied, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        applied.wake_at = u64::MAX;
+    }
+
     /// Waits until batch `ticket` is durable, flushing as the leader if nobody else is.
     fn wait_until(&self, ticket: u64) -> Result<(), StoreError> {
         let mut state = lock(&self.flush);
@@ -278,7 +324,11 @@ impl Inner {
             }
             if !state.in_progress {
                 state.in_progress = true;
+                let (durable, want) = (state.durable, state.recent.want());
                 drop(state);
+                if want > 1 {
+                    self.gather(durable + want);
+                }
                 // Everything committed by now rides on this flush, including other writers' transactions.
                 let result = self.apply_pending().and_then(|(target, drained)| {
                     self.flush_to_disk()?;
@@ -291,7 +341,12 @@ impl Inner {
                 state = lock(&self.flush);
                 state.in_progress = false;
                 match result {
-                    Ok(target) => state.durable = state.durable.max(target),
+                    Ok(target) => {
+                        let group = target.saturating_sub(state.durable);
+                        state.recent.record(group);
+                        state.flushes += u64::from(group > 0);
+                        state.durable = state.durable.max(target);
+                    }
                     Err(e) => state.failed = Some(e.to_string()),
                 }
                 self.flushed.notify_all();
@@ -589,6 +644,10 @@ impl SledStore {
         let staged = tx.staged;
         applied.pending.extend(staged);
         applied.count += 1;
+        if applied.count >= applied.wake_at {
+            applied.wake_at = u64::MAX;
+            self.inner.staged.notify_all();
+        }
         Ok(true)
     }
 }
@@ -667,6 +726,11 @@ impl Store for SledStore {
 
     fn deferred_keys(&self) -> usize {
         self.inner.overlay.waiting()
+    }
+
+    fn flushes(&self) -> Flushes {
+        let state = lock(&self.inner.flush);
+        Flushes { flushes: state.flushes, transactions: state.durable }
     }
 }
 

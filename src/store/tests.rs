@@ -246,7 +246,7 @@ fn blobs_clean_up_temp_files_on_drop_and_reopen() {
 }
 
 fn held(dir: &std::path::Path) -> SledStore {
-    let options = SledOptions { cache_bytes: 8 << 20, defer_at: 8, apply_in_background: false };
+    let options = SledOptions { defer_at: 8, apply_in_background: false, ..SledOptions::new(8 << 20) };
     SledStore::open_with(dir, options).expect("open")
 }
 
@@ -376,8 +376,7 @@ fn sled_deletes_a_waiting_key_for_good_and_keeps_small_commits_direct() {
 fn sled_with_deferral_passes_the_suite_and_loses_no_update() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(
-        SledStore::open_with(dir.path(), SledOptions { cache_bytes: 8 << 20, defer_at: 8, apply_in_background: true })
-            .expect("open"),
+        SledStore::open_with(dir.path(), SledOptions { defer_at: 8, ..SledOptions::new(8 << 20) }).expect("open"),
     );
     commit_new_keys(store.as_ref());
     suite(store.as_ref());
@@ -443,4 +442,84 @@ fn the_read_cache_over_sled_loses_no_concurrent_update() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sled: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), 8 << 20).expect("open"));
     no_lost_updates(Arc::new(ScanCache::new(sled, |k| k.starts_with(b"count").then_some(5), 1 << 20)));
+}
+
+/// Opens a store whose flushes wait `gather_wait` at most for their groups to gather.
+fn gathering_store(dir: &std::path::Path, gather_wait: std::time::Duration) -> Arc<SledStore> {
+    Arc::new(SledStore::open_with(dir, SledOptions { gather_wait, ..SledOptions::new(8 << 20) }).expect("open"))
+}
+
+fn put_each(store: &dyn Store, names: &[String]) -> Ticket {
+    store
+        .stage_many(names.len(), &mut |i, tx| {
+            tx.put(names[i].as_bytes(), b"v");
+            Outcome::Commit
+        })
+        .expect("stage")
+}
+
+/// Polls `done` until it holds, failing after a generous deadline instead of hanging.
+fn within_a_minute(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_flush_after_a_large_group_waits_for_half_as_many() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Long enough that only the group's arrival can end the wait.
+    let store = gathering_store(dir.path(), std::time::Duration::from_secs(600));
+    let ten: Vec<String> = (0..10).map(|i| format!("g/{i:02}")).collect();
+    store.wait_durable(put_each(store.as_ref(), &ten)).expect("flush");
+    assert_eq!(store.flushes(), Flushes { flushes: 1, transactions: 10 });
+
+    let lone = std::thread::spawn({
+        let store = store.clone();
+        move || put(store.as_ref(), b"g/lone", b"v")
+    });
+    within_a_minute("the lone transaction's flush waits for company", || store.gathering());
+    assert!(!lone.is_finished(), "not durable before its group has gathered");
+    // Three more make four of the five wanted: still waiting.
+    let three: Vec<String> = (0..3).map(|i| format!("h/{i}")).collect();
+    let _ = put_each(store.as_ref(), &three);
+    assert!(store.gathering() && !lone.is_finished());
+    let last = put_each(store.as_ref(), &["h/3".to_owned()]);
+    store.wait_durable(last).expect("flush");
+    lone.join().expect("the lone transaction");
+    assert_eq!(store.flushes(), Flushes { flushes: 2, transactions: 15 }, "one flush for the five");
+    assert!(!store.gathering());
+}
+
+#[test]
+fn a_flush_waits_no_longer_than_its_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = gathering_store(dir.path(), std::time::Duration::from_millis(20));
+    let ten: Vec<String> = (0..10).map(|i| format!("g/{i:02}")).collect();
+    store.wait_durable(put_each(store.as_ref(), &ten)).expect("flush");
+    // Nobody joins: the lone transactions still become durable, each after the wait, and the groups they are
+    // measured against shrink, so the wait stops.
+    for i in 0..3 {
+        let lone = std::thread::spawn({
+            let store = store.clone();
+            move || put(store.as_ref(), format!("lone/{i}").as_bytes(), b"v")
+        });
+        within_a_minute("a lone transaction is flushed after the wait", || lone.is_finished());
+        lone.join().expect("the lone transaction");
+    }
+    assert_eq!(store.flushes(), Flushes { flushes: 4, transactions: 13 });
+    assert_eq!(store.get(b"lone/2").expect("get"), Some(b"v".to_vec()));
+}
+
+#[test]
+fn a_lone_writer_never_waits_for_company() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = gathering_store(dir.path(), std::time::Duration::from_secs(600));
+    for i in 0..5 {
+        put(store.as_ref(), format!("solo/{i}").as_bytes(), b"v");
+        assert!(!store.gathering());
+    }
+    assert_eq!(store.flushes(), Flushes { flushes: 5, transactions: 5 });
 }
