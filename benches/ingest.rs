@@ -81,6 +81,10 @@ impl Bench {
         let mut cfg = ServerConfig::new(data);
         cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
+        // The server's own setting, so one build can measure with and without the flush's gathering wait.
+        if let Some(us) = std::env::var("GONGWEN_GATHER_US").ok().and_then(|v| v.parse().ok()) {
+            cfg.gather_wait = Duration::from_micros(us);
+        }
         cfg.app = AppConfig {
             max_message_bytes: 64 << 20,
             rate_per_sec: 1_000_000,
@@ -414,6 +418,14 @@ impl Target {
 /// Every run of the scenario: target, call kind, client count and its rate.
 type Runs = Vec<(Target, Calls, usize, Rate)>;
 
+/// The client counts to measure: `GONGWEN_BENCH_CLIENTS=64` or `1,16,64` (the default).
+fn client_counts() -> Vec<usize> {
+    let chosen: Vec<usize> = std::env::var("GONGWEN_BENCH_CLIENTS")
+        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).filter(|&c| c > 0).collect())
+        .unwrap_or_default();
+    if chosen.is_empty() { vec![1, 16, 64] } else { chosen }
+}
+
 /// The call kinds to measure: `GONGWEN_BENCH_CALLS=unary`, `act` or both (the default).
 fn call_kinds() -> Vec<Calls> {
     match std::env::var("GONGWEN_BENCH_CALLS").as_deref() {
@@ -471,10 +483,12 @@ async fn scenario_ingest(quick: bool) {
          (2 by Acknowledge, 1 by Act)",
         "clients", "acks/s", "p50", "p99", "CPU/ack"
     );
+    let client_counts = client_counts();
+    let floor = std::env::var("GONGWEN_BENCH_FLOOR").as_deref() != Ok("0");
     let mut runs: Runs = vec![];
     for round in 1..=rounds {
         println!("round {round}:");
-        for clients in [1usize, 16, 64] {
+        for &clients in &client_counts {
             let take = if clients == 1 { units / 5 } else { units };
             let ids: Vec<usize> = (0..take).collect();
             for &calls in &kinds {
@@ -482,9 +496,11 @@ async fn scenario_ingest(quick: bool) {
                 let g = ingest(&b.raw, &doc.id, &ids, clients, calls).await;
                 println!("{}  gongwen {} (load {})", row(clients, &g, single, calls), calls.name(), load_average());
                 runs.push((Target::Gongwen, calls, clients, g));
-                let f = pg::floor(&doc.id, &ids, clients, units, calls).await;
-                println!("{}  {} {}", row(clients, &f, single, calls), Target::Floor.describe(), calls.name());
-                runs.push((Target::Floor, calls, clients, f));
+                if floor {
+                    let f = pg::floor(&doc.id, &ids, clients, units, calls).await;
+                    println!("{}  {} {}", row(clients, &f, single, calls), Target::Floor.describe(), calls.name());
+                    runs.push((Target::Floor, calls, clients, f));
+                }
                 if let Some(pg) = &pg {
                     let p = pg.run(&doc.id, &ids, clients, calls).await;
                     println!(
@@ -503,7 +519,7 @@ async fn scenario_ingest(quick: bool) {
         runs.iter().filter(|r| (r.0, r.1, r.2) == (target, calls, clients)).map(|r| r.3).collect()
     };
     let per_round = |rates: &[Rate]| rates.iter().map(|r| format!("{:.0}", r.per_sec)).collect::<Vec<_>>().join(", ");
-    for clients in [1usize, 16, 64] {
+    for &clients in &client_counts {
         for &calls in &kinds {
             for target in [Target::Floor, Target::Gongwen, Target::Postgres] {
                 let rs = rates(target, calls, clients);

@@ -55,6 +55,9 @@ pub struct ServerConfig {
     /// A commit with at least this many new keys (a large fan-out) is acknowledged once it is logged, and moved
     /// into sled's tree in the background ([`SledOptions::defer_at`]).
     pub defer_at: usize,
+    /// The longest a flush after a large commit group waits for the next group to gather
+    /// ([`SledOptions::gather_wait`]); zero flushes at once.
+    pub gather_wait: std::time::Duration,
     /// Run that background move; off only in tests that look at the store before it.
     pub apply_in_background: bool,
     /// Application limits.
@@ -109,6 +112,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             cache_bytes: 256 * 1024 * 1024,
             defer_at: crate::store::sled_kv::DEFER_AT,
+            gather_wait: crate::store::sled_kv::GATHER_WAIT,
             apply_in_background: true,
             app: AppConfig::default(),
             operator: None,
@@ -260,7 +264,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         cache_bytes: config.cache_bytes,
         defer_at: config.defer_at,
         apply_in_background: config.apply_in_background,
-        ..SledOptions::new(config.cache_bytes)
+        gather_wait: config.gather_wait,
     };
     let limit = config.app.max_attachment_bytes;
     let (store, blobs) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {

@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// moved into the store's tree in the background [default: 4096].
     #[arg(long, env = "GONGWEN_DEFER_KEYS")]
     pub defer_keys: Option<usize>,
+    /// Microseconds a flush after a large commit group waits at most for the next group to gather; 0 flushes at
+    /// once, at most 100000 [default: 2000].
+    #[arg(long, env = "GONGWEN_GATHER_US")]
+    pub gather_us: Option<u64>,
     /// Largest attachment in MiB [default: 64].
     #[arg(long, env = "GONGWEN_MAX_ATTACHMENT_MB")]
     pub max_attachment_mb: Option<u64>,

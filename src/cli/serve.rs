@@ -28,6 +28,7 @@ pub struct FileSettings {
     pub data: Option<PathBuf>,
     pub cache_mb: Option<u64>,
     pub defer_keys: Option<usize>,
+    pub gather_us: Option<u64>,
     pub trace_cache_mb: Option<usize>,
     pub max_attachment_mb: Option<u64>,
     pub allow_confidential: Option<bool>,
@@ -53,6 +54,13 @@ fn at_least_one<T: PartialEq + From<u8>>(key: &str, value: T, at_zero: &str) -> 
     Ok(value)
 }
 
+/// The most `gather_us` accepts.
+const MAX_GATHER_US: u64 = 100_000;
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn read_settings(path: &Path) -> Result<FileSettings, CliError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| CliError::Io { path: path.display().to_string(), source })?;
@@ -76,6 +84,13 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
         args.defer_keys.or(file.defer_keys).unwrap_or(cfg.defer_at),
         "a commit of no new keys would be deferred",
     )?;
+    let gather_us = args.gather_us.or(file.gather_us).unwrap_or(micros(cfg.gather_wait));
+    if gather_us > MAX_GATHER_US {
+        return Err(CliError::Input(format!(
+            "gather_us must be at most {MAX_GATHER_US} (100 ms): every write's reply can wait that long"
+        )));
+    }
+    cfg.gather_wait = std::time::Duration::from_micros(gather_us);
     cfg.app.trace_cache_bytes =
         args.trace_cache_mb.or(file.trace_cache_mb).unwrap_or(cfg.app.trace_cache_bytes >> 20).saturating_mul(1 << 20);
     cfg.app.max_attachment_bytes =
@@ -274,6 +289,24 @@ mod tests {
         assert_eq!(default.defer_at, crate::store::sled_kv::DEFER_AT);
         let refused = config(&args(&["--plaintext", "--defer-keys", "0"]), dir.path());
         assert!(matches!(refused, Err(CliError::Input(m)) if m.contains("defer_keys")));
+    }
+
+    #[test]
+    fn the_gathering_wait_comes_from_flag_or_file_and_is_bounded() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = config_file(dir.path(), "plaintext = true\ngather_us = 500\n");
+        assert_eq!(
+            config(&args(&["--config", &f]), dir.path()).expect("config").gather_wait,
+            Duration::from_micros(500)
+        );
+        let off = config(&args(&["--config", &f, "--gather-us", "0"]), dir.path()).expect("config");
+        assert_eq!(off.gather_wait, Duration::ZERO, "the flag wins, and 0 turns the wait off");
+        let default = config(&args(&["--plaintext"]), dir.path()).expect("config");
+        assert_eq!(default.gather_wait, crate::store::sled_kv::GATHER_WAIT);
+        assert!(config(&args(&["--plaintext", "--gather-us", "100000"]), dir.path()).is_ok());
+        let refused = config(&args(&["--plaintext", "--gather-us", "100001"]), dir.path());
+        assert!(matches!(refused, Err(CliError::Input(m)) if m.contains("gather_us")));
     }
 
     #[test]

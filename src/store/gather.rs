@@ -12,7 +12,7 @@
 //! groups it is measured against are small.
 
 /// The longest a flush waits for its group to fill: the most a request's latency grows by it.
-pub(super) const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
+pub const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// The smallest group after which the next flush waits for company.
 pub(super) const CROWD: u64 = 8;

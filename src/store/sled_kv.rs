@@ -16,7 +16,8 @@ use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use super::deferred::{self, Batch, Files, Merge, Overlay, PRIVATE};
-use super::gather::{GATHER_WAIT, Recent};
+pub use super::gather::GATHER_WAIT;
+use super::gather::Recent;
 use super::{Flushes, Outcome, Pair, Store, StoreError, Ticket, Tx, Visit};
 
 /// How a [`SledStore`] is opened.
@@ -326,8 +327,8 @@ impl Inner {
                 state.in_progress = true;
                 let (durable, want) = (state.durable, state.recent.want());
                 drop(state);
-                if want > 1 {
-                    self.gather(durable + want);
+                if want > 1 && !self.gather_wait.is_zero() {
+                    self.gather(durable.saturating_add(want));
                 }
                 // Everything committed by now rides on this flush, including other writers' transactions.
                 let result = self.apply_pending().and_then(|(target, drained)| {
