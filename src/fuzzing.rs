@@ -121,7 +121,9 @@ fn fuzz_app() -> Arc<FuzzApp> {
 /// call makes a new one. A static is never dropped, so without this every test run would leave a directory
 /// behind in the temp dir.
 pub fn release_app() {
-    APP.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let released = APP.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    // Torn down outside the lock: other tests' calls need not wait for the store to close.
+    drop(released);
 }
 
 /// The directory of the shared application's store (made if there is none).

@@ -57,7 +57,7 @@ impl Metrics {
         )?;
         let flushes = IntCounter::new(
             "gongwen_store_flushes_total",
-            "flushes of the store to disk that made writes durable; each write's reply waits for one",
+            "group-commit flushes of the store that made at least one write durable; each write's reply waits for one",
         )?;
         let flushed_transactions = IntCounter::new(
             "gongwen_store_flushed_transactions_total",

@@ -27,6 +27,8 @@ pub struct Flushes {
     pub flushes: u64,
     /// Transactions they made durable.
     pub transactions: u64,
+    /// Flushes that first waited for their group to gather (see `--gather-us`).
+    pub waited: u64,
 }
 
 /// The storage layer's one error type.
@@ -153,8 +155,9 @@ pub trait Store: Send + Sync + 'static {
         0
     }
 
-    /// Flushes made since the store was opened, and the transactions they made durable: their ratio is the size
-    /// of a commit group.
+    /// Group-commit flushes that carried at least one transaction since the store was opened, and the
+    /// transactions they made durable: their ratio is the size of a commit group. (A store's own flushes, at open
+    /// or when it moves deferred keys, are not counted.)
     fn flushes(&self) -> Flushes {
         Flushes::default()
     }

@@ -112,8 +112,21 @@ struct FlushState {
     failed: Option<String>,
     /// What the last flushes carried, which says how long the next one waits for company.
     recent: Recent,
-    /// Flushes that carried transactions, since the store was opened.
-    flushes: u64,
+    /// What [`Store::flushes`] reports.
+    counts: Flushes,
+}
+
+/// Held by a flush leader: should its flush panic, the flush is marked failed and waiters are woken, instead of
+/// every later writer waiting for a leader that is gone.
+struct Leading<'a>(&'a Inner);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.flush);
+        state.in_progress = false;
+        state.failed = Some("a flush panicked".into());
+        self.0.flushed.notify_all();
+    }
 }
 
 /// Blob files already fsynced, and the directory's modification time when they were listed.
@@ -189,7 +202,7 @@ impl SledStore {
                 in_progress: false,
                 failed: None,
                 recent: Recent::default(),
-                flushes: 0,
+                counts: Flushes::default(),
             }),
             flushed: Condvar::new(),
             blob_sync: Mutex::new(BlobSync::default()),
@@ -297,7 +310,9 @@ impl SledStore {
 impl Inner {
     /// Waits, at most `gather_wait`, until `count` transactions have been committed: see [`super::gather`].
     fn gather(&self, count: u64) {
-        let deadline = std::time::Instant::now() + self.gather_wait;
+        let Some(deadline) = std::time::Instant::now().checked_add(self.gather_wait) else {
+            return;
+        };
         let mut applied = lock(&self.write_lock);
         applied.wake_at = count;
         while applied.count < count {
@@ -327,7 +342,9 @@ impl Inner {
                 state.in_progress = true;
                 let (durable, want) = (state.durable, state.recent.want());
                 drop(state);
-                if want > 1 && !self.gather_wait.is_zero() {
+                let leading = Leading(self);
+                let waited = want > 1 && !self.gather_wait.is_zero();
+                if waited {
                     self.gather(durable.saturating_add(want));
                 }
                 // Everything committed by now rides on this flush, including other writers' transactions.
@@ -339,13 +356,16 @@ impl Inner {
                     }
                     Ok(target)
                 });
+                std::mem::forget(leading);
                 state = lock(&self.flush);
                 state.in_progress = false;
                 match result {
                     Ok(target) => {
                         let group = target.saturating_sub(state.durable);
                         state.recent.record(group);
-                        state.flushes += u64::from(group > 0);
+                        state.counts.flushes += u64::from(group > 0);
+                        state.counts.transactions += group;
+                        state.counts.waited += u64::from(waited);
                         state.durable = state.durable.max(target);
                     }
                     Err(e) => state.failed = Some(e.to_string()),
@@ -730,8 +750,7 @@ impl Store for SledStore {
     }
 
     fn flushes(&self) -> Flushes {
-        let state = lock(&self.inner.flush);
-        Flushes { flushes: state.flushes, transactions: state.durable }
+        lock(&self.inner.flush).counts
     }
 }
 

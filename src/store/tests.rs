@@ -467,29 +467,42 @@ fn within_a_minute(what: &str, done: impl Fn() -> bool) {
     }
 }
 
+/// Commits a crowd's group of `n` transactions at once and waits for its flush.
+fn crowd(store: &SledStore, n: u64) {
+    let names: Vec<String> = (0..n).map(|i| format!("crowd/{i:03}")).collect();
+    store.wait_durable(put_each(store, &names)).expect("flush");
+}
+
+/// Commits one transaction on a thread of its own; the store's own wait may not end the test's.
+fn lone(store: &Arc<SledStore>, key: &str) -> std::thread::JoinHandle<()> {
+    let (store, key) = (store.clone(), key.to_owned());
+    std::thread::spawn(move || put(store.as_ref(), key.as_bytes(), b"v"))
+}
+
+const fn counts(flushes: u64, transactions: u64, waited: u64) -> Flushes {
+    Flushes { flushes, transactions, waited }
+}
+
 #[test]
 fn a_flush_after_a_large_group_waits_for_half_as_many() {
+    use super::gather::CROWD;
     let dir = tempfile::tempdir().expect("tempdir");
     // Long enough that only the group's arrival can end the wait.
     let store = gathering_store(dir.path(), std::time::Duration::from_secs(600));
-    let ten: Vec<String> = (0..10).map(|i| format!("g/{i:02}")).collect();
-    store.wait_durable(put_each(store.as_ref(), &ten)).expect("flush");
-    assert_eq!(store.flushes(), Flushes { flushes: 1, transactions: 10 });
+    crowd(&store, CROWD);
+    assert_eq!(store.flushes(), counts(1, CROWD, 0));
 
-    let lone = std::thread::spawn({
-        let store = store.clone();
-        move || put(store.as_ref(), b"g/lone", b"v")
-    });
+    let alone = lone(&store, "lone");
     within_a_minute("the lone transaction's flush waits for company", || store.gathering());
-    assert!(!lone.is_finished(), "not durable before its group has gathered");
-    // Three more make four of the five wanted: still waiting.
-    let three: Vec<String> = (0..3).map(|i| format!("h/{i}")).collect();
-    let _ = put_each(store.as_ref(), &three);
-    assert!(store.gathering() && !lone.is_finished());
-    let last = put_each(store.as_ref(), &["h/3".to_owned()]);
+    assert!(!alone.is_finished(), "not durable before its group has gathered");
+    // All but one of the half crowd wanted: still waiting.
+    let more: Vec<String> = (2..CROWD / 2).map(|i| format!("more/{i:03}")).collect();
+    let _ = put_each(store.as_ref(), &more);
+    assert!(store.gathering() && !alone.is_finished());
+    let last = put_each(store.as_ref(), &["more/last".to_owned()]);
     store.wait_durable(last).expect("flush");
-    lone.join().expect("the lone transaction");
-    assert_eq!(store.flushes(), Flushes { flushes: 2, transactions: 15 }, "one flush for the five");
+    alone.join().expect("the lone transaction");
+    assert_eq!(store.flushes(), counts(2, CROWD + CROWD / 2, 1), "one flush for the half crowd");
     assert!(!store.gathering());
 }
 
@@ -497,29 +510,28 @@ fn a_flush_after_a_large_group_waits_for_half_as_many() {
 fn a_flush_waits_no_longer_than_its_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = gathering_store(dir.path(), std::time::Duration::from_millis(20));
-    let ten: Vec<String> = (0..10).map(|i| format!("g/{i:02}")).collect();
-    store.wait_durable(put_each(store.as_ref(), &ten)).expect("flush");
-    // Nobody joins: the lone transactions still become durable, each after the wait, and the groups they are
-    // measured against shrink, so the wait stops.
+    crowd(&store, super::gather::CROWD);
+    // Nobody joins: the lone transactions still become durable, the first two after the wait, and then the
+    // groups they are measured against are small, so the third does not wait.
     for i in 0..3 {
-        let lone = std::thread::spawn({
-            let store = store.clone();
-            move || put(store.as_ref(), format!("lone/{i}").as_bytes(), b"v")
-        });
-        within_a_minute("a lone transaction is flushed after the wait", || lone.is_finished());
-        lone.join().expect("the lone transaction");
+        let alone = lone(&store, &format!("lone/{i}"));
+        within_a_minute("a lone transaction is flushed after the wait", || alone.is_finished());
+        alone.join().expect("the lone transaction");
     }
-    assert_eq!(store.flushes(), Flushes { flushes: 4, transactions: 13 });
+    assert_eq!(store.flushes(), counts(4, super::gather::CROWD + 3, 2));
     assert_eq!(store.get(b"lone/2").expect("get"), Some(b"v".to_vec()));
 }
 
 #[test]
-fn a_lone_writer_never_waits_for_company() {
+fn small_groups_never_wait_for_company() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = gathering_store(dir.path(), std::time::Duration::from_secs(600));
-    for i in 0..5 {
-        put(store.as_ref(), format!("solo/{i}").as_bytes(), b"v");
-        assert!(!store.gathering());
+    let small = super::gather::CROWD - 1;
+    for round in 0..3 {
+        crowd(&store, small);
+        let alone = lone(&store, &format!("solo/{round}"));
+        within_a_minute("a lone transaction after a small group is flushed at once", || alone.is_finished());
+        alone.join().expect("the lone transaction");
     }
-    assert_eq!(store.flushes(), Flushes { flushes: 5, transactions: 5 });
+    assert_eq!(store.flushes(), counts(6, 3 * (small + 1), 0), "no flush waited");
 }
