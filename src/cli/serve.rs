@@ -167,7 +167,7 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
     std::net::TcpListener::bind(cfg.listen)
         .map_err(|source| CliError::Io { path: format!("listen address {}", cfg.listen), source })?;
     println!(
-        "configuration OK: listen {} ({}), data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams ({} per caller), {} tree walks at once, token clock skew {} s, keepalive pings every {} s",
+        "configuration OK: listen {} ({}), data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams ({} per caller), {} tree walks at once, token clock skew {} s, keepalive pings every {} s, commits of {} new keys or more deferred, flushes wait ≤ {} µs for their group",
         cfg.listen,
         if cfg.tls.is_some() { "TLS" } else { "plaintext" },
         cfg.data_dir.display(),
@@ -181,7 +181,9 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
         cfg.app.max_streams_per_caller,
         cfg.app.max_tree_walks,
         cfg.app.auth_skew_secs,
-        cfg.keepalive.interval.as_secs()
+        cfg.keepalive.interval.as_secs(),
+        cfg.defer_at,
+        micros(cfg.gather_wait)
     );
     Ok(())
 }
