@@ -44,6 +44,8 @@ pub mod tally;
 #[cfg(test)]
 mod test_support;
 pub mod trace;
+#[cfg(test)]
+mod walk_tests;
 mod writer;
 
 pub use error::AppError;
