@@ -65,22 +65,11 @@ fn head(data: &[u8]) -> (u8, &[u8]) {
 
 /// The bundled Shandong registry with the harness's key on [`UNIT`], as a registry change.
 fn registry_change() -> pb::RegistryChange {
-    let registry = crate::registry_file::bundled()
-        .unwrap_or_else(|e| panic!("the bundled registry does not parse: {e}"))
-        .into_registry();
-    let mut units: Vec<pb::Unit> = registry.units.into_values().map(Into::into).collect();
-    for u in &mut units {
-        if u.id == UNIT {
-            u.seal_keys.push(unit_signer().seal_key());
-        }
-    }
-    pb::RegistryChange {
-        request_id: "fuzz-registry".into(),
-        regions: registry.regions.into_values().map(Into::into).collect(),
-        units,
-        groups: registry.groups.into_values().map(Into::into).collect(),
-        ..Default::default()
-    }
+    let file = crate::registry_file::bundled().unwrap_or_else(|e| panic!("the bundled registry does not parse: {e}"));
+    let keys =
+        |id: &str| Ok::<_, std::convert::Infallible>(if id == UNIT { vec![unit_signer().seal_key()] } else { vec![] });
+    let Ok(change) = file.into_change("fuzz-registry".into(), keys);
+    change
 }
 
 /// The registry a change is checked against: the bundled one, as the server holds it after loading it.

@@ -214,6 +214,27 @@ pub fn bundled() -> Result<RegistryFile, RegistryFileError> {
 }
 
 impl RegistryFile {
+    /// These items as a registry change (for the operator to sign), each unit with the seal keys `keys` gives for
+    /// its id. A failure of `keys` stops it: the keystore's, when keys are loaded or generated unit by unit.
+    pub fn into_change<E>(
+        self,
+        request_id: String,
+        mut keys: impl FnMut(&str) -> Result<Vec<crate::pb::SealKey>, E>,
+    ) -> Result<crate::pb::RegistryChange, E> {
+        let mut units = Vec::with_capacity(self.units.len());
+        for u in self.units {
+            let seal_keys = keys(&u.id)?;
+            units.push(crate::pb::Unit { seal_keys, ..u.into() });
+        }
+        Ok(crate::pb::RegistryChange {
+            request_id,
+            regions: self.regions.into_iter().map(Into::into).collect(),
+            units,
+            groups: self.groups.into_iter().map(Into::into).collect(),
+            ..Default::default()
+        })
+    }
+
     /// The in-memory registry these items make.
     pub fn into_registry(self) -> Registry {
         Registry {

@@ -25,17 +25,14 @@ fn group(name: &str) -> Vec<pb::Recipient> {
 /// The bundled registry with a key for every unit, applied by the operator; the units' signers.
 async fn bundled(app: &Arc<App>) -> HashMap<String, Signer> {
     let file = crate::registry_file::bundled().expect("the bundled registry parses");
-    let mut change = pb::RegistryChange { request_id: "bundled".into(), ..Default::default() };
-    change.regions = file.regions.into_iter().map(Into::into).collect();
-    change.groups = file.groups.into_iter().map(Into::into).collect();
     let mut keys = HashMap::new();
-    for u in file.units {
-        let signer = Signer::from_secret(format!("{}#k1", u.id), Sha256::digest(u.id.as_bytes()).into());
-        let mut wire: pb::Unit = u.into();
-        wire.seal_keys = vec![signer.seal_key()];
-        keys.insert(wire.id.clone(), signer);
-        change.units.push(wire);
-    }
+    let change = file.into_change("bundled".into(), |id| {
+        let signer = Signer::from_secret(format!("{id}#k1"), Sha256::digest(id.as_bytes()).into());
+        let seal = signer.seal_key();
+        keys.insert(id.to_owned(), signer);
+        Ok::<_, std::convert::Infallible>(vec![seal])
+    });
+    let Ok(change) = change;
     app.apply_registry_change(operator().envelope(&change)).await.expect("the registry applies");
     keys
 }

@@ -820,19 +820,13 @@ attachments up to {} bytes
         baselines: &[String],
     ) -> Result<pb::RegistryChangeReply, CliError> {
         let file = registry_file::parse(text)?;
-        let mut change = pb::RegistryChange { request_id: new_request_id(), ..Default::default() };
         // Bad input is refused before any key is generated, so a failed load leaves the keystore as it was.
-        for b in baselines {
-            change.number_baselines.push(parse_baseline(b)?);
-        }
-        change.regions = file.regions.into_iter().map(Into::into).collect();
-        for u in file.units {
-            let signer = if generate_keys { self.keys.load_or_generate(&u.id)?.0 } else { self.keys.load(&u.id)? };
-            let mut wire: pb::Unit = u.into();
-            wire.seal_keys = vec![signer.seal_key()];
-            change.units.push(wire);
-        }
-        change.groups = file.groups.into_iter().map(Into::into).collect();
+        let number_baselines = baselines.iter().map(|b| parse_baseline(b)).collect::<Result<Vec<_>, _>>()?;
+        let mut change = file.into_change(new_request_id(), |id| -> Result<_, CliError> {
+            let signer = if generate_keys { self.keys.load_or_generate(id)?.0 } else { self.keys.load(id)? };
+            Ok(vec![signer.seal_key()])
+        })?;
+        change.number_baselines = number_baselines;
         let env = self.sign("operator", &change)?;
         Ok(self.registry().apply_registry_change(env).await?.into_inner())
     }

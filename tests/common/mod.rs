@@ -214,16 +214,13 @@ impl Harness {
     /// Loads the bundled Shandong registry, with a fresh key per unit.
     pub async fn load_bundled(&mut self) {
         let file = gongwen::registry_file::bundled().expect("bundled registry parses");
-        let mut change = pb::RegistryChange { request_id: "load-bundled".into(), ..Default::default() };
-        change.regions = file.regions.into_iter().map(Into::into).collect();
-        for u in file.units {
-            let signer = Signer::from_secret(format!("{}#k1", u.id), unit_secret(&u.id));
-            let mut wire: pb::Unit = u.into();
-            wire.seal_keys = vec![signer.seal_key()];
-            self.keys.insert(wire.id.clone(), signer);
-            change.units.push(wire);
-        }
-        change.groups = file.groups.into_iter().map(Into::into).collect();
+        let change = file.into_change("load-bundled".into(), |id| {
+            let signer = Signer::from_secret(format!("{id}#k1"), unit_secret(id));
+            let seal = signer.seal_key();
+            self.keys.insert(id.to_owned(), signer);
+            Ok::<_, std::convert::Infallible>(vec![seal])
+        });
+        let Ok(change) = change;
         self.apply(change).await.expect("bundled registry applies");
     }
 
