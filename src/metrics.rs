@@ -130,28 +130,30 @@ impl Metrics {
         self.deferred_keys.set(i64::try_from(app.deferred_keys()).unwrap_or(i64::MAX));
         let _catching_up = self.catching_up.lock().unwrap_or_else(|p| p.into_inner());
         let flushed = app.store_flushes();
-        self.flushes.inc_by(flushed.flushes.saturating_sub(self.flushes.get()));
-        self.flushed_transactions.inc_by(flushed.transactions.saturating_sub(self.flushed_transactions.get()));
+        catch_up(&self.flushes, flushed.flushes);
+        catch_up(&self.flushed_transactions, flushed.transactions);
         if let Some(c) = app.trace_cache() {
             self.trace_cache_bytes.set(i64::try_from(c.bytes).unwrap_or(i64::MAX));
             // The counters live in the cache; this brings the exported ones up to them.
             for (result, total) in [("hit", c.hits), ("miss", c.misses)] {
-                let counter = self.trace_cache_visits.with_label_values(&[result]);
-                counter.inc_by(total.saturating_sub(counter.get()));
+                catch_up(&self.trace_cache_visits.with_label_values(&[result]), total);
             }
         }
         for ((kind, code), total) in app.statements.counts() {
-            let counter = self.act_statements.with_label_values(&[kind, code.to_string().as_str()]);
-            counter.inc_by(total.saturating_sub(counter.get()));
+            catch_up(&self.act_statements.with_label_values(&[kind, code.to_string().as_str()]), total);
         }
         self.open_streams.set(i64::try_from(app.open_streams()).unwrap_or(0));
         self.tree_walks_waiting.set(i64::try_from(app.tree_walks_waiting()).unwrap_or(0));
-        let abandoned = app.tree_walks_abandoned();
-        self.tree_walks_abandoned.inc_by(abandoned.saturating_sub(self.tree_walks_abandoned.get()));
+        catch_up(&self.tree_walks_abandoned, app.tree_walks_abandoned());
         let mut out = vec![];
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
+}
+
+/// Brings an exported counter up to a total the app keeps (callers hold `catching_up`).
+fn catch_up(counter: &IntCounter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 /// Serves `GET /metrics` on `addr` until the process ends; returns the bound address.
