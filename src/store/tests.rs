@@ -459,7 +459,8 @@ fn within_a_minute(what: &str, done: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !done() {
         assert!(std::time::Instant::now() < deadline, "{what}");
-        std::thread::yield_now();
+        // A pause between polls: a spinning poll would fight the threads it waits for for the store's locks.
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
