@@ -83,7 +83,7 @@ impl Bench {
         cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
         // The server's own setting, so one build can measure with and without the flush's gathering wait.
         if let Some(us) = std::env::var("GONGWEN_GATHER_US").ok().and_then(|v| v.parse().ok()) {
-            cfg.gather_wait = Duration::from_micros(us);
+            cfg.store.gather_wait = Duration::from_micros(us);
         }
         cfg.app = AppConfig {
             max_message_bytes: 64 << 20,

@@ -50,16 +50,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Data directory: `db/` for sled, `blobs/` for attachments.
     pub data_dir: PathBuf,
-    /// sled page cache size in bytes.
-    pub cache_bytes: u64,
-    /// A commit with at least this many new keys (a large fan-out) is acknowledged once it is logged, and moved
-    /// into sled's tree in the background ([`SledOptions::defer_at`]).
-    pub defer_at: usize,
-    /// The longest a flush after a large commit group waits for the next group to gather
-    /// ([`SledOptions::gather_wait`]); zero flushes at once.
-    pub gather_wait: std::time::Duration,
-    /// Run that background move; off only in tests that look at the store before it.
-    pub apply_in_background: bool,
+    /// How the store is opened: sled's page cache, the deferral threshold for large commits, the flush's
+    /// gathering wait (the background applier is off only in tests that look at the store before it).
+    pub store: SledOptions,
     /// Application limits.
     pub app: AppConfig,
     /// Operator key recorded at the first start of a new data directory.
@@ -110,10 +103,7 @@ impl ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: data_dir.into(),
-            cache_bytes: 256 * 1024 * 1024,
-            defer_at: crate::store::sled_kv::DEFER_AT,
-            gather_wait: crate::store::sled_kv::GATHER_WAIT,
-            apply_in_background: true,
+            store: SledOptions::new(256 * 1024 * 1024),
             app: AppConfig::default(),
             operator: None,
             metrics: None,
@@ -140,7 +130,8 @@ pub struct Running {
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     connections: cut::CutSwitch,
     data_dir: PathBuf,
-    cache_bytes: u64,
+    /// How the store was opened: the stop opens it once more, with the same options, to snapshot it.
+    store: SledOptions,
     stop_grace: std::time::Duration,
 }
 
@@ -183,9 +174,9 @@ impl Running {
     pub async fn stop_and_snapshot(mut self) -> Result<(), ServerError> {
         self.signal_stop();
         self.finish().await?;
-        let (db_dir, cache) = (self.data_dir.join("db"), self.cache_bytes);
+        let db_dir = self.data_dir.join("db");
+        let options = SledOptions { apply_in_background: false, ..self.store.clone() };
         if self.release().await {
-            let options = SledOptions { apply_in_background: false, ..SledOptions::new(cache) };
             tokio::task::spawn_blocking(move || SledStore::open_with(&db_dir, options).map(drop)).await??;
         }
         Ok(())
@@ -260,12 +251,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
     }
     let db_dir = config.data_dir.join("db");
     let blob_dir = config.data_dir.join("blobs");
-    let options = SledOptions {
-        cache_bytes: config.cache_bytes,
-        defer_at: config.defer_at,
-        apply_in_background: config.apply_in_background,
-        gather_wait: config.gather_wait,
-    };
+    let options = config.store.clone();
     let limit = config.app.max_attachment_bytes;
     let (store, blobs) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
         Ok((SledStore::open_with(&db_dir, options)?, BlobStore::open(&blob_dir, limit)?))
@@ -364,7 +350,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         task,
         connections,
         data_dir: config.data_dir.clone(),
-        cache_bytes: config.cache_bytes,
+        store: config.store.clone(),
         stop_grace: config.stop_grace,
     })
 }

@@ -79,7 +79,7 @@ async fn backup_under_load_restores_to_the_same_log() {
 
     let mut cfg = ServerConfig::new(&restored_dir);
     cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    cfg.cache_bytes = 16 << 20;
+    cfg.store.cache_bytes = 16 << 20;
     let restored = server::start(cfg).await.expect("the restored server starts");
     let raw = Channel::from_shared(format!("http://{}", restored.addr)).expect("uri").connect().await.expect("connect");
     let ch: Ch = SignRequests::new("operator", h.operator.clone()).layer(raw);

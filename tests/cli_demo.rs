@@ -15,7 +15,7 @@ async fn the_demo_issues_the_corpus_chain_with_real_numbers_and_titles() {
     let operator = Keystore::new(&keys).generate("operator", None).expect("operator key");
     let mut cfg = ServerConfig::new(dir.path().join("data"));
     cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    cfg.cache_bytes = 16 << 20;
+    cfg.store.cache_bytes = 16 << 20;
     cfg.operator = Some(operator_seal(&operator));
     let running = server::start(cfg).await.expect("server");
     let mut log = String::new();

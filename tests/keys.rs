@@ -483,7 +483,7 @@ async fn gongwen_keys_rotates_a_childs_seal_from_the_command_line() {
     let operator = Keystore::new(&keys).generate("operator", None).expect("operator key");
     let mut cfg = gongwen::server::ServerConfig::new(dir.path().join("data"));
     cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    cfg.cache_bytes = 16 << 20;
+    cfg.store.cache_bytes = 16 << 20;
     cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
     let running = gongwen::server::start(cfg).await.expect("server");
     let addr = format!("http://{}", running.addr);

@@ -45,7 +45,7 @@ async fn start_tls(dir: &std::path::Path, tls: TlsFiles) -> (server::Running, go
     let operator = Keystore::new(dir.join("keys")).generate("operator", None).expect("operator");
     let mut cfg = ServerConfig::new(dir.join("data"));
     cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    cfg.cache_bytes = 16 << 20;
+    cfg.store.cache_bytes = 16 << 20;
     cfg.operator = Some(operator_seal(&operator));
     cfg.tls = Some(tls);
     (server::start(cfg).await.expect("server"), operator)

@@ -78,19 +78,19 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     let mut cfg = ServerConfig::new(&data);
     cfg.listen = args.listen.or(file.listen).unwrap_or(cfg.listen);
     cfg.metrics = args.metrics.or(file.metrics);
-    cfg.cache_bytes = args.cache_mb.or(file.cache_mb).unwrap_or(256).saturating_mul(1024 * 1024);
-    cfg.defer_at = at_least_one(
+    cfg.store.cache_bytes = args.cache_mb.or(file.cache_mb).unwrap_or(256).saturating_mul(1024 * 1024);
+    cfg.store.defer_at = at_least_one(
         "defer_keys",
-        args.defer_keys.or(file.defer_keys).unwrap_or(cfg.defer_at),
+        args.defer_keys.or(file.defer_keys).unwrap_or(cfg.store.defer_at),
         "a commit of no new keys would be deferred",
     )?;
-    let gather_us = args.gather_us.or(file.gather_us).unwrap_or(micros(cfg.gather_wait));
+    let gather_us = args.gather_us.or(file.gather_us).unwrap_or(micros(cfg.store.gather_wait));
     if gather_us > MAX_GATHER_US {
         return Err(CliError::Input(format!(
             "gather_us must be at most {MAX_GATHER_US} (100 ms): every write's reply can wait that long"
         )));
     }
-    cfg.gather_wait = std::time::Duration::from_micros(gather_us);
+    cfg.store.gather_wait = std::time::Duration::from_micros(gather_us);
     cfg.app.trace_cache_bytes =
         args.trace_cache_mb.or(file.trace_cache_mb).unwrap_or(cfg.app.trace_cache_bytes >> 20).saturating_mul(1 << 20);
     cfg.app.max_attachment_bytes =
@@ -171,7 +171,7 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
         cfg.listen,
         if cfg.tls.is_some() { "TLS" } else { "plaintext" },
         cfg.data_dir.display(),
-        cfg.cache_bytes >> 20,
+        cfg.store.cache_bytes >> 20,
         cfg.app.trace_cache_bytes >> 20,
         cfg.app.max_attachment_bytes >> 20,
         cfg.app.max_message_bytes >> 20,
@@ -182,8 +182,8 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
         cfg.app.max_tree_walks,
         cfg.app.auth_skew_secs,
         cfg.keepalive.interval.as_secs(),
-        cfg.defer_at,
-        micros(cfg.gather_wait)
+        cfg.store.defer_at,
+        micros(cfg.store.gather_wait)
     );
     Ok(())
 }
@@ -284,11 +284,11 @@ mod tests {
     fn the_deferral_threshold_comes_from_flag_or_file_and_is_at_least_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = config_file(dir.path(), "plaintext = true\ndefer_keys = 100\n");
-        assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").defer_at, 100);
+        assert_eq!(config(&args(&["--config", &f]), dir.path()).expect("config").store.defer_at, 100);
         let flag = config(&args(&["--config", &f, "--defer-keys", "7"]), dir.path()).expect("config");
-        assert_eq!(flag.defer_at, 7, "the flag wins");
+        assert_eq!(flag.store.defer_at, 7, "the flag wins");
         let default = config(&args(&["--plaintext"]), dir.path()).expect("config");
-        assert_eq!(default.defer_at, crate::store::sled_kv::DEFER_AT);
+        assert_eq!(default.store.defer_at, crate::store::sled_kv::DEFER_AT);
         let refused = config(&args(&["--plaintext", "--defer-keys", "0"]), dir.path());
         assert!(matches!(refused, Err(CliError::Input(m)) if m.contains("defer_keys")));
     }
@@ -299,13 +299,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = config_file(dir.path(), "plaintext = true\ngather_us = 500\n");
         assert_eq!(
-            config(&args(&["--config", &f]), dir.path()).expect("config").gather_wait,
+            config(&args(&["--config", &f]), dir.path()).expect("config").store.gather_wait,
             Duration::from_micros(500)
         );
         let off = config(&args(&["--config", &f, "--gather-us", "0"]), dir.path()).expect("config");
-        assert_eq!(off.gather_wait, Duration::ZERO, "the flag wins, and 0 turns the wait off");
+        assert_eq!(off.store.gather_wait, Duration::ZERO, "the flag wins, and 0 turns the wait off");
         let default = config(&args(&["--plaintext"]), dir.path()).expect("config");
-        assert_eq!(default.gather_wait, crate::store::sled_kv::GATHER_WAIT);
+        assert_eq!(default.store.gather_wait, crate::store::sled_kv::GATHER_WAIT);
         assert!(config(&args(&["--plaintext", "--gather-us", "100000"]), dir.path()).is_ok());
         let refused = config(&args(&["--plaintext", "--gather-us", "100001"]), dir.path());
         assert!(matches!(refused, Err(CliError::Input(m)) if m.contains("gather_us")));

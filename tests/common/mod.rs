@@ -94,7 +94,7 @@ impl Harness {
             keys: HashMap::new(),
             max_attachment_bytes,
             config,
-            defer_at: ServerConfig::new("").defer_at,
+            defer_at: ServerConfig::new("").store.defer_at,
             apply_in_background: true,
             stop_grace: gongwen::server::STOP_GRACE,
             keepalive: gongwen::server::KEEPALIVE,
@@ -108,9 +108,9 @@ impl Harness {
     async fn boot(&mut self) {
         let mut cfg = ServerConfig::new(self.dir.path().join("data"));
         cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        cfg.cache_bytes = 16 * 1024 * 1024;
-        cfg.defer_at = self.defer_at;
-        cfg.apply_in_background = self.apply_in_background;
+        cfg.store.cache_bytes = 16 * 1024 * 1024;
+        cfg.store.defer_at = self.defer_at;
+        cfg.store.apply_in_background = self.apply_in_background;
         cfg.stop_grace = self.stop_grace;
         cfg.keepalive = self.keepalive;
         cfg.app = self.config.clone();
@@ -485,7 +485,7 @@ pub async fn cli_server(dir: &std::path::Path) -> (Running, String, gongwen::cli
     let operator = gongwen::cli::keystore::Keystore::new(&keys).generate("operator", None).expect("operator key");
     let mut cfg = ServerConfig::new(dir.join("data"));
     cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    cfg.cache_bytes = 16 << 20;
+    cfg.store.cache_bytes = 16 << 20;
     cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
     let running = server::start(cfg).await.expect("server");
     let addr = format!("http://{}", running.addr);
