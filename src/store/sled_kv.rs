@@ -70,6 +70,9 @@ struct Inner {
     /// Tells the applier there is work, or that it must stop.
     applier: Mutex<ApplierState>,
     applier_wake: Condvar,
+    /// Makes the next flush panic, for the test of what a panicking flush leaves behind.
+    #[cfg(test)]
+    panic_next_flush: std::sync::atomic::AtomicBool,
 }
 
 /// One staged write.
@@ -209,6 +212,8 @@ impl SledStore {
             overlay,
             applier: Mutex::new(ApplierState { stop: false, work }),
             applier_wake: Condvar::new(),
+            #[cfg(test)]
+            panic_next_flush: std::sync::atomic::AtomicBool::new(false),
         });
         let stale = inner.files.others(&kept)?;
         if !stale.is_empty() {
@@ -305,6 +310,12 @@ impl SledStore {
     pub(super) fn gathering(&self) -> bool {
         lock(&self.inner.write_lock).wake_at != u64::MAX
     }
+
+    /// Makes the next flush panic in its leader.
+    #[cfg(test)]
+    pub(super) fn panic_next_flush(&self) {
+        self.inner.panic_next_flush.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Inner {
@@ -381,6 +392,10 @@ impl Inner {
     /// the ids of deferred batches a delete drained into it, whose files may go once it is flushed. The write lock
     /// is held throughout, so a transaction never sees them in neither place.
     fn apply_pending(&self) -> Result<(u64, Vec<u64>), StoreError> {
+        #[cfg(test)]
+        if self.panic_next_flush.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("the flush fault a test asked for");
+        }
         let mut applied = lock(&self.write_lock);
         if applied.pending.is_empty() {
             return Ok((applied.count, vec![]));

@@ -532,3 +532,33 @@ fn small_groups_never_wait_for_company() {
     }
     assert_eq!(store.flushes(), counts(6, 3 * (small + 1), 0), "no flush waited");
 }
+
+#[test]
+fn a_flush_that_panics_fails_the_waiting_writes_instead_of_hanging_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = gathering_store(dir.path(), std::time::Duration::ZERO);
+    put(store.as_ref(), b"before", b"v");
+    store.panic_next_flush();
+    // The leader is the committing thread itself: its commit panics with the flush.
+    let leader = lone(&store, "lost");
+    within_a_minute("the flush leader's thread ends", || leader.is_finished());
+    assert!(leader.join().is_err(), "the leader's commit panicked with its flush");
+    // Later writes get an error at once, not a wait for a leader that is gone.
+    let later = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let store: &dyn Store = store.as_ref();
+            store.transact(|tx| -> Result<(), StoreError> {
+                tx.put(b"after", b"v");
+                Ok(())
+            })
+        })
+    };
+    within_a_minute("a write after the panicked flush is answered", || later.is_finished());
+    let refused = later.join().expect("the later write's thread");
+    assert!(
+        matches!(&refused, Err(StoreError::Backend(m)) if m.contains("a flush panicked")),
+        "the later write is refused, naming the panic: {refused:?}"
+    );
+    assert_eq!(store.get(b"before").expect("get"), Some(b"v".to_vec()), "what was durable before stays readable");
+}
