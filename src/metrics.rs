@@ -1,6 +1,6 @@
 //! Prometheus metrics on a separate plain-HTTP port (`GET /metrics`): requests by method and status, latency
 //! histograms, statements on `Act` calls, events appended, log size, store size, flushes and the transactions they
-//! carried, deferred keys and open streams.
+//! carried, whether the store has failed, deferred keys and open streams.
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -26,6 +26,7 @@ pub struct Metrics {
     deferred_keys: IntGauge,
     flushes: IntCounter,
     flushed_transactions: IntCounter,
+    store_failed: IntGauge,
     trace_cache_bytes: IntGauge,
     trace_cache_visits: IntCounterVec,
     act_statements: IntCounterVec,
@@ -63,6 +64,10 @@ impl Metrics {
             "gongwen_store_flushed_transactions_total",
             "write transactions made durable by those flushes: divided by the flushes, the size of a commit group",
         )?;
+        let store_failed = IntGauge::new(
+            "gongwen_store_failed",
+            "1 once a flush has failed and the store can no longer make writes durable (until a restart), else 0",
+        )?;
         let trace_cache_bytes = IntGauge::new(
             "gongwen_trace_cache_bytes",
             "bytes of documents' deliveries and forwards kept in memory for traces and status matrices",
@@ -96,6 +101,7 @@ impl Metrics {
         registry.register(Box::new(deferred_keys.clone()))?;
         registry.register(Box::new(flushes.clone()))?;
         registry.register(Box::new(flushed_transactions.clone()))?;
+        registry.register(Box::new(store_failed.clone()))?;
         registry.register(Box::new(trace_cache_bytes.clone()))?;
         registry.register(Box::new(trace_cache_visits.clone()))?;
         registry.register(Box::new(act_statements.clone()))?;
@@ -111,6 +117,7 @@ impl Metrics {
             deferred_keys,
             flushes,
             flushed_transactions,
+            store_failed,
             trace_cache_bytes,
             trace_cache_visits,
             act_statements,
@@ -128,6 +135,7 @@ impl Metrics {
             self.store_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
         }
         self.deferred_keys.set(i64::try_from(app.deferred_keys()).unwrap_or(i64::MAX));
+        self.store_failed.set(i64::from(app.store_failure().is_some()));
         let _catching_up = self.catching_up.lock().unwrap_or_else(|p| p.into_inner());
         let flushed = app.store_flushes();
         catch_up(&self.flushes, flushed.flushes);

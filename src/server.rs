@@ -118,6 +118,22 @@ impl ServerConfig {
 /// kills (the systemd unit gives 120 s), leaving time for the snapshot a stop writes.
 pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Once `failed` resolves, the store cannot make writes durable until the server is restarted: health checks
+/// answer NOT_SERVING from then on, so that an orchestrator restarts it (the next start recovers the store), and
+/// the log says why. Ends without a word when the app goes first.
+async fn report_store_failure(
+    failed: impl std::future::Future<Output = Option<String>>,
+    health: tonic_health::server::HealthReporter,
+) {
+    let Some(reason) = failed.await else { return };
+    tracing::error!(
+        %reason,
+        "the store can no longer make writes durable; health checks answer NOT_SERVING until the server is restarted"
+    );
+    health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    health.set_not_serving::<pb::registry_service_server::RegistryServiceServer<RegistryApi>>().await;
+}
+
 /// A running server.
 pub struct Running {
     /// The address it listens on (the real port when 0 was asked for).
@@ -269,6 +285,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
     // Standard tools (grpc_health_probe, grpcurl) find their way without our token: health and reflection are public.
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<pb::registry_service_server::RegistryServiceServer<RegistryApi>>().await;
+    tokio::spawn(report_store_failure(app.store_failed(), health_reporter.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -14,7 +14,6 @@ use gongwen::cli::client::Client;
 use gongwen::cli::keystore::Keystore;
 use gongwen::pb;
 use gongwen::verify::{Trust, verify_bundle};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const PROVINCE: &str = "370000.czt";
@@ -37,21 +36,8 @@ async fn start(data: &Path, keys: &Path, defer: bool) -> (Child, String) {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn the server");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix("gongwen serving on ") {
-                return rest.split_whitespace().next().map(str::to_owned);
-            }
-        }
-        None
-    })
-    .await
-    .expect("the server reports its address in time")
-    .expect("a serving line");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{addr}"))
+    let url = common::serving_url(&mut child).await;
+    (child, url)
 }
 
 fn random_ms(lo: u64, hi: u64) -> Duration {

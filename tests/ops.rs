@@ -45,7 +45,6 @@ async fn health_and_reflection_answer_standard_clients() {
 
 #[tokio::test]
 async fn prometheus_metrics_count_requests_by_method_and_status() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().expect("tempdir");
     let operator = gongwen::signing::Signer::from_secret("op#m", [3u8; 32]);
     let mut cfg = gongwen::server::ServerConfig::new(dir.path().join("data"));
@@ -62,11 +61,7 @@ async fn prometheus_metrics_count_requests_by_method_and_status() {
     reg.get_server_info(gongwen::pb::GetServerInfoRequest {}).await.expect("info");
     let _ = reg.list_groups(gongwen::pb::ListGroupsRequest {}).await.expect_err("no token");
 
-    let addr = running.metrics_addr.expect("metrics address");
-    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("request");
-    let mut text = String::new();
-    conn.read_to_string(&mut text).await.expect("response");
+    let text = scrape(&running.metrics_addr.expect("metrics address").to_string()).await;
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(
         text.contains(r#"gongwen_requests_total{code="0",method="/gongwen.v1.RegistryService/GetServerInfo"} 1"#),
@@ -80,6 +75,7 @@ async fn prometheus_metrics_count_requests_by_method_and_status() {
     assert!(text.contains("gongwen_log_events 0"));
     assert!(text.contains("gongwen_store_bytes"));
     assert!(text.contains("gongwen_store_deferred_keys 0"), "nothing is waiting after small commits");
+    assert!(text.contains("gongwen_store_failed 0"), "a sound store has not failed");
     let value = |name: &str| -> u64 {
         let line =
             text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {text}"));

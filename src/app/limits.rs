@@ -128,6 +128,11 @@ impl App {
         self.store.flushes()
     }
 
+    /// Why the store can no longer make writes durable, once it cannot (see [`crate::store::Store::failure`]).
+    pub fn store_failure(&self) -> Option<String> {
+        self.store.failure()
+    }
+
     /// The trace cache's size and hit counts; `None` when it is off.
     pub fn trace_cache(&self) -> Option<crate::store::CacheStats> {
         self.cache.as_ref().map(|c| c.stats())

@@ -255,6 +255,8 @@ pub struct App {
     /// Set when the server begins to stop: calls that would otherwise stay open for as long as their client
     /// likes (`Act`, `WatchInbox`) end, so the stop does not wait on them.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Why the store can no longer make writes durable, once a write has found it so ([`App::store_failed`]).
+    store_failed: tokio::sync::watch::Sender<Option<String>>,
     /// Statements sent on `Act` calls, for the metrics.
     pub statements: tally::Tally,
     /// Heads of documents read before (documents never change once issued).
@@ -343,8 +345,10 @@ impl App {
             format::step(store.as_ref(), from)?;
         }
         let (notices, _) = broadcast::channel(1024);
+        let store_failed = tokio::sync::watch::Sender::new(None);
         Ok(App {
-            writer: writer::Writer::start(store.clone())?,
+            writer: writer::Writer::start(store.clone(), store_failed.clone())?,
+            store_failed,
             store,
             cache,
             blobs,
@@ -470,6 +474,14 @@ impl App {
     /// Tells the open-ended calls to end: the server is stopping.
     pub fn begin_stop(&self) {
         self.stopping.send_replace(true);
+    }
+
+    /// Resolves with the reason once a write has found that the store can no longer make writes durable (a failed
+    /// flush: see [`crate::store::Store::failure`]), which lasts until the server is restarted; never resolves
+    /// while the app is open and the store sound.
+    pub fn store_failed(&self) -> impl std::future::Future<Output = Option<String>> + Send + 'static {
+        let mut rx = self.store_failed.subscribe();
+        async move { rx.wait_for(Option::is_some).await.ok().and_then(|reason| reason.clone()) }
     }
 
     /// Resolves once the server begins to stop (at once if it has).

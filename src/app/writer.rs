@@ -49,9 +49,11 @@ where
 
     fn finish(self: Box<Self>, durable: &Result<(), StoreError>) {
         let result = match (self.result, durable) {
-            (Some(Ok(_)), Err(e)) => Err(AppError::Store(StoreError::Backend(e.to_string()))),
+            (Some(Ok(_)), Err(e)) => Err(AppError::Store(e.clone())),
             (Some(r), _) => r,
-            (None, _) => Err(AppError::Store(StoreError::Backend("the transaction did not run".into()))),
+            // The store refused the group before running it (it can no longer make writes durable).
+            (None, Err(e)) => Err(AppError::Store(e.clone())),
+            (None, Ok(())) => Err(AppError::Store(StoreError::Backend("the transaction did not run".into()))),
         };
         // The caller may have gone away (a cancelled request); its write stands all the same.
         let _ = self.reply.send(result);
@@ -69,7 +71,12 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(store: Arc<dyn Store>) -> Result<Writer, AppError> {
+    /// Starts the threads; `failed` is told why, once a group's flush finds the store can no longer make writes
+    /// durable.
+    pub(super) fn start(
+        store: Arc<dyn Store>,
+        failed: tokio::sync::watch::Sender<Option<String>>,
+    ) -> Result<Writer, AppError> {
         let spawn_error =
             |e: std::io::Error| AppError::Store(StoreError::Backend(format!("cannot start the writer: {e}")));
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
@@ -77,7 +84,7 @@ impl Writer {
         let waiter_store = store.clone();
         let waiter = std::thread::Builder::new()
             .name("gongwen-flush".into())
-            .spawn(move || answer_when_durable(waiter_store.as_ref(), &flushes))
+            .spawn(move || answer_when_durable(waiter_store.as_ref(), &flushes, &failed))
             .map_err(spawn_error)?;
         let writer = std::thread::Builder::new()
             .name("gongwen-writer".into())
@@ -133,9 +140,24 @@ fn run(store: &dyn Store, jobs: &mpsc::Receiver<Box<dyn Job>>, staged: &mpsc::Se
     }
 }
 
-fn answer_when_durable(store: &dyn Store, flushes: &mpsc::Receiver<Staged>) {
+fn answer_when_durable(
+    store: &dyn Store,
+    flushes: &mpsc::Receiver<Staged>,
+    failed: &tokio::sync::watch::Sender<Option<String>>,
+) {
     while let Ok((group, ticket)) = flushes.recv() {
         let durable = ticket.and_then(|t| store.wait_durable(t));
+        if durable.is_err()
+            && let Some(reason) = store.failure()
+        {
+            failed.send_if_modified(|known| {
+                let first = known.is_none();
+                if first {
+                    *known = Some(reason);
+                }
+                first
+            });
+        }
         for job in group {
             job.finish(&durable);
         }

@@ -31,6 +31,7 @@ impl From<AppError> for Status {
             AppError::Store(s) => match s {
                 StoreError::TooLarge { .. } => Code::ResourceExhausted,
                 StoreError::BlobMissing(_) => Code::NotFound,
+                StoreError::Failed(_) => Code::Unavailable,
                 StoreError::Backend(_)
                 | StoreError::Corrupt { .. }
                 | StoreError::DataDir { .. }

@@ -471,6 +471,10 @@ impl Store for ScanCache {
         self.inner.flushes()
     }
 
+    fn failure(&self) -> Option<String> {
+        self.inner.failure()
+    }
+
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.inner.size_on_disk()
     }

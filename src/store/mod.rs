@@ -32,11 +32,17 @@ pub struct Flushes {
 }
 
 /// The storage layer's one error type.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
     /// The backend failed (I/O, corruption): the request cannot be served.
     #[error("storage backend failed: {0}")]
     Backend(String),
+    /// A flush failed, so no later write can be made durable while the store stays open ([`Store::failure`]).
+    #[error(
+        "the store can no longer make writes durable since a flush failed ({0}); the server must be restarted once \
+         the cause is fixed, and a write may then be sent again with the same request id"
+    )]
+    Failed(String),
     /// A stored value did not decode.
     #[error("stored record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
@@ -160,6 +166,12 @@ pub trait Store: Send + Sync + 'static {
     /// or when it moves deferred keys, are not counted.)
     fn flushes(&self) -> Flushes {
         Flushes::default()
+    }
+
+    /// Why no write can be made durable any more, once a flush has failed: the store does not know what of the
+    /// failed flush reached the disk, so it acknowledges nothing until it is opened again, which recovers.
+    fn failure(&self) -> Option<String> {
+        None
     }
 
     /// Approximate bytes on disk.

@@ -146,7 +146,11 @@ struct ApplierState {
 }
 
 fn backend(e: sled::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    match e {
+        // sled shows an I/O error's Debug form; a person reading the log wants "File too large (os error 27)".
+        sled::Error::Io(io) => StoreError::Backend(format!("I/O error: {io}")),
+        other => StoreError::Backend(other.to_string()),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -311,6 +315,12 @@ impl SledStore {
         lock(&self.inner.write_lock).wake_at != u64::MAX
     }
 
+    /// After a failed flush no write can be acknowledged: one is refused before it runs, saying why, instead of
+    /// failing on whatever sled's error state breaks first.
+    fn refuse_if_failed(&self) -> Result<(), StoreError> {
+        self.failure().map_or(Ok(()), |reason| Err(StoreError::Failed(reason)))
+    }
+
     /// Makes the next flush panic in its leader.
     #[cfg(test)]
     pub(super) fn panic_next_flush(&self) {
@@ -347,7 +357,7 @@ impl Inner {
                 return Ok(());
             }
             if let Some(reason) = &state.failed {
-                return Err(StoreError::Backend(format!("flush failed: {reason}")));
+                return Err(StoreError::Failed(reason.clone()));
             }
             if !state.in_progress {
                 state.in_progress = true;
@@ -707,6 +717,7 @@ impl Store for SledStore {
     }
 
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>) -> Result<(), StoreError> {
+        self.refuse_if_failed()?;
         let ticket = {
             let mut applied = lock(&self.inner.write_lock);
             if !self.stage(&mut applied, f)? {
@@ -718,6 +729,7 @@ impl Store for SledStore {
     }
 
     fn stage_many(&self, n: usize, run: &mut dyn FnMut(usize, &mut dyn Tx) -> Outcome) -> Result<Ticket, StoreError> {
+        self.refuse_if_failed()?;
         let mut applied = lock(&self.inner.write_lock);
         for i in 0..n {
             self.stage(&mut applied, &mut |tx| Ok(run(i, tx)))?;
@@ -766,6 +778,10 @@ impl Store for SledStore {
 
     fn flushes(&self) -> Flushes {
         lock(&self.inner.flush).counts
+    }
+
+    fn failure(&self) -> Option<String> {
+        lock(&self.inner.flush).failed.clone()
     }
 }
 

@@ -538,6 +538,7 @@ fn a_flush_that_panics_fails_the_waiting_writes_instead_of_hanging_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = gathering_store(dir.path(), std::time::Duration::ZERO);
     put(store.as_ref(), b"before", b"v");
+    assert_eq!(store.failure(), None);
     store.panic_next_flush();
     // The leader is the committing thread itself: its commit panics with the flush.
     let leader = lone(&store, "lost");
@@ -557,8 +558,9 @@ fn a_flush_that_panics_fails_the_waiting_writes_instead_of_hanging_them() {
     within_a_minute("a write after the panicked flush is answered", || later.is_finished());
     let refused = later.join().expect("the later write's thread");
     assert!(
-        matches!(&refused, Err(StoreError::Backend(m)) if m.contains("a flush panicked")),
+        matches!(&refused, Err(StoreError::Failed(m)) if m.contains("a flush panicked")),
         "the later write is refused, naming the panic: {refused:?}"
     );
+    assert_eq!(store.failure().as_deref(), Some("a flush panicked"), "the store says why it failed");
     assert_eq!(store.get(b"before").expect("get"), Some(b"v".to_vec()), "what was durable before stays readable");
 }

@@ -517,3 +517,46 @@ where
         .await
         .unwrap_or_else(|_| panic!("still refused with {refusal:?} after ten seconds"))
 }
+
+/// The URL of a `gongwen serve` child process whose stderr is piped, read from the line that says it is serving
+/// (within 30 s); the rest of its stderr is drained in the background so the child never blocks on it.
+pub async fn serving_url(child: &mut tokio::process::Child) -> String {
+    serving_urls(child, false).await.0
+}
+
+/// [`serving_url`], and with `metrics` the metrics address (`host:port`) from the line after it.
+pub async fn serving_urls(child: &mut tokio::process::Child, metrics: bool) -> (String, Option<String>) {
+    use tokio::io::AsyncBufReadExt;
+    let stderr = child.stderr.take().expect("the child's stderr is piped");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut url = None;
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix("gongwen serving on ") {
+                url = rest.split_whitespace().next().map(|addr| format!("http://{addr}"));
+                if !metrics {
+                    return url.map(|u| (u, None));
+                }
+            } else if let Some(rest) = line.strip_prefix("metrics on http://") {
+                let addr = rest.trim_end_matches("/metrics").to_owned();
+                return url.map(|u| (u, Some(addr)));
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server reports its address in time")
+    .expect("a serving line");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    found
+}
+
+/// The server's metrics page (`GET /metrics` on `addr`, `host:port`), status line and all.
+pub async fn scrape(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect to the metrics port");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("request");
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.expect("response");
+    text
+}
