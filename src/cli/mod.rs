@@ -36,6 +36,12 @@ pub enum CliError {
     Io { path: String, source: std::io::Error },
     #[error("{0}")]
     Input(String),
+    /// The server's store failed a flush: `serve` exits so that a supervisor restarts it.
+    #[error(
+        "the store can no longer make writes durable ({0}); exiting so that the server is restarted, which recovers \
+         the store (fix the cause first, or it fails again)"
+    )]
+    StoreFailed(String),
 }
 
 fn code_name(code: tonic::Code) -> String {

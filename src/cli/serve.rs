@@ -211,7 +211,10 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM, then stops gracefully.
+/// Runs the server until SIGINT or SIGTERM, then stops gracefully. Exits with an error once its store can no
+/// longer make writes durable: only a restart recovers it, and systemd, Docker and Kubernetes all restart a
+/// process that exits, while only Kubernetes acts on a failing health check (PostgreSQL stops for the same reason
+/// when an fsync fails).
 pub async fn serve(args: ServeArgs, keys: &Path) -> Result<(), CliError> {
     let cfg = config(&args, keys)?;
     if args.check_config {
@@ -223,10 +226,19 @@ pub async fn serve(args: ServeArgs, keys: &Path) -> Result<(), CliError> {
     if let Some(m) = running.metrics_addr {
         eprintln!("metrics on http://{m}/metrics");
     }
-    shutdown_signal().await;
-    eprintln!("stopping: finishing requests in flight, then writing the store's snapshot for a quick next start");
-    running.stop_and_snapshot().await?;
-    Ok(())
+    let failed = running.app.store_failed();
+    tokio::select! {
+        () = shutdown_signal() => {
+            eprintln!("stopping: finishing requests in flight, then writing the store's snapshot for a quick next start");
+            running.stop_and_snapshot().await?;
+            Ok(())
+        }
+        Some(reason) = failed => {
+            // No snapshot: the store cannot write one, and the next start recovers from the log anyway.
+            running.stop().await?;
+            Err(CliError::StoreFailed(reason))
+        }
+    }
 }
 
 #[cfg(test)]

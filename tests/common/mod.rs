@@ -481,12 +481,21 @@ pub fn token_as<M: prost::Message + Clone>(
 /// For tests of the command line: a server on a fresh data directory under `dir` with the bundled registry and a
 /// keystore in `dir/keys` holding every unit's key; the server's URL and the operator's client.
 pub async fn cli_server(dir: &std::path::Path) -> (Running, String, gongwen::cli::client::Client) {
+    cli_server_configured(dir, |_| {}).await
+}
+
+/// [`cli_server`] with settings changed by `f` before the start.
+pub async fn cli_server_configured(
+    dir: &std::path::Path,
+    f: impl FnOnce(&mut ServerConfig),
+) -> (Running, String, gongwen::cli::client::Client) {
     let keys = dir.join("keys");
     let operator = gongwen::cli::keystore::Keystore::new(&keys).generate("operator", None).expect("operator key");
     let mut cfg = ServerConfig::new(dir.join("data"));
     cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     cfg.store.cache_bytes = 16 << 20;
     cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
+    f(&mut cfg);
     let running = server::start(cfg).await.expect("server");
     let addr = format!("http://{}", running.addr);
     let client = gongwen::cli::client::Client::connect(&addr, &keys, "operator", false).await.expect("client");
@@ -521,25 +530,13 @@ where
 /// The URL of a `gongwen serve` child process whose stderr is piped, read from the line that says it is serving
 /// (within 30 s); the rest of its stderr is drained in the background so the child never blocks on it.
 pub async fn serving_url(child: &mut tokio::process::Child) -> String {
-    serving_urls(child, false).await.0
-}
-
-/// [`serving_url`], and with `metrics` the metrics address (`host:port`) from the line after it.
-pub async fn serving_urls(child: &mut tokio::process::Child, metrics: bool) -> (String, Option<String>) {
     use tokio::io::AsyncBufReadExt;
     let stderr = child.stderr.take().expect("the child's stderr is piped");
     let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let found = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        let mut url = None;
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while let Ok(Some(line)) = lines.next_line().await {
             if let Some(rest) = line.strip_prefix("gongwen serving on ") {
-                url = rest.split_whitespace().next().map(|addr| format!("http://{addr}"));
-                if !metrics {
-                    return url.map(|u| (u, None));
-                }
-            } else if let Some(rest) = line.strip_prefix("metrics on http://") {
-                let addr = rest.trim_end_matches("/metrics").to_owned();
-                return url.map(|u| (u, Some(addr)));
+                return rest.split_whitespace().next().map(str::to_owned);
             }
         }
         None
@@ -548,7 +545,18 @@ pub async fn serving_urls(child: &mut tokio::process::Child, metrics: bool) -> (
     .expect("the server reports its address in time")
     .expect("a serving line");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    found
+    format!("http://{addr}")
+}
+
+/// Issues a notice from the province to every city, signed with the province's key in `c`'s keystore.
+pub async fn issue_notice(c: &gongwen::cli::client::Client, request_id: &str) -> Result<pb::Document, tonic::Status> {
+    let d = pb::IssueDocument {
+        request_id: request_id.into(),
+        unit_id: PROVINCE.into(),
+        draft: Some(draft("鲁财采", &format!("山东省财政厅关于{request_id}的通知"), vec![group("各市财政局")])),
+    };
+    let env = c.sign(PROVINCE, &d).expect("sign");
+    c.documents().issue_document(env).await.map(|r| r.into_inner())
 }
 
 /// The server's metrics page (`GET /metrics` on `addr`, `host:port`), status line and all.
