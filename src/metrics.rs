@@ -1,6 +1,6 @@
 //! Prometheus metrics on a separate plain-HTTP port (`GET /metrics`): requests by method and status, latency
 //! histograms, statements on `Act` calls, events appended, log size, store size, flushes and the transactions they
-//! carried, whether the store has failed, deferred keys and open streams.
+//! carried, whether the store has failed, deferred keys, open streams and the process's start time.
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -108,6 +108,12 @@ impl Metrics {
         registry.register(Box::new(open_streams.clone()))?;
         registry.register(Box::new(tree_walks_waiting.clone()))?;
         registry.register(Box::new(tree_walks_abandoned.clone()))?;
+        // Set once: a series whose value keeps changing is a server that keeps restarting (a store that fails
+        // again at every start exits every time, and no other metric outlives the process to show it).
+        let start_time =
+            IntGauge::new("gongwen_start_time_seconds", "when this server process started, in Unix seconds")?;
+        start_time.set(chrono::Utc::now().timestamp());
+        registry.register(Box::new(start_time))?;
         Ok(Metrics {
             registry,
             requests,

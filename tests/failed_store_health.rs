@@ -8,6 +8,16 @@ use std::time::Duration;
 
 use common::{cli_server_configured, issue_notice, scrape};
 
+/// Sets this process's soft file-size limit (`prlimit` from util-linux), which it may raise again.
+fn set_file_size_limit(limit: &str) {
+    let pid = std::process::id().to_string();
+    let set = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--fsize={limit}:")])
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(set.success(), "prlimit set this process's file-size limit to {limit}");
+}
+
 async fn serving(url: &str) -> bool {
     gongwen::cli::client::health(url, &Default::default()).await.is_ok()
 }
@@ -16,7 +26,7 @@ async fn serving(url: &str) -> bool {
 async fn a_store_that_cannot_flush_turns_health_not_serving_and_its_metric_on() {
     // SIGXFSZ would end this process at the first write past the limit; listening for it replaces that default,
     // and the write fails with EFBIG instead.
-    let _xfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25)).expect("SIGXFSZ");
+    let _xfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ)).expect("SIGXFSZ");
     let dir = tempfile::tempdir().expect("tempdir");
     let (running, url, c) = cli_server_configured(dir.path(), |cfg| {
         cfg.metrics = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -28,12 +38,7 @@ async fn a_store_that_cannot_flush_turns_health_not_serving_and_its_metric_on() 
     assert!(scrape(&metrics).await.contains("\ngongwen_store_failed 0"));
 
     let size = std::fs::metadata(dir.path().join("data").join("db").join("db")).expect("sled's data file").len();
-    let pid = std::process::id().to_string();
-    let limited = std::process::Command::new("prlimit")
-        .args(["--pid", &pid, &format!("--fsize={size}")])
-        .status()
-        .expect("run prlimit (util-linux)");
-    assert!(limited.success(), "prlimit set this process's file-size limit");
+    set_file_size_limit(&size.to_string());
     let mut written = 0;
     let status = loop {
         match issue_notice(&c, &format!("after-the-limit-{written}")).await {
@@ -45,6 +50,8 @@ async fn a_store_that_cannot_flush_turns_health_not_serving_and_its_metric_on() 
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     let again = issue_notice(&c, "after-the-failure").await.expect_err("nothing is acknowledged after a failed flush");
     assert_eq!(again.code(), tonic::Code::Unavailable, "refused before it runs: {again:?}");
+    // The store has failed for good; the test harness's own output must not be cut short by the limit.
+    set_file_size_limit("unlimited");
 
     // The health service learns of it from the app, asynchronously.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

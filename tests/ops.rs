@@ -81,6 +81,9 @@ async fn prometheus_metrics_count_requests_by_method_and_status() {
             text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {text}"));
         line[name.len() + 1..].trim().parse().unwrap_or_else(|e| panic!("{line}: {e}"))
     };
+    let started = value("gongwen_start_time_seconds");
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    assert!(started <= now && started + 600 > now, "started {started}, now {now}");
     let (flushes, flushed) = (value("gongwen_store_flushes_total"), value("gongwen_store_flushed_transactions_total"));
     // A new data directory's first write (the operator's key) is already one.
     assert!(flushes >= 1, "no flush counted");

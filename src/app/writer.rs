@@ -49,10 +49,9 @@ where
 
     fn finish(self: Box<Self>, durable: &Result<(), StoreError>) {
         let result = match (self.result, durable) {
-            (Some(Ok(_)), Err(e)) => Err(AppError::Store(e.clone())),
-            (Some(r), _) => r,
-            // The store refused the group before running it (it can no longer make writes durable).
-            (None, Err(e)) => Err(AppError::Store(e.clone())),
+            // A refusal too: it may rest on an earlier write of the group, or of the one before, that is now lost.
+            (_, Err(e)) => Err(AppError::Store(e.clone())),
+            (Some(r), Ok(())) => r,
             (None, Ok(())) => Err(AppError::Store(StoreError::Backend("the transaction did not run".into()))),
         };
         // The caller may have gone away (a cancelled request); its write stands all the same.
@@ -81,14 +80,14 @@ impl Writer {
             |e: std::io::Error| AppError::Store(StoreError::Backend(format!("cannot start the writer: {e}")));
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         let (staged, flushes) = mpsc::channel::<Staged>();
-        let waiter_store = store.clone();
+        let (waiter_store, waiter_failed) = (store.clone(), failed.clone());
         let waiter = std::thread::Builder::new()
             .name("gongwen-flush".into())
-            .spawn(move || answer_when_durable(waiter_store.as_ref(), &flushes, &failed))
+            .spawn(move || answer_when_durable(waiter_store.as_ref(), &flushes, &waiter_failed))
             .map_err(spawn_error)?;
         let writer = std::thread::Builder::new()
             .name("gongwen-writer".into())
-            .spawn(move || run(store.as_ref(), &jobs, &staged))
+            .spawn(move || run(store.as_ref(), &jobs, &staged, &failed))
             .map_err(spawn_error)?;
         Ok(Writer { queue: Some(queue), threads: vec![writer, waiter] })
     }
@@ -117,7 +116,12 @@ impl Drop for Writer {
     }
 }
 
-fn run(store: &dyn Store, jobs: &mpsc::Receiver<Box<dyn Job>>, staged: &mpsc::Sender<Staged>) {
+fn run(
+    store: &dyn Store,
+    jobs: &mpsc::Receiver<Box<dyn Job>>,
+    staged: &mpsc::Sender<Staged>,
+    failed: &tokio::sync::watch::Sender<Option<String>>,
+) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -132,12 +136,37 @@ fn run(store: &dyn Store, jobs: &mpsc::Receiver<Box<dyn Job>>, staged: &mpsc::Se
         });
         if let Err((group, ticket)) = staged.send((group, ticket)).map_err(|e| e.0) {
             // The waiter is gone (it cannot be, while this thread runs): answer after the flush here instead.
-            let durable = ticket.and_then(|t| store.wait_durable(t));
+            let durable = durable(store, ticket, failed);
             for job in group {
                 job.finish(&durable);
             }
         }
     }
+}
+
+/// Waits for `ticket`'s flush. A flush that panics in this thread is a failed flush (the store marks it so), not
+/// the end of the thread; once the store has failed, `failed` is told why.
+fn durable(
+    store: &dyn Store,
+    ticket: Result<Ticket, StoreError>,
+    failed: &tokio::sync::watch::Sender<Option<String>>,
+) -> Result<(), StoreError> {
+    let durable = ticket.and_then(|t| {
+        catch_unwind(AssertUnwindSafe(|| store.wait_durable(t)))
+            .unwrap_or_else(|_| Err(StoreError::Failed("a flush panicked".into())))
+    });
+    if durable.is_err()
+        && let Some(reason) = store.failure()
+    {
+        failed.send_if_modified(|known| {
+            let first = known.is_none();
+            if first {
+                *known = Some(reason);
+            }
+            first
+        });
+    }
+    durable
 }
 
 fn answer_when_durable(
@@ -146,20 +175,48 @@ fn answer_when_durable(
     failed: &tokio::sync::watch::Sender<Option<String>>,
 ) {
     while let Ok((group, ticket)) = flushes.recv() {
-        let durable = ticket.and_then(|t| store.wait_durable(t));
-        if durable.is_err()
-            && let Some(reason) = store.failure()
-        {
-            failed.send_if_modified(|known| {
-                let first = known.is_none();
-                if first {
-                    *known = Some(reason);
-                }
-                first
-            });
-        }
+        let durable = durable(store, ticket, failed);
         for job in group {
             job.finish(&durable);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+
+    fn put(key: &'static [u8]) -> impl FnOnce(&mut dyn Tx) -> Result<(), AppError> + Send + 'static {
+        move |tx| {
+            tx.put(key, b"v");
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flush_that_panics_fails_its_writes_and_every_later_one_and_says_so_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SledStore::open(dir.path(), 8 << 20).expect("store"));
+        let (failed, mut told) = tokio::sync::watch::channel(None);
+        let writer = Writer::start(store.clone(), failed).expect("writer");
+        writer.write(put(b"before")).await.expect("a write before the fault");
+        assert!(told.borrow_and_update().is_none());
+
+        store.panic_next_flush();
+        let refused = writer.write(put(b"lost")).await.expect_err("its flush panicked");
+        assert!(matches!(&refused, AppError::Store(StoreError::Failed(m)) if m == "a flush panicked"), "{refused:?}");
+        assert_eq!(told.borrow_and_update().as_deref(), Some("a flush panicked"), "the app is told before the reply");
+
+        // The thread that led the panicking flush still answers: a refusal that would have been final is the
+        // store's failure now, and so is a write; the app is not told twice.
+        let precondition = writer
+            .write(|_tx| -> Result<(), AppError> { Err(AppError::Precondition("not in this state".into())) })
+            .await
+            .expect_err("refused");
+        assert!(matches!(precondition, AppError::Store(StoreError::Failed(_))), "{precondition:?}");
+        let later = writer.write(put(b"after")).await.expect_err("nothing is acknowledged after the failure");
+        assert!(matches!(later, AppError::Store(StoreError::Failed(_))), "{later:?}");
+        assert!(!told.has_changed().expect("the app's side is open"), "told once");
     }
 }

@@ -235,7 +235,9 @@ pub async fn serve(args: ServeArgs, keys: &Path) -> Result<(), CliError> {
         }
         Some(reason) = failed => {
             // No snapshot: the store cannot write one, and the next start recovers from the log anyway.
-            running.stop().await?;
+            if let Err(e) = running.stop().await {
+                tracing::warn!(error = %e, "the stop after the store's failure did not finish cleanly");
+            }
             Err(CliError::StoreFailed(reason))
         }
     }

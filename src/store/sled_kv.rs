@@ -323,7 +323,7 @@ impl SledStore {
 
     /// Makes the next flush panic in its leader.
     #[cfg(test)]
-    pub(super) fn panic_next_flush(&self) {
+    pub(crate) fn panic_next_flush(&self) {
         self.inner.panic_next_flush.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }

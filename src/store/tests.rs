@@ -562,5 +562,17 @@ fn a_flush_that_panics_fails_the_waiting_writes_instead_of_hanging_them() {
         "the later write is refused, naming the panic: {refused:?}"
     );
     assert_eq!(store.failure().as_deref(), Some("a flush panicked"), "the store says why it failed");
+    // A write after the failure is refused before it runs: nothing reads a store in an unknown state for it.
+    let mut ran = false;
+    let refused = (store.as_ref() as &dyn Store).transact(|_tx| -> Result<(), StoreError> {
+        ran = true;
+        Ok(())
+    });
+    assert!(matches!(refused, Err(StoreError::Failed(_))) && !ran, "{refused:?}");
+    let ticket = store.stage_many(1, &mut |_, _| {
+        ran = true;
+        Outcome::Commit
+    });
+    assert!(matches!(ticket, Err(StoreError::Failed(_))) && !ran, "{ticket:?}");
     assert_eq!(store.get(b"before").expect("get"), Some(b"v".to_vec()), "what was durable before stays readable");
 }
