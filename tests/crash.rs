@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use gongwen::cli::client::Client;
@@ -21,23 +20,12 @@ const PROVINCE: &str = "370000.czt";
 /// Starts `gongwen serve` on a free port and waits for the line that says it is serving. With `defer`, every
 /// commit with a new key is applied to the tree in the background, so kills also land during that work.
 async fn start(data: &Path, keys: &Path, defer: bool) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gongwen"))
-        // What is tested is durability, not the request budget: the checks after many rounds read every
-        // acknowledged delivery, more than the default budget of one caller allows.
-        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--rate", "100000", "--burst", "100000"])
-        .arg("--defer-keys")
-        .arg(if defer { "1" } else { "4096" })
-        .arg("--data")
-        .arg(data)
-        .arg("--keys")
-        .arg(keys)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server");
-    let url = common::serving_url(&mut child).await;
-    (child, url)
+    // What is tested is durability, not the request budget: the checks after many rounds read every acknowledged
+    // delivery, more than the default budget of one caller allows.
+    let budget = ["--rate", "100000", "--burst", "100000"];
+    let defer = ["--defer-keys", if defer { "1" } else { "4096" }];
+    common::spawn_serve(Command::new(env!("CARGO_BIN_EXE_gongwen")), data, keys, &[&budget[..], &defer[..]].concat())
+        .await
 }
 
 fn random_ms(lo: u64, hi: u64) -> Duration {

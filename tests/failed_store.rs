@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::issue_notice;
@@ -19,20 +18,9 @@ use tokio::process::{Child, Command};
 /// signals stay ignored across `exec`, so a write past the file-size limit fails with EFBIG instead of killing
 /// the process.
 async fn start(data: &Path, keys: &Path) -> (Child, String) {
-    let mut child = Command::new("sh")
-        .args(["-c", "trap '' XFSZ; exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_gongwen"))
-        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .arg("--keys")
-        .arg(keys)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server");
-    let url = common::serving_url(&mut child).await;
-    (child, url)
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "trap '' XFSZ; exec \"$0\" \"$@\""]).arg(env!("CARGO_BIN_EXE_gongwen"));
+    common::spawn_serve(sh, data, keys, &[]).await
 }
 
 #[tokio::test]

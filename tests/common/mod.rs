@@ -527,6 +527,29 @@ where
         .unwrap_or_else(|_| panic!("still refused with {refusal:?} after ten seconds"))
 }
 
+/// Runs `gongwen serve --plaintext --listen 127.0.0.1:0`, then `extra`, `--data data --keys keys` with `cmd`: the
+/// binary itself, or a wrapper given the binary as its argument. It logs warnings only, is killed when dropped,
+/// and has said where it serves when this returns.
+pub async fn spawn_serve(
+    mut cmd: tokio::process::Command,
+    data: &std::path::Path,
+    keys: &std::path::Path,
+    extra: &[&str],
+) -> (tokio::process::Child, String) {
+    cmd.args(["serve", "--plaintext", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--data")
+        .arg(data)
+        .arg("--keys")
+        .arg(keys)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn the server");
+    let url = serving_url(&mut child).await;
+    (child, url)
+}
+
 /// The URL of a `gongwen serve` child process whose stderr is piped, read from the line that says it is serving
 /// (within 30 s); the rest of its stderr is drained in the background so the child never blocks on it.
 pub async fn serving_url(child: &mut tokio::process::Child) -> String {
