@@ -6,17 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cli_server_configured, issue_notice, scrape};
-
-/// Sets this process's soft file-size limit (`prlimit` from util-linux), which it may raise again.
-fn set_file_size_limit(limit: &str) {
-    let pid = std::process::id().to_string();
-    let set = std::process::Command::new("prlimit")
-        .args(["--pid", &pid, &format!("--fsize={limit}:")])
-        .status()
-        .expect("run prlimit (util-linux)");
-    assert!(set.success(), "prlimit set this process's file-size limit to {limit}");
-}
+use common::{cli_server_configured, issue_notice, scrape, set_file_size_limit};
 
 async fn serving(url: &str) -> bool {
     gongwen::cli::client::health(url, &Default::default()).await.is_ok()

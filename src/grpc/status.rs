@@ -29,7 +29,7 @@ impl From<AppError> for Status {
                 DomainError::BadSignature(_) => Code::Unauthenticated,
             },
             AppError::Store(s) => match s {
-                StoreError::TooLarge { .. } => Code::ResourceExhausted,
+                StoreError::TooLarge { .. } | StoreError::NoSpace(_) => Code::ResourceExhausted,
                 StoreError::BlobMissing(_) => Code::NotFound,
                 StoreError::Failed(_) => Code::Unavailable,
                 StoreError::Backend(_)

@@ -58,11 +58,18 @@ pub enum StoreError {
     /// No attachment with that hash.
     #[error("no attachment with SHA-256 {0}")]
     BlobMissing(String),
+    /// The disk (or a quota, or a file-size limit) has no room for what was being written.
+    #[error("the server's disk has no room for this ({0}); retry once the operator has made space")]
+    NoSpace(String),
 }
 
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+        match e.kind() {
+            StorageFull | QuotaExceeded | FileTooLarge => StoreError::NoSpace(e.to_string()),
+            _ => StoreError::Backend(e.to_string()),
+        }
     }
 }
 

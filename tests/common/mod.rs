@@ -591,3 +591,15 @@ pub async fn scrape(addr: &str) -> String {
     conn.read_to_string(&mut text).await.expect("response");
     text
 }
+
+/// Sets this test process's soft file-size limit (`prlimit` from util-linux), which it may raise again: a write
+/// past it fails with EFBIG, as on a full disk. Only for a test file of one test, since the limit is the whole
+/// process's, and only once SIGXFSZ is listened for, since its default action ends the process.
+pub fn set_file_size_limit(limit: &str) {
+    let pid = std::process::id().to_string();
+    let set = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--fsize={limit}:")])
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(set.success(), "prlimit set this process's file-size limit to {limit}");
+}
