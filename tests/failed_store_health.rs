@@ -50,5 +50,7 @@ async fn a_store_that_cannot_flush_turns_health_not_serving_and_its_metric_on() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(scrape(&metrics).await.contains("\ngongwen_store_failed 1"));
+    let said = gongwen::cli::client::health(&url, &Default::default()).await.expect_err("not serving").to_string();
+    assert!(said.starts_with("NOT_SERVING"), "`gongwen health` names the status: {said}");
     assert!(running.app.store_failure().is_some());
 }

@@ -857,11 +857,17 @@ pub async fn health(server: &str, tls: &Tls) -> Result<(), CliError> {
         .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
         .await?
         .into_inner();
-    if reply.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
-        println!("SERVING");
-        Ok(())
-    } else {
-        Err(CliError::Input(format!("not serving (status {})", reply.status)))
+    use tonic_health::pb::health_check_response::ServingStatus;
+    match ServingStatus::try_from(reply.status) {
+        Ok(ServingStatus::Serving) => {
+            println!("SERVING");
+            Ok(())
+        }
+        Ok(other) => Err(CliError::Input(format!(
+            "{}: the server is up but not serving (its log says why)",
+            other.as_str_name()
+        ))),
+        Err(_) => Err(CliError::Input(format!("not serving (status {})", reply.status))),
     }
 }
 
