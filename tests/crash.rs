@@ -15,7 +15,7 @@ use gongwen::pb;
 use gongwen::verify::{Trust, verify_bundle};
 use tokio::process::{Child, Command};
 
-const PROVINCE: &str = "370000.czt";
+use common::PROVINCE;
 
 /// Starts `gongwen serve` on a free port and waits for the line that says it is serving. With `defer`, every
 /// commit with a new key is applied to the tree in the background, so kills also land during that work.
@@ -90,23 +90,7 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
     for round in 0..rounds {
         let c = Client::connect(&url, &keys, "operator", false).await.expect("connect");
         // Documents to acknowledge in this round, issued before the chaos starts.
-        let d = pb::IssueDocument {
-            request_id: format!("round-{round}"),
-            unit_id: PROVINCE.into(),
-            draft: Some(pb::DocumentDraft {
-                number_prefix: "鲁财采".into(),
-                number_year: 2022,
-                title: format!("山东省财政厅关于第{round}轮的通知"),
-                genre: pb::Genre::Notice as i32,
-                main_recipients: vec![pb::Recipient {
-                    target: Some(pb::recipient::Target::Group("各市财政局".into())),
-                }],
-                dated: "2022-08-16".into(),
-                disclosure: pb::Disclosure::Public as i32,
-                ..Default::default()
-            }),
-        };
-        let doc = c.documents().issue_document(c.sign(PROVINCE, &d).expect("sign")).await.expect("issue").into_inner();
+        let doc = common::issue_notice(&c, &format!("round-{round}")).await.expect("issue");
         done.issued.insert(doc.id.clone());
         docs.push(doc.id.clone());
 
@@ -141,18 +125,7 @@ async fn killed_servers_lose_nothing_they_acknowledged() {
                     let m = pb::IssueDocument {
                         request_id: format!("extra-{doc}-{city}-{k}"),
                         unit_id: PROVINCE.into(),
-                        draft: Some(pb::DocumentDraft {
-                            number_prefix: "鲁财采".into(),
-                            number_year: 2022,
-                            title: "山东省财政厅关于并发的通知".into(),
-                            genre: pb::Genre::Notice as i32,
-                            main_recipients: vec![pb::Recipient {
-                                target: Some(pb::recipient::Target::UnitId(city.clone())),
-                            }],
-                            dated: "2022-08-16".into(),
-                            disclosure: pb::Disclosure::Public as i32,
-                            ..Default::default()
-                        }),
+                        draft: Some(common::draft("鲁财采", "山东省财政厅关于并发的通知", vec![common::unit(&city)])),
                     };
                     let Ok(env) = c.sign(PROVINCE, &m) else { break };
                     let issued = match c.documents().issue_document(env).await {
