@@ -37,83 +37,107 @@ pub struct Metrics {
     catching_up: std::sync::Mutex<()>,
 }
 
+/// Registers `metric` with `registry` and hands it back: made and registered in one step, none is left out.
+fn add<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> Result<M, prometheus::Error> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+    add(registry, IntGauge::new(name, help)?)
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+    add(registry, IntCounter::new(name, help)?)
+}
+
 impl Metrics {
     /// A fresh set of metrics.
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new("gongwen_requests_total", "gRPC requests by method and status code"),
-            &["method", "code"],
+        let requests = add(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("gongwen_requests_total", "gRPC requests by method and status code"),
+                &["method", "code"],
+            )?,
         )?;
-        let latency = HistogramVec::new(
-            HistogramOpts::new("gongwen_request_seconds", "gRPC request latency until the response headers")
-                .buckets(vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
-            &["method"],
+        let latency = add(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new("gongwen_request_seconds", "gRPC request latency until the response headers")
+                    .buckets(vec![0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
+                &["method"],
+            )?,
         )?;
-        let events = IntGauge::new("gongwen_log_events", "events in the log (its Merkle tree size)")?;
-        let store_bytes = IntGauge::new("gongwen_store_bytes", "bytes the store takes on disk")?;
-        let deferred_keys = IntGauge::new(
+        let events = gauge(&registry, "gongwen_log_events", "events in the log (its Merkle tree size)")?;
+        let store_bytes = gauge(&registry, "gongwen_store_bytes", "bytes the store takes on disk")?;
+        let deferred_keys = gauge(
+            &registry,
             "gongwen_store_deferred_keys",
             "keys of acknowledged large commits not yet moved into the store's tree (readable already)",
         )?;
-        let flushes = IntCounter::new(
+        let flushes = counter(
+            &registry,
             "gongwen_store_flushes_total",
             "group-commit flushes of the store that made at least one write durable; each write's reply waits for one",
         )?;
-        let flushed_transactions = IntCounter::new(
+        let flushed_transactions = counter(
+            &registry,
             "gongwen_store_flushed_transactions_total",
             "write transactions made durable by those flushes: divided by the flushes, the size of a commit group",
         )?;
-        let store_failed = IntGauge::new(
+        let store_failed = gauge(
+            &registry,
             "gongwen_store_failed",
             "1 once a flush has failed and the store can no longer make writes durable (until a restart), else 0",
         )?;
-        let trace_cache_bytes = IntGauge::new(
+        let trace_cache_bytes = gauge(
+            &registry,
             "gongwen_trace_cache_bytes",
             "bytes of documents' deliveries and forwards kept in memory for traces and status matrices",
         )?;
-        let trace_cache_visits = IntCounterVec::new(
-            Opts::new("gongwen_trace_cache_visits_total", "reads of a document's deliveries or forwards, by result"),
-            &["result"],
+        let trace_cache_visits = add(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "gongwen_trace_cache_visits_total",
+                    "reads of a document's deliveries or forwards, by result",
+                ),
+                &["result"],
+            )?,
         )?;
-        let act_statements = IntCounterVec::new(
-            Opts::new(
-                "gongwen_act_statements_total",
-                "statements sent on Act calls, by payload type and the gRPC status code of each one's result",
-            ),
-            &["type", "code"],
+        let act_statements = add(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "gongwen_act_statements_total",
+                    "statements sent on Act calls, by payload type and the gRPC status code of each one's result",
+                ),
+                &["type", "code"],
+            )?,
         )?;
-        let open_streams = IntGauge::new("gongwen_open_streams", "streaming calls open now")?;
-        let tree_walks_waiting = IntGauge::new(
+        let open_streams = gauge(&registry, "gongwen_open_streams", "streaming calls open now")?;
+        let tree_walks_waiting = gauge(
+            &registry,
             "gongwen_tree_walks_waiting",
             "traces, status matrices, not-acted and overdue lists and audit bundles waiting for a walk permit \
              (max_tree_walks)",
         )?;
-        let tree_walks_abandoned = IntCounter::new(
+        let tree_walks_abandoned = counter(
+            &registry,
             "gongwen_tree_walks_abandoned_total",
             "walks (traces, status matrices, lists, audit bundles) stopped before their end because their caller had \
              gone: a client that gave up, or a deadline that passed",
         )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(latency.clone()))?;
-        registry.register(Box::new(events.clone()))?;
-        registry.register(Box::new(store_bytes.clone()))?;
-        registry.register(Box::new(deferred_keys.clone()))?;
-        registry.register(Box::new(flushes.clone()))?;
-        registry.register(Box::new(flushed_transactions.clone()))?;
-        registry.register(Box::new(store_failed.clone()))?;
-        registry.register(Box::new(trace_cache_bytes.clone()))?;
-        registry.register(Box::new(trace_cache_visits.clone()))?;
-        registry.register(Box::new(act_statements.clone()))?;
-        registry.register(Box::new(open_streams.clone()))?;
-        registry.register(Box::new(tree_walks_waiting.clone()))?;
-        registry.register(Box::new(tree_walks_abandoned.clone()))?;
         // Set once: a series whose value keeps changing is a server that keeps restarting (a store that fails
         // again at every start exits every time, and no other metric outlives the process to show it).
         let start_time =
-            IntGauge::new("gongwen_start_time_seconds", "when this server process started, in Unix seconds")?;
+            gauge(&registry, "gongwen_start_time_seconds", "when this server process started, in Unix seconds")?;
         start_time.set(chrono::Utc::now().timestamp());
-        registry.register(Box::new(start_time))?;
         Ok(Metrics {
             registry,
             requests,
