@@ -130,7 +130,7 @@ impl App {
 
     /// Why the store can no longer make writes durable, once it cannot (see [`crate::store::Store::failure`]).
     pub fn store_failure(&self) -> Option<String> {
-        self.store.failure()
+        self.store.failure().borrow().clone()
     }
 
     /// The trace cache's size and hit counts; `None` when it is off.

@@ -255,8 +255,6 @@ pub struct App {
     /// Set when the server begins to stop: calls that would otherwise stay open for as long as their client
     /// likes (`Act`, `WatchInbox`) end, so the stop does not wait on them.
     stopping: tokio::sync::watch::Sender<bool>,
-    /// Why the store can no longer make writes durable, once a write has found it so ([`App::store_failed`]).
-    store_failed: tokio::sync::watch::Sender<Option<String>>,
     /// Statements sent on `Act` calls, for the metrics.
     pub statements: tally::Tally,
     /// Heads of documents read before (documents never change once issued).
@@ -345,10 +343,8 @@ impl App {
             format::step(store.as_ref(), from)?;
         }
         let (notices, _) = broadcast::channel(1024);
-        let store_failed = tokio::sync::watch::Sender::new(None);
         Ok(App {
-            writer: writer::Writer::start(store.clone(), store_failed.clone())?,
-            store_failed,
+            writer: writer::Writer::start(store.clone())?,
             store,
             cache,
             blobs,
@@ -476,11 +472,11 @@ impl App {
         self.stopping.send_replace(true);
     }
 
-    /// Resolves with the reason once a write has found that the store can no longer make writes durable (a failed
-    /// flush: see [`crate::store::Store::failure`]), which lasts until the server is restarted; never resolves
-    /// while the app is open and the store sound.
+    /// Resolves with the reason once the store can no longer make writes durable (a failed flush: see
+    /// [`crate::store::Store::failure`]), which lasts until the server is restarted; never resolves while the store
+    /// is open and sound (and with `None` for a store that cannot fail so).
     pub fn store_failed(&self) -> impl std::future::Future<Output = Option<String>> + Send + 'static {
-        let mut rx = self.store_failed.subscribe();
+        let mut rx = self.store.failure();
         async move { rx.wait_for(Option::is_some).await.ok().and_then(|reason| reason.clone()) }
     }
 

@@ -70,24 +70,19 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the threads; `failed` is told why, once a group's flush finds the store can no longer make writes
-    /// durable.
-    pub(super) fn start(
-        store: Arc<dyn Store>,
-        failed: tokio::sync::watch::Sender<Option<String>>,
-    ) -> Result<Writer, AppError> {
+    pub(super) fn start(store: Arc<dyn Store>) -> Result<Writer, AppError> {
         let spawn_error =
             |e: std::io::Error| AppError::Store(StoreError::Backend(format!("cannot start the writer: {e}")));
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         let (staged, flushes) = mpsc::channel::<Staged>();
-        let (waiter_store, waiter_failed) = (store.clone(), failed.clone());
+        let waiter_store = store.clone();
         let waiter = std::thread::Builder::new()
             .name("gongwen-flush".into())
-            .spawn(move || answer_when_durable(waiter_store.as_ref(), &flushes, &waiter_failed))
+            .spawn(move || answer_when_durable(waiter_store.as_ref(), &flushes))
             .map_err(spawn_error)?;
         let writer = std::thread::Builder::new()
             .name("gongwen-writer".into())
-            .spawn(move || run(store.as_ref(), &jobs, &staged, &failed))
+            .spawn(move || run(store.as_ref(), &jobs, &staged))
             .map_err(spawn_error)?;
         Ok(Writer { queue: Some(queue), threads: vec![writer, waiter] })
     }
@@ -116,12 +111,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(
-    store: &dyn Store,
-    jobs: &mpsc::Receiver<Box<dyn Job>>,
-    staged: &mpsc::Sender<Staged>,
-    failed: &tokio::sync::watch::Sender<Option<String>>,
-) {
+fn run(store: &dyn Store, jobs: &mpsc::Receiver<Box<dyn Job>>, staged: &mpsc::Sender<Staged>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -136,7 +126,7 @@ fn run(
         });
         if let Err((group, ticket)) = staged.send((group, ticket)).map_err(|e| e.0) {
             // The waiter is gone (it cannot be, while this thread runs): answer after the flush here instead.
-            let durable = durable(store, ticket, failed);
+            let durable = durable(store, ticket);
             for job in group {
                 job.finish(&durable);
             }
@@ -145,37 +135,17 @@ fn run(
 }
 
 /// Waits for `ticket`'s flush. A flush that panics in this thread is a failed flush (the store marks it so), not
-/// the end of the thread; once the store has failed, `failed` is told why.
-fn durable(
-    store: &dyn Store,
-    ticket: Result<Ticket, StoreError>,
-    failed: &tokio::sync::watch::Sender<Option<String>>,
-) -> Result<(), StoreError> {
-    let durable = ticket.and_then(|t| {
+/// the end of the thread that answers every later group.
+fn durable(store: &dyn Store, ticket: Result<Ticket, StoreError>) -> Result<(), StoreError> {
+    ticket.and_then(|t| {
         catch_unwind(AssertUnwindSafe(|| store.wait_durable(t)))
             .unwrap_or_else(|_| Err(StoreError::Failed("a flush panicked".into())))
-    });
-    if durable.is_err()
-        && let Some(reason) = store.failure()
-    {
-        failed.send_if_modified(|known| {
-            let first = known.is_none();
-            if first {
-                *known = Some(reason);
-            }
-            first
-        });
-    }
-    durable
+    })
 }
 
-fn answer_when_durable(
-    store: &dyn Store,
-    flushes: &mpsc::Receiver<Staged>,
-    failed: &tokio::sync::watch::Sender<Option<String>>,
-) {
+fn answer_when_durable(store: &dyn Store, flushes: &mpsc::Receiver<Staged>) {
     while let Ok((group, ticket)) = flushes.recv() {
-        let durable = durable(store, ticket, failed);
+        let durable = durable(store, ticket);
         for job in group {
             job.finish(&durable);
         }
@@ -198,18 +168,18 @@ mod tests {
     async fn a_flush_that_panics_fails_its_writes_and_every_later_one_and_says_so_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(SledStore::open(dir.path(), 8 << 20).expect("store"));
-        let (failed, mut told) = tokio::sync::watch::channel(None);
-        let writer = Writer::start(store.clone(), failed).expect("writer");
+        let mut told = store.failure();
+        let writer = Writer::start(store.clone()).expect("writer");
         writer.write(put(b"before")).await.expect("a write before the fault");
         assert!(told.borrow_and_update().is_none());
 
         store.panic_next_flush();
         let refused = writer.write(put(b"lost")).await.expect_err("its flush panicked");
         assert!(matches!(&refused, AppError::Store(StoreError::Failed(m)) if m == "a flush panicked"), "{refused:?}");
-        assert_eq!(told.borrow_and_update().as_deref(), Some("a flush panicked"), "the app is told before the reply");
+        assert_eq!(told.borrow_and_update().as_deref(), Some("a flush panicked"), "the store says so before the reply");
 
         // The thread that led the panicking flush still answers: a refusal that would have been final is the
-        // store's failure now, and so is a write; the app is not told twice.
+        // store's failure now, and so is a write; the failure is announced once.
         let precondition = writer
             .write(|_tx| -> Result<(), AppError> { Err(AppError::Precondition("not in this state".into())) })
             .await
@@ -217,6 +187,6 @@ mod tests {
         assert!(matches!(precondition, AppError::Store(StoreError::Failed(_))), "{precondition:?}");
         let later = writer.write(put(b"after")).await.expect_err("nothing is acknowledged after the failure");
         assert!(matches!(later, AppError::Store(StoreError::Failed(_))), "{later:?}");
-        assert!(!told.has_changed().expect("the app's side is open"), "told once");
+        assert!(!told.has_changed().expect("the store is open"), "told once");
     }
 }

@@ -471,7 +471,7 @@ impl Store for ScanCache {
         self.inner.flushes()
     }
 
-    fn failure(&self) -> Option<String> {
+    fn failure(&self) -> tokio::sync::watch::Receiver<Option<String>> {
         self.inner.failure()
     }
 

@@ -175,10 +175,12 @@ pub trait Store: Send + Sync + 'static {
         Flushes::default()
     }
 
-    /// Why no write can be made durable any more, once a flush has failed: the store does not know what of the
-    /// failed flush reached the disk, so it acknowledges nothing until it is opened again, which recovers.
-    fn failure(&self) -> Option<String> {
-        None
+    /// Why no write can be made durable any more, once a flush has failed (`None` before): the store does not know
+    /// what of the failed flush reached the disk, so it acknowledges nothing until it is opened again, which
+    /// recovers. The receiver sees the failure as it happens, whichever write meets it.
+    fn failure(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        // A backend that cannot fail this way: a channel that never changes (its sender is gone).
+        tokio::sync::watch::channel(None).1
     }
 
     /// Approximate bytes on disk.

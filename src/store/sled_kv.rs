@@ -65,6 +65,9 @@ struct Inner {
     staged: Condvar,
     flush: Mutex<FlushState>,
     flushed: Condvar,
+    /// Why the last flush failed, once one has: batches after `durable` cannot be acknowledged, nor can any
+    /// later one while the store stays open. Set with the flush lock held; receivers learn of it at once.
+    failed: tokio::sync::watch::Sender<Option<String>>,
     blob_sync: Mutex<BlobSync>,
     overlay: Overlay,
     /// Tells the applier there is work, or that it must stop.
@@ -111,8 +114,6 @@ struct FlushState {
     durable: u64,
     /// A leader is flushing now.
     in_progress: bool,
-    /// The last flush failed: batches after `durable` cannot be acknowledged.
-    failed: Option<String>,
     /// What the last flushes carried, which says how long the next one waits for company.
     recent: Recent,
     /// What [`Store::flushes`] reports.
@@ -127,7 +128,7 @@ impl Drop for Leading<'_> {
     fn drop(&mut self) {
         let mut state = lock(&self.0.flush);
         state.in_progress = false;
-        state.failed = Some("a flush panicked".into());
+        self.0.fail("a flush panicked".into());
         self.0.flushed.notify_all();
     }
 }
@@ -207,11 +208,11 @@ impl SledStore {
             flush: Mutex::new(FlushState {
                 durable: 0,
                 in_progress: false,
-                failed: None,
                 recent: Recent::default(),
                 counts: Flushes::default(),
             }),
             flushed: Condvar::new(),
+            failed: tokio::sync::watch::Sender::new(None),
             blob_sync: Mutex::new(BlobSync::default()),
             overlay,
             applier: Mutex::new(ApplierState { stop: false, work }),
@@ -318,7 +319,7 @@ impl SledStore {
     /// After a failed flush no write can be acknowledged: one is refused before it runs, saying why, instead of
     /// failing on whatever sled's error state breaks first.
     fn refuse_if_failed(&self) -> Result<(), StoreError> {
-        self.failure().map_or(Ok(()), |reason| Err(StoreError::Failed(reason)))
+        self.inner.failed.borrow().clone().map_or(Ok(()), |reason| Err(StoreError::Failed(reason)))
     }
 
     /// Makes the next flush panic in its leader.
@@ -349,6 +350,17 @@ impl Inner {
         applied.wake_at = u64::MAX;
     }
 
+    /// Records the store's failure, keeping the first reason; call it with the flush lock held.
+    fn fail(&self, reason: String) {
+        self.failed.send_if_modified(|failed| {
+            let first = failed.is_none();
+            if first {
+                *failed = Some(reason);
+            }
+            first
+        });
+    }
+
     /// Waits until batch `ticket` is durable, flushing as the leader if nobody else is.
     fn wait_until(&self, ticket: u64) -> Result<(), StoreError> {
         let mut state = lock(&self.flush);
@@ -356,8 +368,9 @@ impl Inner {
             if state.durable >= ticket {
                 return Ok(());
             }
-            if let Some(reason) = &state.failed {
-                return Err(StoreError::Failed(reason.clone()));
+            // Set under the flush lock, like `durable`: read with it, the two agree.
+            if let Some(reason) = self.failed.borrow().clone() {
+                return Err(StoreError::Failed(reason));
             }
             if !state.in_progress {
                 state.in_progress = true;
@@ -389,7 +402,7 @@ impl Inner {
                         state.counts.waited += u64::from(waited);
                         state.durable = state.durable.max(target);
                     }
-                    Err(e) => state.failed = Some(e.to_string()),
+                    Err(e) => self.fail(e.to_string()),
                 }
                 self.flushed.notify_all();
                 continue;
@@ -780,8 +793,8 @@ impl Store for SledStore {
         lock(&self.inner.flush).counts
     }
 
-    fn failure(&self) -> Option<String> {
-        lock(&self.inner.flush).failed.clone()
+    fn failure(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.inner.failed.subscribe()
     }
 }
 

@@ -538,7 +538,7 @@ fn a_flush_that_panics_fails_the_waiting_writes_instead_of_hanging_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = gathering_store(dir.path(), std::time::Duration::ZERO);
     put(store.as_ref(), b"before", b"v");
-    assert_eq!(store.failure(), None);
+    assert_eq!(*store.failure().borrow(), None);
     store.panic_next_flush();
     // The leader is the committing thread itself: its commit panics with the flush.
     let leader = lone(&store, "lost");
@@ -561,7 +561,7 @@ fn a_flush_that_panics_fails_the_waiting_writes_instead_of_hanging_them() {
         matches!(&refused, Err(StoreError::Failed(m)) if m.contains("a flush panicked")),
         "the later write is refused, naming the panic: {refused:?}"
     );
-    assert_eq!(store.failure().as_deref(), Some("a flush panicked"), "the store says why it failed");
+    assert_eq!(store.failure().borrow().as_deref(), Some("a flush panicked"), "the store says why it failed");
     // A write after the failure is refused before it runs: nothing reads a store in an unknown state for it.
     let mut ran = false;
     let refused = (store.as_ref() as &dyn Store).transact(|_tx| -> Result<(), StoreError> {
