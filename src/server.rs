@@ -120,7 +120,7 @@ pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Once `failed` resolves, the store cannot make writes durable until the server is restarted: health checks
 /// answer NOT_SERVING from then on, so that an orchestrator restarts it (the next start recovers the store), and
-/// the log says why. Ends without a word when the app goes first.
+/// the log says why. Ends without a word when the store closes first.
 async fn report_store_failure(
     failed: impl std::future::Future<Output = Option<String>>,
     health: tonic_health::server::HealthReporter,

@@ -531,35 +531,45 @@ where
 /// binary itself, or a wrapper given the binary as its argument. It logs warnings only, is killed when dropped,
 /// and has said where it serves when this returns.
 pub async fn spawn_serve(
-    mut cmd: tokio::process::Command,
+    cmd: tokio::process::Command,
     data: &std::path::Path,
     keys: &std::path::Path,
     extra: &[&str],
 ) -> (tokio::process::Child, String) {
+    let (child, url, _) = spawn_serve_logging(cmd, data, keys, extra, "warn").await;
+    (child, url)
+}
+
+/// [`spawn_serve`] with the log filter `log` (`RUST_LOG`), and the lines the server wrote to stderr up to and
+/// including the one that says where it serves.
+pub async fn spawn_serve_logging(
+    mut cmd: tokio::process::Command,
+    data: &std::path::Path,
+    keys: &std::path::Path,
+    extra: &[&str],
+    log: &str,
+) -> (tokio::process::Child, String, Vec<String>) {
+    use tokio::io::AsyncBufReadExt;
     cmd.args(["serve", "--plaintext", "--listen", "127.0.0.1:0"])
         .args(extra)
         .arg("--data")
         .arg(data)
         .arg("--keys")
         .arg(keys)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log)
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd.spawn().expect("spawn the server");
-    let url = serving_url(&mut child).await;
-    (child, url)
-}
-
-/// The URL of a `gongwen serve` child process whose stderr is piped, read from the line that says it is serving
-/// (within 30 s); the rest of its stderr is drained in the background so the child never blocks on it.
-pub async fn serving_url(child: &mut tokio::process::Child) -> String {
-    use tokio::io::AsyncBufReadExt;
     let stderr = child.stderr.take().expect("the child's stderr is piped");
     let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let addr = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+    let (addr, said) = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut said = vec![];
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.strip_prefix("gongwen serving on ") {
-                return rest.split_whitespace().next().map(str::to_owned);
+            let addr =
+                line.strip_prefix("gongwen serving on ").and_then(|r| r.split_whitespace().next()).map(str::to_owned);
+            said.push(line);
+            if let Some(addr) = addr {
+                return Some((addr, said));
             }
         }
         None
@@ -567,8 +577,9 @@ pub async fn serving_url(child: &mut tokio::process::Child) -> String {
     .await
     .expect("the server reports its address in time")
     .expect("a serving line");
+    // Drained in the background, so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    format!("http://{addr}")
+    (child, format!("http://{addr}"), said)
 }
 
 /// Issues a notice from the province to every city, signed with the province's key in `c`'s keystore.
