@@ -1,12 +1,8 @@
 //! Prometheus metrics on a separate plain-HTTP port (`GET /metrics`): requests by method and status, latency
 //! histograms, statements on `Act` calls, events appended, log size, store size, flushes and the transactions they
 //! carried, whether the store has failed, deferred keys, open streams and the process's start time.
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll};
-use std::time::Instant;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
@@ -15,6 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::app::App;
+
+mod measure;
+pub use measure::Measure;
 
 /// The server's metrics.
 pub struct Metrics {
@@ -61,7 +60,10 @@ impl Metrics {
         let requests = add(
             &registry,
             IntCounterVec::new(
-                Opts::new("gongwen_requests_total", "gRPC requests by method and status code"),
+                Opts::new(
+                    "gongwen_requests_total",
+                    "gRPC calls by method and the status code they ended with (a streaming call counts when it ends; 1, CANCELLED, when its client went away first)",
+                ),
                 &["method", "code"],
             )?,
         )?;
@@ -225,56 +227,4 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, app: Weak<App>) -> s
         }
     });
     Ok(bound)
-}
-
-/// Tower layer that counts and times every request.
-#[derive(Clone)]
-pub struct Measure {
-    pub metrics: Arc<Metrics>,
-}
-
-impl<S> tower::Layer<S> for Measure {
-    type Service = Measured<S>;
-    fn layer(&self, inner: S) -> Measured<S> {
-        Measured { inner, metrics: self.metrics.clone() }
-    }
-}
-
-/// A service whose requests are counted and timed.
-#[derive(Clone)]
-pub struct Measured<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for Measured<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Send,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = req.uri().path().to_owned();
-        let metrics = self.metrics.clone();
-        let start = Instant::now();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let res = fut.await;
-            // An error status in the headers is a trailers-only reply; a success carries its status in trailers.
-            let code = match &res {
-                Ok(r) => r.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned(),
-                Err(_) => "transport".to_owned(),
-            };
-            metrics.requests.with_label_values(&[method.as_str(), code.as_str()]).inc();
-            metrics.latency.with_label_values(&[method.as_str()]).observe(start.elapsed().as_secs_f64());
-            res
-        })
-    }
 }

@@ -172,6 +172,36 @@ async fn a_statement_too_large_ends_the_call_after_the_earlier_ones_applied() {
     assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
     assert_eq!(before, h.digest().await);
     assert_eq!(h.delivery(&doc, ZIBO).await.state, pb::DeliveryState::Acknowledged as i32);
+    // The call opened fine and ended in its trailers: the operator's metrics count it with the status it ended
+    // with, which the alert on server errors and refusals reads.
+    let text = h.metrics().await;
+    assert!(text.contains(r#"gongwen_requests_total{code="8",method="/gongwen.v1.DeliveryService/Act"} 1"#), "{text}");
+    assert!(!text.contains(r#"gongwen_requests_total{code="0",method="/gongwen.v1.DeliveryService/Act"}"#), "{text}");
+}
+
+/// A call its client abandons is counted when the server lets go of it, as CANCELLED.
+#[tokio::test]
+async fn an_abandoned_call_is_counted_as_cancelled() {
+    let mut h = Harness::start().await;
+    let (doc, _) = with_notice(&mut h).await;
+    let mut call = Call::open(&h, ZIBO).await.expect("open");
+    call.send(ack(&h, ZIBO, &doc)).await.expect("applied");
+    let open = h.metrics().await;
+    let act_counted = |text: &str| {
+        text.lines().any(|l| l.starts_with("gongwen_requests_total{") && l.contains("DeliveryService/Act\""))
+    };
+    assert!(!act_counted(&open), "an open call is not counted yet: {open}");
+    drop(call);
+    let counted = r#"gongwen_requests_total{code="1",method="/gongwen.v1.DeliveryService/Act"} 1"#;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let text = h.metrics().await;
+        if text.contains(counted) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the abandoned call was not counted: {text}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

@@ -108,6 +108,7 @@ impl Harness {
     async fn boot(&mut self) {
         let mut cfg = ServerConfig::new(self.dir.path().join("data"));
         cfg.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        cfg.metrics = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         cfg.store.cache_bytes = 16 * 1024 * 1024;
         cfg.store.defer_at = self.defer_at;
         cfg.store.apply_in_background = self.apply_in_background;
@@ -123,6 +124,12 @@ impl Harness {
             Channel::from_shared(format!("http://{}", running.addr)).expect("uri").connect().await.expect("connect");
         self.channel = Some(channel);
         self.server = Some(running);
+    }
+
+    /// The running server's metrics, as Prometheus scrapes them.
+    pub async fn metrics(&self) -> String {
+        let running = self.server.as_ref().expect("a running server");
+        scrape(&running.metrics_addr.expect("a metrics address").to_string()).await
     }
 
     /// Stops the server and starts a new one on the same data dir.
