@@ -97,6 +97,30 @@ fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, ServerError> {
     std::fs::read(path).map_err(|source| ServerError::Tls(format!("{}: {source}", path.display())))
 }
 
+/// `builder` serving TLS from `tls`'s files, read and parsed (a certificate or key that does not parse fails here).
+fn with_tls(builder: tonic::transport::Server, tls: &TlsFiles) -> Result<tonic::transport::Server, ServerError> {
+    let identity = tonic::transport::Identity::from_pem(read_pem(&tls.cert)?, read_pem(&tls.key)?);
+    let mut t = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca {
+        t = t.client_ca_root(tonic::transport::Certificate::from_pem(read_pem(ca)?));
+    }
+    builder.tls_config(t).map_err(|e| {
+        // tonic's error says only "transport error"; what went wrong is in its sources.
+        let mut why = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            why = format!("{why}: {s}");
+            source = s.source();
+        }
+        ServerError::Tls(format!("{} and {}: {why}", tls.cert.display(), tls.key.display()))
+    })
+}
+
+/// Reads and parses the TLS files as a start would, serving nothing (`gongwen serve --check-config`).
+pub fn check_tls(tls: &TlsFiles) -> Result<(), ServerError> {
+    with_tls(tonic::transport::Server::builder(), tls).map(|_| ())
+}
+
 impl ServerConfig {
     /// Defaults for a data directory: 127.0.0.1:50051, 256 MiB cache, 64 MiB attachments.
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
@@ -258,12 +282,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         .http2_keepalive_interval(Some(config.keepalive.interval))
         .http2_keepalive_timeout(Some(config.keepalive.timeout));
     if let Some(tls) = &config.tls {
-        let identity = tonic::transport::Identity::from_pem(read_pem(&tls.cert)?, read_pem(&tls.key)?);
-        let mut t = tonic::transport::ServerTlsConfig::new().identity(identity);
-        if let Some(ca) = &tls.client_ca {
-            t = t.client_ca_root(tonic::transport::Certificate::from_pem(read_pem(ca)?));
-        }
-        builder = builder.tls_config(t).map_err(|e| ServerError::Tls(e.to_string()))?;
+        builder = with_tls(builder, tls)?;
     }
     let db_dir = config.data_dir.join("db");
     let blob_dir = config.data_dir.join("blobs");

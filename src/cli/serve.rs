@@ -123,26 +123,15 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
         args.keepalive_secs.or(file.keepalive_secs).unwrap_or(cfg.keepalive.interval.as_secs()),
         "no pings would be sent, and a dead client's streams would be held for ever",
     )?);
-    let cert = args.tls_cert.clone().or(file.tls_cert);
-    let key = args.tls_key.clone().or(file.tls_key);
-    let client_ca = args.tls_client_ca.clone().or(file.tls_client_ca);
-    let plaintext = args.plaintext.or(file.plaintext).unwrap_or(false);
-    cfg.tls = match (cert, key) {
-        (Some(cert), Some(key)) => Some(crate::server::TlsFiles { cert, key, client_ca }),
-        (None, None) if client_ca.is_none() => None,
-        _ => return Err(CliError::Input("TLS needs both a certificate and a key (tls_cert, tls_key)".into())),
-    };
-    if cfg.tls.is_some() && plaintext {
-        return Err(CliError::Input("plaintext and TLS were both asked for; choose one".into()));
-    }
-    if cfg.tls.is_none() && !plaintext {
-        return Err(CliError::Input(
-            "no TLS certificate and key were given: serve TLS with --tls-cert and --tls-key (tls_cert, tls_key in \
-             the config file; GONGWEN_TLS_CERT, GONGWEN_TLS_KEY), or serve unencrypted on purpose with --plaintext \
-             (plaintext = true; GONGWEN_PLAINTEXT=true)"
-                .into(),
-        ));
-    }
+    cfg.tls = transport(
+        Transport {
+            cert: args.tls_cert.clone(),
+            key: args.tls_key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+            plaintext: args.plaintext,
+        },
+        Transport { cert: file.tls_cert, key: file.tls_key, client_ca: file.tls_client_ca, plaintext: file.plaintext },
+    )?;
     let ks = Keystore::new(keys);
     let operator = if args.check_config {
         ks.load("operator")?
@@ -157,17 +146,70 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     Ok(cfg)
 }
 
+/// How the server is to talk to its clients, as one source of settings asks.
+struct Transport {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    plaintext: Option<bool>,
+}
+
+impl Transport {
+    fn asks_tls(&self) -> bool {
+        self.cert.is_some() || self.key.is_some() || self.client_ca.is_some()
+    }
+
+    fn asks_plaintext(&self) -> bool {
+        self.plaintext == Some(true)
+    }
+}
+
+/// TLS (`Some`) or plaintext (`None`), chosen whole by the source of higher precedence that chooses (the flags and
+/// environment, then the file) rather than setting by setting: `GONGWEN_PLAINTEXT=true` overrides a file's TLS
+/// files (a container behind a TLS-terminating proxy, with the image's file), and `--tls-cert`/`--tls-key` a
+/// file's `plaintext = true`. One source asking for both is refused; so is no choice at all.
+fn transport(upper: Transport, file: Transport) -> Result<Option<crate::server::TlsFiles>, CliError> {
+    for (asked, source) in [(&upper, "the flags and environment"), (&file, "the config file")] {
+        if asked.asks_tls() && asked.asks_plaintext() {
+            return Err(CliError::Input(format!("plaintext and TLS were both asked for in {source}; choose one")));
+        }
+    }
+    if upper.asks_plaintext() {
+        return Ok(None);
+    }
+    let (cert, key, client_ca) = if upper.asks_tls() {
+        (upper.cert.or(file.cert), upper.key.or(file.key), upper.client_ca.or(file.client_ca))
+    } else if upper.plaintext.or(file.plaintext) == Some(true) {
+        return Ok(None);
+    } else {
+        (file.cert, file.key, file.client_ca)
+    };
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(crate::server::TlsFiles { cert, key, client_ca })),
+        (None, None) if client_ca.is_none() => Err(CliError::Input(
+            "no TLS certificate and key were given: serve TLS with --tls-cert and --tls-key (tls_cert, tls_key in \
+             the config file; GONGWEN_TLS_CERT, GONGWEN_TLS_KEY), or serve unencrypted on purpose with --plaintext \
+             (plaintext = true; GONGWEN_PLAINTEXT=true)"
+                .into(),
+        )),
+        _ => Err(CliError::Input("TLS needs both a certificate and a key (tls_cert, tls_key)".into())),
+    }
+}
+
 /// `--check-config`: everything `serve` would need, checked without serving or changing anything.
 fn check(cfg: &ServerConfig) -> Result<(), CliError> {
     if let Some(tls) = &cfg.tls {
-        for p in std::iter::once(&tls.cert).chain(std::iter::once(&tls.key)).chain(tls.client_ca.iter()) {
-            std::fs::metadata(p).map_err(|source| CliError::Io { path: p.display().to_string(), source })?;
-        }
+        server::check_tls(tls)?;
     }
     std::net::TcpListener::bind(cfg.listen)
         .map_err(|source| CliError::Io { path: format!("listen address {}", cfg.listen), source })?;
+    if let Some(metrics) = cfg.metrics {
+        std::net::TcpListener::bind(metrics)
+            .map_err(|source| CliError::Io { path: format!("metrics address {metrics}"), source })?;
+    }
+    let metrics = cfg.metrics.map_or_else(|| "off".to_owned(), |a| a.to_string());
     println!(
-        "configuration OK: listen {} ({}), data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams ({} per caller), {} tree walks at once, token clock skew {} s, keepalive pings every {} s, commits of {} new keys or more deferred, flushes wait ≤ {} µs for their group",
+        "configuration OK: listen {} ({}), metrics {metrics}, data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams ({} per caller), {} tree walks at once, token clock skew {} s, keepalive pings every {} s, commits of {} new keys or more deferred, flushes wait ≤ {} µs for their group",
         cfg.listen,
         if cfg.tls.is_some() { "TLS" } else { "plaintext" },
         cfg.data_dir.display(),
@@ -278,6 +320,32 @@ mod tests {
         assert!(config(&args(&["--tls-cert", "c.pem"]), dir.path()).is_err(), "a certificate without a key");
         let both = args(&["--tls-cert", "c.pem", "--tls-key", "k.pem", "--plaintext"]);
         assert!(config(&both, dir.path()).is_err(), "TLS and plaintext at once");
+    }
+
+    #[test]
+    fn the_higher_source_chooses_tls_or_plaintext_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls_file = config_file(dir.path(), "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n");
+        let chosen = |a: &[&str]| config(&args(a), dir.path()).map(|c| c.tls.map(|t| (t.cert, t.key)));
+        let tls = |cert: &str, key: &str| Some((PathBuf::from(cert), PathBuf::from(key)));
+        assert_eq!(chosen(&["--config", &tls_file]).expect("the file's TLS"), tls("c.pem", "k.pem"));
+        // A container's GONGWEN_PLAINTEXT=true behind a TLS-terminating proxy, with the image's file.
+        assert_eq!(chosen(&["--config", &tls_file, "--plaintext"]).expect("plaintext over the file's TLS"), None);
+        let other = chosen(&["--config", &tls_file, "--tls-key", "other.key"]).expect("one file set by a flag");
+        assert_eq!(other, tls("c.pem", "other.key"), "TLS from both sources, setting by setting");
+
+        let plain_file = config_file(dir.path(), "plaintext = true\n");
+        assert_eq!(chosen(&["--config", &plain_file]).expect("the file's plaintext"), None);
+        let flags = chosen(&["--config", &plain_file, "--tls-cert", "f.pem", "--tls-key", "f.key"]);
+        assert_eq!(flags.expect("TLS over the file's plaintext"), tls("f.pem", "f.key"));
+        let off = chosen(&["--config", &plain_file, "--plaintext", "false"]).expect_err("plaintext turned off");
+        assert!(off.to_string().contains("no TLS certificate and key"), "{off}");
+
+        let both_file = config_file(dir.path(), "plaintext = true\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n");
+        let refused = chosen(&["--config", &both_file]).expect_err("both in one file");
+        assert!(refused.to_string().contains("both asked for in the config file"), "{refused}");
+        let refused = chosen(&["--config", &both_file, "--plaintext"]).expect_err("the file is still wrong");
+        assert!(refused.to_string().contains("choose one"), "{refused}");
     }
 
     #[test]
