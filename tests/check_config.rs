@@ -125,3 +125,23 @@ fn a_check_parses_the_tls_files_and_binds_the_metrics_address() {
     assert!(text(&plain).contains("(plaintext)"), "{}", text(&plain));
     assert!(!dir.path().join("data").exists(), "no check made a data directory");
 }
+
+/// The example file in deploy/, which the container image ships, passes as the image runs it behind a
+/// TLS-terminating proxy (`GONGWEN_PLAINTEXT=true`); only the machine-specific places are moved to this test's.
+#[test]
+fn the_shipped_example_file_passes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    Keystore::new(&keys).generate("operator", None).expect("operator key");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gongwen.toml");
+    let data = dir.path().join("data");
+    let env = [
+        ("GONGWEN_PLAINTEXT", "true"),
+        ("GONGWEN_LISTEN", "127.0.0.1:0"),
+        ("GONGWEN_METRICS", "127.0.0.1:0"),
+        ("GONGWEN_DATA", data.to_str().expect("a UTF-8 path")),
+    ];
+    let out = check_with(&keys, &example, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(plaintext)"), "{}", text(&out));
+}
