@@ -113,3 +113,24 @@ async fn backup_under_load_restores_to_the_same_log() {
     assert_eq!(got, b"attachment kept in the backup");
     restored.stop().await.expect("stop");
 }
+
+/// `gongwen backup -o FILE` leaves a file only its owner can read, even over a file that was readable by all: it
+/// holds the log's signing key and every record. A restore from a file that is not there names it.
+#[tokio::test]
+async fn a_backup_file_is_its_owner_s_only_and_a_missing_one_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, _, client) = cli_server_configured(dir.path(), |_| {}).await;
+    let output = dir.path().join("backup.gw");
+    std::fs::write(&output, b"an older file").expect("write");
+    std::fs::set_permissions(&output, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    client.run(gongwen::cli::Command::Backup { output: output.clone() }).await.expect("backup");
+    let mode = std::fs::metadata(&output).expect("the backup").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "mode {mode:o}");
+    running.stop().await.expect("stop");
+
+    let missing = dir.path().join("no-such-backup.gw");
+    let err = gongwen::app::backup::restore(&missing, &dir.path().join("restored")).expect_err("nothing to read");
+    assert!(err.to_string().contains("no-such-backup.gw"), "{err}");
+    assert!(!dir.path().join("restored").exists(), "a refused restore leaves nothing");
+}

@@ -59,13 +59,21 @@ impl App {
     }
 }
 
+/// `path` created (or emptied) for writing, readable and writable by its owner only, even where it existed before.
+pub fn private_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
 fn write_backup(
     store: &dyn Store,
     blobs: &BlobStore,
     path: &Path,
     checkpoint: &[u8],
 ) -> Result<BackupSummary, AppError> {
-    let file = File::create(path)?;
+    let file = private_file(path)?;
     let mut w = Hashing { inner: BufWriter::new(file), hash: Sha256::new() };
     w.write_all(MAGIC)?;
     w.write_all(b"K")?;
@@ -181,7 +189,9 @@ fn remove_all(path: &Path) -> bool {
 }
 
 fn restore_into(backup: &Path, data_dir: &Path) -> Result<BackupSummary, AppError> {
-    let mut r = Hashing { inner: BufReader::new(File::open(backup)?), hash: Sha256::new() };
+    let file = File::open(backup)
+        .map_err(|e| AppError::Invalid(format!("cannot read the backup {}: {e}", backup.display())))?;
+    let mut r = Hashing { inner: BufReader::new(file), hash: Sha256::new() };
     if take(&mut r, MAGIC.len())? != MAGIC {
         return Err(AppError::Invalid(format!("{} is not a gongwen backup", backup.display())));
     }

@@ -568,7 +568,8 @@ attachments up to {} bytes
                     .backup(pb::BackupRequest {})
                     .await?
                     .into_inner();
-                let mut file = std::fs::File::create(&output)
+                // The backup holds the log's signing key and every record: readable by its owner only.
+                let mut file = crate::app::backup::private_file(&output)
                     .map_err(|source| CliError::Io { path: output.display().to_string(), source })?;
                 let mut total = 0usize;
                 while let Some(c) = stream.message().await? {
