@@ -33,8 +33,10 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     App(#[from] AppError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("gRPC and metrics cannot share {0}: give metrics an address of its own")]
+    SharedAddress(SocketAddr),
     #[error("gRPC transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("server task failed: {0}")]
@@ -114,6 +116,31 @@ fn with_tls(builder: tonic::transport::Server, tls: &TlsFiles) -> Result<tonic::
         }
         ServerError::Tls(format!("{} and {}: {why}", tls.cert.display(), tls.key.display()))
     })
+}
+
+/// Binds the listen and metrics addresses together and lets them go: a start refused for an address in use (or
+/// the two the same) is refused before the store is opened, leaving no data directory behind. The real binds come
+/// once the store is open; only a process taking the address in between slips past this.
+pub fn probe_addresses(config: &ServerConfig) -> Result<(), ServerError> {
+    if let Some(metrics) = config.metrics {
+        let overlaps = |a: std::net::IpAddr, b: std::net::IpAddr| a == b || a.is_unspecified() || b.is_unspecified();
+        if metrics.port() == config.listen.port() && overlaps(metrics.ip(), config.listen.ip()) && metrics.port() != 0 {
+            return Err(ServerError::SharedAddress(metrics));
+        }
+    }
+    let _listen = std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
+        what: "gRPC",
+        addr: config.listen,
+        source,
+    })?;
+    if let Some(metrics) = config.metrics {
+        let _metrics = std::net::TcpListener::bind(metrics).map_err(|source| ServerError::Bind {
+            what: "metrics",
+            addr: metrics,
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Reads and parses the TLS files as a start would, serving nothing (`gongwen serve --check-config`).
@@ -284,6 +311,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
     if let Some(tls) = &config.tls {
         builder = with_tls(builder, tls)?;
     }
+    probe_addresses(&config)?;
     let db_dir = config.data_dir.join("db");
     let blob_dir = config.data_dir.join("blobs");
     let options = config.store.clone();
@@ -297,9 +325,13 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         .with_token_horizon(HorizonFile::in_dir(&config.data_dir))?;
     wait_for_token_floor(app.token_floor()).await;
     let app = Arc::new(app);
-    let listener =
-        TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let listener = TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind {
+        what: "gRPC",
+        addr: config.listen,
+        source,
+    })?;
+    let addr =
+        listener.local_addr().map_err(|source| ServerError::Bind { what: "gRPC", addr: config.listen, source })?;
     let (tx, rx) = oneshot::channel::<()>();
     // Standard tools (grpc_health_probe, grpcurl) find their way without our token: health and reflection are public.
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -315,7 +347,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         Some(a) => Some(
             crate::metrics::serve(a, metrics.clone(), Arc::downgrade(&app))
                 .await
-                .map_err(|source| ServerError::Bind { addr: a, source })?,
+                .map_err(|source| ServerError::Bind { what: "metrics", addr: a, source })?,
         ),
         None => None,
     };

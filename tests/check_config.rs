@@ -59,6 +59,10 @@ fn a_bad_setting_fails_with_its_name_and_changes_nothing() {
         ("gather_us = 100001\n", "gather_us must be at most 100000"),
         ("defer_keys = 0\n", "defer_keys must be at least 1"),
         ("gather_wait = 5\n", "gather_wait"),
+        ("rate = 0\n", "rate must be at least 1"),
+        ("burst = 0\n", "burst must be at least 1"),
+        ("max_streams = 0\n", "max_streams must be at least 1"),
+        ("max_message_mb = 0\n", "max_message_mb must be at least 1"),
     ] {
         let out = check(&keys, &config(dir.path(), extra));
         assert!(!out.status.success(), "{extra} passed: {}", text(&out));
@@ -118,7 +122,10 @@ fn a_check_parses_the_tls_files_and_binds_the_metrics_address() {
     let busy = taken.local_addr().expect("address").to_string();
     let out = check(&keys, &file(&cert, &busy));
     assert!(!out.status.success(), "a metrics address in use passed: {}", text(&out));
-    assert!(text(&out).contains(&format!("metrics address {busy}")), "{}", text(&out));
+    assert!(text(&out).contains(&format!("cannot listen for metrics on {busy}")), "{}", text(&out));
+    let shared = check_with(&keys, &file(&cert, "127.0.0.1:57999"), &[("GONGWEN_LISTEN", "0.0.0.0:57999")]);
+    assert!(!shared.status.success(), "one address for both passed: {}", text(&shared));
+    assert!(text(&shared).contains("cannot share 127.0.0.1:57999"), "{}", text(&shared));
 
     let plain = check_with(&keys, &file(&junk, "127.0.0.1:0"), &[("GONGWEN_PLAINTEXT", "true")]);
     assert!(plain.status.success(), "{}", text(&plain));

@@ -179,3 +179,24 @@ async fn a_stop_cuts_off_a_reply_its_client_stopped_reading_after_the_grace() {
     h.restart().await;
     assert!(attachment_stored(&h, &sha).await, "the file is kept");
 }
+
+/// A start refused because its address is taken is refused before the store is opened: no data directory is left
+/// behind (an operator retrying with another port would otherwise find a store made by a server that never ran).
+#[tokio::test]
+async fn a_start_on_a_taken_address_makes_no_data_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let operator = gongwen::signing::Signer::from_secret("op#t", [4u8; 32]);
+    for (listen, metrics) in [
+        (taken.local_addr().expect("address"), None),
+        (std::net::SocketAddr::from(([127, 0, 0, 1], 0)), Some(taken.local_addr().expect("address"))),
+    ] {
+        let mut cfg = gongwen::server::ServerConfig::new(dir.path().join("data"));
+        cfg.listen = listen;
+        cfg.metrics = metrics;
+        cfg.operator = Some(gongwen::cli::serve::operator_seal(&operator));
+        let Err(refused) = gongwen::server::start(cfg).await else { panic!("started on a taken address") };
+        assert!(refused.to_string().contains("cannot listen for"), "{refused}");
+        assert!(!dir.path().join("data").exists(), "{refused}: yet a data directory was made");
+    }
+}

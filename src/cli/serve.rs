@@ -96,10 +96,17 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     cfg.app.max_attachment_bytes =
         args.max_attachment_mb.or(file.max_attachment_mb).unwrap_or(64).saturating_mul(1024 * 1024);
     cfg.app.allow_confidential = args.allow_confidential.or(file.allow_confidential).unwrap_or(false);
-    cfg.app.max_message_bytes = args.max_message_mb.or(file.max_message_mb).unwrap_or(4).saturating_mul(1024 * 1024);
-    cfg.app.rate_per_sec = args.rate.or(file.rate).unwrap_or(cfg.app.rate_per_sec);
-    cfg.app.rate_burst = args.burst.or(file.burst).unwrap_or(cfg.app.rate_burst);
-    cfg.app.max_streams = args.max_streams.or(file.max_streams).unwrap_or(cfg.app.max_streams);
+    let max_message_mb = args.max_message_mb.or(file.max_message_mb).unwrap_or(4);
+    cfg.app.max_message_bytes =
+        at_least_one("max_message_mb", max_message_mb, "every request with a body would be refused")?
+            .saturating_mul(1024 * 1024);
+    let rate = args.rate.or(file.rate).unwrap_or(cfg.app.rate_per_sec);
+    cfg.app.rate_per_sec = at_least_one("rate", rate, "a caller's requests would stop for good after its burst")?;
+    let burst = args.burst.or(file.burst).unwrap_or(cfg.app.rate_burst);
+    cfg.app.rate_burst = at_least_one("burst", burst, "every request would be refused")?;
+    let max_streams = args.max_streams.or(file.max_streams).unwrap_or(cfg.app.max_streams);
+    cfg.app.max_streams =
+        at_least_one("max_streams", max_streams, "no watch, upload, download or Act call could open")?;
     cfg.app.max_streams_per_caller = at_least_one(
         "max_streams_per_caller",
         args.max_streams_per_caller.or(file.max_streams_per_caller).unwrap_or(cfg.app.max_streams_per_caller),
@@ -201,12 +208,7 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
     if let Some(tls) = &cfg.tls {
         server::check_tls(tls)?;
     }
-    std::net::TcpListener::bind(cfg.listen)
-        .map_err(|source| CliError::Io { path: format!("listen address {}", cfg.listen), source })?;
-    if let Some(metrics) = cfg.metrics {
-        std::net::TcpListener::bind(metrics)
-            .map_err(|source| CliError::Io { path: format!("metrics address {metrics}"), source })?;
-    }
+    server::probe_addresses(cfg)?;
     let metrics = cfg.metrics.map_or_else(|| "off".to_owned(), |a| a.to_string());
     println!(
         "configuration OK: listen {} ({}), metrics {metrics}, data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams ({} per caller), {} tree walks at once, token clock skew {} s, keepalive pings every {} s, commits of {} new keys or more deferred, flushes wait ≤ {} µs for their group",
