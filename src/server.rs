@@ -114,7 +114,11 @@ fn with_tls(builder: tonic::transport::Server, tls: &TlsFiles) -> Result<tonic::
             why = format!("{why}: {s}");
             source = s.source();
         }
-        ServerError::Tls(format!("{} and {}: {why}", tls.cert.display(), tls.key.display()))
+        let files = match &tls.client_ca {
+            Some(ca) => format!("{}, {} and client CA {}", tls.cert.display(), tls.key.display(), ca.display()),
+            None => format!("{} and {}", tls.cert.display(), tls.key.display()),
+        };
+        ServerError::Tls(format!("{files}: {why}"))
     })
 }
 

@@ -115,21 +115,32 @@ async fn tls_without_client_certificates_serves_clients_that_trust_the_server() 
     assert!(refused, "plaintext must not reach a TLS server");
 
     // `gongwen health` (the container health check) speaks TLS with the CA it is given.
-    let server = https.clone();
-    let health = move |ca: Option<&std::path::Path>| {
+    let health = |server: &str, ca: Option<&std::path::Path>| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"));
-        cmd.args(["--server", &server]);
+        cmd.args(["--server", server]);
         if let Some(ca) = ca {
             cmd.arg("--tls-ca").arg(ca);
         }
         cmd.arg("health").output().expect("run gongwen health")
     };
     let ca = pki.path("ca.pem");
-    let (trusted, untrusted) =
-        tokio::task::spawn_blocking(move || (health(Some(&ca)), health(None))).await.expect("health runs");
+    let (trusted, untrusted, plaintext, ca_ignored) = tokio::task::spawn_blocking(move || {
+        let out = (health(&https, Some(&ca)), health(&https, None), health(&plain, None), health(&plain, Some(&ca)));
+        out
+    })
+    .await
+    .expect("health runs");
     assert!(trusted.status.success(), "{}", String::from_utf8_lossy(&trusted.stderr));
     assert_eq!(String::from_utf8_lossy(&trusted.stdout).trim(), "SERVING");
     assert!(!untrusted.status.success(), "without the CA the health check cannot trust the server");
+    // An operator who forgot https:// is told so, instead of "transport error".
+    let said = String::from_utf8_lossy(&plaintext.stderr);
+    assert!(!plaintext.status.success() && said.contains("give --server https://"), "{said}");
+    let said = String::from_utf8_lossy(&ca_ignored.stderr);
+    assert!(
+        !ca_ignored.status.success() && said.contains("--tls-ca and --tls-client are for a server over TLS"),
+        "{said}"
+    );
     running.stop().await.expect("stop");
 }
 

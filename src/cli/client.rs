@@ -46,21 +46,6 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|source| CliError::Io { path: path.display().to_string(), source })
 }
 
-/// tonic's transport errors say only "transport error" at the top; the cause (refused, bad URI, …) is below.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        // Wrappers often repeat their cause's message; print each once.
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
 /// TLS settings of a client connection (used for https:// servers).
 #[derive(Debug, Clone, Default)]
 pub struct Tls {
@@ -838,6 +823,12 @@ attachments up to {} bytes
 async fn connect_channel(server: &str, tls: &Tls) -> Result<Channel, CliError> {
     let mut endpoint = Channel::from_shared(server.to_owned())
         .map_err(|e| CliError::Input(format!("bad server address {server:?}: {e}")))?;
+    if !server.starts_with("https://") && (tls.ca.is_some() || tls.client.is_some()) {
+        // Else the CA would be ignored without a word, and a TLS server's answer would read "transport error".
+        return Err(CliError::Input(format!(
+            "--tls-ca and --tls-client are for a server over TLS, and {server} is not one: give --server https://…"
+        )));
+    }
     if server.starts_with("https://") {
         let mut t = tonic::transport::ClientTlsConfig::new();
         if let Some(ca) = &tls.ca {
@@ -848,7 +839,10 @@ async fn connect_channel(server: &str, tls: &Tls) -> Result<Channel, CliError> {
         }
         endpoint = endpoint.tls_config(t).map_err(|e| CliError::Input(format!("TLS: {e}")))?;
     }
-    endpoint.connect().await.map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| CliError::Connect { server: server.to_owned(), reason: super::error_chain(&e) })
 }
 
 /// Asks the server's health service (no token needed), over TLS for an `https://` address.

@@ -26,7 +26,7 @@ pub enum CliError {
     Transport(#[from] tonic::transport::Error),
     #[error("cannot reach the server at {server}: {reason}")]
     Connect { server: String, reason: String },
-    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    #[error("{}", rpc_text(.0))]
     Rpc(#[from] tonic::Status),
     #[error(transparent)]
     Server(#[from] crate::server::ServerError),
@@ -42,6 +42,38 @@ pub enum CliError {
          the store (fix the cause first, or it fails again)"
     )]
     StoreFailed(String),
+}
+
+/// tonic's transport errors say only "transport error" at the top; the cause (refused, bad URI, …) is below.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // Wrappers often repeat their cause's message; print each once.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// A refusal or failure as a person reads it: the code, the message, and what caused it underneath (a transport
+/// failure's message is only "transport error"; its causes say what went wrong, e.g. a TLS server spoken to in
+/// plaintext).
+fn rpc_text(status: &tonic::Status) -> String {
+    let text = format!("{}: {}", code_name(status.code()), status.message());
+    let Some(cause) = std::error::Error::source(status) else { return text };
+    let cause = error_chain(cause);
+    if cause.ends_with("connection closed") {
+        // What a plaintext client sees of a server that speaks TLS.
+        return format!(
+            "{text}: {cause} (a server over TLS closes a plaintext connection: if it is one, give --server \
+                        https://… and --tls-ca)"
+        );
+    }
+    format!("{text}: {cause}")
 }
 
 fn code_name(code: tonic::Code) -> String {

@@ -199,7 +199,11 @@ fn transport(upper: Transport, file: Transport) -> Result<Option<crate::server::
              (plaintext = true; GONGWEN_PLAINTEXT=true)"
                 .into(),
         )),
-        _ => Err(CliError::Input("TLS needs both a certificate and a key (tls_cert, tls_key)".into())),
+        _ => Err(CliError::Input(
+            "TLS needs both a certificate and a key: --tls-cert and --tls-key (tls_cert, tls_key in the config file; \
+             GONGWEN_TLS_CERT, GONGWEN_TLS_KEY)"
+                .into(),
+        )),
     }
 }
 
