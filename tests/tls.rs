@@ -125,8 +125,7 @@ async fn tls_without_client_certificates_serves_clients_that_trust_the_server() 
     };
     let ca = pki.path("ca.pem");
     let (trusted, untrusted, plaintext, ca_ignored) = tokio::task::spawn_blocking(move || {
-        let out = (health(&https, Some(&ca)), health(&https, None), health(&plain, None), health(&plain, Some(&ca)));
-        out
+        (health(&https, Some(&ca)), health(&https, None), health(&plain, None), health(&plain, Some(&ca)))
     })
     .await
     .expect("health runs");
