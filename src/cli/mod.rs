@@ -65,15 +65,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 fn rpc_text(status: &tonic::Status) -> String {
     let text = format!("{}: {}", code_name(status.code()), status.message());
     let Some(cause) = std::error::Error::source(status) else { return text };
-    let cause = error_chain(cause);
-    if cause.ends_with("connection closed") {
-        // What a plaintext client sees of a server that speaks TLS.
-        return format!(
-            "{text}: {cause} (a server over TLS closes a plaintext connection: if it is one, give --server \
-                        https://… and --tls-ca)"
-        );
-    }
-    format!("{text}: {cause}")
+    // A status with a cause was not sent by the server: the connection failed under the call. A plaintext client
+    // talking to a server over TLS fails this way, differently from run to run (closed, a broken pipe, a frame of
+    // invalid size), so the hint names the likely mistake rather than matching one message.
+    format!(
+        "{text}: {} (the connection failed; if the server is served over TLS, give --server https://… and --tls-ca)",
+        error_chain(cause)
+    )
 }
 
 fn code_name(code: tonic::Code) -> String {
