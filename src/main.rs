@@ -40,7 +40,7 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=warn,h2=warn,tower=warn"));
     let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if std::env::var("GONGWEN_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+    if gongwen::cli::json_logs() {
         fmt.json().init();
     } else {
         fmt.init();

@@ -413,7 +413,8 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = rx.await;
     }));
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "gongwen serving");
+    let metrics = metrics_addr.map_or_else(|| "off".to_owned(), |m| m.to_string());
+    tracing::info!(%addr, %metrics, data_dir = %config.data_dir.display(), "gongwen serving");
     Ok(Running {
         addr,
         app,

@@ -30,3 +30,42 @@ async fn logs_are_one_json_object_a_line_when_asked_and_text_otherwise() {
     assert!(serde_json::from_str::<serde_json::Value>(&text).is_err(), "text, not JSON: {text}");
     assert!(text.contains("INFO") && text.contains("gongwen serving"), "{text}");
 }
+
+/// With JSON logs, everything `gongwen serve` writes to stderr is one JSON object a line, from its start to its
+/// stop (the lines for a person at a terminal are left out), and the stop is logged when it is done.
+#[tokio::test]
+async fn with_json_logs_every_line_from_start_to_stop_is_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, keys, log) = (dir.path().join("data"), dir.path().join("keys"), dir.path().join("stderr.log"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"))
+        .env("GONGWEN_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .arg("--keys")
+        .arg(&keys)
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn the server");
+    let events = || -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+            .collect()
+    };
+    let said = |events: &[serde_json::Value], message: &str| events.iter().any(|e| e["fields"]["message"] == message);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !said(&events(), "gongwen serving") {
+        assert!(std::time::Instant::now() < deadline, "no start-up event: {:?}", events());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = i32::try_from(child.id()).expect("a pid");
+    // SAFETY: signals the child this test started and still owns.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM sent");
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("joined").expect("the server exits");
+    assert!(status.success(), "{status}");
+    let all = events();
+    assert!(said(&all, "generated the operator key"), "{all:?}");
+    assert!(said(&all, "stopped"), "{all:?}");
+}

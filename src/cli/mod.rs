@@ -513,6 +513,12 @@ pub enum RegistryCommand {
 }
 
 /// Parses the command line and runs it.
+/// Whether logs are JSON (`GONGWEN_LOG_FORMAT=json`): then everything `serve` says goes through the log, so a
+/// collector reads one JSON object a line.
+pub fn json_logs() -> bool {
+    std::env::var("GONGWEN_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
+}
+
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve::serve(args, &cli.keys).await,

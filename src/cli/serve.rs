@@ -145,7 +145,7 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
     } else {
         let (operator, created) = ks.load_or_generate("operator")?;
         if created {
-            eprintln!("generated the operator key {} in {}", operator.key_id, keys.display());
+            tracing::info!(key_id = %operator.key_id, keys = %keys.display(), "generated the operator key");
         }
         operator
     };
@@ -270,15 +270,19 @@ pub async fn serve(args: ServeArgs, keys: &Path) -> Result<(), CliError> {
     }
     let data = cfg.data_dir.clone();
     let running = server::start(cfg).await?;
-    eprintln!("gongwen serving on {} (data in {}); Ctrl-C stops it", running.addr, data.display());
-    if let Some(m) = running.metrics_addr {
-        eprintln!("metrics on http://{m}/metrics");
+    // For a person at a terminal (and scripts that read the address); the log has the same as one event.
+    if !super::json_logs() {
+        eprintln!("gongwen serving on {} (data in {}); Ctrl-C stops it", running.addr, data.display());
+        if let Some(m) = running.metrics_addr {
+            eprintln!("metrics on http://{m}/metrics");
+        }
     }
     let failed = running.app.store_failed();
     tokio::select! {
         () = shutdown_signal() => {
-            eprintln!("stopping: finishing requests in flight, then writing the store's snapshot for a quick next start");
+            tracing::info!("stopping: finishing requests in flight, then writing the store's snapshot for a quick next start");
             running.stop_and_snapshot().await?;
+            tracing::info!("stopped");
             Ok(())
         }
         Some(reason) = failed => {

@@ -572,8 +572,16 @@ pub async fn spawn_serve_logging(
     let (addr, said) = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         let mut said = vec![];
         while let Ok(Some(line)) = lines.next_line().await {
-            let addr =
-                line.strip_prefix("gongwen serving on ").and_then(|r| r.split_whitespace().next()).map(str::to_owned);
+            // Text logs: the line for a person; JSON logs: the start-up event.
+            let addr = line
+                .strip_prefix("gongwen serving on ")
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_owned)
+                .or_else(|| {
+                    let event: serde_json::Value = serde_json::from_str(&line).ok()?;
+                    let fields = event.get("fields").filter(|f| f["message"] == "gongwen serving")?;
+                    Some(fields.get("addr")?.as_str()?.to_owned())
+                });
             said.push(line);
             if let Some(addr) = addr {
                 return Some((addr, said));
