@@ -21,6 +21,31 @@
 //! ```
 use std::path::{Path, PathBuf};
 
+/// The draft file's format, shown by `gongwen issue --help` and `gongwen forward --help`.
+pub const FORMAT: &str = "\
+The draft file (TOML). Required: prefix, year, dated, main, and for an issued document title, genre and
+disclosure (a forward takes its source's disclosure and is a 通知 unless it says otherwise); the rest may be left out.
+
+  prefix = \"淄财采\"                 # the issuer's number prefix (机关代字)
+  year = 2022
+  title = \"…\"                       # left out in a forward: derived from the source (关于转发…的通知)
+  genre = \"通知\"                    # 文种: one of the 15 of the 2012 regulation
+  main = [\"各区县财政局\", \"unit:370300.gxq-czj\"]   # 主送: group names, or unit:ID
+  cc = []                            # 抄送, the same forms
+  body_file = \"body.txt\"            # or body = \"…\"
+  attachments = [{ file = \"table.txt\", title = \"联系点名单\" }]   # files the command uploads
+  dated = \"2022-12-20\"              # 成文日期
+  signer = \"…\"                      # 签发人, for 上行文
+  printed_by = \"淄博市财政局办公室\"   # 印发机关
+  printed_on = \"2022-12-20\"         # 印发日期
+  deadline = \"2022-11-30\"           # report-by date for every recipient
+  deadlines = [{ recipient = \"省直重点领域主管部门\", due = \"2022-11-30\" }]   # per recipient or group
+  disclosure = \"主动公开\"           # 信息公开选项: 主动公开, 依申请公开, 不予公开
+  urgency = \"加急\"                  # 特急, 特提, 加急, 平急
+  classification = \"…\"              # 秘密; 机密 and 绝密 only where the server allows them
+  classification_term = \"…\"  copy_number = \"…\"  contact = \"王高文 0531-51769834\"  note = \"…\"
+";
+
 use serde::Deserialize;
 
 use super::CliError;

@@ -251,14 +251,16 @@ pub enum Command {
         output: Option<PathBuf>,
     },
     /// 发文: issue a document from a draft file (TOML).
+    #[command(after_long_help = draft::FORMAT)]
     Issue {
         #[command(flatten)]
         actor: Actor,
-        /// The draft file; see draft.rs or the README for its fields.
+        /// The draft file (its fields: `gongwen issue --help`).
         #[arg(long)]
         draft: PathBuf,
     },
     /// 转发: forward a received document (id or number) with a draft file (title may be left out).
+    #[command(after_long_help = draft::FORMAT)]
     Forward {
         #[command(flatten)]
         actor: Actor,
@@ -283,7 +285,12 @@ pub enum Command {
         state: Vec<String>,
     },
     /// One delivery with its history.
-    Delivery { document: String, unit: String },
+    Delivery {
+        /// The document (id or number).
+        document: String,
+        /// The receiving unit's id.
+        unit: String,
+    },
     /// 签收.
     Ack {
         #[command(flatten)]
@@ -365,6 +372,7 @@ pub enum Command {
     },
     /// Status matrix of a document's forwarding tree, per level and per region.
     Matrix {
+        /// The document (id or number).
         document: String,
         /// Also list the units behind each number.
         #[arg(long)]
@@ -389,11 +397,13 @@ pub enum Command {
     },
     /// Take a consistent online backup of the server (operator) into a file.
     Backup {
+        /// The backup file to write (made readable by its owner only: it holds the log's signing key).
         #[arg(short, long)]
         output: PathBuf,
     },
     /// Build a new data directory from a backup file, checking the file and the restored log before anything serves it.
     Restore {
+        /// The backup file, as `gongwen backup` wrote it.
         backup: PathBuf,
         /// The new data directory (must not exist, or be empty).
         #[arg(long)]
