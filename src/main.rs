@@ -1,8 +1,6 @@
 //! The `gongwen` binary: see `gongwen --help`.
 use std::process::ExitCode;
 
-use clap::Parser;
-
 // glibc's allocator spent a tenth of the server's time in malloc/free on large traces and write bursts
 // (BENCHMARKS.md); mimalloc is the measured replacement.
 #[global_allocator]
@@ -22,7 +20,7 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    let cli = gongwen::cli::Cli::parse();
+    let cli = gongwen::cli::Cli::from_command_line();
     if matches!(cli.command, gongwen::cli::Command::Serve(_) | gongwen::cli::Command::Demo { .. }) {
         init_logging();
     }

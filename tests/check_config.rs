@@ -11,12 +11,20 @@ fn check(keys: &Path, config: &Path) -> Output {
 
 /// [`check`] with environment variables set.
 fn check_with(keys: &Path, config: &Path, env: &[(&str, &str)]) -> Output {
+    check_flags(keys, config, env, &[])
+}
+
+/// [`check_with`] with more flags for `serve`.
+fn check_flags(keys: &Path, config: &Path, env: &[(&str, &str)], flags: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"))
         .args(["--keys", &keys.to_string_lossy(), "serve", "--config", &config.to_string_lossy(), "--check-config"])
+        .args(flags)
         .env_remove("GONGWEN_GATHER_US")
         .env_remove("GONGWEN_DEFER_KEYS")
         .env_remove("GONGWEN_PLAINTEXT")
         .env_remove("GONGWEN_METRICS")
+        .env_remove("GONGWEN_TLS_CERT")
+        .env_remove("GONGWEN_TLS_KEY")
         .envs(env.iter().copied())
         .output()
         .expect("run gongwen")
@@ -130,6 +138,14 @@ fn a_check_parses_the_tls_files_and_binds_the_metrics_address() {
     let plain = check_with(&keys, &file(&junk, "127.0.0.1:0"), &[("GONGWEN_PLAINTEXT", "true")]);
     assert!(plain.status.success(), "{}", text(&plain));
     assert!(text(&plain).contains("(plaintext)"), "{}", text(&plain));
+    // A flag outranks a variable: the transport one names is the one served.
+    let tls_flags = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+    let env_plain = [("GONGWEN_PLAINTEXT", "true")];
+    let flagged = check_flags(&keys, &file(&junk, "127.0.0.1:0"), &env_plain, &tls_flags);
+    assert!(flagged.status.success() && text(&flagged).contains("(TLS)"), "{}", text(&flagged));
+    let env_tls = [("GONGWEN_TLS_CERT", cert.as_str()), ("GONGWEN_TLS_KEY", key.as_str())];
+    let flagged = check_flags(&keys, &file(&junk, "127.0.0.1:0"), &env_tls, &["--plaintext"]);
+    assert!(flagged.status.success() && text(&flagged).contains("(plaintext)"), "{}", text(&flagged));
     assert!(!dir.path().join("data").exists(), "no check made a data directory");
 }
 

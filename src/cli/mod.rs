@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// TOML config file (see deploy/gongwen.toml).
     #[arg(long, env = "GONGWEN_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Ids of the settings above whose value came from an environment variable rather than a flag (filled in by
+    /// [`Cli::from_command_line`]): where the two are weighed against each other, the flag wins.
+    #[arg(skip)]
+    pub from_env: Vec<String>,
     /// Check the configuration (files, keys, TLS material, addresses) and exit without serving.
     #[arg(long)]
     pub check_config: bool,
@@ -523,6 +527,24 @@ pub enum RegistryCommand {
 }
 
 /// Parses the command line and runs it.
+impl Cli {
+    /// The command line and environment, parsed, with [`ServeArgs::from_env`] filled in (clap's derive merges a
+    /// flag and its variable into one value; the transport choice needs to know which one spoke). Exits with
+    /// clap's usage message on a bad command line, as `Cli::parse` does.
+    pub fn from_command_line() -> Cli {
+        let matches = <Cli as clap::CommandFactory>::command().get_matches();
+        let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if let (Command::Serve(args), Some(("serve", serve))) = (&mut cli.command, matches.subcommand()) {
+            args.from_env = ["tls_cert", "tls_key", "tls_client_ca", "plaintext"]
+                .into_iter()
+                .filter(|id| serve.value_source(id) == Some(clap::parser::ValueSource::EnvVariable))
+                .map(str::to_owned)
+                .collect();
+        }
+        cli
+    }
+}
+
 /// Whether logs are JSON (`GONGWEN_LOG_FORMAT=json`): then everything `serve` says goes through the log, so a
 /// collector reads one JSON object a line.
 pub fn json_logs() -> bool {

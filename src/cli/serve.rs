@@ -130,15 +130,10 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
         args.keepalive_secs.or(file.keepalive_secs).unwrap_or(cfg.keepalive.interval.as_secs()),
         "no pings would be sent, and a dead client's streams would be held for ever",
     )?);
-    cfg.tls = transport(
-        Transport {
-            cert: args.tls_cert.clone(),
-            key: args.tls_key.clone(),
-            client_ca: args.tls_client_ca.clone(),
-            plaintext: args.plaintext,
-        },
-        Transport { cert: file.tls_cert, key: file.tls_key, client_ca: file.tls_client_ca, plaintext: file.plaintext },
-    )?;
+    let (flags, env) = transport_args(args);
+    let file_transport =
+        Transport { cert: file.tls_cert, key: file.tls_key, client_ca: file.tls_client_ca, plaintext: file.plaintext };
+    cfg.tls = transport([(flags, "the flags"), (env, "the environment"), (file_transport, "the config file")])?;
     let ks = Keystore::new(keys);
     let operator = if args.check_config {
         ks.load("operator")?
@@ -154,6 +149,7 @@ pub fn config(args: &ServeArgs, keys: &Path) -> Result<ServerConfig, CliError> {
 }
 
 /// How the server is to talk to its clients, as one source of settings asks.
+#[derive(Default)]
 struct Transport {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
@@ -171,26 +167,47 @@ impl Transport {
     }
 }
 
-/// TLS (`Some`) or plaintext (`None`), chosen whole by the source of higher precedence that chooses (the flags and
+/// The transport settings of `args`, split by where each came from: (flags, environment).
+fn transport_args(args: &ServeArgs) -> (Transport, Transport) {
+    fn split<T: Clone>(from_env: bool, value: &Option<T>) -> (Option<T>, Option<T>) {
+        if from_env { (None, value.clone()) } else { (value.clone(), None) }
+    }
+    let from_env = |id: &str| args.from_env.iter().any(|e| e == id);
+    let (cert, env_cert) = split(from_env("tls_cert"), &args.tls_cert);
+    let (key, env_key) = split(from_env("tls_key"), &args.tls_key);
+    let (client_ca, env_client_ca) = split(from_env("tls_client_ca"), &args.tls_client_ca);
+    let (plaintext, env_plaintext) = split(from_env("plaintext"), &args.plaintext);
+    (
+        Transport { cert, key, client_ca, plaintext },
+        Transport { cert: env_cert, key: env_key, client_ca: env_client_ca, plaintext: env_plaintext },
+    )
+}
+
+/// TLS (`Some`) or plaintext (`None`), chosen whole by the source of highest precedence that chooses (flags, then
 /// environment, then the file) rather than setting by setting: `GONGWEN_PLAINTEXT=true` overrides a file's TLS
-/// files (a container behind a TLS-terminating proxy, with the image's file), and `--tls-cert`/`--tls-key` a
-/// file's `plaintext = true`. One source asking for both is refused; so is no choice at all.
-fn transport(upper: Transport, file: Transport) -> Result<Option<crate::server::TlsFiles>, CliError> {
-    for (asked, source) in [(&upper, "the flags and environment"), (&file, "the config file")] {
+/// files (a container behind a TLS-terminating proxy, with the image's file), `--tls-cert`/`--tls-key` a file's
+/// `plaintext = true` or a `GONGWEN_PLAINTEXT=true`. Once TLS is chosen, lower sources may supply the files the
+/// chooser left out. One source asking for both is refused; so is no choice at all.
+fn transport(sources: [(Transport, &str); 3]) -> Result<Option<crate::server::TlsFiles>, CliError> {
+    for (asked, source) in &sources {
         if asked.asks_tls() && asked.asks_plaintext() {
             return Err(CliError::Input(format!("plaintext and TLS were both asked for in {source}; choose one")));
         }
     }
-    if upper.asks_plaintext() {
-        return Ok(None);
+    let (mut tls_chosen, mut files) = (false, Transport::default());
+    for (asked, _) in sources {
+        if !tls_chosen {
+            if asked.asks_plaintext() {
+                return Ok(None);
+            }
+            // `plaintext = false` chooses TLS too, though it names no file.
+            tls_chosen = asked.asks_tls() || asked.plaintext == Some(false);
+        }
+        files.cert = files.cert.or(asked.cert);
+        files.key = files.key.or(asked.key);
+        files.client_ca = files.client_ca.or(asked.client_ca);
     }
-    let (cert, key, client_ca) = if upper.asks_tls() {
-        (upper.cert.or(file.cert), upper.key.or(file.key), upper.client_ca.or(file.client_ca))
-    } else if upper.plaintext.or(file.plaintext) == Some(true) {
-        return Ok(None);
-    } else {
-        (file.cert, file.key, file.client_ca)
-    };
+    let Transport { cert, key, client_ca, .. } = files;
     match (cert, key) {
         (Some(cert), Some(key)) => Ok(Some(crate::server::TlsFiles { cert, key, client_ca })),
         (None, None) if client_ca.is_none() => Err(CliError::Input(
