@@ -117,10 +117,10 @@ pub struct ServeArgs {
     /// TOML config file (see deploy/gongwen.toml).
     #[arg(long, env = "GONGWEN_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Ids of the settings above whose value came from an environment variable rather than a flag (filled in by
+    /// Which of the transport settings came from an environment variable rather than a flag (filled in by
     /// [`Cli::from_command_line`]): where the two are weighed against each other, the flag wins.
     #[arg(skip)]
-    pub from_env: Vec<String>,
+    pub from_env: FromEnv,
     /// Check the configuration (files, keys, TLS material, addresses) and exit without serving.
     #[arg(long)]
     pub check_config: bool,
@@ -527,6 +527,15 @@ pub enum RegistryCommand {
 }
 
 /// Parses the command line and runs it.
+/// Which transport settings of `serve` came from an environment variable rather than a flag.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FromEnv {
+    pub tls_cert: bool,
+    pub tls_key: bool,
+    pub tls_client_ca: bool,
+    pub plaintext: bool,
+}
+
 impl Cli {
     /// The command line and environment, parsed, with [`ServeArgs::from_env`] filled in (clap's derive merges a
     /// flag and its variable into one value; the transport choice needs to know which one spoke). Exits with
@@ -535,11 +544,13 @@ impl Cli {
         let matches = <Cli as clap::CommandFactory>::command().get_matches();
         let mut cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         if let (Command::Serve(args), Some(("serve", serve))) = (&mut cli.command, matches.subcommand()) {
-            args.from_env = ["tls_cert", "tls_key", "tls_client_ca", "plaintext"]
-                .into_iter()
-                .filter(|id| serve.value_source(id) == Some(clap::parser::ValueSource::EnvVariable))
-                .map(str::to_owned)
-                .collect();
+            let env = |id: &str| serve.value_source(id) == Some(clap::parser::ValueSource::EnvVariable);
+            args.from_env = FromEnv {
+                tls_cert: env("tls_cert"),
+                tls_key: env("tls_key"),
+                tls_client_ca: env("tls_client_ca"),
+                plaintext: env("plaintext"),
+            };
         }
         cli
     }

@@ -172,11 +172,11 @@ fn transport_args(args: &ServeArgs) -> (Transport, Transport) {
     fn split<T: Clone>(from_env: bool, value: &Option<T>) -> (Option<T>, Option<T>) {
         if from_env { (None, value.clone()) } else { (value.clone(), None) }
     }
-    let from_env = |id: &str| args.from_env.iter().any(|e| e == id);
-    let (cert, env_cert) = split(from_env("tls_cert"), &args.tls_cert);
-    let (key, env_key) = split(from_env("tls_key"), &args.tls_key);
-    let (client_ca, env_client_ca) = split(from_env("tls_client_ca"), &args.tls_client_ca);
-    let (plaintext, env_plaintext) = split(from_env("plaintext"), &args.plaintext);
+    let from_env = args.from_env;
+    let (cert, env_cert) = split(from_env.tls_cert, &args.tls_cert);
+    let (key, env_key) = split(from_env.tls_key, &args.tls_key);
+    let (client_ca, env_client_ca) = split(from_env.tls_client_ca, &args.tls_client_ca);
+    let (plaintext, env_plaintext) = split(from_env.plaintext, &args.plaintext);
     (
         Transport { cert, key, client_ca, plaintext },
         Transport { cert: env_cert, key: env_key, client_ca: env_client_ca, plaintext: env_plaintext },
