@@ -90,9 +90,10 @@ async fn a_deferred_fan_out_reads_acts_and_survives_restarts_as_if_applied() {
     // A backup taken while they wait holds them: the restored store has every pair of this one (and the
     // checkpoint a restore keeps).
     let file = h.dir.path().join("waiting.gw");
-    h.server.as_ref().expect("server running").app.backup(&file).await.expect("backup");
+    let taken = h.server.as_ref().expect("server running").app.backup(&file).await.expect("backup");
     let restored_dir = h.dir.path().join("restored");
-    gongwen::app::backup::restore(&file, &restored_dir).expect("restore");
+    let put_back = gongwen::app::backup::restore(&file, &restored_dir).expect("restore");
+    assert_eq!(taken, put_back, "the restore counts what the backup counted");
     h.stop().await;
     let live = pairs(&h.data_dir().join("db"));
     let restored: Vec<Pair> =

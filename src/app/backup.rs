@@ -217,8 +217,11 @@ fn restore_into(backup: &Path, data_dir: &Path) -> Result<BackupSummary, AppErro
                 let k = take(&mut r, n)?;
                 let n = take_len(&mut r)?;
                 let v = take(&mut r, n)?;
+                // Counted as the backup counted them: its checkpoint is not one of the store's records.
+                if k != BACKUP_CHECKPOINT {
+                    summary.pairs += 1;
+                }
                 batch.push((k, v));
-                summary.pairs += 1;
                 if batch.len() >= 10_000 {
                     flush(&mut batch)?;
                 }
