@@ -124,10 +124,12 @@ pub struct ServeArgs {
     /// Check the configuration (files, keys, TLS material, addresses) and exit without serving.
     #[arg(long)]
     pub check_config: bool,
-    /// Address to listen on [default: 127.0.0.1:50051].
+    /// Address to listen on, IP:PORT (an IP address, not a host name; 0.0.0.0 for every interface)
+    /// [default: 127.0.0.1:50051].
     #[arg(long, env = "GONGWEN_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Serve Prometheus metrics over plain HTTP here, e.g. 127.0.0.1:9464 [default: none].
+    /// Serve Prometheus metrics over plain HTTP here, IP:PORT such as 127.0.0.1:9464, on an address of its own
+    /// [default: none].
     #[arg(long, env = "GONGWEN_METRICS")]
     pub metrics: Option<SocketAddr>,
     /// Data directory [default: ./data].
