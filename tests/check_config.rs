@@ -76,6 +76,13 @@ fn a_bad_setting_fails_with_its_name_and_changes_nothing() {
         assert!(!out.status.success(), "{extra} passed: {}", text(&out));
         assert!(text(&out).contains(named), "{extra}: {}", text(&out));
     }
+    // A data directory the server could not make (under a plain file) fails the check, not just the start.
+    let unmakeable = dir.path().join("unmakeable.toml");
+    let under_a_file = keys.join("operator.key").join("data");
+    std::fs::write(&unmakeable, format!("plaintext = true\nlisten = \"127.0.0.1:0\"\ndata = {under_a_file:?}\n"))
+        .expect("write config");
+    let out = check(&keys, &unmakeable);
+    assert!(!out.status.success() && text(&out).contains("not a directory"), "{}", text(&out));
     assert!(!dir.path().join("data").exists());
     let after: Vec<_> = std::fs::read_dir(&keys).expect("keys").map(|e| e.expect("entry").file_name()).collect();
     assert_eq!(before, after, "the keystore is untouched");

@@ -224,12 +224,37 @@ fn transport(sources: [(Transport, &str); 3]) -> Result<Option<crate::server::Tl
     }
 }
 
+/// That the server could make (or write in) its data directory: a temporary file is made and removed where the
+/// directory is, or in its nearest existing parent. The commonest deployment mistake, a directory owned by someone
+/// else, would otherwise pass the check and fail the start.
+fn check_writable(data: &Path) -> Result<(), CliError> {
+    let mut at = data;
+    while !at.exists() {
+        match at.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+            _ => {
+                at = Path::new(".");
+                break;
+            }
+        }
+    }
+    let refused = |source| CliError::Io {
+        path: format!("data directory {} (checked in {})", data.display(), at.display()),
+        source,
+    };
+    if !at.is_dir() {
+        return Err(refused(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")));
+    }
+    tempfile::Builder::new().prefix(".gongwen-check-").tempfile_in(at).map(drop).map_err(refused)
+}
+
 /// `--check-config`: everything `serve` would need, checked without serving or changing anything.
 fn check(cfg: &ServerConfig) -> Result<(), CliError> {
     if let Some(tls) = &cfg.tls {
         server::check_tls(tls)?;
     }
     server::probe_addresses(cfg)?;
+    check_writable(&cfg.data_dir)?;
     let metrics = cfg.metrics.map_or_else(|| "off".to_owned(), |a| a.to_string());
     println!(
         "configuration OK: listen {} ({}), metrics {metrics}, data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams ({} per caller), {} tree walks at once, token clock skew {} s, keepalive pings every {} s, commits of {} new keys or more deferred, flushes wait ≤ {} µs for their group",
