@@ -681,7 +681,21 @@ impl MatrixOut {
                 r.label, r.delivered, r.acknowledged, r.forwarded, r.reported, r.completed, r.returned, r.overdue
             );
             if let Some(u) = &r.units {
-                let _ = writeln!(s, "    {u}");
+                for (field, label) in [
+                    ("delivered", "送达"),
+                    ("acknowledged", "签收"),
+                    ("forwarded", "转发"),
+                    ("reported", "报送"),
+                    ("completed", "办结"),
+                    ("returned", "退回"),
+                    ("overdue", "逾期"),
+                ] {
+                    let ids: Vec<&str> =
+                        u[field].as_array().into_iter().flatten().filter_map(serde_json::Value::as_str).collect();
+                    if !ids.is_empty() {
+                        let _ = writeln!(s, "    {label}: {}", ids.join(", "));
+                    }
+                }
             }
         };
         for r in &self.by_level {
@@ -694,5 +708,30 @@ impl MatrixOut {
             line(t);
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_matrix_lists_the_units_behind_its_counts_by_name_of_count() {
+        let row = pb::MatrixRow {
+            label: "区县".into(),
+            delivered: 2,
+            acknowledged: 1,
+            units: Some(pb::MatrixUnits {
+                delivered: vec!["370303.czj".into(), "370304.czj".into()],
+                acknowledged: vec!["370304.czj".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let out = MatrixOut::from(pb::StatusMatrixReply { by_level: vec![row], ..Default::default() });
+        let text = out.text();
+        assert!(text.contains("    送达: 370303.czj, 370304.czj\n"), "{text}");
+        assert!(text.contains("    签收: 370304.czj\n"), "{text}");
+        assert!(!text.contains('{') && !text.contains("转发:"), "no JSON, no empty lists: {text}");
     }
 }
