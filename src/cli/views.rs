@@ -7,7 +7,8 @@ use serde::Serialize;
 use super::draft::{CLASSIFICATIONS, DISCLOSURES, GENRES, URGENCIES, name_of};
 use crate::pb;
 
-/// A timestamp in China Standard Time, where the documents live: `2022-12-20 10:31`.
+/// A timestamp in China Standard Time, where the documents live, marked as such for readers elsewhere:
+/// `2022-12-20 10:31 +08:00`.
 pub fn time(t: &Option<prost_types::Timestamp>) -> String {
     let Some(t) = t else { return String::new() };
     let (Some(dt), Some(cst)) =
@@ -15,7 +16,7 @@ pub fn time(t: &Option<prost_types::Timestamp>) -> String {
     else {
         return String::new();
     };
-    dt.with_timezone(&cst).format("%Y-%m-%d %H:%M").to_string()
+    dt.with_timezone(&cst).format("%Y-%m-%d %H:%M %:z").to_string()
 }
 
 pub fn state_name(s: i32) -> &'static str {
@@ -714,6 +715,13 @@ impl MatrixOut {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_shown_in_china_standard_time_and_say_so() {
+        let at = Some(prost_types::Timestamp { seconds: 1_671_503_460, nanos: 0 }); // 2022-12-20 02:31 UTC
+        assert_eq!(time(&at), "2022-12-20 10:31 +08:00");
+        assert_eq!(time(&None), "");
+    }
 
     #[test]
     fn a_matrix_lists_the_units_behind_its_counts_by_name_of_count() {
