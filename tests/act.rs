@@ -179,19 +179,42 @@ async fn a_statement_too_large_ends_the_call_after_the_earlier_ones_applied() {
     assert!(!text.contains(r#"gongwen_requests_total{code="0",method="/gongwen.v1.DeliveryService/Act"}"#), "{text}");
 }
 
-/// A call its client abandons is counted when the server lets go of it, as CANCELLED.
+/// A call whose client went away (its connection cut mid-call, with no end to its statements and no status) is
+/// counted when the server lets go of it, as CANCELLED.
 #[tokio::test]
 async fn an_abandoned_call_is_counted_as_cancelled() {
+    use tower::Layer;
     let mut h = Harness::start().await;
     let (doc, _) = with_notice(&mut h).await;
-    let mut call = Call::open(&h, ZIBO).await.expect("open");
+    // A connection of the call's own, whose socket the test can cut.
+    let socket = std::sync::Arc::new(std::sync::Mutex::new(None::<std::net::TcpStream>));
+    let addr = h.addr;
+    let kept = socket.clone();
+    let raw = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let kept = kept.clone();
+            async move {
+                let s = std::net::TcpStream::connect(addr)?;
+                s.set_nonblocking(true)?;
+                *kept.lock().expect("socket") = Some(s.try_clone()?);
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::TcpStream::from_std(s)?))
+            }
+        }))
+        .await
+        .expect("connect");
+    let (tx, rx) = mpsc::channel(4);
+    let channel = gongwen::auth::SignRequests::new(ZIBO, h.signer(ZIBO).clone()).layer(raw);
+    let results = DeliveryServiceClient::new(channel).act(ReceiverStream::new(rx)).await.expect("open").into_inner();
+    let mut call = Call { tx, results };
     call.send(ack(&h, ZIBO, &doc)).await.expect("applied");
-    let open = h.metrics().await;
     let act_counted = |text: &str| {
         text.lines().any(|l| l.starts_with("gongwen_requests_total{") && l.contains("DeliveryService/Act\""))
     };
+    let open = h.metrics().await;
     assert!(!act_counted(&open), "an open call is not counted yet: {open}");
-    drop(call);
+    let cut = socket.lock().expect("socket").take().expect("the call's connection");
+    cut.shutdown(std::net::Shutdown::Both).expect("cut");
     let counted = r#"gongwen_requests_total{code="1",method="/gongwen.v1.DeliveryService/Act"} 1"#;
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
@@ -202,6 +225,7 @@ async fn an_abandoned_call_is_counted_as_cancelled() {
         assert!(tokio::time::Instant::now() < deadline, "the abandoned call was not counted: {text}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    drop(call);
 }
 
 #[tokio::test]

@@ -3,12 +3,16 @@
 //! A call's status is known only when it ends. An error before any reply is a trailers-only reply, its status in
 //! the headers; every other call, a streaming call's error included, carries its status in the trailers that end
 //! the body. Counting at the headers would count a stream that fails half-way (an `Act` call ended by an
-//! oversized statement, a download whose file went missing) as a success, hiding it from the alerts.
+//! oversized statement, a download whose file went missing) as a success, hiding it from the alerts. A call that
+//! ends with neither (its deadline passed, its client reset it or went away) is counted when it is dropped.
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use prost::Message;
 
 use super::Metrics;
 
@@ -46,19 +50,27 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let call = Call { metrics: self.metrics.clone(), method: req.uri().path().to_owned() };
         let start = Instant::now();
+        let deadline = req.headers().get("grpc-timeout").and_then(|v| timeout(v.to_str().ok()?)).map(|t| start + t);
+        let mut call = Call {
+            metrics: self.metrics.clone(),
+            method: method_label(req.uri().path()),
+            start,
+            deadline,
+            timed: false,
+            counted: false,
+        };
         let fut = self.inner.call(req);
         Box::pin(async move {
             let res = fut.await;
-            call.metrics.latency.with_label_values(&[call.method.as_str()]).observe(start.elapsed().as_secs_f64());
+            call.time();
             match res {
                 Ok(reply) => match reply.headers().get("grpc-status") {
                     Some(code) => {
                         call.count(code.to_str().unwrap_or("2"));
                         Ok(reply)
                     }
-                    None => Ok(reply.map(|inner| tonic::body::Body::new(Counted { inner, call: Some(call) }))),
+                    None => Ok(reply.map(|inner| tonic::body::Body::new(Counted { inner, call }))),
                 },
                 Err(e) => {
                     call.count("transport");
@@ -69,31 +81,90 @@ where
     }
 }
 
-/// One call, counted once.
+/// The method as a label: one of the server's methods, else "unknown". Paths are the caller's to choose, and a
+/// label for each would let any client grow the metrics without bound.
+fn method_label(path: &str) -> String {
+    static KNOWN: OnceLock<HashSet<String>> = OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        let mut known = HashSet::new();
+        for set in [crate::pb::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET] {
+            let Ok(set) = prost_types::FileDescriptorSet::decode(set) else { continue };
+            for file in set.file {
+                for service in &file.service {
+                    for method in &service.method {
+                        known.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+                    }
+                }
+            }
+        }
+        known.insert("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo".to_owned());
+        known
+    });
+    if known.contains(path) { path.to_owned() } else { "unknown".to_owned() }
+}
+
+/// A `grpc-timeout` header's duration ("100m", "5S", …).
+fn timeout(value: &str) -> Option<Duration> {
+    if !value.is_ascii() {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// One call, counted once: with the status it ended with, or, dropped before it had one, as DEADLINE_EXCEEDED
+/// once its deadline has passed and as CANCELLED otherwise (its client reset it or went away, or the server cut it
+/// off at the end of a stop's grace).
 struct Call {
     metrics: Arc<Metrics>,
     method: String,
+    start: Instant,
+    deadline: Option<Instant>,
+    timed: bool,
+    counted: bool,
 }
 
 impl Call {
-    fn count(self, code: &str) {
-        self.metrics.requests.with_label_values(&[self.method.as_str(), code]).inc();
-    }
-}
-
-/// A reply body that counts its call with the status in its trailers, or as CANCELLED when it is dropped before
-/// them (the client went away, or its connection did).
-struct Counted {
-    inner: tonic::body::Body,
-    call: Option<Call>,
-}
-
-impl Counted {
-    fn count(&mut self, code: &str) {
-        if let Some(call) = self.call.take() {
-            call.count(code);
+    fn time(&mut self) {
+        if !std::mem::replace(&mut self.timed, true) {
+            self.metrics.latency.with_label_values(&[self.method.as_str()]).observe(self.start.elapsed().as_secs_f64());
         }
     }
+
+    fn count(&mut self, code: &str) {
+        if !std::mem::replace(&mut self.counted, true) {
+            self.metrics.requests.with_label_values(&[self.method.as_str(), code]).inc();
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.counted {
+            return;
+        }
+        self.time();
+        let code = match self.deadline {
+            Some(d) if Instant::now() >= d => tonic::Code::DeadlineExceeded,
+            _ => tonic::Code::Cancelled,
+        };
+        self.count(&(code as i32).to_string());
+    }
+}
+
+/// A reply body that counts its call with the status in its trailers (or, dropped before them, as [`Call`] says).
+struct Counted {
+    inner: tonic::body::Body,
+    call: Call,
 }
 
 impl http_body::Body for Counted {
@@ -110,11 +181,11 @@ impl http_body::Body for Counted {
                 if let Some(trailers) = f.trailers_ref() {
                     // Trailers without a status are a broken reply: a client reads them as UNKNOWN.
                     let code = trailers.get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("2").to_owned();
-                    self.count(&code);
+                    self.call.count(&code);
                 }
             }
-            Poll::Ready(Some(Err(_))) => self.count("transport"),
-            Poll::Ready(None) => self.count("2"),
+            Poll::Ready(Some(Err(_))) => self.call.count("transport"),
+            Poll::Ready(None) => self.call.count("2"),
             Poll::Pending => {}
         }
         frame
@@ -129,8 +200,28 @@ impl http_body::Body for Counted {
     }
 }
 
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.count(&(tonic::Code::Cancelled as i32).to_string());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_are_read_in_every_unit() {
+        assert_eq!(timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(timeout("9n"), Some(Duration::from_nanos(9)));
+        for bad in ["", "m", "5x", "-1S", "1.5S", "5é"] {
+            assert_eq!(timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_server_s_methods_are_labels() {
+        assert_eq!(method_label("/gongwen.v1.DeliveryService/Act"), "/gongwen.v1.DeliveryService/Act");
+        assert_eq!(method_label("/grpc.health.v1.Health/Check"), "/grpc.health.v1.Health/Check");
+        assert_eq!(method_label("/gongwen.v1.DeliveryService/NoSuchMethod"), "unknown");
+        assert_eq!(method_label("/x/y?z"), "unknown");
     }
 }
