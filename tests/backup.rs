@@ -97,6 +97,12 @@ async fn backup_under_load_restores_to_the_same_log() {
         .expect("export")
         .into_inner();
     assert!(verify_bundle(&bundle, &Trust::default()).ok());
+    // The restored server's own backup carries its own checkpoint only (not also the one its store was restored
+    // from), and restores to the same count.
+    let again = dir.path().join("again.gw");
+    let taken = restored.app.backup(&again).await.expect("a backup of the restored server");
+    let put_back = gongwen::app::backup::restore(&again, &dir.path().join("again")).expect("restore again");
+    assert_eq!(taken, put_back);
     let mut docs = pb::document_service_client::DocumentServiceClient::new(ch);
     docs.get_document(pb::GetDocumentRequest { key: Some(pb::get_document_request::Key::Id(doc.id.clone())) })
         .await

@@ -59,12 +59,45 @@ impl App {
     }
 }
 
-/// `path` created (or emptied) for writing, readable and writable by its owner only, even where it existed before.
-pub fn private_file(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    Ok(file)
+/// Where a backup is written. A regular file (or a new one) is written as a temporary file beside it, readable
+/// by its owner only (a backup holds the log's signing key), and put in its place only once complete and synced:
+/// a backup that fails half-way leaves an earlier file at that path as it was. Anything else at the path (a pipe,
+/// `/dev/stdout`) is written straight into, its mode left alone.
+pub enum Output {
+    Replacing { tmp: tempfile::NamedTempFile, path: std::path::PathBuf },
+    Direct(File),
+}
+
+impl Output {
+    pub fn create(path: &Path) -> std::io::Result<Output> {
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Ok(Output::Direct(std::fs::OpenOptions::new().write(true).open(path)?));
+        }
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new().prefix(".gongwen-backup-").tempfile_in(dir)?;
+        Ok(Output::Replacing { tmp, path: path.to_path_buf() })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        match self {
+            Output::Replacing { tmp, .. } => tmp.as_file_mut(),
+            Output::Direct(f) => f,
+        }
+    }
+
+    /// Syncs the backup and puts it in place.
+    pub fn finish(self) -> std::io::Result<()> {
+        match self {
+            Output::Replacing { tmp, path } => {
+                tmp.as_file().sync_all()?;
+                tmp.persist(&path).map_err(|e| e.error)?;
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                File::open(dir)?.sync_all()
+            }
+            // A pipe or a device has nothing to sync (fsync on them fails on some systems).
+            Output::Direct(_) => Ok(()),
+        }
+    }
 }
 
 fn write_backup(
@@ -73,7 +106,19 @@ fn write_backup(
     path: &Path,
     checkpoint: &[u8],
 ) -> Result<BackupSummary, AppError> {
-    let file = private_file(path)?;
+    let mut out = Output::create(path)?;
+    let summary = write_records(store, blobs, out.file(), checkpoint)?;
+    out.finish()?;
+    Ok(summary)
+}
+
+/// The backup's records, written to `file`.
+fn write_records(
+    store: &dyn Store,
+    blobs: &BlobStore,
+    file: &mut File,
+    checkpoint: &[u8],
+) -> Result<BackupSummary, AppError> {
     let mut w = Hashing { inner: BufWriter::new(file), hash: Sha256::new() };
     w.write_all(MAGIC)?;
     w.write_all(b"K")?;
@@ -82,6 +127,10 @@ fn write_backup(
     let mut summary = BackupSummary { pairs: 0, files: 0, events: 0 };
     let mut shas = std::collections::BTreeSet::new();
     store.snapshot(&mut |k, v| {
+        // A restored store keeps the checkpoint its backup carried; this backup carries its own, written above.
+        if k == BACKUP_CHECKPOINT {
+            return Ok(());
+        }
         w.write_all(b"K")?;
         put(&mut w, k)?;
         put(&mut w, v)?;
@@ -112,8 +161,7 @@ fn write_backup(
     w.write_all(b"E")?;
     let digest = w.hash.clone().finalize();
     w.inner.write_all(&digest)?;
-    let file = w.inner.into_inner().map_err(|e| StoreError::Backend(e.to_string()))?;
-    file.sync_all()?;
+    w.inner.into_inner().map_err(|e| StoreError::Backend(e.to_string()))?;
     Ok(summary)
 }
 

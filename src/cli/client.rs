@@ -553,16 +553,14 @@ attachments up to {} bytes
                     .backup(pb::BackupRequest {})
                     .await?
                     .into_inner();
-                // The backup holds the log's signing key and every record: readable by its owner only.
-                let mut file = crate::app::backup::private_file(&output)
-                    .map_err(|source| CliError::Io { path: output.display().to_string(), source })?;
+                let io = |source| CliError::Io { path: output.display().to_string(), source };
+                let mut out = crate::app::backup::Output::create(&output).map_err(io)?;
                 let mut total = 0usize;
                 while let Some(c) = stream.message().await? {
-                    file.write_all(&c.chunk)
-                        .map_err(|source| CliError::Io { path: output.display().to_string(), source })?;
+                    out.file().write_all(&c.chunk).map_err(io)?;
                     total += c.chunk.len();
                 }
-                file.sync_all().map_err(|source| CliError::Io { path: output.display().to_string(), source })?;
+                out.finish().map_err(io)?;
                 eprintln!("backup of {total} bytes written to {}", output.display());
                 Ok(())
             }
@@ -818,7 +816,15 @@ attachments up to {} bytes
     }
 }
 
-/// `gongwen health`: the standard gRPC health check, no token needed.
+/// Whether this process talks to its server in plaintext: a connection failing under a call then most likely
+/// met a server over TLS, which [`super::CliError`]'s message suggests.
+static PLAINTEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process's server address is a plaintext (`http://`) one.
+pub fn talks_plaintext() -> bool {
+    PLAINTEXT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A connection to `server`, over TLS (with `tls`'s CA and client certificate) for an `https://` address.
 async fn connect_channel(server: &str, tls: &Tls) -> Result<Channel, CliError> {
     let mut endpoint = Channel::from_shared(server.to_owned())
@@ -829,6 +835,7 @@ async fn connect_channel(server: &str, tls: &Tls) -> Result<Channel, CliError> {
             "--tls-ca and --tls-client are for a server over TLS, and {server} is not one: give --server https://…"
         )));
     }
+    PLAINTEXT.store(!server.starts_with("https://"), std::sync::atomic::Ordering::Relaxed);
     if server.starts_with("https://") {
         let mut t = tonic::transport::ClientTlsConfig::new();
         if let Some(ca) = &tls.ca {
