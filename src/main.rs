@@ -21,13 +21,19 @@ fn main() -> ExitCode {
 
 async fn run() -> ExitCode {
     let cli = gongwen::cli::Cli::from_command_line();
-    if matches!(cli.command, gongwen::cli::Command::Serve(_) | gongwen::cli::Command::Demo { .. }) {
+    let logging = matches!(cli.command, gongwen::cli::Command::Serve(_) | gongwen::cli::Command::Demo { .. });
+    if logging {
         init_logging();
     }
     match gongwen::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gongwen: {e}");
+            // A collector of JSON logs reads the reason a server stopped as one more event.
+            if logging && gongwen::cli::json_logs() {
+                tracing::error!(error = %e, "gongwen stopped with an error");
+            } else {
+                eprintln!("gongwen: {e}");
+            }
             ExitCode::FAILURE
         }
     }

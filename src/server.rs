@@ -127,7 +127,10 @@ fn with_tls(builder: tonic::transport::Server, tls: &TlsFiles) -> Result<tonic::
 /// once the store is open; only a process taking the address in between slips past this.
 pub fn probe_addresses(config: &ServerConfig) -> Result<(), ServerError> {
     if let Some(metrics) = config.metrics {
-        let overlaps = |a: std::net::IpAddr, b: std::net::IpAddr| a == b || a.is_unspecified() || b.is_unspecified();
+        // One family's unspecified address covers that family's others; a bind in the other family may succeed.
+        let overlaps = |a: std::net::IpAddr, b: std::net::IpAddr| {
+            a == b || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified()))
+        };
         if metrics.port() == config.listen.port() && overlaps(metrics.ip(), config.listen.ip()) && metrics.port() != 0 {
             return Err(ServerError::SharedAddress(metrics));
         }

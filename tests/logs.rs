@@ -37,7 +37,7 @@ async fn logs_are_one_json_object_a_line_when_asked_and_text_otherwise() {
 async fn with_json_logs_every_line_from_start_to_stop_is_json() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, keys, log) = (dir.path().join("data"), dir.path().join("keys"), dir.path().join("stderr.log"));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"))
         .env("GONGWEN_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--data"])
@@ -47,9 +47,23 @@ async fn with_json_logs_every_line_from_start_to_stop_is_json() {
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("spawn the server");
+    // Killed if the test fails before the server has stopped.
+    struct Server(Option<std::process::Child>);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            if let Some(child) = self.0.as_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let mut server = Server(Some(child));
     let events = || -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        text.lines()
+        // Only whole lines: the server may be halfway through writing the last one.
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole
+            .lines()
             .filter(|l| !l.is_empty())
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
             .collect()
@@ -60,9 +74,11 @@ async fn with_json_logs_every_line_from_start_to_stop_is_json() {
         assert!(std::time::Instant::now() < deadline, "no start-up event: {:?}", events());
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    let child = server.0.take().expect("the server");
     let pid = i32::try_from(child.id()).expect("a pid");
     // SAFETY: signals the child this test started and still owns.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM sent");
+    let mut child = child;
     let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("joined").expect("the server exits");
     assert!(status.success(), "{status}");
     let all = events();

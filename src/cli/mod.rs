@@ -68,10 +68,15 @@ fn rpc_text(status: &tonic::Status) -> String {
     // A status with a cause was not sent by the server: the connection failed under the call. A plaintext client
     // talking to a server over TLS fails this way, differently from run to run (closed, a broken pipe, a frame of
     // invalid size), so the hint names the likely mistake rather than matching one message.
-    format!(
-        "{text}: {} (the connection failed; if the server is served over TLS, give --server https://… and --tls-ca)",
-        error_chain(cause)
-    )
+    if client::talks_plaintext() {
+        format!(
+            "{text}: {} (the connection failed; if the server is served over TLS, give --server https://… and \
+             --tls-ca)",
+            error_chain(cause)
+        )
+    } else {
+        format!("{text}: {}", error_chain(cause))
+    }
 }
 
 fn code_name(code: tonic::Code) -> String {
