@@ -679,3 +679,49 @@ async fn a_streamed_trace_without_a_reader_stops_and_is_counted() {
     assert!(read.await.expect("reader") > 8, "a stream with its reader runs to its end");
     assert_eq!(app.tree_walks_abandoned(), 1, "and is not counted");
 }
+
+/// A call whose deadline passes while it waits (here for the one walk permit, held by a walk stopped at a gate) is
+/// dropped by the server without a reply of its own: the metrics count it as DEADLINE_EXCEEDED all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_deadline_passes_while_it_waits_is_counted_as_deadline_exceeded() {
+    use std::sync::{Arc, Condvar, Mutex};
+
+    let mut h = Harness::start_configured(|c| c.max_tree_walks = 1).await;
+    let (app, doc) = sent_to_every_city(&mut h).await;
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let (entered, mut inside) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let walk = tokio::spawn({
+        let (app, gate, id) = (app.clone(), gate.clone(), doc.id.clone());
+        async move {
+            app.trace_mapped(&id, 0, move |node| {
+                let _ = entered.send(());
+                let (open, opened) = &*gate;
+                let shut = open.lock().expect("gate");
+                drop(opened.wait_while(shut, |open| !*open).expect("gate"));
+                node
+            })
+            .await
+        }
+    });
+    tokio::time::timeout(DEADLINE, inside.recv()).await.expect("the walk holds the permit in time");
+    let mut req = tonic::Request::new(pb::MatrixRequest { document_id: doc.id.clone(), with_units: false });
+    req.set_timeout(std::time::Duration::from_millis(100));
+    let refused = h.supervision().status_matrix(req).await;
+    // The gate opens before any assertion, so a failure cannot leave the walk's threads waiting for ever.
+    *gate.0.lock().expect("gate") = true;
+    gate.1.notify_all();
+    walk.await.expect("joined").expect("the walk ends");
+    // tonic ends a call whose deadline passed with CANCELLED, "Timeout expired"; the metrics name the cause.
+    let s = refused.expect_err("no permit before the deadline");
+    assert!(s.code() == tonic::Code::Cancelled && s.message().contains("Timeout"), "{s:?}");
+    let counted = r#"gongwen_requests_total{code="4",method="/gongwen.v1.SupervisionService/StatusMatrix"} 1"#;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let text = h.metrics().await;
+        if text.contains(counted) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not counted as DEADLINE_EXCEEDED: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -122,7 +122,8 @@ fn timeout(value: &str) -> Option<Duration> {
 }
 
 /// One call, counted once: with the status it ended with, or, dropped before it had one, as DEADLINE_EXCEEDED
-/// once its deadline has passed and as CANCELLED otherwise (its client reset it or went away, or the server cut it
+/// once its deadline has passed (tonic, which drops it, tells the client CANCELLED, "Timeout expired": the metric
+/// names the cause) and as CANCELLED otherwise (its client reset it or went away, or the server cut it
 /// off at the end of a stop's grace).
 struct Call {
     metrics: Arc<Metrics>,
