@@ -216,15 +216,7 @@ async fn an_abandoned_call_is_counted_as_cancelled() {
     let cut = socket.lock().expect("socket").take().expect("the call's connection");
     cut.shutdown(std::net::Shutdown::Both).expect("cut");
     let counted = r#"gongwen_requests_total{code="1",method="/gongwen.v1.DeliveryService/Act"} 1"#;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let text = h.metrics().await;
-        if text.contains(counted) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the abandoned call was not counted: {text}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    h.metrics_until(counted, "the abandoned call was not counted").await;
     drop(call);
 }
 

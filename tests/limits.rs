@@ -715,13 +715,5 @@ async fn a_call_whose_deadline_passes_while_it_waits_is_counted_as_deadline_exce
     let s = refused.expect_err("no permit before the deadline");
     assert!(s.code() == tonic::Code::Cancelled && s.message().contains("Timeout"), "{s:?}");
     let counted = r#"gongwen_requests_total{code="4",method="/gongwen.v1.SupervisionService/StatusMatrix"} 1"#;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let text = h.metrics().await;
-        if text.contains(counted) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "not counted as DEADLINE_EXCEEDED: {text}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    h.metrics_until(counted, "not counted as DEADLINE_EXCEEDED").await;
 }

@@ -132,6 +132,20 @@ impl Harness {
         scrape(&running.metrics_addr.expect("a metrics address").to_string()).await
     }
 
+    /// Waits, polling with a deadline, until the server's metrics hold `line` (a call is counted when the server
+    /// lets go of it, a moment after its client has seen its end); panics with `what` and the metrics otherwise.
+    pub async fn metrics_until(&self, line: &str, what: &str) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = self.metrics().await;
+            if text.contains(line) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{what}: {text}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stops the server and starts a new one on the same data dir.
     pub async fn restart(&mut self) {
         self.stop().await;
