@@ -107,13 +107,7 @@ fn with_tls(builder: tonic::transport::Server, tls: &TlsFiles) -> Result<tonic::
         t = t.client_ca_root(tonic::transport::Certificate::from_pem(read_pem(ca)?));
     }
     builder.tls_config(t).map_err(|e| {
-        // tonic's error says only "transport error"; what went wrong is in its sources.
-        let mut why = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            why = format!("{why}: {s}");
-            source = s.source();
-        }
+        let why = error_chain(&e);
         let files = match &tls.client_ca {
             Some(ca) => format!("{}, {} and client CA {}", tls.cert.display(), tls.key.display(), ca.display()),
             None => format!("{} and {}", tls.cert.display(), tls.key.display()),
@@ -148,6 +142,21 @@ pub fn probe_addresses(config: &ServerConfig) -> Result<(), ServerError> {
         })?;
     }
     Ok(())
+}
+
+/// tonic's transport errors say only "transport error" at the top; the cause (refused, bad URI, …) is below.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // Wrappers often repeat their cause's message; print each once.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 /// Reads and parses the TLS files as a start would, serving nothing (`gongwen serve --check-config`).

@@ -849,7 +849,7 @@ async fn connect_channel(server: &str, tls: &Tls) -> Result<Channel, CliError> {
     endpoint
         .connect()
         .await
-        .map_err(|e| CliError::Connect { server: server.to_owned(), reason: super::error_chain(&e) })
+        .map_err(|e| CliError::Connect { server: server.to_owned(), reason: crate::server::error_chain(&e) })
 }
 
 /// Asks the server's health service (no token needed), over TLS for an `https://` address.

@@ -44,21 +44,6 @@ pub enum CliError {
     StoreFailed(String),
 }
 
-/// tonic's transport errors say only "transport error" at the top; the cause (refused, bad URI, …) is below.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        // Wrappers often repeat their cause's message; print each once.
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
 /// A refusal or failure as a person reads it: the code, the message, and what caused it underneath (a transport
 /// failure's message is only "transport error"; its causes say what went wrong, e.g. a TLS server spoken to in
 /// plaintext).
@@ -72,10 +57,10 @@ fn rpc_text(status: &tonic::Status) -> String {
         format!(
             "{text}: {} (the connection failed; if the server is served over TLS, give --server https://… and \
              --tls-ca)",
-            error_chain(cause)
+            crate::server::error_chain(cause)
         )
     } else {
-        format!("{text}: {}", error_chain(cause))
+        format!("{text}: {}", crate::server::error_chain(cause))
     }
 }
 

@@ -83,7 +83,7 @@ where
 
 /// The method as a label: one of the server's methods, else "unknown". Paths are the caller's to choose, and a
 /// label for each would let any client grow the metrics without bound.
-fn method_label(path: &str) -> String {
+fn method_label(path: &str) -> &'static str {
     static KNOWN: OnceLock<HashSet<String>> = OnceLock::new();
     let known = KNOWN.get_or_init(|| {
         let mut known = HashSet::new();
@@ -100,7 +100,7 @@ fn method_label(path: &str) -> String {
         known.insert("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo".to_owned());
         known
     });
-    if known.contains(path) { path.to_owned() } else { "unknown".to_owned() }
+    known.get(path).map_or("unknown", String::as_str)
 }
 
 /// A `grpc-timeout` header's duration ("100m", "5S", …).
@@ -127,7 +127,7 @@ fn timeout(value: &str) -> Option<Duration> {
 /// off at the end of a stop's grace).
 struct Call {
     metrics: Arc<Metrics>,
-    method: String,
+    method: &'static str,
     start: Instant,
     deadline: Option<Instant>,
     timed: bool,
@@ -137,13 +137,13 @@ struct Call {
 impl Call {
     fn time(&mut self) {
         if !std::mem::replace(&mut self.timed, true) {
-            self.metrics.latency.with_label_values(&[self.method.as_str()]).observe(self.start.elapsed().as_secs_f64());
+            self.metrics.latency.with_label_values(&[self.method]).observe(self.start.elapsed().as_secs_f64());
         }
     }
 
     fn count(&mut self, code: &str) {
         if !std::mem::replace(&mut self.counted, true) {
-            self.metrics.requests.with_label_values(&[self.method.as_str(), code]).inc();
+            self.metrics.requests.with_label_values(&[self.method, code]).inc();
         }
     }
 }
