@@ -19,7 +19,7 @@ use crate::grpc::{
 };
 use crate::pb;
 use crate::store::horizon_file::HorizonFile;
-use crate::store::{BlobStore, SledOptions, SledStore, StoreError};
+use crate::store::{BlobStore, SledOptions, SledStore, StoreError, layout};
 
 mod cut;
 
@@ -257,7 +257,7 @@ impl Running {
     pub async fn stop_and_snapshot(mut self) -> Result<(), ServerError> {
         self.signal_stop();
         self.finish().await?;
-        let db_dir = self.data_dir.join("db");
+        let db_dir = layout::db_dir(&self.data_dir);
         let options = SledOptions { apply_in_background: false, ..self.store.clone() };
         if self.release().await {
             tokio::task::spawn_blocking(move || SledStore::open_with(&db_dir, options).map(drop)).await??;
@@ -285,6 +285,18 @@ impl Running {
         })
         .await;
         last
+    }
+}
+
+/// Keeps the data directory's record of its operator key (for `serve --check-config`) in step with the store's.
+/// Only a copy: a failure to write it is logged, and the start goes on.
+fn record_operator(data_dir: &std::path::Path, operator: &SealKey) {
+    let recorded = layout::recorded_operator(data_dir);
+    if matches!(&recorded, Ok(Some((_, public))) if *public == operator.public_key) {
+        return;
+    }
+    if let Err(e) = layout::record_operator(data_dir, &operator.key_id, &operator.public_key) {
+        tracing::warn!("cannot record the operator key in {}: {e}", data_dir.display());
     }
 }
 
@@ -328,8 +340,8 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         builder = with_tls(builder, tls)?;
     }
     probe_addresses(&config)?;
-    let db_dir = config.data_dir.join("db");
-    let blob_dir = config.data_dir.join("blobs");
+    let db_dir = layout::db_dir(&config.data_dir);
+    let blob_dir = layout::blob_dir(&config.data_dir);
     let options = config.store.clone();
     let limit = config.app.max_attachment_bytes;
     let (store, blobs) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
@@ -339,6 +351,7 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
     let app_config = AppConfig { registry_file: Some(RegistryFile::in_dir(&config.data_dir)), ..config.app.clone() };
     let app = App::open(Arc::new(store), Arc::new(blobs), clock, app_config, config.operator.clone())?
         .with_token_horizon(HorizonFile::in_dir(&config.data_dir))?;
+    record_operator(&config.data_dir, app.operator());
     wait_for_token_floor(app.token_floor()).await;
     let app = Arc::new(app);
     let listener = TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind {

@@ -1,5 +1,7 @@
 //! `gongwen serve --check-config`, the binary as systemd's `ExecStartPre` runs it: a good file passes and says what
 //! it would serve with; a bad one fails with the setting named; neither serves nor changes anything on disk.
+mod common;
+
 use std::path::Path;
 use std::process::Output;
 
@@ -174,4 +176,92 @@ fn the_shipped_example_file_passes() {
     let out = check_with(&keys, &example, &env);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("(plaintext)"), "{}", text(&out));
+}
+
+/// Every path under `dir`, with a file's length and modification time. (A directory's time is left out: the
+/// check's temporary files come and go in it.)
+fn listing(dir: &Path) -> Vec<(std::path::PathBuf, Option<(u64, std::time::SystemTime)>)> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        let m = std::fs::metadata(&path).expect("metadata");
+        if m.is_dir() {
+            out.push((path.clone(), None));
+            out.extend(listing(&path));
+        } else {
+            out.push((path, Some((m.len(), m.modified().expect("mtime")))));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_data_directory_in_use_before_is_checked_inside_and_left_as_it_was() {
+    use gongwen::store::{BlobStore, SledStore, layout};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    Keystore::new(&keys).generate("operator", None).expect("operator key");
+    let data = dir.path().join("data");
+    drop(SledStore::open(&layout::db_dir(&data), 8 << 20).expect("a store"));
+    drop(BlobStore::open(&layout::blob_dir(&data), 1 << 20).expect("attachments"));
+    std::fs::write(data.join(layout::HORIZON_FILE), b"kept").expect("horizon");
+    let config = config(dir.path(), "");
+    let before = listing(&data);
+    let out = check(&keys, &config);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(listing(&data), before, "no file in the data directory changed, and none was left");
+    assert!(text(&out).contains("its operator key is not recorded yet"), "{}", text(&out));
+
+    // What the server could not write into is named, whichever part of the layout it is.
+    let tmp = layout::blob_dir(&data).join("tmp");
+    std::fs::remove_dir(&tmp).expect("remove blobs/tmp");
+    std::fs::write(&tmp, b"").expect("a file where a directory belongs");
+    let out = check(&keys, &config);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("{} in the data directory", tmp.display())), "{}", text(&out));
+    assert!(text(&out).contains("not a directory"), "{}", text(&out));
+    std::fs::remove_file(&tmp).expect("remove the file");
+
+    let conf = layout::db_dir(&data).join("conf");
+    std::fs::rename(&conf, dir.path().join("conf")).expect("move conf");
+    std::fs::create_dir(&conf).expect("a directory where a file belongs");
+    let out = check(&keys, &config);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("{} in the data directory", conf.display())), "{}", text(&out));
+    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+}
+
+#[tokio::test]
+async fn a_check_tells_from_the_record_a_start_leaves_which_operator_key_the_data_directory_belongs_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (keys, other_keys) = (dir.path().join("keys"), dir.path().join("other-keys"));
+    let mine = Keystore::new(&keys).generate("operator", Some("operator#mine")).expect("operator key");
+    Keystore::new(&other_keys).generate("operator", Some("operator#other")).expect("another operator key");
+    let config = config(dir.path(), "");
+    let out = check(&keys, &config);
+    assert!(text(&out).contains("is new: it will belong to operator key operator#mine"), "{}", text(&out));
+
+    // Checked while the server runs and holds the store's lock, as an operator checks an edited file.
+    let data = dir.path().join("data");
+    let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_gongwen"));
+    let (mut server, _) = common::spawn_serve(cmd, &data, &keys, &[]).await;
+    let out = check(&keys, &config);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("belongs to operator key {}", mine.key_id)), "{}", text(&out));
+
+    let out = check(&other_keys, &config);
+    assert!(!out.status.success(), "another operator's key passed: {}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("belongs to operator key operator#mine") && said.contains("operator#other"), "{said}");
+    server.kill().await.expect("stop the server");
+
+    // The start agrees: it refuses the other key.
+    let start = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"))
+        .args(["--keys", &other_keys.to_string_lossy(), "serve", "--config", &config.to_string_lossy()])
+        .env_remove("GONGWEN_PLAINTEXT")
+        .output()
+        .expect("run gongwen");
+    assert!(!start.status.success(), "{}", text(&start));
+    assert!(text(&start).contains("belongs to operator key operator#mine"), "{}", text(&start));
 }

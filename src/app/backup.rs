@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{App, AppError, schema};
 use crate::domain::merkle;
 use crate::pb;
-use crate::store::{BlobStore, SledStore, Store, StoreError};
+use crate::store::{BlobStore, SledStore, Store, StoreError, layout};
 
 const MAGIC: &[u8] = b"GONGWEN-BACKUP-1\n";
 /// Where the checkpoint taken with a backup is kept in the restored store.
@@ -243,8 +243,8 @@ fn restore_into(backup: &Path, data_dir: &Path) -> Result<BackupSummary, AppErro
     if take(&mut r, MAGIC.len())? != MAGIC {
         return Err(AppError::Invalid(format!("{} is not a gongwen backup", backup.display())));
     }
-    let store = SledStore::open(&data_dir.join("db"), 64 << 20)?;
-    let blobs = BlobStore::open(&data_dir.join("blobs"), u64::MAX)?;
+    let store = SledStore::open(&layout::db_dir(data_dir), 64 << 20)?;
+    let blobs = BlobStore::open(&layout::blob_dir(data_dir), u64::MAX)?;
     let mut summary = BackupSummary { pairs: 0, files: 0, events: 0 };
     let mut batch: Vec<(Vec<u8>, Vec<u8>)> = vec![];
     let flush = |batch: &mut Vec<(Vec<u8>, Vec<u8>)>| -> Result<(), AppError> {

@@ -70,7 +70,7 @@ pub struct RegistryFile {
 impl RegistryFile {
     /// The file in a data directory.
     pub fn in_dir(dir: &Path) -> RegistryFile {
-        RegistryFile { path: dir.join("registry.cache") }
+        RegistryFile { path: dir.join(crate::store::layout::REGISTRY_FILE) }
     }
 
     /// The registry kept, if the file holds the state `stamp` names; `None` when it is missing, stale, damaged or

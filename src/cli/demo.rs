@@ -278,7 +278,7 @@ async fn complete(c: &Client, unit: &str, doc: &str, log: &mut String) -> Result
 /// Refuses to replace the data of a demo that is still serving: unlinking its files would leave it running on data
 /// that is gone. sled holds an exclusive lock on its database while open, so opening it here tells.
 fn ensure_not_running(data: &Path) -> Result<(), CliError> {
-    let db = data.join("db");
+    let db = crate::store::layout::db_dir(data);
     if !db.exists() {
         return Ok(());
     }

@@ -7,6 +7,7 @@ use super::{CliError, ServeArgs};
 use crate::domain::model::{KeyAlgorithm, SealKey};
 use crate::server::{self, ServerConfig};
 use crate::signing::Signer;
+use crate::store::layout;
 
 /// The operator's public key as the registry records it.
 pub fn operator_seal(signer: &Signer) -> SealKey {
@@ -224,9 +225,11 @@ fn transport(sources: [(Transport, &str); 3]) -> Result<Option<crate::server::Tl
     }
 }
 
-/// That the server could make (or write in) its data directory: a temporary file is made and removed where the
-/// directory is, or in its nearest existing parent. The commonest deployment mistake, a directory owned by someone
-/// else, would otherwise pass the check and fail the start.
+/// That the server could make its data directory and write everything it writes there: a temporary file is made
+/// and removed in each directory of the layout that exists (or, for the data directory, in its nearest existing
+/// parent), and each file that exists is opened for writing, unchanged. The commonest deployment mistake, a
+/// directory or file owned by someone else (a data directory restored as root, say), would otherwise pass the
+/// check and fail the start.
 fn check_writable(data: &Path) -> Result<(), CliError> {
     let mut at = data;
     while !at.exists() {
@@ -238,14 +241,41 @@ fn check_writable(data: &Path) -> Result<(), CliError> {
             }
         }
     }
-    let refused = |source| CliError::Io {
-        path: format!("data directory {} (checked in {})", data.display(), at.display()),
+    let refused = |path: &Path, source| CliError::Io {
+        path: if path == data {
+            format!("data directory {} (checked in {})", data.display(), at.display())
+        } else {
+            format!("{} in the data directory", path.display())
+        },
         source,
     };
-    if !at.is_dir() {
-        return Err(refused(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")));
+    let not = |kind: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("not a {kind}"));
+    let writable_dir = |dir: &Path, shown: &Path| {
+        if !dir.is_dir() {
+            return Err(refused(shown, std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")));
+        }
+        tempfile::Builder::new().prefix(".gongwen-check-").tempfile_in(dir).map(drop).map_err(|e| refused(shown, e))
+    };
+    writable_dir(at, data)?;
+    for w in layout::written(data).into_iter().skip(1) {
+        match std::fs::metadata(&w.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(refused(&w.path, e)),
+            Ok(m) if w.is_dir => {
+                if !m.is_dir() {
+                    return Err(refused(&w.path, not("directory")));
+                }
+                writable_dir(&w.path, &w.path)?;
+            }
+            Ok(m) => {
+                if !m.is_file() {
+                    return Err(refused(&w.path, not("regular file")));
+                }
+                std::fs::OpenOptions::new().append(true).open(&w.path).map(drop).map_err(|e| refused(&w.path, e))?;
+            }
+        }
     }
-    tempfile::Builder::new().prefix(".gongwen-check-").tempfile_in(at).map(drop).map_err(refused)
+    Ok(())
 }
 
 /// `--check-config`: everything `serve` would need, checked without serving or changing anything.
@@ -255,6 +285,7 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
     }
     server::probe_addresses(cfg)?;
     check_writable(&cfg.data_dir)?;
+    let owner = check_owner(cfg)?;
     let metrics = cfg.metrics.map_or_else(|| "off".to_owned(), |a| a.to_string());
     println!(
         "configuration OK: listen {} ({}), metrics {metrics}, data {}, cache {} MiB, trace cache {} MiB, attachments ≤ {} MiB, messages ≤ {} MiB, {} req/s (burst {}), {} streams ({} per caller), {} tree walks at once, token clock skew {} s, keepalive pings every {} s, commits of {} new keys or more deferred, flushes wait ≤ {} µs for their group",
@@ -275,7 +306,35 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
         cfg.store.defer_at,
         micros(cfg.store.gather_wait)
     );
+    println!("{owner}");
     Ok(())
+}
+
+/// That the data directory, if it holds a store, belongs to the operator key the start would be given (the start
+/// refuses another), as far as the directory's record of its key tells ([`layout::recorded_operator`]); says what
+/// it found.
+fn check_owner(cfg: &ServerConfig) -> Result<String, CliError> {
+    let Some(given) = &cfg.operator else { return Ok(String::new()) };
+    let data = cfg.data_dir.display();
+    match layout::recorded_operator(&cfg.data_dir) {
+        Ok(Some((_, public))) if public == given.public_key => {
+            Ok(format!("data directory {data} belongs to operator key {}", given.key_id))
+        }
+        Ok(Some((key_id, _))) => Err(CliError::Input(format!(
+            "data directory {data} belongs to operator key {key_id}; the keys directory holds {}, and the start \
+             would be refused",
+            given.key_id
+        ))),
+        Err(e) => Err(CliError::Io {
+            path: format!("{} in the data directory", cfg.data_dir.join(layout::OPERATOR_FILE).display()),
+            source: e,
+        }),
+        Ok(None) if layout::db_dir(&cfg.data_dir).exists() => Ok(format!(
+            "data directory {data}: its operator key is not recorded yet (the next start records it), so it is not \
+             checked"
+        )),
+        Ok(None) => Ok(format!("data directory {data} is new: it will belong to operator key {}", given.key_id)),
+    }
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.

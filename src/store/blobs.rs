@@ -56,11 +56,14 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Where files being uploaded are written before they are renamed into place.
+pub(super) const TMP: &str = "tmp";
+
 impl BlobStore {
     /// Opens (creating if needed) the blob directory; files larger than `limit` bytes are refused. Temp files
     /// left by a crash are removed.
     pub fn open(dir: &Path, limit: u64) -> Result<BlobStore, StoreError> {
-        let tmp = dir.join("tmp");
+        let tmp = dir.join(TMP);
         fs::create_dir_all(&tmp)?;
         for entry in fs::read_dir(&tmp)? {
             let path = entry?.path();

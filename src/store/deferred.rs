@@ -53,6 +53,9 @@ struct Marker {
     sha256: [u8; 32],
 }
 
+/// The directory of batch files in sled's.
+pub(super) const DIR: &str = "deferred";
+
 /// The directory of batch files, next to sled's own files.
 pub(super) struct Files {
     dir: PathBuf,
@@ -60,7 +63,7 @@ pub(super) struct Files {
 
 impl Files {
     pub(super) fn open(sled_dir: &Path) -> Result<Files, StoreError> {
-        let dir = sled_dir.join("deferred");
+        let dir = sled_dir.join(DIR);
         if !dir.is_dir() {
             std::fs::create_dir_all(&dir)?;
             File::open(sled_dir)?.sync_all()?;

@@ -31,7 +31,7 @@ pub struct HorizonFile {
 impl HorizonFile {
     /// The file `token-horizon` in `data_dir` (which must exist when saving).
     pub fn in_dir(data_dir: &Path) -> HorizonFile {
-        HorizonFile { path: data_dir.join("token-horizon") }
+        HorizonFile { path: data_dir.join(super::layout::HORIZON_FILE) }
     }
 
     /// Where it is.

@@ -11,6 +11,7 @@ mod deferred;
 mod files;
 mod gather;
 pub mod horizon_file;
+pub mod layout;
 pub mod sled_kv;
 #[cfg(test)]
 mod tests;
