@@ -1,6 +1,7 @@
 //! Walks over a forwarding tree stop once their caller has gone: here the fold under status matrices and
-//! not-acted lists, over a tree built through the app's own signed statements (the province to every city, one
-//! city on to its districts, many times). The unary trace's stop is tested through the server in `tests/limits.rs`.
+//! not-acted lists, the overdue scan of a region and the audit bundle of a tree, over a tree built through the
+//! app's own signed statements (the province to every city, one city on to its districts, many times). The unary
+//! trace's stop is tested through the server in `tests/limits.rs`.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -8,10 +9,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use sha2::{Digest, Sha256};
 
 use super::lean::LeanDelivery;
-use super::test_support::{app_with, operator, until};
+use super::log::ExportScope;
+use super::supervision::{OverdueOrder, OverdueScope};
+use super::test_support::{Gated, app_over, app_with, operator, until};
 use super::{App, AppConfig};
 use crate::pb;
 use crate::signing::Signer;
+use crate::store::Store;
 
 const PROVINCE: &str = "370000.czt";
 const ZIBO: &str = "370300.czj";
@@ -130,4 +134,64 @@ async fn a_fold_over_a_tree_whose_caller_went_away_stops_before_the_next_forward
         "{seen} of {total} deliveries were still folded after the caller went away"
     );
     assert_eq!(app.tree_walks_abandoned(), 1);
+}
+
+/// Starts `call` on an app over a [`Gated`] store whose scans of `prefix` are gated from now on; once a scan waits
+/// at the gate, the caller goes away and the gate opens. Returns the scans of the prefix and the pairs they
+/// yielded, once the walk has ended as abandoned.
+async fn abandoned_at_the_gate<T: Send + 'static>(
+    app: &Arc<App>,
+    store: &Gated,
+    call: impl std::future::Future<Output = T> + Send + 'static,
+) -> (usize, usize) {
+    store.arm();
+    let call = tokio::spawn(call);
+    until("the walk reaching the gate", || store.reached()).await;
+    call.abort();
+    assert!(call.await.is_err_and(|e| e.is_cancelled()), "the caller went away mid-walk");
+    store.open();
+    until("the walk ending as abandoned", || app.tree_walks_abandoned() == 1).await;
+    until("the walk permit coming back", || app.walks.available_permits() == 1).await;
+    store.read()
+}
+
+/// An app whose one walk permit walks a [`Gated`] store (no trace cache in front of it), over [`two_level_tree`].
+async fn gated_tree(dir: &std::path::Path, prefix: &[u8]) -> (Arc<App>, Arc<Gated>, String) {
+    let store = Gated::new(dir, prefix);
+    let config = AppConfig { max_tree_walks: 1, trace_cache_bytes: 0, ..AppConfig::default() };
+    let app = app_over(dir, config, store.clone());
+    let id = two_level_tree(&app).await;
+    (app, store, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_scan_of_a_region_whose_caller_went_away_stops_at_its_next_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, store, _) = gated_tree(dir.path(), b"dlv/").await;
+    let deliveries = store.scan(b"dlv/", None, false).count();
+    assert!(deliveries > 100, "{deliveries} deliveries");
+    let scan = {
+        let app = app.clone();
+        async move { app.overdue(OverdueScope::Region("370000".into()), OverdueOrder::DaysLateDesc).await }
+    };
+    let (scans, pairs) = abandoned_at_the_gate(&app, &store, scan).await;
+    // The scan asks at its first delivery, and then every 1,024th: it read one, not all.
+    assert_eq!((scans, pairs), (1, 1), "of {deliveries} deliveries");
+    assert!(app.overdue(OverdueScope::Region("370000".into()), OverdueOrder::DaysLateDesc).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_bundle_whose_caller_went_away_stops_before_the_next_document() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, store, id) = gated_tree(dir.path(), b"fwd/").await;
+    let export = {
+        let (app, id) = (app.clone(), id.clone());
+        async move { app.export_bundle(ExportScope::Document(id), 0).await }
+    };
+    let (scans, _) = abandoned_at_the_gate(&app, &store, export).await;
+    // The root's forwards were listed at the gate; not one of its FORWARDS documents was looked into after.
+    assert_eq!(scans, 1, "forward lists read of {} documents", FORWARDS + 1);
+    let bundle = app.export_bundle(ExportScope::Document(id), 0).await.expect("the next bundle");
+    assert!(bundle.entries.len() > FORWARDS, "{} events", bundle.entries.len());
+    assert_eq!(store.read().0, 1 + FORWARDS + 1, "the next bundle read every document's forwards");
 }
