@@ -816,15 +816,6 @@ attachments up to {} bytes
     }
 }
 
-/// Whether this process talks to its server in plaintext: a connection failing under a call then most likely
-/// met a server over TLS, which [`super::CliError`]'s message suggests.
-static PLAINTEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether this process's server address is a plaintext (`http://`) one.
-pub fn talks_plaintext() -> bool {
-    PLAINTEXT.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// A connection to `server`, over TLS (with `tls`'s CA and client certificate) for an `https://` address.
 async fn connect_channel(server: &str, tls: &Tls) -> Result<Channel, CliError> {
     let mut endpoint = Channel::from_shared(server.to_owned())
@@ -835,7 +826,6 @@ async fn connect_channel(server: &str, tls: &Tls) -> Result<Channel, CliError> {
             "--tls-ca and --tls-client are for a server over TLS, and {server} is not one: give --server https://…"
         )));
     }
-    PLAINTEXT.store(!server.starts_with("https://"), std::sync::atomic::Ordering::Relaxed);
     if server.starts_with("https://") {
         let mut t = tonic::transport::ClientTlsConfig::new();
         if let Some(ca) = &tls.ca {

@@ -28,6 +28,12 @@ pub enum CliError {
     Connect { server: String, reason: String },
     #[error("{}", rpc_text(.0))]
     Rpc(#[from] tonic::Status),
+    /// A call whose connection failed under it, made in plaintext (see [`hint_tls`]).
+    #[error(
+        "{} (the connection failed; if the server is served over TLS, give --server https://… and --tls-ca)",
+        rpc_text(.0)
+    )]
+    RpcInPlaintext(tonic::Status),
     #[error(transparent)]
     Server(#[from] crate::server::ServerError),
     #[error(transparent)]
@@ -49,18 +55,22 @@ pub enum CliError {
 /// plaintext).
 fn rpc_text(status: &tonic::Status) -> String {
     let text = format!("{}: {}", code_name(status.code()), status.message());
-    let Some(cause) = std::error::Error::source(status) else { return text };
-    // A status with a cause was not sent by the server: the connection failed under the call. A plaintext client
-    // talking to a server over TLS fails this way, differently from run to run (closed, a broken pipe, a frame of
-    // invalid size), so the hint names the likely mistake rather than matching one message.
-    if client::talks_plaintext() {
-        format!(
-            "{text}: {} (the connection failed; if the server is served over TLS, give --server https://… and \
-             --tls-ca)",
-            crate::server::error_chain(cause)
-        )
-    } else {
-        format!("{text}: {}", crate::server::error_chain(cause))
+    match std::error::Error::source(status) {
+        Some(cause) => format!("{text}: {}", crate::server::error_chain(cause)),
+        None => text,
+    }
+}
+
+/// `e`, told apart when it is a call's failed connection and `server` is a plaintext (`http://`) address: a status
+/// with a cause was not sent by the server, and a plaintext client talking to a server over TLS fails this way,
+/// differently from run to run (closed, a broken pipe, a frame of invalid size), so the message names the likely
+/// mistake rather than matching one cause.
+fn hint_tls(e: CliError, server: &str) -> CliError {
+    match e {
+        CliError::Rpc(status) if !server.starts_with("https://") && std::error::Error::source(&status).is_some() => {
+            CliError::RpcInPlaintext(status)
+        }
+        e => e,
     }
 }
 
@@ -560,13 +570,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo { data, listen, exit } => demo::run(&data, listen, exit).await,
         Command::Health => {
             let tls = client::Tls { ca: cli.tls_ca.clone(), client: cli.tls_client.clone() };
-            client::health(&cli.server, &tls).await
+            client::health(&cli.server, &tls).await.map_err(|e| hint_tls(e, &cli.server))
         }
         Command::Parse { files } => parse::run(&files, cli.json),
         Command::Import { paths } => {
             let tls = client::Tls { ca: cli.tls_ca.clone(), client: cli.tls_client.clone() };
             let client = client::Client::connect_with(&cli.server, &cli.keys, "operator", cli.json, &tls).await?;
-            let outcomes = import::import(&client, &paths, !cli.json).await?;
+            let outcomes = import::import(&client, &paths, !cli.json).await.map_err(|e| hint_tls(e, &cli.server))?;
             if cli.json {
                 let text = serde_json::to_string_pretty(&outcomes).map_err(|e| CliError::Input(e.to_string()))?;
                 println!("{text}");
@@ -606,7 +616,28 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         command => {
             let tls = client::Tls { ca: cli.tls_ca.clone(), client: cli.tls_client.clone() };
             let client = client::Client::connect_with(&cli.server, &cli.keys, &cli.reader, cli.json, &tls).await?;
-            client.run(command).await
+            client.run(command).await.map_err(|e| hint_tls(e, &cli.server))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_connection_under_a_plaintext_call_suggests_tls_and_nothing_else_does() {
+        let failed = || {
+            let cause = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+            CliError::Rpc(tonic::Status::from_error(Box::new(cause)))
+        };
+        let hinted = hint_tls(failed(), "http://127.0.0.1:50051").to_string();
+        assert!(hinted.contains("connection reset by peer") && hinted.contains("give --server https://"), "{hinted}");
+        let over_tls = hint_tls(failed(), "https://gongwen.example:50051").to_string();
+        assert!(over_tls.contains("connection reset by peer") && !over_tls.contains("https://…"), "{over_tls}");
+        // A refusal the server sent has no cause underneath: it is shown as it is.
+        let refused = CliError::Rpc(tonic::Status::not_found("no document \"x\""));
+        let shown = hint_tls(refused, "http://127.0.0.1:50051").to_string();
+        assert_eq!(shown, "NOT_FOUND: no document \"x\"");
     }
 }
