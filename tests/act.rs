@@ -177,6 +177,8 @@ async fn a_statement_too_large_ends_the_call_after_the_earlier_ones_applied() {
     let text = h.metrics().await;
     assert!(text.contains(r#"gongwen_requests_total{code="8",method="/gongwen.v1.DeliveryService/Act"} 1"#), "{text}");
     assert!(!text.contains(r#"gongwen_requests_total{code="0",method="/gongwen.v1.DeliveryService/Act"}"#), "{text}");
+    // With an Act statement made, every metric family has a value: what the operator's files in deploy/ name.
+    assert_deploy_files_name_only_exported_metrics(&text);
 }
 
 /// A call whose client went away (its connection cut mid-call, with no end to its statements and no status) is

@@ -645,3 +645,34 @@ pub fn set_file_size_limit(limit: &str) {
         .expect("run prlimit (util-linux)");
     assert!(set.success(), "prlimit set this process's file-size limit to {limit}");
 }
+
+/// Checks that the example alerting rules and Grafana dashboard in `deploy/` name only metrics in `exported`, a
+/// scrape of the metrics port taken once every metric family has a value (an Act statement made, the trace cache
+/// on: a labelled family without values is not in a scrape at all).
+pub fn assert_deploy_files_name_only_exported_metrics(exported: &str) {
+    let file = |name: &str| {
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(name))
+            .unwrap_or_else(|e| panic!("deploy/{name}: {e}"))
+    };
+    let dashboard: serde_json::Value = serde_json::from_str(&file("grafana-dashboard.json")).expect("JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let queries: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .map(|t| t["expr"].as_str().expect("each target has a query"))
+        .collect();
+    assert!(panels.len() >= 10 && queries.len() >= panels.len(), "{} panels, {} queries", panels.len(), queries.len());
+    for (what, text, at_least) in
+        [("alerts.yml", file("alerts.yml"), 6), ("grafana-dashboard.json", queries.join("\n"), 12)]
+    {
+        let named: std::collections::BTreeSet<String> = text
+            .match_indices("gongwen_")
+            .map(|(at, _)| text[at..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect())
+            .collect();
+        assert!(named.len() >= at_least, "deploy/{what}: {named:?}");
+        for name in named {
+            let base = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name);
+            assert!(exported.contains(&format!("# TYPE {base} ")), "deploy/{what} names {name}, which is not exported");
+        }
+    }
+}
