@@ -458,9 +458,45 @@ pub struct FlatNode {
     pub node: Node,
 }
 
+/// A streamed walk's turn among the tree walks (a walk permit), given up while its reader is slow: the walk holds
+/// at most its chunks ahead and the subtrees its threads finished, and a client that reads slowly, or not at all,
+/// keeps nobody else from walking.
+struct Turn {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    walks: Arc<tokio::sync::Semaphore>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Turn {
+    /// Sends `item` to `out`, waiting without the turn if the reader is behind, and taking the turn again before
+    /// the walk goes on. `Err` once nobody listens.
+    fn send<T>(&mut self, out: &tokio::sync::mpsc::Sender<T>, item: T) -> Result<(), AppError> {
+        use tokio::sync::mpsc::error::TrySendError;
+        let item = match out.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(_)) => return Err(AppError::Cancelled),
+            Err(TrySendError::Full(item)) => item,
+        };
+        self.permit = None;
+        out.blocking_send(item).map_err(|_| AppError::Cancelled)?;
+        let walks = self.walks.clone();
+        self.permit = self.runtime.block_on(async move {
+            tokio::select! {
+                permit = walks.acquire_owned() => permit.ok(),
+                () = out.closed() => None,
+            }
+        });
+        if self.permit.is_none() {
+            return Err(AppError::Cancelled);
+        }
+        Ok(())
+    }
+}
+
 /// Cuts a tree into chunks and sends them, each passed through `finish` on the way.
 struct Chunker<C, F> {
     out: tokio::sync::mpsc::Sender<Result<C, AppError>>,
+    turn: Turn,
     finish: F,
     chunk_nodes: usize,
     pending: Chunk,
@@ -506,7 +542,7 @@ impl<C, F: Fn(Chunk) -> C> Chunker<C, F> {
         // (Bounded: an in-process caller may ask for chunks of any size.)
         let next = Chunk { nodes: Vec::with_capacity(self.chunk_nodes.min(4096)), ..Chunk::default() };
         let chunk = (self.finish)(std::mem::replace(&mut self.pending, next));
-        self.out.blocking_send(Ok(chunk)).map_err(|_| AppError::Cancelled)
+        self.turn.send(&self.out, Ok(chunk))
     }
 }
 
@@ -551,7 +587,8 @@ impl App {
     /// The tree of [`App::trace`], flattened (parents before their children) and sent to `out` in chunks of at
     /// most `chunk_nodes` nodes as the walk finishes each subtree under the root's recipients. The first chunk
     /// carries the document, the last the totals. Each chunk is passed through `finish` on the walk's thread before
-    /// it is sent (a reply is encoded there). Ends early, without an error, when `out` is closed.
+    /// it is sent (a reply is encoded there). Ends early, without an error, when `out` is closed. The walk waits
+    /// for a walk permit as the other tree walks do, and lets it go while `out` is full (see [`Turn`]).
     pub async fn stream_trace<C: Send + 'static>(
         &self,
         document_id: &str,
@@ -563,13 +600,22 @@ impl App {
         let (snap, now, id) = (self.snapshot(), self.now(), document_id.to_owned());
         // A stream whose reader went away is an abandoned walk too (see `App::tree_walks_abandoned`).
         let abandoned = self.walks_abandoned.clone();
+        let permit = tokio::select! {
+            biased;
+            () = out.closed() => {
+                abandoned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
+            }
+            permit = self.walk_permit() => permit?,
+        };
+        let turn = Turn { permit: Some(permit), walks: self.walks.clone(), runtime: tokio::runtime::Handle::current() };
         self.read(move |store| {
             let document = load_document(store, &id)?;
             let head = Chunk { document: Some(DocHead::from(&document)), ..Chunk::default() };
             let chunk_nodes = chunk_nodes.max(1);
             let listened = out.clone();
             let wanted = || !listened.is_closed();
-            let mut chunks = Chunker { out, finish, chunk_nodes, pending: head, sent: 0, last_via: None };
+            let mut chunks = Chunker { out, turn, finish, chunk_nodes, pending: head, sent: 0, last_via: None };
             let walked =
                 walk_tree(store, &snap, now, &document, max_depth, wanted, |node| node, |node| chunks.subtree(node));
             let finished = walked.and_then(|totals| {

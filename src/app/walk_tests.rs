@@ -195,3 +195,37 @@ async fn an_audit_bundle_whose_caller_went_away_stops_before_the_next_document()
     assert!(bundle.entries.len() > FORWARDS, "{} events", bundle.entries.len());
     assert_eq!(store.read().0, 1 + FORWARDS + 1, "the next bundle read every document's forwards");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_trace_waits_its_turn_and_gives_it_up_while_its_reader_is_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app_with(dir.path(), AppConfig { max_tree_walks: 1, ..AppConfig::default() });
+    let id = two_level_tree(&app).await;
+    let (_, total) = app.fold_deliveries(&id, || 0usize, |n, _, _| *n += 1, |a, b| *a += b).await.expect("fold");
+
+    // In line behind a walk that holds the one permit: nothing is walked or sent meanwhile.
+    let held = app.walk_permit().await.expect("the one permit");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let stream = tokio::spawn({
+        let (app, id) = (app.clone(), id.clone());
+        async move { app.stream_trace(&id, 0, 1, tx, |chunk| chunk.nodes.len()).await }
+    });
+    until("the stream waiting for a walk permit", || app.tree_walks_waiting() == 1).await;
+    assert!(rx.is_empty());
+    drop(held);
+
+    // Its reader reads nothing: with its one chunk ahead sent, the walk waits for the reader without the permit.
+    until("the walk giving up its turn", || rx.len() == 1 && app.walks.available_permits() == 1).await;
+    let other = app.walk_permit().await.expect("another walk goes first while the reader is behind");
+    assert!(!stream.is_finished());
+    drop(other);
+
+    let mut nodes = 0;
+    while let Some(chunk) = rx.recv().await {
+        nodes += chunk.expect("a chunk");
+    }
+    stream.await.expect("joined").expect("the whole tree streamed");
+    assert_eq!(nodes, total, "every delivery once");
+    assert_eq!(app.walks.available_permits(), 1, "the permit is back");
+    assert_eq!(app.tree_walks_abandoned(), 0);
+}
