@@ -351,7 +351,8 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
     let app_config = AppConfig { registry_file: Some(RegistryFile::in_dir(&config.data_dir)), ..config.app.clone() };
     let app = App::open(Arc::new(store), Arc::new(blobs), clock, app_config, config.operator.clone())?
         .with_token_horizon(HorizonFile::in_dir(&config.data_dir))?;
-    record_operator(&config.data_dir, app.operator());
+    let (data_dir, operator) = (config.data_dir.clone(), app.operator().clone());
+    tokio::task::spawn_blocking(move || record_operator(&data_dir, &operator)).await?;
     wait_for_token_floor(app.token_floor()).await;
     let app = Arc::new(app);
     let listener = TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind {

@@ -72,6 +72,10 @@ async fn backup_under_load_restores_to_the_same_log() {
     let summary = gongwen::app::backup::restore(&file, &restored_dir).expect("restore");
     assert!(summary.files >= 1 && summary.events > 0);
     assert!(gongwen::app::backup::restore(&file, &restored_dir).is_err(), "never over an existing directory");
+    // It records whose directory it is, for `serve --check-config` before the first start.
+    let (key_id, public) =
+        gongwen::store::layout::recorded_operator(&restored_dir).expect("readable").expect("the operator recorded");
+    assert_eq!((key_id.as_str(), public.as_slice()), (h.operator.key_id.as_str(), &h.operator.public_key()[..]));
     // A restore writes a new store, so it has the segment size of a new store, whatever the backed-up one had.
     let conf = std::fs::read(restored_dir.join("db").join("conf")).expect("sled's conf");
     let want = format!("segment_size: {}", gongwen::store::sled_kv::NEW_SEGMENT_BYTES);

@@ -240,7 +240,7 @@ async fn a_check_tells_from_the_record_a_start_leaves_which_operator_key_the_dat
     Keystore::new(&other_keys).generate("operator", Some("operator#other")).expect("another operator key");
     let config = config(dir.path(), "");
     let out = check(&keys, &config);
-    assert!(text(&out).contains("is new: it will belong to operator key operator#mine"), "{}", text(&out));
+    assert!(text(&out).contains("holds no store yet: it will belong to operator key operator#mine"), "{}", text(&out));
 
     // Checked while the server runs and holds the store's lock, as an operator checks an edited file.
     let data = dir.path().join("data");
@@ -264,4 +264,82 @@ async fn a_check_tells_from_the_record_a_start_leaves_which_operator_key_the_dat
         .expect("run gongwen");
     assert!(!start.status.success(), "{}", text(&start));
     assert!(text(&start).contains("belongs to operator key operator#mine"), "{}", text(&start));
+}
+
+/// Makes `path` one this process may not write: immutable where the file system and the process's rights allow
+/// (root included), else read-only by its mode. Undone when dropped. `None` when neither took.
+struct Unwritable(std::path::PathBuf, std::fs::Permissions);
+
+impl Unwritable {
+    fn make(path: &Path) -> Option<Unwritable> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).expect("metadata").permissions();
+        let file = std::fs::File::open(path).expect("open");
+        let immutable = rustix::fs::ioctl_getflags(&file)
+            .and_then(|flags| rustix::fs::ioctl_setflags(&file, flags | rustix::fs::IFlags::IMMUTABLE))
+            .is_ok();
+        if !immutable {
+            let read_only = if path.is_dir() { 0o500 } else { 0o400 };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(read_only)).expect("chmod");
+        }
+        let guard = Unwritable(path.to_path_buf(), mode);
+        let writable = if path.is_dir() {
+            tempfile::tempfile_in(path).is_ok()
+        } else {
+            std::fs::OpenOptions::new().write(true).open(path).is_ok()
+        };
+        (!writable).then_some(guard)
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        if let Ok(file) = std::fs::File::open(&self.0)
+            && let Ok(flags) = rustix::fs::ioctl_getflags(&file)
+        {
+            let _ = rustix::fs::ioctl_setflags(&file, flags - rustix::fs::IFlags::IMMUTABLE);
+        }
+        let _ = std::fs::set_permissions(&self.0, self.1.clone());
+    }
+}
+
+#[test]
+fn what_the_server_could_not_write_in_the_data_directory_is_named_and_a_stale_record_is_not_a_refusal() {
+    use gongwen::store::{BlobStore, SledStore, layout};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    Keystore::new(&keys).generate("operator", Some("operator#mine")).expect("operator key");
+    let data = dir.path().join("data");
+    let config = config(dir.path(), "");
+
+    // A record with no store beside it says nothing: the start makes a store for the key it is given.
+    std::fs::create_dir_all(&data).expect("data");
+    layout::record_operator(&data, "operator#gone", &[9; 32]).expect("a stray record");
+    let out = check(&keys, &config);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("holds no store yet: it will belong to operator key operator#mine"), "{}", text(&out));
+
+    drop(SledStore::open(&layout::db_dir(&data), 8 << 20).expect("a store"));
+    drop(BlobStore::open(&layout::blob_dir(&data), 1 << 20).expect("attachments"));
+    // A damaged record is only a copy, which the next start writes again: said, not refused.
+    std::fs::write(data.join(layout::OPERATOR_FILE), "").expect("damage the record");
+    let out = check(&keys, &config);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot be read") && text(&out).contains("the next start writes it again"),
+        "{}",
+        text(&out)
+    );
+
+    for path in [layout::db_dir(&data).join("deferred"), layout::db_dir(&data).join("db"), layout::blob_dir(&data)] {
+        let Some(held) = Unwritable::make(&path) else {
+            eprintln!("{} could not be made unwritable here: not checked", path.display());
+            continue;
+        };
+        let out = check(&keys, &config);
+        assert!(!out.status.success(), "{} could not be written, and the check passed: {}", path.display(), text(&out));
+        assert!(text(&out).contains(&format!("{} in the data directory", path.display())), "{}", text(&out));
+        drop(held);
+    }
+    assert!(check(&keys, &config).status.success(), "every path writable again");
 }

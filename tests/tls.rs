@@ -140,6 +140,19 @@ async fn tls_without_client_certificates_serves_clients_that_trust_the_server() 
         !ca_ignored.status.success() && said.contains("--tls-ca and --tls-client are for a server over TLS"),
         "{said}"
     );
+    // So is one importing files, whose failures are reported file by file.
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/forwarding-chain-lu-zi-bo-2022.txt");
+    let plain = format!("http://127.0.0.1:{}", running.addr.port());
+    let import = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"))
+            .args(["--server", &plain, "--keys", &keys.to_string_lossy(), "import", fixture])
+            .output()
+            .expect("run gongwen import")
+    })
+    .await
+    .expect("import runs");
+    let said = format!("{}{}", String::from_utf8_lossy(&import.stdout), String::from_utf8_lossy(&import.stderr));
+    assert!(!import.status.success() && said.contains("give --server https://"), "{said}");
     running.stop().await.expect("stop");
 }
 

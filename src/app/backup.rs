@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::{App, AppError, schema};
 use crate::domain::merkle;
+use crate::domain::model::SealKey;
 use crate::pb;
 use crate::store::{BlobStore, SledStore, Store, StoreError, layout};
 
@@ -295,6 +296,10 @@ fn restore_into(backup: &Path, data_dir: &Path) -> Result<BackupSummary, AppErro
     flush(&mut batch)?;
     super::format::check(&store)?;
     summary.events = verify_log(&store)?;
+    // So that `serve --check-config` can tell, before the first start, whose directory this is.
+    let operator = schema::load::<SealKey>(&store as &dyn Store, schema::OPERATOR)?
+        .ok_or_else(|| AppError::Invalid("the backup names no operator key".into()))?;
+    layout::record_operator(data_dir, &operator.key_id, &operator.public_key).map_err(StoreError::from)?;
     Ok(summary)
 }
 

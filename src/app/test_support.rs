@@ -29,7 +29,8 @@ pub(crate) fn app_over(dir: &Path, config: AppConfig, store: Arc<dyn Store>) -> 
 
 /// The real store, with a pause for walks: once [`Gated::arm`]ed, the next scan of keys under `prefix` waits at a
 /// gate until [`Gated::open`]; scans of the prefix and the pairs they yield are counted from the arming on. What
-/// a test needs to stop a walk at a known point while its caller goes away.
+/// a test needs to stop a walk at a known point while its caller goes away. `visit` is the trait's own, through
+/// the gated `scan`, so a walk that visits is paused too.
 pub(crate) struct Gated {
     inner: SledStore,
     prefix: Vec<u8>,

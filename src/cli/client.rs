@@ -35,6 +35,8 @@ pub struct Client {
     raw: Channel,
     pub keys: Keystore,
     json: bool,
+    /// The address it was given, e.g. `http://127.0.0.1:50051`.
+    server: String,
 }
 
 /// A fresh request id (uuid v4): a retry must reuse it, anything new must not.
@@ -78,7 +80,12 @@ impl Client {
         let channel = connect_channel(server, tls).await?;
         let raw = channel.clone();
         let channel = tower::Layer::layer(&crate::auth::SignRequests::new(reader, signer), channel);
-        Ok(Client { channel, raw, keys, json })
+        Ok(Client { channel, raw, keys, json, server: server.to_owned() })
+    }
+
+    /// The server's address as given.
+    pub fn server(&self) -> &str {
+        &self.server
     }
 
     pub fn registry(&self) -> RegistryServiceClient<Ch> {

@@ -75,7 +75,7 @@ pub async fn import(client: &Client, paths: &[PathBuf], progress: bool) -> Resul
         bar.set_message(path.display().to_string());
         let mut outcome = FileOutcome { file: path.display().to_string(), ..FileOutcome::default() };
         if let Err(e) = import_file(client, path, &mut outcome).await {
-            outcome.failed = Some(e.to_string());
+            outcome.failed = Some(super::hint_tls(e, client.server()).to_string());
         }
         outcomes.push(outcome);
         bar.inc(1);

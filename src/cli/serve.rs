@@ -225,11 +225,12 @@ fn transport(sources: [(Transport, &str); 3]) -> Result<Option<crate::server::Tl
     }
 }
 
-/// That the server could make its data directory and write everything it writes there: a temporary file is made
-/// and removed in each directory of the layout that exists (or, for the data directory, in its nearest existing
-/// parent), and each file that exists is opened for writing, unchanged. The commonest deployment mistake, a
-/// directory or file owned by someone else (a data directory restored as root, say), would otherwise pass the
-/// check and fail the start.
+/// That the server could make its data directory and use everything it uses there: a temporary file is made and
+/// removed where the data directory is (or in its nearest existing parent); in each directory of the layout that
+/// exists, making and removing files must be allowed (asked of the system with the effective ids, without a probe
+/// file appearing in a directory a running server lists); a file the server replaces whole must be readable, and
+/// sled's data file readable and writable. The commonest deployment mistake, a directory or file owned by someone
+/// else (a data directory restored as root, say), would otherwise pass the check and fail the start.
 fn check_writable(data: &Path) -> Result<(), CliError> {
     let mut at = data;
     while !at.exists() {
@@ -241,41 +242,40 @@ fn check_writable(data: &Path) -> Result<(), CliError> {
             }
         }
     }
-    let refused = |path: &Path, source| CliError::Io {
-        path: if path == data {
-            format!("data directory {} (checked in {})", data.display(), at.display())
-        } else {
-            format!("{} in the data directory", path.display())
-        },
+    let shown = |source| CliError::Io {
+        path: format!("data directory {} (checked in {})", data.display(), at.display()),
         source,
     };
-    let not = |kind: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("not a {kind}"));
-    let writable_dir = |dir: &Path, shown: &Path| {
-        if !dir.is_dir() {
-            return Err(refused(shown, std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")));
-        }
-        tempfile::Builder::new().prefix(".gongwen-check-").tempfile_in(dir).map(drop).map_err(|e| refused(shown, e))
-    };
-    writable_dir(at, data)?;
-    for w in layout::written(data).into_iter().skip(1) {
-        match std::fs::metadata(&w.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(refused(&w.path, e)),
-            Ok(m) if w.is_dir => {
-                if !m.is_dir() {
-                    return Err(refused(&w.path, not("directory")));
-                }
-                writable_dir(&w.path, &w.path)?;
-            }
-            Ok(m) => {
-                if !m.is_file() {
-                    return Err(refused(&w.path, not("regular file")));
-                }
-                std::fs::OpenOptions::new().append(true).open(&w.path).map(drop).map_err(|e| refused(&w.path, e))?;
+    if !at.is_dir() {
+        return Err(shown(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")));
+    }
+    tempfile::Builder::new().prefix(".gongwen-check-").tempfile_in(at).map(drop).map_err(shown)?;
+    for used in layout::used(data) {
+        let refused = |source| CliError::Io { path: format!("{} in the data directory", used.path.display()), source };
+        let not = |kind: &str| refused(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("not a {kind}")));
+        let meta = match std::fs::metadata(&used.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(refused(e)),
+            Ok(m) => m,
+        };
+        match used.by {
+            layout::Use::Dir if !meta.is_dir() => return Err(not("directory")),
+            layout::Use::Dir => may_write_in(&used.path).map_err(refused)?,
+            _ if !meta.is_file() => return Err(not("regular file")),
+            layout::Use::Replaced => std::fs::File::open(&used.path).map(drop).map_err(refused)?,
+            layout::Use::ReadWrite => {
+                std::fs::OpenOptions::new().read(true).write(true).open(&used.path).map(drop).map_err(refused)?
             }
         }
     }
     Ok(())
+}
+
+/// Whether this process may make, rename and remove files in `dir` (write and search permission, with its
+/// effective ids; a read-only file system or an immutable directory says no too).
+fn may_write_in(dir: &Path) -> std::io::Result<()> {
+    use rustix::fs::{Access, AtFlags, CWD, accessat};
+    accessat(CWD, dir, Access::WRITE_OK | Access::EXEC_OK, AtFlags::EACCESS).map_err(std::io::Error::from)
 }
 
 /// `--check-config`: everything `serve` would need, checked without serving or changing anything.
@@ -306,35 +306,49 @@ fn check(cfg: &ServerConfig) -> Result<(), CliError> {
         cfg.store.defer_at,
         micros(cfg.store.gather_wait)
     );
-    println!("{owner}");
+    if let Some(owner) = owner {
+        println!("{owner}");
+    }
     Ok(())
 }
 
 /// That the data directory, if it holds a store, belongs to the operator key the start would be given (the start
 /// refuses another), as far as the directory's record of its key tells ([`layout::recorded_operator`]); says what
-/// it found.
-fn check_owner(cfg: &ServerConfig) -> Result<String, CliError> {
-    let Some(given) = &cfg.operator else { return Ok(String::new()) };
+/// it found. The record is a copy, rewritten by each start: one that cannot be read is said so, not refused.
+fn check_owner(cfg: &ServerConfig) -> Result<Option<String>, CliError> {
+    let Some(given) = &cfg.operator else { return Ok(None) };
     let data = cfg.data_dir.display();
-    match layout::recorded_operator(&cfg.data_dir) {
-        Ok(Some((_, public))) if public == given.public_key => {
-            Ok(format!("data directory {data} belongs to operator key {}", given.key_id))
-        }
-        Ok(Some((key_id, _))) => Err(CliError::Input(format!(
-            "data directory {data} belongs to operator key {key_id}; the keys directory holds {}, and the start \
-             would be refused",
+    if !layout::db_dir(&cfg.data_dir).exists() {
+        // A record without a store says nothing: the start makes a new store for the key it is given.
+        return Ok(Some(format!(
+            "data directory {data} holds no store yet: it will belong to operator key {}",
             given.key_id
-        ))),
-        Err(e) => Err(CliError::Io {
-            path: format!("{} in the data directory", cfg.data_dir.join(layout::OPERATOR_FILE).display()),
-            source: e,
-        }),
-        Ok(None) if layout::db_dir(&cfg.data_dir).exists() => Ok(format!(
-            "data directory {data}: its operator key is not recorded yet (the next start records it), so it is not \
-             checked"
-        )),
-        Ok(None) => Ok(format!("data directory {data} is new: it will belong to operator key {}", given.key_id)),
+        )));
     }
+    let record = cfg.data_dir.join(layout::OPERATOR_FILE);
+    let said = match layout::recorded_operator(&cfg.data_dir) {
+        Ok(Some((_, public))) if public == given.public_key => {
+            format!("data directory {data} belongs to operator key {}", given.key_id)
+        }
+        Ok(Some((key_id, _))) => {
+            return Err(CliError::Input(format!(
+                "data directory {data} belongs to operator key {key_id} (as {} records); the keys directory holds \
+                 {}, and the start would be refused",
+                record.display(),
+                given.key_id
+            )));
+        }
+        Ok(None) => format!(
+            "data directory {data}: its operator key is not recorded yet (the next start records it; a restore or a \
+             directory last served by an older version has no record), so it is not checked"
+        ),
+        Err(e) => format!(
+            "data directory {data}: its record of its operator key, {}, cannot be read ({e}), so the key is not \
+             checked; the next start writes it again",
+            record.display()
+        ),
+    };
+    Ok(Some(said))
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.

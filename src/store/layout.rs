@@ -23,38 +23,47 @@ pub fn blob_dir(data: &Path) -> PathBuf {
     data.join(BLOBS)
 }
 
-/// A directory a running server makes files in, or a file it opens for writing or replaces.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    pub path: PathBuf,
-    pub is_dir: bool,
+/// How a running server uses a path of the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// A directory it makes, renames and removes files in.
+    Dir,
+    /// A file it reads, and replaces whole by renaming a new one over it (which needs only its directory).
+    Replaced,
+    /// A file it reads and writes in place.
+    ReadWrite,
 }
 
-/// Everything a running server writes in or under `data`, parents before their children. A path missing now is
-/// made by the server, in its parent, which is listed before it.
-pub fn written(data: &Path) -> Vec<Written> {
-    let dir = |path: PathBuf| Written { path, is_dir: true };
-    let file = |path: PathBuf| Written { path, is_dir: false };
+/// A path a running server uses under its data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Used {
+    pub path: PathBuf,
+    pub by: Use,
+}
+
+/// Every path a running server uses under `data` (the directory itself not included), parents before their
+/// children. A path missing now is made by the server, in its parent, which is listed before it (or is `data`).
+pub fn used(data: &Path) -> Vec<Used> {
+    let at = |path: PathBuf, by: Use| Used { path, by };
     let (db, blobs) = (db_dir(data), blob_dir(data));
     vec![
-        // The two files are replaced whole: a temporary file is made beside them.
-        dir(data.to_path_buf()),
-        file(data.join(REGISTRY_FILE)),
-        file(data.join(HORIZON_FILE)),
-        file(data.join(OPERATOR_FILE)),
-        dir(db.clone()),
-        // sled's data file and its settings, its directory of large values, and the deferred batches.
-        file(db.join("db")),
-        file(db.join("conf")),
-        dir(db.join("blobs")),
-        dir(db.join(super::deferred::DIR)),
-        dir(blobs.clone()),
-        dir(blobs.join(super::blobs::TMP)),
+        at(data.join(REGISTRY_FILE), Use::Replaced),
+        at(data.join(HORIZON_FILE), Use::Replaced),
+        at(data.join(OPERATOR_FILE), Use::Replaced),
+        at(db.clone(), Use::Dir),
+        // sled's data file, its settings (read at each start, written once), its directory of large values, and
+        // the deferred batches.
+        at(db.join("db"), Use::ReadWrite),
+        at(db.join("conf"), Use::Replaced),
+        at(db.join("blobs"), Use::Dir),
+        at(db.join(super::deferred::DIR), Use::Dir),
+        at(blobs.clone(), Use::Dir),
+        at(blobs.join(super::blobs::TMP), Use::Dir),
     ]
 }
 
 /// Records that `data` belongs to the operator key `key_id` with `public_key`, as one line `<key id> <hex public
-/// key>`: a copy of the store's own record, which `serve --check-config` reads without opening the store (that
+/// key>` (a key id may hold spaces; the hex never does): a copy of the store's own record, which `serve --check-config` reads without opening the store (that
 /// would take its lock, and a running server holds it).
 pub fn record_operator(data: &Path, key_id: &str, public_key: &[u8]) -> std::io::Result<()> {
     let line = format!("{key_id} {}\n", hex::encode(public_key));
@@ -71,7 +80,7 @@ pub fn recorded_operator(data: &Path) -> std::io::Result<Option<(String, Vec<u8>
         Err(e) => return Err(e),
     };
     let damaged = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not a key id and a hex public key");
-    let (key_id, public) = text.trim_end().split_once(' ').ok_or_else(damaged)?;
+    let (key_id, public) = text.trim_end().rsplit_once(' ').ok_or_else(damaged)?;
     let public = hex::decode(public).map_err(|_| damaged())?;
     Ok(Some((key_id.to_owned(), public)))
 }
@@ -86,17 +95,20 @@ mod tests {
         assert_eq!(recorded_operator(dir.path()).expect("read"), None);
         record_operator(dir.path(), "operator#ab12", &[1, 2, 255]).expect("record");
         assert_eq!(recorded_operator(dir.path()).expect("read"), Some(("operator#ab12".into(), vec![1, 2, 255])));
+        record_operator(dir.path(), "ops key 2024", &[7]).expect("record a key id with spaces");
+        assert_eq!(recorded_operator(dir.path()).expect("read"), Some(("ops key 2024".into(), vec![7])));
         std::fs::write(dir.path().join(OPERATOR_FILE), "junk").expect("damage it");
         assert!(recorded_operator(dir.path()).is_err(), "a damaged record is an error, not a missing one");
     }
 
     #[test]
     fn parents_come_before_their_children() {
-        let list = written(Path::new("/srv/gongwen"));
-        for (i, w) in list.iter().enumerate() {
-            if let Some(parent) = w.path.parent().filter(|p| *p != Path::new("/srv")) {
+        let data = Path::new("/srv/gongwen");
+        let list = used(data);
+        for (i, u) in list.iter().enumerate() {
+            if let Some(parent) = u.path.parent().filter(|p| *p != data) {
                 let at = list.iter().position(|p| p.path == parent).expect("the parent is listed");
-                assert!(at < i && list[at].is_dir, "{} before {}", parent.display(), w.path.display());
+                assert!(at < i && list[at].by == Use::Dir, "{} before {}", parent.display(), u.path.display());
             }
         }
     }
