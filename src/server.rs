@@ -288,18 +288,6 @@ impl Running {
     }
 }
 
-/// Keeps the data directory's record of its operator key (for `serve --check-config`) in step with the store's.
-/// Only a copy: a failure to write it is logged, and the start goes on.
-fn record_operator(data_dir: &std::path::Path, operator: &SealKey) {
-    let recorded = layout::recorded_operator(data_dir);
-    if matches!(&recorded, Ok(Some((_, public))) if *public == operator.public_key) {
-        return;
-    }
-    if let Err(e) = layout::record_operator(data_dir, &operator.key_id, &operator.public_key) {
-        tracing::warn!("cannot record the operator key in {}: {e}", data_dir.display());
-    }
-}
-
 /// After a crash, tokens dated up to twice [`horizon::LEASE`] past it are refused (an earlier process may have
 /// accepted them): waiting that out before listening spares clients a refusal. A floor further ahead means the
 /// clock went back; that is logged, not waited for.
@@ -352,7 +340,12 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
     let app = App::open(Arc::new(store), Arc::new(blobs), clock, app_config, config.operator.clone())?
         .with_token_horizon(HorizonFile::in_dir(&config.data_dir))?;
     let (data_dir, operator) = (config.data_dir.clone(), app.operator().clone());
-    tokio::task::spawn_blocking(move || record_operator(&data_dir, &operator)).await?;
+    // Only a copy, for `serve --check-config`: a failure to write it is logged, and the start goes on.
+    let recorded =
+        tokio::task::spawn_blocking(move || layout::record_operator(&data_dir, &operator.key_id, &operator.public_key));
+    if let Err(e) = recorded.await? {
+        tracing::warn!("cannot record the operator key in {}: {e}", config.data_dir.display());
+    }
     wait_for_token_floor(app.token_floor()).await;
     let app = Arc::new(app);
     let listener = TcpListener::bind(config.listen).await.map_err(|source| ServerError::Bind {

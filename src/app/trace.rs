@@ -480,15 +480,13 @@ impl Turn {
         self.permit = None;
         out.blocking_send(item).map_err(|_| AppError::Cancelled)?;
         let walks = self.walks.clone();
-        self.permit = self.runtime.block_on(async move {
+        let permit = self.runtime.block_on(async move {
             tokio::select! {
                 permit = walks.acquire_owned() => permit.ok(),
                 () = out.closed() => None,
             }
         });
-        if self.permit.is_none() {
-            return Err(AppError::Cancelled);
-        }
+        self.permit = Some(permit.ok_or(AppError::Cancelled)?);
         Ok(())
     }
 }

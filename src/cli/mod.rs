@@ -565,18 +565,23 @@ pub fn json_logs() -> bool {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let server = cli.server.clone();
+    run_command(cli).await.map_err(|e| hint_tls(e, &server))
+}
+
+async fn run_command(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve::serve(args, &cli.keys).await,
         Command::Demo { data, listen, exit } => demo::run(&data, listen, exit).await,
         Command::Health => {
             let tls = client::Tls { ca: cli.tls_ca.clone(), client: cli.tls_client.clone() };
-            client::health(&cli.server, &tls).await.map_err(|e| hint_tls(e, &cli.server))
+            client::health(&cli.server, &tls).await
         }
         Command::Parse { files } => parse::run(&files, cli.json),
         Command::Import { paths } => {
             let tls = client::Tls { ca: cli.tls_ca.clone(), client: cli.tls_client.clone() };
             let client = client::Client::connect_with(&cli.server, &cli.keys, "operator", cli.json, &tls).await?;
-            let outcomes = import::import(&client, &paths, !cli.json).await.map_err(|e| hint_tls(e, &cli.server))?;
+            let outcomes = import::import(&client, &paths, !cli.json).await?;
             if cli.json {
                 let text = serde_json::to_string_pretty(&outcomes).map_err(|e| CliError::Input(e.to_string()))?;
                 println!("{text}");
@@ -616,7 +621,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         command => {
             let tls = client::Tls { ca: cli.tls_ca.clone(), client: cli.tls_client.clone() };
             let client = client::Client::connect_with(&cli.server, &cli.keys, &cli.reader, cli.json, &tls).await?;
-            client.run(command).await.map_err(|e| hint_tls(e, &cli.server))
+            client.run(command).await
         }
     }
 }

@@ -63,9 +63,13 @@ pub fn used(data: &Path) -> Vec<Used> {
 }
 
 /// Records that `data` belongs to the operator key `key_id` with `public_key`, as one line `<key id> <hex public
-/// key>` (a key id may hold spaces; the hex never does): a copy of the store's own record, which `serve --check-config` reads without opening the store (that
-/// would take its lock, and a running server holds it).
+/// key>` (a key id may hold spaces; the hex never does), unless that is recorded already: a copy of the store's own
+/// record, which `serve --check-config` reads without opening the store (that would take its lock, and a running
+/// server holds it). An unreadable record is replaced.
 pub fn record_operator(data: &Path, key_id: &str, public_key: &[u8]) -> std::io::Result<()> {
+    if matches!(recorded_operator(data), Ok(Some((id, public))) if id == key_id && public == public_key) {
+        return Ok(());
+    }
     let line = format!("{key_id} {}\n", hex::encode(public_key));
     let path = data.join(OPERATOR_FILE);
     super::replace_file(&path, &data.join(format!("{OPERATOR_FILE}.tmp")), &[line.as_bytes()])
