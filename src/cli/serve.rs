@@ -225,10 +225,10 @@ fn transport(sources: [(Transport, &str); 3]) -> Result<Option<crate::server::Tl
     }
 }
 
-/// That the server could make its data directory and use everything it uses there: a temporary file is made and
-/// removed where the data directory is (or in its nearest existing parent); in each directory of the layout that
-/// exists, making and removing files must be allowed (asked of the system with the effective ids, without a probe
-/// file appearing in a directory a running server lists); a file the server replaces whole must be readable, and
+/// That the server could make its data directory and use everything it uses there: in the data directory (or its
+/// nearest existing parent) and in each directory of the layout that exists, making and removing files must be
+/// allowed (asked of the system with the effective ids, without a probe file appearing in a directory a running
+/// server lists); a file the server replaces whole must be readable, and
 /// sled's data file readable and writable. The commonest deployment mistake, a directory or file owned by someone
 /// else (a data directory restored as root, say), would otherwise pass the check and fail the start.
 fn check_writable(data: &Path) -> Result<(), CliError> {
@@ -249,7 +249,7 @@ fn check_writable(data: &Path) -> Result<(), CliError> {
     if !at.is_dir() {
         return Err(shown(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")));
     }
-    tempfile::Builder::new().prefix(".gongwen-check-").tempfile_in(at).map(drop).map_err(shown)?;
+    may_write_in(at).map_err(shown)?;
     for used in layout::used(data) {
         let refused = |source| CliError::Io { path: format!("{} in the data directory", used.path.display()), source };
         let not = |kind: &str| refused(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("not a {kind}")));
