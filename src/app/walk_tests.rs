@@ -1,7 +1,7 @@
 //! Walks over a forwarding tree stop once their caller has gone: here the fold under status matrices and
 //! not-acted lists, the overdue scan of a region and the audit bundle of a tree, over a tree built through the
 //! app's own signed statements (the province to every city, one city on to its districts, many times). The unary
-//! trace's stop is tested through the server in `tests/limits.rs`.
+//! trace's stop is tested through the server in `tests/integration/limits.rs`.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

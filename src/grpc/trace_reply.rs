@@ -6,7 +6,7 @@
 //! node's strings were copied into a `pb::TraceNode` first. Here each node is written straight from the domain
 //! (`trace_wire`), its length computed once: for `Trace`, each subtree under the root's recipients on the walk
 //! thread that grew it; for `StreamTrace`, each chunk on the thread that cuts the stream. The bytes decode to
-//! exactly what the generated code sends for the same tree (tested below and in `tests/chain.rs`); the build
+//! exactly what the generated code sends for the same tree (tested below and in `tests/integration/chain.rs`); the build
 //! generates the servers with [`Encoded`] as these two RPCs' replies (see `build.rs`), clients with `TraceReply`
 //! and `TraceChunk`.
 use prost::Message;

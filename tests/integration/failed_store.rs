@@ -3,7 +3,7 @@
 //! server exits with an error, so that its supervisor restarts it; after the restart everything acknowledged
 //! before is there and the refused write goes through when sent again. (Health and metrics on such a store:
 //! tests/failed_store_health.rs.)
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Number allocation: no gaps, no duplicates, under concurrent issuing and across restarts.
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -1,5 +1,5 @@
 //! Registry RPCs: reads, filters, paging, idempotent loading and number baselines.
-mod common;
+use crate::common;
 
 use common::*;
 use gongwen::pb;

@@ -2,7 +2,7 @@
 //! newer format is refused with a message saying so, and left as it was; a store of format 1 or 2, or from before
 //! the marker existed, is brought to the current format at its first open and reads the same; a backup holding a
 //! newer format does not restore.
-mod common;
+use crate::common;
 
 use common::*;
 use gongwen::app::format::CURRENT;

@@ -4,13 +4,13 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Output;
 
-mod common;
+use crate::common;
 
 use common::cli_server as serve;
 use gongwen::cli::client::Client;
 use gongwen::pb;
 
-const CORPUS: &str = include_str!("fixtures/forwarding-chain-lu-zi-bo-2022.txt");
+const CORPUS: &str = include_str!("../fixtures/forwarding-chain-lu-zi-bo-2022.txt");
 
 const LETTER: &str = "山东省财政厅文件\n\n鲁财采〔2022〕30号\n\n山东省财政厅关于报送采购统计的通知\n\n各市财政局：\n\n\
 请于12月31日前报送。\n\n山东省财政厅\n\n2022年12月1日\n\n信息公开选项：依申请公开\n";
@@ -130,8 +130,7 @@ async fn a_directory_imports_once_and_a_second_run_creates_nothing() {
 }
 
 #[cfg(feature = "pdf")]
-#[path = "fixtures/parse/pdf_writer.rs"]
-mod pdf_writer;
+use crate::pdf_writer;
 
 /// A PDF through `gongwen import`: read from its text layer, stored as application/pdf, and, as it prints no
 /// 成文日期, dated by its printing and marked so.

@@ -5,7 +5,7 @@ use gongwen::domain::title::forwarding_title;
 use gongwen::parse::source::text_from_bytes;
 use gongwen::parse::{Parsed, ParsedDocument, parse_text};
 
-const CORPUS: &str = include_str!("fixtures/forwarding-chain-lu-zi-bo-2022.txt");
+const CORPUS: &str = include_str!("../fixtures/forwarding-chain-lu-zi-bo-2022.txt");
 const PROVINCE: &str = "山东省财政厅关于做好政府购买服务改革重点工作的通知";
 const CITY: &str = "关于转发《山东省财政厅关于做好政府购买服务改革重点工作的通知》的通知";
 const DISTRICT: &str =

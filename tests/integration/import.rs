@@ -1,13 +1,13 @@
 //! Importing existing documents (issue 5) through the real server: original numbers and dates kept and reserved,
 //! names matched to the registry, chains linked, operator-signed, idempotent, and refusals that change nothing.
-mod common;
+use crate::common;
 
 use common::*;
 use gongwen::pb;
 use gongwen::verify::{Trust, verify_bundle};
 use tonic::Code;
 
-const SOURCE: &[u8] = include_bytes!("fixtures/forwarding-chain-lu-zi-bo-2022.txt");
+const SOURCE: &[u8] = include_bytes!("../fixtures/forwarding-chain-lu-zi-bo-2022.txt");
 const PROVINCE_TITLE: &str = "山东省财政厅关于做好政府购买服务改革重点工作的通知";
 const CITY_TITLE: &str = "关于转发《山东省财政厅关于做好政府购买服务改革重点工作的通知》的通知";
 

@@ -1,5 +1,5 @@
 //! What standard tools need: gRPC health checking and server reflection, without a token.
-mod common;
+use crate::common;
 
 use common::*;
 use tonic_health::pb::health_client::HealthClient;

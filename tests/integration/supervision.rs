@@ -1,6 +1,6 @@
 //! Supervision through the real server with a set clock: exact matrix figures for a mixed chain, overdue lists,
 //! unit views, and CSV / .xlsx exports that a reader library opens with the same figures.
-mod common;
+use crate::common;
 
 use std::io::Cursor;
 use std::sync::Arc;

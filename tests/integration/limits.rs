@@ -3,7 +3,7 @@
 //! window or before the server started, or replayed, are UNAUTHENTICATED; garbage bytes, truncated messages and
 //! oversized frames leave the server serving everyone else; a second server on the same data directory refuses to
 //! start.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! `gongwen ack` with several documents or `--all-pending`: the binary against the real server, on one Act call.
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -1,5 +1,5 @@
 //! Every delivery transition of domain.md §4, allowed and refused, through the real server.
-mod common;
+use crate::common;
 
 use common::*;
 use gongwen::pb;

@@ -1,5 +1,5 @@
 //! Bad input: each refused with the right status and a readable message, and the store unchanged.
-mod common;
+use crate::common;
 
 use common::*;
 use gongwen::pb;

@@ -1,6 +1,6 @@
 //! The verifiable log through the real server: proofs against independently computed roots, bundles the offline
 //! verifier accepts, and tampered bundles it rejects with the right message.
-mod common;
+use crate::common;
 
 use common::*;
 use gongwen::app::log::{BUNDLE_FRAME_BYTES, MIN_ENTRY_BYTES};

@@ -1,5 +1,5 @@
 //! Inboxes: newest first, state filters, paging, and live notices.
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

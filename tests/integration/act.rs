@@ -1,6 +1,6 @@
 //! `DeliveryService.Act`: many delivery statements on one call, through the real server; and how a stopping
 //! server ends the calls that stay open for as long as their clients like (Act, WatchInbox, health watches).
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

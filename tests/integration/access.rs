@@ -1,6 +1,6 @@
 //! Who may read what, through the real server: a matrix of (caller × RPC × resource), tokens that must be fresh,
 //! for this method and body, never replayed, and public reads without a token.
-mod common;
+use crate::common;
 
 use common::*;
 use gongwen::pb;

@@ -112,10 +112,7 @@ fn the_parse_command_prints_json_and_text() {
 }
 
 #[cfg(feature = "pdf")]
-#[path = "fixtures/parse/pdf_writer.rs"]
-mod pdf_writer;
-#[cfg(feature = "pdf")]
-use pdf_writer::pdf;
+use crate::pdf_writer::pdf;
 
 #[cfg(feature = "pdf")]
 #[test]

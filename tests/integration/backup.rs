@@ -1,5 +1,5 @@
 //! Backup under write load, restore into a new directory, and the restored server holds the same log.
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 

@@ -1,6 +1,6 @@
 //! `gongwen serve --check-config`, the binary as systemd's `ExecStartPre` runs it: a good file passes and says what
 //! it would serve with; a bad one fails with the setting named; neither serves nor changes anything on disk.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

@@ -2,7 +2,7 @@
 //! at one key and the background move switched off, every issue and forward of the seed chain takes that path:
 //! reads, actions, forwards, traces and matrices must see exactly what they would see after the move, a refused
 //! request must change nothing, and a restart must find it all again.
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

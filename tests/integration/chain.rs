@@ -1,5 +1,5 @@
 //! The corpus chain end to end: 鲁财采〔2022〕14号 → 淄财采〔2022〕20号 → 博财采〔2022〕19号, through the real server.
-mod common;
+use crate::common;
 
 use common::*;
 use gongwen::pb;

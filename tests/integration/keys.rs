@@ -1,6 +1,6 @@
 //! Keys over time: rotation, revocation, and a compromise revoked back to its date, through the real server, the
 //! trace and the offline verifier.
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! Attachment files: chunked upload and download, content addressing, limits, use in reports, and who may attach
 //! a file (its uploader, or a reader of a document listing it; knowing its hash is not enough).
-mod common;
+use crate::common;
 
 use common::*;
 use gongwen::pb;

@@ -1,6 +1,6 @@
 //! `gongwen serve` logs to stderr as text, or with `GONGWEN_LOG_FORMAT=json` as one JSON object a line, for log
 //! collectors; `RUST_LOG` filters either.
-mod common;
+use crate::common;
 
 use gongwen::cli::keystore::Keystore;
 use tokio::process::Command;

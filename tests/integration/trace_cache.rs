@@ -1,7 +1,7 @@
 //! The trace cache keeps documents' deliveries in memory. Reads between and during every kind of action (issue,
 //! acknowledge, forward, report, complete, return, start handling) must end where a server with the cache off
 //! starts: the same trace, matrix and not-acted list, byte for byte.
-mod common;
+use crate::common;
 
 use common::*;
 use gongwen::pb;
