@@ -1,4 +1,5 @@
 //! The `gongwen` binary: see `gongwen --help`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 use std::process::ExitCode;
 
 // glibc's allocator spent a tenth of the server's time in malloc/free on large traces and write bursts
