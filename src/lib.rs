@@ -1,7 +1,7 @@
 //! gongwen: official-document forwarding and directive tracking (公文转发与督办追踪).
 
 // No request may panic the server (a panicking handler drops its caller's call with no status): outside tests,
-// unwrap, expect and panic! are refused at compile time. The fuzz harness panics on purpose and says so.
+// clippy (CI's gate, `-D warnings`) refuses unwrap, expect and panic!. The fuzz harness panics on purpose and says so.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 /// Generated protobuf and gRPC code: the public contract in `proto/gongwen/v1`.

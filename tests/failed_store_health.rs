@@ -1,6 +1,6 @@
 //! A server in this process whose store can no longer make writes durable (the process may not grow a file past
 //! a limit, which fails sled's write the way a full disk does): health checks answer NOT_SERVING, and the metric
-//! behind the alert turns 1. `gongwen serve` then exits (tests/failed_store.rs); an embedded server stays up, and
+//! behind the alert turns 1. `gongwen serve` then exits (tests/integration/failed_store.rs); an embedded server stays up, and
 //! says so. The limit is the whole test process's, so this file holds this one test.
 mod common;
 
