@@ -13,7 +13,7 @@ use gongwen::cli::client::Client;
 use gongwen::cli::keystore::Keystore;
 use gongwen::pb;
 use gongwen::verify::{Trust, verify_bundle};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use common::PROVINCE;
 
@@ -24,8 +24,7 @@ async fn start(data: &Path, keys: &Path, defer: bool) -> (Child, String) {
     // delivery, more than the default budget of one caller allows.
     let budget = ["--rate", "100000", "--burst", "100000"];
     let defer = ["--defer-keys", if defer { "1" } else { "4096" }];
-    common::spawn_serve(Command::new(env!("CARGO_BIN_EXE_gongwen")), data, keys, &[&budget[..], &defer[..]].concat())
-        .await
+    common::spawn_serve(common::gongwen_async(), data, keys, &[&budget[..], &defer[..]].concat()).await
 }
 
 fn random_ms(lo: u64, hi: u64) -> Duration {

@@ -413,7 +413,6 @@ pub async fn serve(args: ServeArgs, keys: &Path) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     /// Writes `body` as `gongwen.toml` in `dir`; returns its path.
     fn config_file(dir: &std::path::Path, body: &str) -> String {
@@ -422,11 +421,19 @@ mod tests {
         file.to_string_lossy().into_owned()
     }
 
+    /// `gongwen serve` with these flags, and only these: every argument's environment variable is taken off first,
+    /// so a `GONGWEN_*` variable set where the tests run (a developer's `GONGWEN_PLAINTEXT=true`) changes nothing.
+    /// The binary tests cover the environment as a source.
     fn args(extra: &[&str]) -> ServeArgs {
+        use clap::{CommandFactory, FromArgMatches};
         let mut argv = vec!["gongwen", "serve"];
         argv.extend_from_slice(extra);
-        match crate::cli::Cli::parse_from(argv).command {
-            crate::cli::Command::Serve(a) => a,
+        let flags_only = crate::cli::Cli::command()
+            .mut_args(|a| a.env(None))
+            .mut_subcommand("serve", |serve| serve.mut_args(|a| a.env(None)));
+        let matches = flags_only.try_get_matches_from(argv).unwrap_or_else(|e| panic!("{e}"));
+        match crate::cli::Cli::from_arg_matches(&matches).map(|cli| cli.command) {
+            Ok(crate::cli::Command::Serve(a)) => a,
             other => panic!("parsed {other:?}"),
         }
     }

@@ -548,6 +548,26 @@ where
         .unwrap_or_else(|_| panic!("still refused with {refusal:?} after ten seconds"))
 }
 
+/// The `GONGWEN_*` variables set where the tests run (a developer's `GONGWEN_SERVER`, `GONGWEN_KEYS`,
+/// `GONGWEN_PLAINTEXT`...), which a spawned `gongwen` must not inherit: each would change what it was told.
+pub fn inherited_gongwen_vars() -> Vec<std::ffi::OsString> {
+    std::env::vars_os().map(|(name, _)| name).filter(|n| n.to_string_lossy().starts_with("GONGWEN_")).collect()
+}
+
+/// The `gongwen` binary as a command that inherits none of [`inherited_gongwen_vars`]; a test sets what it means.
+pub fn gongwen() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"));
+    for name in inherited_gongwen_vars() {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
+/// [`gongwen`] for a tokio child.
+pub fn gongwen_async() -> tokio::process::Command {
+    tokio::process::Command::from(gongwen())
+}
+
 /// Runs `gongwen serve --plaintext --listen 127.0.0.1:0`, then `extra`, `--data data --keys keys` with `cmd`: the
 /// binary itself, or a wrapper given the binary as its argument. It logs warnings only, is killed when dropped,
 /// and has said where it serves when this returns.

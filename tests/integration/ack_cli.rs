@@ -11,7 +11,7 @@ fn gongwen(addr: &str, keys: &std::path::Path, args: &[&str]) -> Output {
     let keys = keys.to_string_lossy();
     let mut all = vec!["--server", addr, "--keys", &keys];
     all.extend_from_slice(args);
-    std::process::Command::new(env!("CARGO_BIN_EXE_gongwen")).args(all).output().expect("run gongwen")
+    common::gongwen().args(all).output().expect("run gongwen")
 }
 
 fn text(o: &Output) -> String {

@@ -18,15 +18,9 @@ fn check_with(keys: &Path, config: &Path, env: &[(&str, &str)]) -> Output {
 
 /// [`check_with`] with more flags for `serve`.
 fn check_flags(keys: &Path, config: &Path, env: &[(&str, &str)], flags: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"))
+    common::gongwen()
         .args(["--keys", &keys.to_string_lossy(), "serve", "--config", &config.to_string_lossy(), "--check-config"])
         .args(flags)
-        .env_remove("GONGWEN_GATHER_US")
-        .env_remove("GONGWEN_DEFER_KEYS")
-        .env_remove("GONGWEN_PLAINTEXT")
-        .env_remove("GONGWEN_METRICS")
-        .env_remove("GONGWEN_TLS_CERT")
-        .env_remove("GONGWEN_TLS_KEY")
         .envs(env.iter().copied())
         .output()
         .expect("run gongwen")
@@ -244,7 +238,7 @@ async fn a_check_tells_from_the_record_a_start_leaves_which_operator_key_the_dat
 
     // Checked while the server runs and holds the store's lock, as an operator checks an edited file.
     let data = dir.path().join("data");
-    let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_gongwen"));
+    let cmd = common::gongwen_async();
     let (mut server, _) = common::spawn_serve(cmd, &data, &keys, &[]).await;
     let out = check(&keys, &config);
     assert!(out.status.success(), "{}", text(&out));
@@ -257,9 +251,8 @@ async fn a_check_tells_from_the_record_a_start_leaves_which_operator_key_the_dat
     server.kill().await.expect("stop the server");
 
     // The start agrees: it refuses the other key.
-    let start = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"))
+    let start = common::gongwen()
         .args(["--keys", &other_keys.to_string_lossy(), "serve", "--config", &config.to_string_lossy()])
-        .env_remove("GONGWEN_PLAINTEXT")
         .output()
         .expect("run gongwen");
     assert!(!start.status.success(), "{}", text(&start));

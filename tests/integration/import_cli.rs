@@ -41,7 +41,7 @@ fn docx(paragraphs: &[&str]) -> Vec<u8> {
 }
 
 fn gongwen(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gongwen")).args(args).output().expect("run gongwen")
+    common::gongwen().args(args).output().expect("run gongwen")
 }
 
 fn text(o: &Output) -> String {

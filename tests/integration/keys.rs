@@ -495,7 +495,7 @@ async fn gongwen_keys_rotates_a_childs_seal_from_the_command_line() {
     let gongwen = |args: &[&str]| {
         let mut all = vec!["--server", addr.as_str(), "--keys", keys_arg.as_str()];
         all.extend_from_slice(args);
-        std::process::Command::new(env!("CARGO_BIN_EXE_gongwen")).args(&all).output().expect("run gongwen")
+        common::gongwen().args(&all).output().expect("run gongwen")
     };
     let text = |o: &std::process::Output| {
         format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

@@ -3,14 +3,13 @@
 use crate::common;
 
 use gongwen::cli::keystore::Keystore;
-use tokio::process::Command;
 
 /// The server's start-up log line ("gongwen serving"), written as `format` says.
 async fn serving_log_line(format: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
     Keystore::new(&keys).generate("operator", None).expect("operator key");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gongwen"));
+    let mut cmd = common::gongwen_async();
     cmd.env("GONGWEN_LOG_FORMAT", format);
     let (_child, _, said) = common::spawn_serve_logging(cmd, &data, &keys, &[], "info").await;
     said.into_iter()
@@ -37,7 +36,7 @@ async fn logs_are_one_json_object_a_line_when_asked_and_text_otherwise() {
 async fn with_json_logs_every_line_from_start_to_stop_is_json() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, keys, log) = (dir.path().join("data"), dir.path().join("keys"), dir.path().join("stderr.log"));
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"))
+    let child = common::gongwen()
         .env("GONGWEN_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--data"])

@@ -77,11 +77,7 @@ fn a_docx_reads_as_its_paragraphs_and_parses() {
 }
 
 fn gongwen(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run gongwen")
+    crate::common::gongwen().args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("run gongwen")
 }
 
 #[test]

@@ -116,7 +116,7 @@ async fn tls_without_client_certificates_serves_clients_that_trust_the_server() 
 
     // `gongwen health` (the container health check) speaks TLS with the CA it is given.
     let health = |server: &str, ca: Option<&std::path::Path>| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"));
+        let mut cmd = crate::common::gongwen();
         cmd.args(["--server", server]);
         if let Some(ca) = ca {
             cmd.arg("--tls-ca").arg(ca);
@@ -144,7 +144,7 @@ async fn tls_without_client_certificates_serves_clients_that_trust_the_server() 
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/forwarding-chain-lu-zi-bo-2022.txt");
     let plain = format!("http://127.0.0.1:{}", running.addr.port());
     let import = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"))
+        crate::common::gongwen()
             .args(["--server", &plain, "--keys", &keys.to_string_lossy(), "import", fixture])
             .output()
             .expect("run gongwen import")
@@ -160,11 +160,8 @@ async fn tls_without_client_certificates_serves_clients_that_trust_the_server() 
 fn serve_without_tls_refuses_to_start_unless_plaintext_is_asked_for() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, keys) = (dir.path().join("data"), dir.path().join("keys"));
-    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_gongwen"));
+    let mut serve = crate::common::gongwen();
     serve.arg("--keys").arg(&keys).args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(&data);
-    for var in ["GONGWEN_CONFIG", "GONGWEN_PLAINTEXT", "GONGWEN_TLS_CERT", "GONGWEN_TLS_KEY", "GONGWEN_TLS_CLIENT_CA"] {
-        serve.env_remove(var);
-    }
     let child = serve
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
