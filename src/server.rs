@@ -360,11 +360,15 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<pb::registry_service_server::RegistryServiceServer<RegistryApi>>().await;
     tokio::spawn(report_store_failure(app.store_failed(), health_reporter.clone()));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServerError::Tls(format!("reflection: {e}")))?;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_failed = |e: tonic_reflection::server::Error| ServerError::Tls(format!("reflection: {e}"));
+    let reflection_v1 = reflection().build_v1().map_err(reflection_failed)?;
+    // The same service under its older name, which grpcurl before 1.9, grpcui, Evans and Postman ask for.
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_failed)?;
     let metrics = Arc::new(crate::metrics::Metrics::new().map_err(|e| ServerError::Tls(format!("metrics: {e}")))?);
     let metrics_addr = match config.metrics {
         Some(a) => Some(
@@ -382,7 +386,8 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
         .layer(crate::metrics::Measure { metrics })
         .layer(crate::grpc::auth::Authenticate { app: app.clone() })
         .add_service(health.max_decoding_message_size(max_in))
-        .add_service(reflection.max_decoding_message_size(max_in))
+        .add_service(reflection_v1.max_decoding_message_size(max_in))
+        .add_service(reflection_v1alpha.max_decoding_message_size(max_in))
         .add_service(
             pb::registry_service_server::RegistryServiceServer::new(RegistryApi { app: app.clone() })
                 .max_decoding_message_size(max_in),

@@ -26,6 +26,7 @@ const PUBLIC: &[&str] = &[
     "/gongwen.v1.RegistryService/GetServerInfo",
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
 /// What an open-ended call ends with when the server stops, as UNAVAILABLE, which clients retry (on another server,

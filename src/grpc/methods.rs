@@ -15,6 +15,7 @@ pub const ENDS_AT_STOP: &[&str] = &[
     "/gongwen.v1.DeliveryService/WatchInbox",
     "/grpc.health.v1.Health/Watch",
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
 /// The paths (`/package.Service/Method`) of every method that streams its requests, its replies or both.
@@ -23,6 +24,7 @@ static STREAMING: LazyLock<HashSet<String>> = LazyLock::new(|| {
         crate::pb::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
     ];
     sets.iter().flat_map(|bytes| streaming_in(bytes)).collect()
 });
@@ -71,6 +73,7 @@ mod tests {
             "/gongwen.v1.AdminService/Backup",
             "/grpc.health.v1.Health/Watch",
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         ] {
             assert!(streams(path), "{path} streams");
         }

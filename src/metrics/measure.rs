@@ -97,7 +97,9 @@ fn method_label(path: &str) -> &'static str {
                 }
             }
         }
-        known.insert("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo".to_owned());
+        for version in ["v1", "v1alpha"] {
+            known.insert(format!("/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo"));
+        }
         known
     });
     known.get(path).map_or("unknown", String::as_str)

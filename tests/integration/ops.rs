@@ -43,6 +43,39 @@ async fn health_and_reflection_answer_standard_clients() {
     }
 }
 
+/// The older name of the reflection service, which grpcurl before 1.9, grpcui, Evans and Postman ask for: the same
+/// answers, also without a token, down to a service's whole file.
+#[tokio::test]
+async fn reflection_answers_under_its_older_v1alpha_name_too() {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+
+    let h = Harness::start().await;
+    let mut reflection = ServerReflectionClient::new(h.raw_channel());
+    let ask = |m: MessageRequest| ServerReflectionRequest { host: String::new(), message_request: Some(m) };
+    let requests = vec![
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol("gongwen.v1.TraceService".into())),
+    ];
+    let mut replies =
+        reflection.server_reflection_info(tokio_stream::iter(requests)).await.expect("v1alpha").into_inner();
+    let listed = replies.message().await.expect("reply").expect("a list").message_response;
+    let Some(MessageResponse::ListServicesResponse(list)) = listed else { panic!("unexpected {listed:?}") };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for svc in ["gongwen.v1.TraceService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"] {
+        assert!(names.iter().any(|n| n == svc), "{svc} missing from {names:?}");
+    }
+    let file = replies.message().await.expect("reply").expect("a file").message_response;
+    let Some(MessageResponse::FileDescriptorResponse(file)) = file else { panic!("unexpected {file:?}") };
+    let described = file.file_descriptor_proto.iter().any(|bytes| {
+        <prost_types::FileDescriptorProto as prost::Message>::decode(bytes.as_slice())
+            .is_ok_and(|f| f.service.iter().any(|s| s.name() == "TraceService"))
+    });
+    assert!(described, "the file that defines TraceService");
+}
+
 #[tokio::test]
 async fn prometheus_metrics_count_requests_by_method_and_status() {
     let dir = tempfile::tempdir().expect("tempdir");
