@@ -18,20 +18,29 @@ pub const ENDS_AT_STOP: &[&str] = &[
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
-/// The paths (`/package.Service/Method`) of every method that streams its requests, its replies or both.
-static STREAMING: LazyLock<HashSet<String>> = LazyLock::new(|| {
-    let sets = [
-        crate::pb::FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-    ];
-    sets.iter().flat_map(|bytes| streaming_in(bytes)).collect()
-});
+/// The descriptor sets of every service the server serves: ours, tonic's health, and reflection under both names.
+const SERVED: [&[u8]; 4] = [
+    crate::pb::FILE_DESCRIPTOR_SET,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
+
+/// The paths (`/package.Service/Method`) of every method served.
+static ALL: LazyLock<HashSet<String>> =
+    LazyLock::new(|| SERVED.iter().flat_map(|bytes| methods_in(bytes)).map(|(p, ..)| p).collect());
+
+/// The paths of every method that streams its requests, its replies or both.
+static STREAMING: LazyLock<HashSet<String>> = LazyLock::new(|| SERVED.iter().flat_map(|b| streaming_in(b)).collect());
 
 /// Whether the method at `path` streams (requests, replies or both).
 pub fn streams(path: &str) -> bool {
     STREAMING.contains(path)
+}
+
+/// `path` as the server's own copy, when it names a method the server serves.
+pub fn served(path: &str) -> Option<&'static str> {
+    ALL.get(path).map(String::as_str)
 }
 
 /// The streaming methods of one encoded descriptor set, and (as a separate list) those that stream requests.

@@ -5,14 +5,11 @@
 //! the body. Counting at the headers would count a stream that fails half-way (an `Act` call ended by an
 //! oversized statement, a download whose file went missing) as a success, hiding it from the alerts. A call that
 //! ends with neither (its deadline passed, its client reset it or went away) is counted when it is dropped.
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-use prost::Message;
 
 use super::Metrics;
 
@@ -84,25 +81,7 @@ where
 /// The method as a label: one of the server's methods, else "unknown". Paths are the caller's to choose, and a
 /// label for each would let any client grow the metrics without bound.
 fn method_label(path: &str) -> &'static str {
-    static KNOWN: OnceLock<HashSet<String>> = OnceLock::new();
-    let known = KNOWN.get_or_init(|| {
-        let mut known = HashSet::new();
-        for set in [crate::pb::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET] {
-            let Ok(set) = prost_types::FileDescriptorSet::decode(set) else { continue };
-            for file in set.file {
-                for service in &file.service {
-                    for method in &service.method {
-                        known.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
-                    }
-                }
-            }
-        }
-        for version in ["v1", "v1alpha"] {
-            known.insert(format!("/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo"));
-        }
-        known
-    });
-    known.get(path).map_or("unknown", String::as_str)
+    crate::grpc::methods::served(path).unwrap_or("unknown")
 }
 
 /// A `grpc-timeout` header's duration ("100m", "5S", …).
@@ -224,6 +203,8 @@ mod tests {
     fn only_the_server_s_methods_are_labels() {
         assert_eq!(method_label("/gongwen.v1.DeliveryService/Act"), "/gongwen.v1.DeliveryService/Act");
         assert_eq!(method_label("/grpc.health.v1.Health/Check"), "/grpc.health.v1.Health/Check");
+        let alpha = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+        assert_eq!(method_label(alpha), alpha, "both reflection services are labelled");
         assert_eq!(method_label("/gongwen.v1.DeliveryService/NoSuchMethod"), "unknown");
         assert_eq!(method_label("/x/y?z"), "unknown");
     }
