@@ -43,6 +43,9 @@ pub enum ServerError {
     Join(#[from] tokio::task::JoinError),
     #[error("TLS: {0}")]
     Tls(String),
+    /// A part built from what is compiled in (reflection's descriptors, the metrics registry) failed to build.
+    #[error("cannot set up {0}")]
+    Setup(String),
 }
 
 /// How to run the server.
@@ -365,11 +368,11 @@ pub async fn start_with_clock(config: ServerConfig, clock: Arc<dyn Clock>) -> Re
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_failed = |e: tonic_reflection::server::Error| ServerError::Tls(format!("reflection: {e}"));
+    let reflection_failed = |e: tonic_reflection::server::Error| ServerError::Setup(format!("reflection: {e}"));
     let reflection_v1 = reflection().build_v1().map_err(reflection_failed)?;
     // The same service under its older name, which grpcurl before 1.9, grpcui, Evans and Postman ask for.
     let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_failed)?;
-    let metrics = Arc::new(crate::metrics::Metrics::new().map_err(|e| ServerError::Tls(format!("metrics: {e}")))?);
+    let metrics = Arc::new(crate::metrics::Metrics::new().map_err(|e| ServerError::Setup(format!("metrics: {e}")))?);
     let metrics_addr = match config.metrics {
         Some(a) => Some(
             crate::metrics::serve(a, metrics.clone(), Arc::downgrade(&app))
