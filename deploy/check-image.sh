@@ -92,14 +92,9 @@ run() { # NAME TLS-DIR
 health() { # NAME
   local deadline=$((SECONDS + 120)) status
   while [ $SECONDS -lt $deadline ]; do
-    if $podman; then
-      if "$ENGINE" healthcheck run "$1" >/dev/null 2>&1; then echo healthy; return; fi
-      status=$("$ENGINE" inspect -f '{{.State.Health.Status}}' "$1")
-    else
-      status=$("$ENGINE" inspect -f '{{.State.Health.Status}}' "$1")
-      [ "$status" = healthy ] && { echo healthy; return; }
-    fi
-    [ "$status" = unhealthy ] && { echo unhealthy; return; }
+    if $podman; then "$ENGINE" healthcheck run "$1" >/dev/null 2>&1 || true; fi
+    status=$("$ENGINE" inspect -f '{{.State.Health.Status}}' "$1")
+    case $status in healthy | unhealthy) echo "$status"; return ;; esac
     [ "$("$ENGINE" inspect -f '{{.State.Running}}' "$1")" = true ] || { echo stopped; return; }
     sleep 0.5
   done

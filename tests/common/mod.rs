@@ -569,16 +569,18 @@ pub fn gongwen_async() -> tokio::process::Command {
 }
 
 /// Runs `gongwen serve --plaintext --listen 127.0.0.1:0`, then `extra`, `--data data --keys keys` with `cmd`: the
-/// binary itself, or a wrapper given the binary as its argument. It logs warnings only, is killed when dropped,
-/// and has said where it serves when this returns.
+/// binary itself, or a wrapper given the binary as its argument, with none of [`inherited_gongwen_vars`] (text
+/// logs among them: at "warn" a JSON log would not say the address). It logs warnings only, is killed when
+/// dropped, and has said where it serves when this returns.
 pub async fn spawn_serve(
     mut cmd: tokio::process::Command,
     data: &std::path::Path,
     keys: &std::path::Path,
     extra: &[&str],
 ) -> (tokio::process::Child, String) {
-    // Text logs whatever the environment running the tests says: at "warn" a JSON log would not say the address.
-    cmd.env_remove("GONGWEN_LOG_FORMAT");
+    for name in inherited_gongwen_vars() {
+        cmd.env_remove(name);
+    }
     let (child, url, _) = spawn_serve_logging(cmd, data, keys, extra, "warn").await;
     (child, url)
 }

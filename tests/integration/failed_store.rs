@@ -20,9 +20,6 @@ use tokio::process::{Child, Command};
 async fn start(data: &Path, keys: &Path) -> (Child, String) {
     let mut sh = Command::new("sh");
     sh.args(["-c", "trap '' XFSZ; exec \"$0\" \"$@\""]).arg(env!("CARGO_BIN_EXE_gongwen"));
-    for name in common::inherited_gongwen_vars() {
-        sh.env_remove(name);
-    }
     common::spawn_serve(sh, data, keys, &[]).await
 }
 
